@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# One-command set-up of napari-diffrendergan on Debian/Ubuntu (root or sudo, Python >= 3.10):
+# system packages, a virtual environment in .venv with the package and its dependencies,
+# then `demo` runs `diffrendergan demo` and `test` runs the test suite.
+#   bash .ci/setup.sh demo     |     bash .ci/setup.sh test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-demo}
+case "$mode" in demo|test|install) ;; *) echo "usage: $0 demo|test|install" >&2; exit 2;; esac
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+echo "== system packages"
+$SUDO apt-get update -qq
+# Mitsuba's CPU renderer needs libLLVM >= 17; take the newest the distribution offers.
+llvm=""
+for v in 21 20 19 18 17; do
+  if apt-cache show "libllvm$v" >/dev/null 2>&1; then llvm="libllvm$v"; break; fi
+done
+[ -n "$llvm" ] || { echo "No libllvm >= 17 package found for this distribution." >&2; exit 1; }
+$SUDO apt-get install -y -qq --no-install-recommends "$llvm" python3-venv python3-dev \
+  xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0 \
+  libxcb-randr0 libxcb-shape0 libxcb-xfixes0 libxcb-cursor0 libxkbcommon-x11-0 libegl1 libgl1 \
+  libfontconfig1 libdbus-1-3 >/dev/null
+
+echo "== python environment (.venv)"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+py=.venv/bin/python
+$py -m pip install -q --upgrade pip
+# torch first, so nothing later pulls a multi-GB CUDA build onto a machine without a GPU.
+if ! $py -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    $py -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+  else
+    $py -m pip install -q "torch==${TORCH_VERSION:-2.13.0}+cpu" 2>/dev/null \
+      || $py -m pip install -q "torch==${TORCH_VERSION:-2.13.0}" \
+           --index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
+  fi
+fi
+torch_pin=$($py -c "import torch; print(torch.__version__.split('+')[0])")
+echo "torch==$torch_pin" > .venv/constraints.txt
+$py -m pip install -q -c .venv/constraints.txt -e ".[all,test]"
+# nnU-Net pulls timm -> torchvision. Without a GPU the CUDA torchvision build breaks at import
+# ("torchvision::nms does not exist"); nnU-Net's default trainer needs neither, so drop both.
+if ! $py -c "import torchvision" >/dev/null 2>&1; then
+  $py -m pip uninstall -y -q torchvision timm
+fi
+$py -c "import napari_diffrendergan.backend as b; print('compute backend:', b.resolve_backend().describe())"
+
+case "$mode" in
+  demo) .venv/bin/diffrendergan demo ;;
+  test)
+    $py -m ruff check src tests benchmarks
+    $py -m ruff format --check src tests benchmarks
+    $py -m pytest -ra
+    ;;
+esac

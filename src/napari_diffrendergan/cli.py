@@ -1,0 +1,229 @@
+"""The ``diffrendergan`` command line: batch work without napari."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+PLANNED = {
+    "patches": "cut 256x256 training patches from real scans",
+    "train": "train DiffRenderGAN on a patch set",
+    "generate": "generate synthetic image + mask pairs from a trained run",
+    "segment-train": "train nnU-Net on a synthetic dataset",
+    "segment": "segment images with a trained nnU-Net model",
+    "evaluate": "score predicted masks against manual ones (Dice, AP50, PQ)",
+    "thickness": "local-thickness maps of nanowire masks",
+}
+
+
+class _TqdmProgress:
+    """Adapter from the core's ``progress(step, total, message)`` callbacks to a tqdm bar."""
+
+    def __init__(self, desc: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False)
+
+    def __call__(self, step: int, total: int, message: str) -> None:
+        self.bar.total = total
+        self.bar.n = step
+        self.bar.set_postfix_str(message)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="compute backend: auto picks CUDA when a GPU is present",
+    )
+
+
+def _config_from_args(args):
+    from .config import load_config
+
+    config = load_config(args.preset)
+    if getattr(args, "meshes", None):
+        config.meshes.library = str(Path(args.meshes).expanduser().resolve())
+    if getattr(args, "spp", None):
+        config.scene.spp = args.spp
+    if getattr(args, "size", None):
+        config.scene.width = config.scene.height = args.size
+    return config.validate()
+
+
+def cmd_scene(args) -> int:
+    from .scene import render_sample, write_sample
+
+    config = _config_from_args(args)
+    progress = _TqdmProgress(f"scene {config.name}")
+    started = time.perf_counter()
+    try:
+        sample = render_sample(config, seed=args.seed, device=args.device, progress=progress)
+    finally:
+        progress.close()
+    paths = write_sample(sample, args.out)
+    info = sample.info
+    print(
+        f"Rendered {config.name} ({config.scene.width}x{config.scene.height}, "
+        f"spp {info['spp']}, seed {args.seed}) in {time.perf_counter() - started:.1f} s "
+        f"with {info['backend']}"
+    )
+    print(
+        f"  {info['visible_particles']} of {config.meshes.count} particles visible; contrast "
+        f"{'accepted' if info['contrast']['accepted'] else 'REJECTED'}: "
+        f"{info['contrast']['reason']}"
+    )
+    for name, path in paths.items():
+        print(f"  {name:9s} {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .config import preset
+    from .scene import render_sample, write_sample
+
+    out = Path(args.out)
+    started = time.perf_counter()
+    samples = {}
+    for name in args.presets:
+        config = preset(name)
+        config.scene.spp = args.spp
+        progress = _TqdmProgress(f"demo {name}")
+        try:
+            samples[name] = render_sample(
+                config, seed=args.seed, device=args.device, progress=progress
+            )
+        finally:
+            progress.close()
+        write_sample(samples[name], out / name)
+    overview = out / "overview.png"
+    _overview_figure(samples, overview)
+    backend = next(iter(samples.values())).info["backend"]
+    print(
+        f"diffrendergan demo: rendered {len(samples)} preset scene(s) in "
+        f"{time.perf_counter() - started:.1f} s ({backend})"
+    )
+    print(f"{'preset':10s} {'visible':>8s} {'contrast':>9s}  folder")
+    for name, sample in samples.items():
+        info = sample.info
+        print(
+            f"{name:10s} {info['visible_particles']:>4d}/{len(info['phi']):<3d} "
+            f"{'ok' if info['contrast']['accepted'] else 'rejected':>9s}  {out / name}"
+        )
+    print(
+        "Each folder: image.tif (float32), instances.tif (uint16), mask.tif (0 background, "
+        "1 particle, 2 contour), scene.json (config, seed, placement, BSDF values)."
+    )
+    print(f"Overview figure: {overview}")
+    print(
+        "Not yet in the demo (coming in later releases): patches -> GAN training -> "
+        "synthetic dataset -> nnU-Net segmentation -> statistics."
+    )
+    return 0
+
+
+def _overview_figure(samples: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_path
+
+    fig, axes = plt.subplots(2, len(samples), figsize=(3 * len(samples), 6), squeeze=False)
+    for column, (name, sample) in enumerate(samples.items()):
+        axes[0, column].imshow(sample.image, cmap="gray")
+        axes[0, column].set_title(name)
+        axes[1, column].imshow(sample.mask, cmap="viridis", vmin=0, vmax=2, interpolation="nearest")
+        axes[1, column].set_title("mask (particle, contour)", fontsize=9)
+        for ax in axes[:, column]:
+            ax.set_axis_off()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+
+
+def cmd_planned(args) -> int:
+    print(
+        f"diffrendergan {args.command}: not available yet ({PLANNED[args.command]}); it "
+        "arrives in a later release of napari-diffrendergan.",
+        file=sys.stderr,
+    )
+    return 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import PRESETS
+
+    parser = argparse.ArgumentParser(
+        prog="diffrendergan",
+        description="DiffRenderGAN: annotated synthetic nanoparticle images by differentiable "
+        "rendering, nnU-Net segmentation and particle statistics.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the whole available pipeline on built-in samples")
+    demo.add_argument("--out", default="diffrendergan-demo", help="output folder")
+    demo.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    demo.add_argument("--spp", type=int, default=16, help="samples per pixel")
+    demo.add_argument("--seed", type=int, default=0)
+    _add_device(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    scene = sub.add_parser("scene", help="render one annotated scene of a preset")
+    scene.add_argument(
+        "--preset",
+        required=True,
+        help=f"preset name ({', '.join(PRESETS)}) or configuration JSON file",
+    )
+    scene.add_argument("--meshes", help="folder of PLY/OBJ meshes replacing the preset's")
+    scene.add_argument("--seed", type=int, default=0)
+    scene.add_argument("--spp", type=int, help="samples per pixel (default: preset's)")
+    scene.add_argument("--size", type=int, help="image width and height in pixels")
+    scene.add_argument("--out", required=True, help="output folder")
+    _add_device(scene)
+    scene.set_defaults(func=cmd_scene)
+
+    for name, summary in PLANNED.items():
+        planned = sub.add_parser(
+            name,
+            help=f"{summary} (not available yet)",
+            description=f"{summary}. Not available yet.",
+        )
+        planned.set_defaults(func=cmd_planned)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .backend import BackendError
+    from .config import ConfigError
+    from .meshes import MeshError
+    from .placement import PlacementError
+
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.func is not cmd_planned:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return args.func(args)
+    except (BackendError, ConfigError, MeshError, PlacementError, ValueError) as err:
+        print(f"diffrendergan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"diffrendergan {args.command}: cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,438 @@
+"""Typed configuration of a material case (mesh set, distributions, scene, learned limits).
+
+A :class:`MaterialConfig` fully describes how synthetic images of one material are made.
+It round-trips through JSON (:meth:`MaterialConfig.to_json` / :meth:`MaterialConfig.from_json`)
+and :meth:`MaterialConfig.validate` reports every problem at once with a clear message.
+Lengths are in *mesh units*: every library mesh is normalised so that its largest extent is
+1.0, so a size of 1.0 is the mesh as stored and ``scene.field_width`` says how many mesh units
+the image spans.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SIZE_KINDS = {
+    "normal": ("mean", "std"),
+    "lognormal": ("median", "sigma"),
+    "bimodal": ("mean1", "std1", "mean2", "std2", "weight2"),
+}
+PLACEMENT_KINDS = ("random-2d", "random-3d", "poisson-3d")
+MESH_LIBRARIES = ("cubes", "spheres", "wires")
+PARTICLE_BSDF_PARAMS = (
+    "roughness",
+    "base_color",
+    "sheen",
+    "sheen_tint",
+    "spec_tint",
+    "metallic",
+    "specular",
+    "anisotropic",
+    "clearcoat",
+    "clearcoat_gloss",
+)
+STAGE_BSDF_PARAMS = PARTICLE_BSDF_PARAMS
+INTEGRATORS = ("direct", "prb", "direct_projective")
+
+
+class ConfigError(ValueError):
+    """A configuration is invalid; the message lists every problem found."""
+
+
+@dataclass
+class SizeDistribution:
+    """Particle scale factors (mesh units).
+
+    ``normal``: mean, std. ``lognormal``: median, sigma (std of the log). ``bimodal``: two
+    normal modes mean1/std1 and mean2/std2, weight2 the fraction drawn from the second.
+    Samples are clipped to [minimum, maximum].
+    """
+
+    kind: str = "lognormal"
+    params: dict[str, float] = field(default_factory=lambda: {"median": 1.0, "sigma": 0.25})
+    minimum: float = 0.05
+    maximum: float = 10.0
+
+    def problems(self) -> list[str]:
+        if self.kind not in SIZE_KINDS:
+            return [f"size.kind {self.kind!r} is not one of {', '.join(SIZE_KINDS)}"]
+        found = []
+        wanted = SIZE_KINDS[self.kind]
+        missing = [k for k in wanted if k not in self.params]
+        extra = [k for k in self.params if k not in wanted]
+        if missing:
+            found.append(f"size ({self.kind}) needs parameters {', '.join(missing)}")
+        if extra:
+            found.append(f"size ({self.kind}) does not take parameters {', '.join(extra)}")
+        for key, value in self.params.items():
+            if key in wanted and not _positive(value) and key != "weight2":
+                found.append(f"size.{key} must be a positive number, got {value!r}")
+        if "weight2" in self.params and not 0 <= self.params["weight2"] <= 1:
+            found.append(f"size.weight2 must lie in [0, 1], got {self.params['weight2']!r}")
+        if not (
+            _positive(self.minimum) and _positive(self.maximum) and self.minimum < self.maximum
+        ):
+            found.append(
+                f"size minimum/maximum must satisfy 0 < min < max, got "
+                f"{self.minimum!r}, {self.maximum!r}"
+            )
+        return found
+
+
+@dataclass
+class PlacementConfig:
+    """Where particles go. Positions are in mesh units, the image centre at the origin.
+
+    ``random-2d``: uniform on the stage plane; ``random-3d``: uniform in a slab of
+    ``slab_height`` above it; ``poisson-3d``: ``agglomerates`` clusters of Poisson-disk
+    (Bridson) points at least ``min_distance`` apart, which packs particles into agglomerates.
+    ``margin`` lets particles reach past the image edge (fraction of the field width).
+    """
+
+    kind: str = "poisson-3d"
+    agglomerates: int = 3
+    min_distance: float = 0.9
+    slab_height: float = 1.0
+    margin: float = 0.05
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.kind not in PLACEMENT_KINDS:
+            found.append(f"placement.kind {self.kind!r} is not one of {', '.join(PLACEMENT_KINDS)}")
+        if not isinstance(self.agglomerates, int) or self.agglomerates < 1:
+            found.append(
+                f"placement.agglomerates must be an integer >= 1, got {self.agglomerates!r}"
+            )
+        if not _positive(self.min_distance):
+            found.append(f"placement.min_distance must be positive, got {self.min_distance!r}")
+        if not _non_negative(self.slab_height):
+            found.append(f"placement.slab_height must be >= 0, got {self.slab_height!r}")
+        if not (_non_negative(self.margin) and self.margin < 0.5):
+            found.append(f"placement.margin must lie in [0, 0.5), got {self.margin!r}")
+        return found
+
+
+@dataclass
+class SceneConfig:
+    """Virtual microscope: camera above a stage, torus emitter around it, rectangle above.
+
+    Distances are multiples of ``field_width`` (the stage width visible in the image).
+    """
+
+    field_width: float = 8.0
+    width: int = 256
+    height: int = 256
+    spp: int = 16
+    filter_stddev: float = 0.5
+    integrator: str = "direct"
+    camera_height: float = 2.0
+    stage_extent: float = 2.4
+    torus_radius: float = 0.9
+    torus_tube_radius: float = 0.12
+    torus_z: float = 0.15
+    torus_radiance: float = 1.0
+    rect_size: float = 1.0
+    rect_height: float = 2.5
+    rect_radiance: float = 0.1
+
+    def problems(self) -> list[str]:
+        found = []
+        for name in (
+            "field_width",
+            "filter_stddev",
+            "camera_height",
+            "stage_extent",
+            "torus_radius",
+            "torus_tube_radius",
+            "rect_size",
+            "rect_height",
+        ):
+            if not _positive(getattr(self, name)):
+                found.append(f"scene.{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("torus_radiance", "rect_radiance"):
+            if not _non_negative(getattr(self, name)):
+                found.append(f"scene.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("width", "height", "spp"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                found.append(f"scene.{name} must be a positive integer, got {value!r}")
+        if (
+            isinstance(self.width, int)
+            and isinstance(self.height, int)
+            and min(self.width, self.height) < 16
+        ):
+            found.append(f"scene image {self.width}x{self.height} is too small (minimum 16 px)")
+        if self.integrator not in INTEGRATORS:
+            found.append(
+                f"scene.integrator {self.integrator!r} is not one of {', '.join(INTEGRATORS)}"
+            )
+        if self.rect_height <= self.camera_height:
+            found.append(
+                "scene.rect_height must exceed camera_height (the rectangle emitter "
+                "sits above the camera)"
+            )
+        return found
+
+
+@dataclass
+class LearningConfig:
+    """What the generator learns and the ranges its sigmoid outputs are rescaled to."""
+
+    particle_params: list[str] = field(
+        default_factory=lambda: ["roughness", "base_color", "sheen", "sheen_tint", "spec_tint"]
+    )
+    stage_params: list[str] = field(default_factory=lambda: ["base_color"])
+    particle_limits: tuple[float, float] = (0.01, 5.0)
+    stage_limits: tuple[float, float] = (0.01, 0.4)
+    noise_limits: tuple[float, float] = (0.001, 0.1)
+
+    def limits_for(self, role: str, name: str) -> tuple[float, float]:
+        """Range of a learned BSDF parameter: the role's limits, intersected with [0, 1] for
+        every principled parameter except ``base_color`` (which the paper lets exceed 1)."""
+        low, high = self.particle_limits if role == "particle" else self.stage_limits
+        if name != "base_color":
+            low, high = max(low, 0.0), min(high, 1.0)
+        return low, high
+
+    def learned(self) -> list[str]:
+        """Learned parameter names in generator output order, e.g. ``particle.roughness``."""
+        return [f"particle.{n}" for n in self.particle_params] + [
+            f"stage.{n}" for n in self.stage_params
+        ]
+
+    def problems(self) -> list[str]:
+        found = []
+        for role, names, allowed in (
+            ("particle", self.particle_params, PARTICLE_BSDF_PARAMS),
+            ("stage", self.stage_params, STAGE_BSDF_PARAMS),
+        ):
+            unknown = [n for n in names if n not in allowed]
+            if unknown:
+                found.append(
+                    f"learning.{role}_params: unknown BSDF parameter(s) "
+                    f"{', '.join(unknown)}; known: {', '.join(allowed)}"
+                )
+            if len(set(names)) != len(names):
+                found.append(f"learning.{role}_params lists a parameter twice")
+        for name in ("particle_limits", "stage_limits", "noise_limits"):
+            limits = getattr(self, name)
+            if (
+                len(limits) != 2
+                or not all(_non_negative(v) for v in limits)
+                or not limits[0] < limits[1]
+            ):
+                found.append(
+                    f"learning.{name} must be (low, high) with 0 <= low < high, got {limits!r}"
+                )
+        return found
+
+
+@dataclass
+class MeshSetConfig:
+    """Which meshes: a built-in library (cubes, spheres, wires) or a folder, and how many."""
+
+    library: str = "cubes"
+    count: int = 40
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.library not in MESH_LIBRARIES and not Path(self.library).expanduser().is_dir():
+            found.append(
+                f"meshes.library {self.library!r} is neither a built-in library "
+                f"({', '.join(MESH_LIBRARIES)}) nor an existing folder"
+            )
+        if not isinstance(self.count, int) or self.count < 1:
+            found.append(f"meshes.count must be an integer >= 1, got {self.count!r}")
+        return found
+
+
+@dataclass
+class MaterialConfig:
+    """Everything needed to render synthetic, annotated images of one material case."""
+
+    name: str = "custom"
+    description: str = ""
+    meshes: MeshSetConfig = field(default_factory=MeshSetConfig)
+    size: SizeDistribution = field(default_factory=SizeDistribution)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    contour_thickness: int = 1
+    contrast_threshold: float = 0.15
+
+    def problems(self) -> list[str]:
+        found = []
+        for part in (self.meshes, self.size, self.placement, self.scene, self.learning):
+            found.extend(part.problems())
+        if not isinstance(self.contour_thickness, int) or not 0 <= self.contour_thickness <= 32:
+            found.append(
+                f"contour_thickness must be an integer in [0, 32] px, got "
+                f"{self.contour_thickness!r}"
+            )
+        if not _non_negative(self.contrast_threshold):
+            found.append(f"contrast_threshold must be >= 0, got {self.contrast_threshold!r}")
+        return found
+
+    def validate(self) -> MaterialConfig:
+        """Return self, or raise :class:`ConfigError` listing every problem."""
+        found = self.problems()
+        if found:
+            raise ConfigError(f"Invalid configuration {self.name!r}:\n  - " + "\n  - ".join(found))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MaterialConfig:
+        """Build from a dict (e.g. parsed JSON); unknown keys are errors, missing keys default."""
+        return _build(cls, data, "config").validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> MaterialConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"Configuration is not valid JSON: {err}") from err
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        from .io import write_text_atomic
+
+        write_text_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> MaterialConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Configuration file {path} does not exist")
+        return cls.from_json(path.read_text())
+
+
+def _build(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        default = (
+            fields[name].default_factory()
+            if fields[name].default_factory is not dataclasses.MISSING
+            else fields[name].default
+        )
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            if not isinstance(value, list | tuple):
+                raise ConfigError(f"{where}.{name} must be a list of two numbers, got {value!r}")
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _non_negative(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _tio2_sem() -> MaterialConfig:
+    return MaterialConfig(
+        name="tio2-sem",
+        description="TiO2 nanoparticles in SEM (Rühle et al. 2021): 40 deformed, smoothed cubes, "
+        "Poisson-disk agglomerates in 3D, lognormal sizes.",
+        meshes=MeshSetConfig("cubes", 40),
+        size=SizeDistribution("lognormal", {"median": 1.0, "sigma": 0.25}),
+        placement=PlacementConfig("poisson-3d", agglomerates=3, min_distance=0.85),
+        scene=SceneConfig(field_width=10.0),
+        learning=LearningConfig(stage_limits=(0.01, 0.4), noise_limits=(0.001, 0.1)),
+        contour_thickness=1,
+    )
+
+
+def _tio2_him() -> MaterialConfig:
+    return MaterialConfig(
+        name="tio2-him",
+        description="TiO2 (E171) nanoparticles in HIM (Mill et al. 2021): 15 deformed, smoothed "
+        "cubes, Poisson-disk agglomerates in 3D, lognormal sizes.",
+        meshes=MeshSetConfig("cubes", 15),
+        size=SizeDistribution("lognormal", {"median": 1.0, "sigma": 0.35}),
+        placement=PlacementConfig("poisson-3d", agglomerates=2, min_distance=0.9),
+        scene=SceneConfig(field_width=7.0),
+        learning=LearningConfig(stage_limits=(0.01, 0.3), noise_limits=(0.001, 0.2)),
+        contour_thickness=4,
+    )
+
+
+def _sio2_him() -> MaterialConfig:
+    return MaterialConfig(
+        name="sio2-him",
+        description="SiO2 nanoparticles of two diameters in HIM (Mill et al. 2021): 20 spheres, "
+        "Poisson-disk agglomerates in 3D, bimodal sizes.",
+        meshes=MeshSetConfig("spheres", 20),
+        size=SizeDistribution(
+            "bimodal", {"mean1": 0.7, "std1": 0.05, "mean2": 1.4, "std2": 0.08, "weight2": 0.5}
+        ),
+        placement=PlacementConfig("poisson-3d", agglomerates=3, min_distance=1.0),
+        scene=SceneConfig(field_width=9.0),
+        learning=LearningConfig(stage_limits=(0.01, 0.3), noise_limits=(0.001, 0.2)),
+        contour_thickness=4,
+    )
+
+
+def _agnw_sem() -> MaterialConfig:
+    return MaterialConfig(
+        name="agnw-sem",
+        description="Silver nanowires in multi-beam SEM: 10 bent, rotated wires placed at random "
+        "on the stage plane, lognormal sizes.",
+        meshes=MeshSetConfig("wires", 10),
+        size=SizeDistribution("lognormal", {"median": 1.0, "sigma": 0.2}),
+        placement=PlacementConfig(
+            "random-2d", agglomerates=1, min_distance=0.5, slab_height=0.0, margin=0.2
+        ),
+        scene=SceneConfig(field_width=1.2),
+        learning=LearningConfig(stage_limits=(0.01, 5.0), noise_limits=(0.001, 0.2)),
+        contour_thickness=4,
+    )
+
+
+PRESETS = {
+    "tio2-sem": _tio2_sem,
+    "tio2-him": _tio2_him,
+    "sio2-him": _sio2_him,
+    "agnw-sem": _agnw_sem,
+}
+
+
+def preset(name: str) -> MaterialConfig:
+    """A fresh copy of a named preset (see :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]().validate()
+
+
+def load_config(name_or_path: str | Path) -> MaterialConfig:
+    """A preset by name, or a configuration JSON file by path."""
+    if str(name_or_path) in PRESETS:
+        return preset(str(name_or_path))
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.exists():
+        return MaterialConfig.load(path)
+    raise ConfigError(
+        f"{name_or_path!r} is neither a preset ({', '.join(PRESETS)}) nor a configuration JSON file"
+    )

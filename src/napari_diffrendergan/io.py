@@ -1,0 +1,70 @@
+"""File helpers: atomic writes and TIFFs with a JSON sidecar (pixel size in nm, provenance)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """``image.tif`` -> ``image.json``: where a file's metadata lives."""
+    return Path(path).with_suffix(".json")
+
+
+def write_tiff(
+    path: str | Path, data: np.ndarray, *, pixel_size_nm: float | None = None, **metadata: Any
+) -> None:
+    """Write ``data`` atomically as TIFF, plus a JSON sidecar carrying pixel size and metadata."""
+    import tifffile
+
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, data)
+    write_json_atomic(
+        sidecar_path(path),
+        {
+            "pixel_size_nm": pixel_size_nm,
+            "shape": list(data.shape),
+            "dtype": str(data.dtype),
+            **metadata,
+        },
+    )
+
+
+def _json_default(value: Any):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

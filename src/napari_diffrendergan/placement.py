@@ -1,0 +1,126 @@
+"""Particle sizes and positions, and the transformation tensor Φ (m × n × (x, y, z, scale)).
+
+Coordinates are mesh units with the image centre at the origin; ``z`` is the height of a
+particle's lowest point above the stage (0 = resting on it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import qmc
+
+from .config import MaterialConfig, PlacementConfig, SizeDistribution
+
+PHI_COLUMNS = ("x", "y", "z", "scale")
+
+
+class PlacementError(ValueError):
+    """Particles cannot be placed as configured; the message says what to change."""
+
+
+def sample_sizes(size: SizeDistribution, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` scale factors from the configured distribution, clipped to [minimum, maximum]."""
+    p = size.params
+    if size.kind == "normal":
+        values = rng.normal(p["mean"], p["std"], n)
+    elif size.kind == "lognormal":
+        values = rng.lognormal(np.log(p["median"]), p["sigma"], n)
+    elif size.kind == "bimodal":
+        second = rng.random(n) < p["weight2"]
+        values = np.where(
+            second, rng.normal(p["mean2"], p["std2"], n), rng.normal(p["mean1"], p["std1"], n)
+        )
+    else:
+        raise PlacementError(f"unknown size distribution {size.kind!r}")
+    return np.clip(values, size.minimum, size.maximum)
+
+
+def typical_size(size: SizeDistribution) -> float:
+    """A representative scale (mean or median) used to turn relative distances into units."""
+    p = size.params
+    if size.kind == "bimodal":
+        return (1 - p["weight2"]) * p["mean1"] + p["weight2"] * p["mean2"]
+    return p.get("mean", p.get("median"))
+
+
+def poisson_disk_points(
+    extent_xy: float, height: float, radius: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Bridson Poisson-disk points (no two closer than ``radius``) filling the box
+    [-extent/2, extent/2]² × [0, height]."""
+    side = max(extent_xy, height)
+    engine = qmc.PoissonDisk(d=3, radius=radius / side, seed=rng)
+    points = engine.fill_space() * side
+    points[:, :2] -= side / 2
+    inside = (np.abs(points[:, :2]) <= extent_xy / 2).all(axis=1) & (points[:, 2] <= height)
+    return points[inside]
+
+
+def sample_positions(
+    placement: PlacementConfig,
+    n: int,
+    field_width: float,
+    rng: np.random.Generator,
+    unit: float = 1.0,
+) -> np.ndarray:
+    """``n`` particle positions (x, y, z) for one constellation.
+
+    ``unit`` is the typical particle size; Poisson-disk distances are multiples of it.
+    """
+    extent = field_width * (1 + 2 * placement.margin)
+    if placement.kind == "random-2d":
+        xy = rng.uniform(-extent / 2, extent / 2, (n, 2))
+        return np.column_stack([xy, np.zeros(n)])
+    if placement.kind == "random-3d":
+        xy = rng.uniform(-extent / 2, extent / 2, (n, 2))
+        return np.column_stack([xy, rng.uniform(0, placement.slab_height, n)])
+    if placement.kind == "poisson-3d":
+        radius = placement.min_distance * unit
+        height = max(placement.slab_height, 1e-6)
+        points = poisson_disk_points(extent, height, radius, rng)
+        if len(points) < n:
+            raise PlacementError(
+                f"Only {len(points)} Poisson-disk points fit a {extent:.3g}×{extent:.3g}×"
+                f"{height:.3g} slab at min_distance {radius:.3g}; {n} particles need more room: "
+                "lower placement.min_distance or the mesh count, or raise scene.field_width or "
+                "placement.slab_height."
+            )
+        return _agglomerate(points, n, placement.agglomerates, rng)
+    raise PlacementError(f"unknown placement {placement.kind!r}")
+
+
+def _agglomerate(points: np.ndarray, n: int, clusters: int, rng: np.random.Generator):
+    """Pick ``n`` of ``points`` as ``clusters`` compact groups: each group grows from a random
+    seed point by taking the unused point nearest to it, round-robin across groups."""
+    clusters = min(clusters, n)
+    seeds = points[rng.choice(len(points), clusters, replace=False)]
+    order = [np.argsort(np.linalg.norm(points[:, :2] - s[:2], axis=1)) for s in seeds]
+    cursor = [0] * clusters
+    used = np.zeros(len(points), bool)
+    chosen = []
+    while len(chosen) < n:
+        for c in range(clusters):
+            if len(chosen) == n:
+                break
+            while used[order[c][cursor[c]]]:
+                cursor[c] += 1
+            index = order[c][cursor[c]]
+            used[index] = True
+            chosen.append(index)
+    return points[chosen]
+
+
+def constellation(config: MaterialConfig, rng: np.random.Generator) -> np.ndarray:
+    """One constellation φ: (n, 4) array of x, y, z, scale."""
+    n = config.meshes.count
+    sizes = sample_sizes(config.size, n, rng)
+    positions = sample_positions(
+        config.placement, n, config.scene.field_width, rng, unit=typical_size(config.size)
+    )
+    return np.column_stack([positions, sizes]).astype(np.float32)
+
+
+def transformation_tensor(config: MaterialConfig, m: int, seed: int) -> np.ndarray:
+    """Φ: ``m`` seeded constellations, shape (m, n, 4) with columns :data:`PHI_COLUMNS`."""
+    rng = np.random.default_rng(seed)
+    return np.stack([constellation(config, rng) for _ in range(m)])

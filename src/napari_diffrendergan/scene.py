@@ -1,0 +1,401 @@
+"""The virtual microscope: a Mitsuba 3 scene with particles, rendering and label images.
+
+A :class:`VirtualScene` is built once per configuration. Placing particles for another
+constellation only rewrites vertex positions in place (no scene rebuild, no kernel
+recompilation). Labels come from a duplicate scene without the stage, rendered with the
+``aov`` integrator (``shape_index``) at one centred sample per pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backend
+from .config import MaterialConfig
+from .meshes import ParticleMesh, select_meshes
+
+PARTICLE_BSDF = "particle_bsdf"
+STAGE_BSDF = "stage_bsdf"
+PRINCIPLED_DEFAULTS = {  # Mitsuba's principled BSDF defaults for parameters we expose
+    "base_color": 0.5,
+    "roughness": 0.5,
+    "metallic": 0.0,
+    "specular": 0.5,
+    "spec_tint": 0.0,
+    "anisotropic": 0.0,
+    "sheen": 0.0,
+    "sheen_tint": 0.0,
+    "clearcoat": 0.0,
+    "clearcoat_gloss": 0.0,
+}
+
+
+@dataclass
+class RenderResult:
+    """One rendered constellation with its annotations."""
+
+    image: np.ndarray  # (H, W) float32 radiance (noise not included)
+    instances: np.ndarray  # (H, W) uint16, 0 = background, i + 1 = particle slot i
+    phi: np.ndarray  # (n, 4) x, y, z, scale used
+    bsdf: dict[str, float]  # BSDF values used, "particle.<name>" / "stage.<name>"
+
+
+def torus_arrays(major: float, minor: float, rings: int = 96, sides: int = 16):
+    """Vertices and faces of a torus around the z axis (outward normals)."""
+    u = np.linspace(0, 2 * np.pi, rings, endpoint=False)
+    v = np.linspace(0, 2 * np.pi, sides, endpoint=False)
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    radial = major + minor * np.cos(vv)
+    vertices = np.stack([radial * np.cos(uu), radial * np.sin(uu), minor * np.sin(vv)], -1)
+    i, j = np.meshgrid(np.arange(rings), np.arange(sides), indexing="ij")
+    a = i * sides + j
+    b = ((i + 1) % rings) * sides + j
+    c = ((i + 1) % rings) * sides + (j + 1) % sides
+    d = i * sides + (j + 1) % sides
+    faces = np.concatenate(
+        [np.stack([a, b, c], -1).reshape(-1, 3), np.stack([a, c, d], -1).reshape(-1, 3)]
+    )
+    return vertices.reshape(-1, 3).astype(np.float32), faces.astype(np.uint32)
+
+
+def _mi_mesh(
+    mi,
+    name: str,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    normals: np.ndarray | None = None,
+    **props,
+):
+    """An ``mi.Mesh`` filled from arrays; ``props`` (bsdf, emitter) are attached."""
+    mesh = mi.Mesh(
+        name,
+        vertex_count=len(vertices),
+        face_count=len(faces),
+        has_vertex_normals=normals is not None,
+        has_vertex_texcoords=False,
+        props=_properties(mi, props),
+    )
+    params = mi.traverse(mesh)
+    params["vertex_positions"] = mi.Float(vertices.ravel().astype(np.float32))
+    params["faces"] = mi.UInt32(faces.ravel().astype(np.uint32))
+    if normals is not None:
+        params["vertex_normals"] = mi.Float(normals.ravel().astype(np.float32))
+    params.update()
+    return mesh
+
+
+def _properties(mi, props: dict):
+    properties = mi.Properties()
+    for key, value in props.items():
+        properties[key] = value
+    return properties
+
+
+class VirtualScene:
+    """Mitsuba scene for one material configuration; re-place particles with :meth:`place`."""
+
+    def __init__(
+        self, config: MaterialConfig, device: str = "auto", meshes: list[ParticleMesh] | None = None
+    ):
+        self.config = config.validate()
+        self.mi = backend.activate(device)
+        self.backend = backend.active_backend()
+        self.meshes = meshes or select_meshes(config.meshes.library, config.meshes.count)
+        self.n = len(self.meshes)
+        self.bsdf = {f"particle.{k}": v for k, v in PRINCIPLED_DEFAULTS.items()}
+        self.bsdf.update({f"stage.{k}": v for k, v in PRINCIPLED_DEFAULTS.items()})
+        self.scene = self.mi.load_dict(self._scene_dict(with_stage=True), optimize=False)
+        self.label_scene = self.mi.load_dict(self._scene_dict(with_stage=False), optimize=False)
+        self.params = self.mi.traverse(self.scene)
+        self.label_params = self.mi.traverse(self.label_scene)
+        self._id_to_slot = self._shape_ids()
+        self.phi: np.ndarray | None = None
+
+    # --- scene description ----------------------------------------------------------------
+
+    def _sensor(self, labels: bool) -> dict:
+        s = self.config.scene
+        fw = s.field_width
+        distance = s.camera_height * fw
+        fov = math.degrees(2 * math.atan((fw / 2) / distance))
+        mi = self.mi
+        return {
+            "type": "perspective",
+            "fov": fov,
+            "fov_axis": "x",
+            "near_clip": 0.01 * fw,
+            "far_clip": 10 * distance,
+            "to_world": mi.ScalarTransform4f().look_at(
+                origin=[0, 0, distance], target=[0, 0, 0], up=[0, 1, 0]
+            ),
+            "film": {
+                "type": "hdrfilm",
+                "width": s.width,
+                "height": s.height,
+                "pixel_format": "luminance",
+                "rfilter": {"type": "box"}
+                if labels
+                else {"type": "gaussian", "stddev": s.filter_stddev},
+            },
+            "sampler": {"type": "stratified", "sample_count": 1, "jitter": False}
+            if labels
+            else {"type": "stratified", "sample_count": s.spp},
+        }
+
+    def _scene_dict(self, with_stage: bool) -> dict:
+        mi = self.mi
+        s = self.config.scene
+        fw = s.field_width
+        scene: dict = {"type": "scene", "sensor": self._sensor(labels=not with_stage)}
+        particle_props: dict = {}
+        if with_stage:
+            scene["integrator"] = {"type": s.integrator}
+            particle_bsdf = mi.load_dict(
+                {"type": "principled", "id": PARTICLE_BSDF, **self._bsdf_values("particle")}
+            )
+            particle_props["bsdf"] = particle_bsdf
+            scene[PARTICLE_BSDF] = particle_bsdf
+            scene[STAGE_BSDF] = {"type": "principled", **self._bsdf_values("stage")}
+            half = s.stage_extent * fw / 2
+            scene["stage"] = {
+                "type": "rectangle",
+                "to_world": mi.ScalarTransform4f().scale([half, half, 1]),
+                "bsdf": {"type": "ref", "id": STAGE_BSDF},
+            }
+            vertices, faces = torus_arrays(s.torus_radius * fw, s.torus_tube_radius * fw)
+            vertices[:, 2] += s.torus_z * fw
+            scene["torus_light"] = _mi_mesh(
+                mi,
+                "torus_light",
+                vertices,
+                faces,
+                emitter=mi.load_dict({"type": "area", "radiance": s.torus_radiance}),
+            )
+            rect = s.rect_size * fw / 2
+            scene["top_light"] = {
+                "type": "rectangle",
+                "flip_normals": True,
+                "to_world": mi.ScalarTransform4f().translate([0, 0, s.rect_height * fw])
+                @ mi.ScalarTransform4f().scale([rect, rect, 1]),
+                "emitter": {"type": "area", "radiance": s.rect_radiance},
+            }
+        else:
+            scene["integrator"] = {"type": "aov", "aovs": "index:shape_index"}
+        for i, mesh in enumerate(self.meshes):
+            name = f"particle_{i:03d}"
+            scene[name] = _mi_mesh(
+                mi, name, mesh.vertices, mesh.faces, mesh.normals, **particle_props
+            )
+        return scene
+
+    def _bsdf_values(self, role: str) -> dict:
+        return {name: self.bsdf[f"{role}.{name}"] for name in PRINCIPLED_DEFAULTS}
+
+    def _shape_ids(self) -> dict[int, int]:
+        """Map raw ``shape_index`` AOV values (Mitsuba's shape registry ids, not positions in
+        the scene) to particle slots, via each shape's own id."""
+        import drjit as dr
+
+        mapping = {}
+        for shape in self.label_scene.shapes():
+            name = shape.id()
+            if name.startswith("particle_"):
+                raw = dr.reinterpret_array(self.mi.UInt32, self.mi.ShapePtr(shape))
+                mapping[int(raw[0])] = int(name.split("_")[1])
+        if len(mapping) != self.n:
+            raise RuntimeError(f"label scene holds {len(mapping)} particles, expected {self.n}")
+        return mapping
+
+    # --- state ----------------------------------------------------------------------------
+
+    def _bsdf_key(self, name: str) -> str:
+        role, param = name.split(".", 1)
+        bsdf = PARTICLE_BSDF if role == "particle" else STAGE_BSDF
+        return f"{bsdf}.{param}" if param == "specular" else f"{bsdf}.{param}.value"
+
+    def set_bsdf(self, values: dict[str, float]) -> None:
+        """Set BSDF parameters by name, e.g. ``{"particle.roughness": 0.3, "stage.base_color":
+        0.1}``."""
+        for name, value in values.items():
+            if name not in self.bsdf:
+                raise KeyError(f"unknown BSDF parameter {name!r}; known: {', '.join(self.bsdf)}")
+            if not np.isfinite(value):
+                raise ValueError(f"BSDF parameter {name} must be finite, got {value!r}")
+            self.params[self._bsdf_key(name)] = float(value)
+            self.bsdf[name] = float(value)
+        self.params.update()
+
+    def place(self, phi: np.ndarray) -> None:
+        """Move particles to constellation ``phi`` ((n, 4): x, y, z, scale) in both scenes.
+
+        Only vertex buffers change; the scenes are not rebuilt.
+        """
+        phi = np.asarray(phi, dtype=np.float32)
+        if phi.shape != (self.n, 4) or not np.isfinite(phi).all():
+            raise ValueError(
+                f"constellation must be a finite ({self.n}, 4) array, got shape {phi.shape}"
+            )
+        if (phi[:, 3] <= 0).any():
+            raise ValueError("particle scales must be positive")
+        for i, (mesh, (x, y, z, scale)) in enumerate(zip(self.meshes, phi, strict=True)):
+            placed = mesh.vertices * scale + np.array(
+                [x, y, z - mesh.bottom * scale], dtype=np.float32
+            )
+            flat = self.mi.Float(placed.ravel())
+            key = f"particle_{i:03d}.vertex_positions"
+            self.params[key] = flat
+            self.label_params[key] = self.mi.Float(flat)
+        self.params.update()
+        self.label_params.update()
+        self.phi = phi
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def render_tensor(self, seed: int = 0, spp: int | None = None):
+        """Render the current state; returns Mitsuba's (H, W) tensor (differentiable w.r.t.
+        parameters with gradients enabled in :attr:`params`)."""
+        if self.phi is None:
+            raise RuntimeError("place() particles before rendering")
+        image = self.mi.render(self.scene, self.params, seed=seed, spp=spp or self.config.scene.spp)
+        return image[:, :, 0]
+
+    def render(self, seed: int = 0, spp: int | None = None) -> np.ndarray:
+        """Render the current state to a float32 (H, W) array (no noise)."""
+        return np.asarray(self.render_tensor(seed, spp), dtype=np.float32)
+
+    def instances(self) -> np.ndarray:
+        """Instance labels of the current constellation: uint16, 0 = background, slot + 1."""
+        if self.phi is None:
+            raise RuntimeError("place() particles before rendering labels")
+        raw = np.asarray(self.mi.render(self.label_scene, spp=1))[:, :, 0]
+        ids = np.rint(raw).astype(np.int64)
+        labels = np.zeros(ids.shape, np.uint16)
+        for raw_id, slot in self._id_to_slot.items():
+            labels[ids == raw_id] = slot + 1
+        return labels
+
+    def render_constellation(
+        self,
+        phi: np.ndarray,
+        bsdf: dict[str, float] | None = None,
+        seed: int = 0,
+        spp: int | None = None,
+    ) -> RenderResult:
+        """Place, set BSDF values, render image and instance labels."""
+        self.place(phi)
+        if bsdf:
+            self.set_bsdf(bsdf)
+        return RenderResult(
+            self.render(seed, spp), self.instances(), self.phi.copy(), dict(self.bsdf)
+        )
+
+
+def mid_range_values(config: MaterialConfig) -> tuple[dict[str, float], float]:
+    """The middle of every learned parameter's range, and of the noise range."""
+    learning = config.learning
+    values = {}
+    for name in learning.learned():
+        low, high = learning.limits_for(*name.split(".", 1))
+        values[name] = (low + high) / 2
+    return values, sum(learning.noise_limits) / 2
+
+
+def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean Gaussian noise of standard deviation ``sigma`` (the generator's last module)."""
+    return (image + rng.normal(0.0, sigma, image.shape)).astype(np.float32)
+
+
+@dataclass
+class SceneSample:
+    """One annotated synthetic image with everything needed to reproduce it."""
+
+    image: np.ndarray  # (H, W) float32, noise included
+    instances: np.ndarray  # (H, W) uint16
+    mask: np.ndarray  # (H, W) uint8 in {0, 1, 2}
+    info: dict  # config, seed, phi, BSDF values, noise sigma, contrast check
+
+
+def render_sample(
+    config: MaterialConfig,
+    seed: int = 0,
+    device: str = "auto",
+    spp: int | None = None,
+    progress=None,
+) -> SceneSample:
+    """Render one random constellation of ``config`` with mid-range BSDF and noise values.
+
+    ``progress(step, total, message)`` is called between steps when given.
+    """
+    from .labels import contrast_check, semantic_mask
+    from .placement import constellation
+
+    steps = ["building scene", "placing particles", "rendering image", "rendering labels"]
+
+    def report(i):
+        if progress:
+            progress(i, len(steps), steps[i] if i < len(steps) else "done")
+
+    report(0)
+    scene = VirtualScene(config, device=device)
+    rng = np.random.default_rng(seed)
+    report(1)
+    phi = constellation(config, rng)
+    bsdf, sigma = mid_range_values(config)
+    scene.place(phi)
+    scene.set_bsdf(bsdf)
+    report(2)
+    clean = scene.render(seed=seed, spp=spp)
+    image = add_noise(clean, sigma, rng)
+    report(3)
+    instances = scene.instances()
+    mask = semantic_mask(instances, config.contour_thickness)
+    check = contrast_check(clean, instances, config.contrast_threshold)
+    report(4)
+    info = {
+        "config": config.to_dict(),
+        "seed": seed,
+        "spp": spp or config.scene.spp,
+        "backend": scene.backend.describe(),
+        "phi_columns": ["x", "y", "z", "scale"],
+        "phi": phi.tolist(),
+        "bsdf": {k: scene.bsdf[k] for k in bsdf},
+        "noise_sigma": sigma,
+        "visible_particles": int(len(np.unique(instances[instances > 0]))),
+        "contrast": {
+            "accepted": check.accepted,
+            "reason": check.reason,
+            "particle_mean": check.particle_mean,
+            "background_mean": check.background_mean,
+        },
+    }
+    return SceneSample(image, instances, mask, info)
+
+
+def write_sample(sample: SceneSample, out) -> dict[str, str]:
+    """Write image.tif (float32), instances.tif (uint16), mask.tif (uint8) and scene.json."""
+    from pathlib import Path
+
+    from .io import write_json_atomic, write_tiff
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / f"{name}.tif" for name in ("image", "instances", "mask")}
+    provenance = {
+        "source": "diffrendergan scene",
+        "seed": sample.info["seed"],
+        "preset": sample.info["config"]["name"],
+    }
+    write_tiff(paths["image"], sample.image, **provenance)
+    write_tiff(paths["instances"], sample.instances, **provenance)
+    write_tiff(
+        paths["mask"],
+        sample.mask,
+        classes={"0": "background", "1": "particle", "2": "contour"},
+        **provenance,
+    )
+    paths["scene"] = out / "scene.json"
+    write_json_atomic(paths["scene"], sample.info)
+    return {k: str(v) for k, v in paths.items()}

@@ -1,0 +1,17 @@
+"""napari dock widgets: thin shells that turn layers into core calls and results into layers."""
+
+from ._planned import (
+    GanTrainingWidget,
+    PatchSelectionWidget,
+    SegmentationWidget,
+    SyntheticDataWidget,
+    ThicknessAnalysisWidget,
+)
+
+__all__ = [
+    "GanTrainingWidget",
+    "PatchSelectionWidget",
+    "SegmentationWidget",
+    "SyntheticDataWidget",
+    "ThicknessAnalysisWidget",
+]

@@ -1,0 +1,93 @@
+import json
+
+import pytest
+
+from napari_diffrendergan.config import (
+    PRESETS,
+    ConfigError,
+    MaterialConfig,
+    load_config,
+    preset,
+)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_json_round_trip(name, tmp_path):
+    config = preset(name)
+    again = MaterialConfig.from_json(config.to_json())
+    assert again == config
+    path = tmp_path / f"{name}.json"
+    config.save(path)
+    assert load_config(path) == config
+
+
+def test_presets_follow_the_paper():
+    sem, him, sio2, agnw = (preset(n) for n in ("tio2-sem", "tio2-him", "sio2-him", "agnw-sem"))
+    assert (sem.meshes.library, sem.meshes.count) == ("cubes", 40)
+    assert sem.placement.kind == "poisson-3d" and sem.size.kind == "lognormal"
+    assert sem.learning.noise_limits == (0.001, 0.1)
+    assert sem.learning.stage_limits == (0.01, 0.4)
+    assert sem.learning.particle_limits == (0.01, 5.0)
+    assert sem.contour_thickness == 1
+    assert (him.meshes.library, him.meshes.count, him.contour_thickness) == ("cubes", 15, 4)
+    assert him.learning.noise_limits == (0.001, 0.2) and him.learning.stage_limits == (0.01, 0.3)
+    assert (sio2.meshes.library, sio2.meshes.count, sio2.size.kind) == ("spheres", 20, "bimodal")
+    assert sio2.contour_thickness == 4 and sio2.learning.stage_limits == (0.01, 0.3)
+    assert (agnw.meshes.library, agnw.meshes.count) == ("wires", 10)
+    assert agnw.placement.kind == "random-2d" and agnw.learning.stage_limits == (0.01, 5.0)
+    for config in (sem, him, sio2, agnw):
+        assert config.learning.particle_params == [
+            "roughness",
+            "base_color",
+            "sheen",
+            "sheen_tint",
+            "spec_tint",
+        ]
+        assert config.learning.stage_params == ["base_color"]
+        assert config.scene.torus_radiance == 1.0 and config.scene.rect_radiance == 0.1
+
+
+def test_limits_are_clipped_to_valid_principled_ranges():
+    learning = preset("tio2-sem").learning
+    assert learning.limits_for("particle", "roughness") == (0.01, 1.0)
+    assert learning.limits_for("particle", "base_color") == (0.01, 5.0)
+    assert learning.limits_for("stage", "base_color") == (0.01, 0.4)
+
+
+def test_validation_lists_every_problem():
+    data = preset("tio2-sem").to_dict()
+    data["size"] = {"kind": "lognormal", "params": {"median": -1.0}}
+    data["placement"]["kind"] = "hexagonal"
+    data["scene"]["spp"] = 0
+    data["learning"]["noise_limits"] = [0.2, 0.1]
+    data["learning"]["particle_params"] = ["glossiness"]
+    with pytest.raises(ConfigError) as info:
+        MaterialConfig.from_dict(data)
+    message = str(info.value)
+    for fragment in (
+        "size (lognormal) needs parameters sigma",
+        "size.median must be a positive",
+        "hexagonal",
+        "scene.spp",
+        "noise_limits",
+        "glossiness",
+    ):
+        assert fragment in message
+
+
+def test_unknown_keys_and_bad_json_are_rejected():
+    with pytest.raises(ConfigError, match="unknown key"):
+        MaterialConfig.from_dict({"name": "x", "colour": 1})
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        MaterialConfig.from_json("{")
+    with pytest.raises(ConfigError, match="neither a preset"):
+        load_config("no-such-preset")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        MaterialConfig.from_dict(json.loads("[1, 2]"))
+
+
+def test_tiny_image_is_rejected():
+    config = preset("tio2-sem")
+    config.scene.width = 8
+    with pytest.raises(ConfigError, match="too small"):
+        config.validate()

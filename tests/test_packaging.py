@@ -1,0 +1,94 @@
+"""The installed package: manifest and meshes inside it, core free of napari/Qt."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ["backend", "cli", "config", "io", "labels", "meshes", "placement", "sample_data", "scene"]
+
+BLOCK_GUI = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6',
+                                  'magicgui', 'vispy'}:
+            raise ImportError(f'core imported {name}')
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_core_never_imports_napari_or_qt():
+    code = BLOCK_GUI + "".join(f"import napari_diffrendergan.{m}\n" for m in CORE)
+    code += "from napari_diffrendergan.cli import build_parser; build_parser()\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_editable_install_uses_the_top_level_sources():
+    import napari_diffrendergan
+    from napari_diffrendergan.meshes import builtin_mesh_root
+
+    package = Path(napari_diffrendergan.__file__).parent
+    assert (package / "napari.yaml").resolve() == (ROOT / "napari.yaml").resolve()
+    assert builtin_mesh_root().resolve() == (ROOT / "meshes").resolve()
+
+
+@pytest.mark.slow
+def test_wheel_holds_manifest_and_meshes_and_validates(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "-o",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("napari_diffrendergan-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "napari_diffrendergan/napari.yaml" in names
+    for library in ("cubes", "spheres", "wires"):
+        assert any(n.startswith(f"napari_diffrendergan/meshes/{library}/") for n in names)
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    check = (
+        "import napari_diffrendergan, sys\n"
+        "from napari_diffrendergan.meshes import builtin_mesh_root, load_library\n"
+        f"assert napari_diffrendergan.__file__.startswith({str(target)!r})\n"
+        f"assert str(builtin_mesh_root()).startswith({str(target)!r})\n"
+        "print(len(load_library('cubes')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 10
+    npe2 = Path(sys.executable).parent / "npe2"
+    validate = subprocess.run(
+        [str(npe2), "validate", "napari-diffrendergan"], env=env, capture_output=True, text=True
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert "valid" in validate.stdout

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import pdist
+
+from napari_diffrendergan.config import PlacementConfig, SizeDistribution, preset
+from napari_diffrendergan.placement import (
+    PlacementError,
+    sample_positions,
+    sample_sizes,
+    transformation_tensor,
+)
+
+
+def test_lognormal_sizes_follow_their_distribution():
+    rng = np.random.default_rng(1)
+    size = SizeDistribution("lognormal", {"median": 1.2, "sigma": 0.3}, 0.001, 100)
+    values = sample_sizes(size, 4000, rng)
+    result = stats.kstest(values, stats.lognorm(s=0.3, scale=1.2).cdf)
+    assert result.pvalue > 0.01
+    assert stats.kstest(values, stats.lognorm(s=0.3, scale=1.5).cdf).pvalue < 1e-6
+
+
+def test_normal_and_bimodal_sizes():
+    rng = np.random.default_rng(2)
+    normal = sample_sizes(
+        SizeDistribution("normal", {"mean": 1.0, "std": 0.1}, 0.01, 10), 4000, rng
+    )
+    assert stats.kstest(normal, stats.norm(1.0, 0.1).cdf).pvalue > 0.01
+    bimodal = SizeDistribution(
+        "bimodal",
+        {"mean1": 0.5, "std1": 0.05, "mean2": 1.5, "std2": 0.05, "weight2": 0.25},
+        0.01,
+        10,
+    )
+    values = sample_sizes(bimodal, 4000, rng)
+    assert np.mean(values > 1.0) == pytest.approx(0.25, abs=0.03)
+    assert np.median(values[values > 1.0]) == pytest.approx(1.5, abs=0.01)
+
+
+def test_sizes_are_clipped():
+    rng = np.random.default_rng(3)
+    values = sample_sizes(SizeDistribution("normal", {"mean": 1.0, "std": 2.0}, 0.5, 1.5), 500, rng)
+    assert values.min() >= 0.5 and values.max() <= 1.5
+
+
+def test_poisson_disk_minimum_distance_holds():
+    rng = np.random.default_rng(4)
+    placement = PlacementConfig("poisson-3d", agglomerates=3, min_distance=0.9, slab_height=1.0)
+    points = sample_positions(placement, 40, 10.0, rng)
+    assert points.shape == (40, 3)
+    assert pdist(points).min() >= 0.9 - 1e-9
+    assert points[:, 2].min() >= 0 and points[:, 2].max() <= 1.0
+
+
+def test_agglomerates_are_tighter_than_random():
+    rng = np.random.default_rng(5)
+    clustered = sample_positions(PlacementConfig("poisson-3d", agglomerates=2), 30, 10.0, rng)
+    scattered = sample_positions(PlacementConfig("random-3d"), 30, 10.0, rng)
+
+    def mean_nearest(p):
+        d = np.linalg.norm(p[:, None, :2] - p[None, :, :2], axis=-1)
+        np.fill_diagonal(d, np.inf)
+        return d.min(axis=1).mean()
+
+    assert mean_nearest(clustered) < mean_nearest(scattered)
+
+
+def test_random_2d_lies_on_the_stage():
+    rng = np.random.default_rng(6)
+    placement = PlacementConfig("random-2d", margin=0.1)
+    points = sample_positions(placement, 200, 4.0, rng)
+    assert (points[:, 2] == 0).all()
+    assert np.abs(points[:, :2]).max() <= 2.4
+
+
+def test_crowded_poisson_placement_says_what_to_change():
+    rng = np.random.default_rng(7)
+    with pytest.raises(PlacementError, match="min_distance"):
+        sample_positions(
+            PlacementConfig("poisson-3d", min_distance=3.0, slab_height=0.5), 100, 4.0, rng
+        )
+
+
+def test_transformation_tensor_is_seeded():
+    config = preset("tio2-sem")
+    phi = transformation_tensor(config, 3, seed=11)
+    assert phi.shape == (3, 40, 4) and phi.dtype == np.float32
+    np.testing.assert_array_equal(phi, transformation_tensor(config, 3, seed=11))
+    assert not np.array_equal(phi, transformation_tensor(config, 3, seed=12))
