@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ["backend", "cli", "config", "io", "labels", "meshes", "placement", "sample_data", "scene"]
+CORE = [
+    "backend",
+    "cli",
+    "config",
+    "io",
+    "labels",
+    "mesh_library",
+    "placement",
+    "sample_data",
+    "scene",
+]
 
 BLOCK_GUI = """
 import importlib.abc, sys
@@ -31,7 +41,7 @@ def test_core_never_imports_napari_or_qt():
 
 def test_editable_install_uses_the_top_level_sources():
     import napari_diffrendergan
-    from napari_diffrendergan.meshes import builtin_mesh_root
+    from napari_diffrendergan.mesh_library import builtin_mesh_root
 
     package = Path(napari_diffrendergan.__file__).parent
     assert (package / "napari.yaml").resolve() == (ROOT / "napari.yaml").resolve()
@@ -78,7 +88,7 @@ def test_wheel_holds_manifest_and_meshes_and_validates(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(target)}
     check = (
         "import napari_diffrendergan, sys\n"
-        "from napari_diffrendergan.meshes import builtin_mesh_root, load_library\n"
+        "from napari_diffrendergan.mesh_library import builtin_mesh_root, load_library\n"
         f"assert napari_diffrendergan.__file__.startswith({str(target)!r})\n"
         f"assert str(builtin_mesh_root()).startswith({str(target)!r})\n"
         "print(len(load_library('cubes')))\n"

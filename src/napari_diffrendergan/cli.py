@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .backend import BackendError
     from .config import ConfigError
-    from .meshes import MeshError
+    from .mesh_library import MeshError
     from .placement import PlacementError
 
     parser = build_parser()

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import backend
 from .config import MaterialConfig
-from .meshes import ParticleMesh, select_meshes
+from .mesh_library import ParticleMesh, select_meshes
 
 PARTICLE_BSDF = "particle_bsdf"
 STAGE_BSDF = "stage_bsdf"

@@ -2,7 +2,8 @@
 
 Every mesh is centred at the origin and scaled so that its largest extent is 1.0 mesh unit;
 size distributions in the configuration multiply that unit. The built-in libraries are made
-by :func:`generate_library` (``python -m napari_diffrendergan.meshes OUT``), deterministically
+by :func:`generate_library` (``python -m napari_diffrendergan.mesh_library OUT``),
+deterministically
 from a seed.
 """
 
