@@ -39,7 +39,7 @@ if ! $py -c "import torch" 2>/dev/null; then
            --index-url "${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
   fi
 fi
-torch_pin=$($py -c "import torch; print(torch.__version__.split('+')[0])")
+torch_pin=$($py -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null)
 echo "torch==$torch_pin" > .venv/constraints.txt
 $py -m pip install -q -c .venv/constraints.txt -e ".[all,test]"
 # nnU-Net pulls timm -> torchvision. Without a GPU the CUDA torchvision build breaks at import

@@ -88,3 +88,19 @@ def test_transformation_tensor_is_seeded():
     assert phi.shape == (3, 40, 4) and phi.dtype == np.float32
     np.testing.assert_array_equal(phi, transformation_tensor(config, 3, seed=11))
     assert not np.array_equal(phi, transformation_tensor(config, 3, seed=12))
+
+
+def test_transformation_tensor_round_trip(tmp_path):
+    from napari_diffrendergan.placement import (
+        load_transformation_tensor,
+        save_transformation_tensor,
+    )
+
+    phi = transformation_tensor(preset("agnw-sem"), 4, seed=9)
+    save_transformation_tensor(tmp_path / "phi.npz", phi, seed=9)
+    loaded, seed = load_transformation_tensor(tmp_path / "phi.npz")
+    np.testing.assert_array_equal(loaded, phi)
+    assert seed == 9
+    (tmp_path / "bad.npz").write_bytes(b"garbage")
+    with pytest.raises(PlacementError, match="bad.npz: not a transformation tensor"):
+        load_transformation_tensor(tmp_path / "bad.npz")

@@ -75,7 +75,7 @@ def test_labels_align_with_rendered_silhouettes(spheres):
 def test_gradients_match_finite_differences(spheres, name):
     spheres.place(grid_phi(6, spheres.config.scene.field_width))
     spheres.set_bsdf({"stage.base_color": 0.2, "particle.base_color": 0.6})
-    key = spheres._bsdf_key(name)
+    key = spheres.bsdf_key(name)
     params = spheres.params
     dr.enable_grad(params[key])
     params.update()

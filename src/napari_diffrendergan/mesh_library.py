@@ -3,8 +3,7 @@
 Every mesh is centred at the origin and scaled so that its largest extent is 1.0 mesh unit;
 size distributions in the configuration multiply that unit. The built-in libraries are made
 by :func:`generate_library` (``python -m napari_diffrendergan.mesh_library OUT``),
-deterministically
-from a seed.
+deterministically from a seed.
 """
 
 from __future__ import annotations

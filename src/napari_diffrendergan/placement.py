@@ -124,3 +124,23 @@ def transformation_tensor(config: MaterialConfig, m: int, seed: int) -> np.ndarr
     """Φ: ``m`` seeded constellations, shape (m, n, 4) with columns :data:`PHI_COLUMNS`."""
     rng = np.random.default_rng(seed)
     return np.stack([constellation(config, rng) for _ in range(m)])
+
+
+def save_transformation_tensor(path, phi: np.ndarray, seed: int) -> None:
+    """Write Φ atomically as ``.npz`` with its seed and column names, for reuse by a run."""
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, phi=phi, seed=seed, columns=np.array(PHI_COLUMNS))
+
+
+def load_transformation_tensor(path) -> tuple[np.ndarray, int]:
+    """Φ and its seed from :func:`save_transformation_tensor`; clear errors for bad files."""
+    try:
+        with np.load(path) as data:
+            phi, seed, columns = data["phi"], int(data["seed"]), tuple(data["columns"])
+    except (OSError, KeyError, ValueError) as err:
+        raise PlacementError(f"{path}: not a transformation tensor file ({err})") from err
+    if columns != PHI_COLUMNS or phi.ndim != 3 or phi.shape[2] != 4:
+        raise PlacementError(f"{path}: expected an (m, n, 4) tensor with columns {PHI_COLUMNS}")
+    return phi, seed

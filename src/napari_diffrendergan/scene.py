@@ -33,16 +33,6 @@ PRINCIPLED_DEFAULTS = {  # Mitsuba's principled BSDF defaults for parameters we 
 }
 
 
-@dataclass
-class RenderResult:
-    """One rendered constellation with its annotations."""
-
-    image: np.ndarray  # (H, W) float32 radiance (noise not included)
-    instances: np.ndarray  # (H, W) uint16, 0 = background, i + 1 = particle slot i
-    phi: np.ndarray  # (n, 4) x, y, z, scale used
-    bsdf: dict[str, float]  # BSDF values used, "particle.<name>" / "stage.<name>"
-
-
 def torus_arrays(major: float, minor: float, rings: int = 96, sides: int = 16):
     """Vertices and faces of a torus around the z axis (outward normals)."""
     u = np.linspace(0, 2 * np.pi, rings, endpoint=False)
@@ -211,7 +201,8 @@ class VirtualScene:
 
     # --- state ----------------------------------------------------------------------------
 
-    def _bsdf_key(self, name: str) -> str:
+    def bsdf_key(self, name: str) -> str:
+        """Key in :attr:`params` of a named BSDF parameter, e.g. ``particle.roughness``."""
         role, param = name.split(".", 1)
         bsdf = PARTICLE_BSDF if role == "particle" else STAGE_BSDF
         return f"{bsdf}.{param}" if param == "specular" else f"{bsdf}.{param}.value"
@@ -224,7 +215,7 @@ class VirtualScene:
                 raise KeyError(f"unknown BSDF parameter {name!r}; known: {', '.join(self.bsdf)}")
             if not np.isfinite(value):
                 raise ValueError(f"BSDF parameter {name} must be finite, got {value!r}")
-            self.params[self._bsdf_key(name)] = float(value)
+            self.params[self.bsdf_key(name)] = float(value)
             self.bsdf[name] = float(value)
         self.params.update()
 
@@ -276,21 +267,6 @@ class VirtualScene:
         for raw_id, slot in self._id_to_slot.items():
             labels[ids == raw_id] = slot + 1
         return labels
-
-    def render_constellation(
-        self,
-        phi: np.ndarray,
-        bsdf: dict[str, float] | None = None,
-        seed: int = 0,
-        spp: int | None = None,
-    ) -> RenderResult:
-        """Place, set BSDF values, render image and instance labels."""
-        self.place(phi)
-        if bsdf:
-            self.set_bsdf(bsdf)
-        return RenderResult(
-            self.render(seed, spp), self.instances(), self.phi.copy(), dict(self.bsdf)
-        )
 
 
 def mid_range_values(config: MaterialConfig) -> tuple[dict[str, float], float]:
