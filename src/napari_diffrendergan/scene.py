@@ -103,6 +103,7 @@ class VirtualScene:
         self.label_params = self.mi.traverse(self.label_scene)
         self._id_to_slot = self._shape_ids()
         self.phi: np.ndarray | None = None
+        self._labels_placed = False
 
     # --- scene description ----------------------------------------------------------------
 
@@ -220,9 +221,11 @@ class VirtualScene:
         self.params.update()
 
     def place(self, phi: np.ndarray) -> None:
-        """Move particles to constellation ``phi`` ((n, 4): x, y, z, scale) in both scenes.
+        """Move particles to constellation ``phi`` ((n, 4): x, y, z, scale).
 
-        Only vertex buffers change; the scenes are not rebuilt.
+        Only vertex buffers change; the scenes are not rebuilt. The label scene follows on the
+        next :meth:`instances` call, so rendering without labels (training) pays for one
+        acceleration-structure update only.
         """
         phi = np.asarray(phi, dtype=np.float32)
         if phi.shape != (self.n, 4) or not np.isfinite(phi).all():
@@ -235,13 +238,10 @@ class VirtualScene:
             placed = mesh.vertices * scale + np.array(
                 [x, y, z - mesh.bottom * scale], dtype=np.float32
             )
-            flat = self.mi.Float(placed.ravel())
-            key = f"particle_{i:03d}.vertex_positions"
-            self.params[key] = flat
-            self.label_params[key] = self.mi.Float(flat)
+            self.params[f"particle_{i:03d}.vertex_positions"] = self.mi.Float(placed.ravel())
         self.params.update()
-        self.label_params.update()
         self.phi = phi
+        self._labels_placed = False
 
     # --- rendering ------------------------------------------------------------------------
 
@@ -261,6 +261,12 @@ class VirtualScene:
         """Instance labels of the current constellation: uint16, 0 = background, slot + 1."""
         if self.phi is None:
             raise RuntimeError("place() particles before rendering labels")
+        if not self._labels_placed:
+            for i in range(self.n):
+                key = f"particle_{i:03d}.vertex_positions"
+                self.label_params[key] = self.mi.Float(self.params[key])
+            self.label_params.update()
+            self._labels_placed = True
         raw = np.asarray(self.mi.render(self.label_scene, spp=1))[:, :, 0]
         ids = np.rint(raw).astype(np.int64)
         labels = np.zeros(ids.shape, np.uint16)
