@@ -104,3 +104,29 @@ def test_demo_reports_what_it_made(tmp_path, capsys):
     assert "sio2-him" in printed and str(tmp_path / "overview.png") in printed
     assert (tmp_path / "sio2-him" / "mask.tif").is_file()
     assert (tmp_path / "overview.png").stat().st_size > 1000
+
+
+def test_thickness_writes_map_tables_and_plot(tmp_path, capsys):
+    from napari_diffrendergan.io import write_tiff
+    from napari_diffrendergan.thickness import synthetic_wires
+
+    mask = synthetic_wires((120, 150), [10], seed=1).astype(np.uint8)
+    write_tiff(tmp_path / "wire.tif", mask, pixel_size_nm=5.0)
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros((30, 30), np.uint8))
+    out = tmp_path / "out"
+    code = main(
+        ["thickness", str(tmp_path / "wire.tif"), str(tmp_path / "empty.tif"), "--out", str(out)]
+    )
+    assert code == 1  # one mask could not be analysed, and it says why
+    captured = capsys.readouterr()
+    assert "empty.tif: the mask is empty" in captured.err
+    thickness = tifffile.imread(out / "wire_thickness.tif")
+    assert thickness.dtype == np.float32 and (thickness[mask == 0] == 0).all()
+    assert np.median(thickness[mask > 0]) == pytest.approx(50, abs=5)  # 10 px at 5 nm (sidecar)
+    sidecar = json.loads((out / "wire_thickness.json").read_text())
+    assert sidecar["pixel_size_nm"] == 5.0 and sidecar["unit"] == "nm"
+    header = (out / "wire_thickness.csv").read_text().splitlines()[0]
+    assert "median_thickness_nm" in header
+    assert (out / "wire_thickness_distribution.csv").is_file()
+    assert (out / "wire_thickness.png").stat().st_size > 1000
+    assert "median wire diameter" in captured.out

@@ -16,7 +16,6 @@ PLANNED = {
     "segment-train": "train nnU-Net on a synthetic dataset",
     "segment": "segment images with a trained nnU-Net model",
     "evaluate": "score predicted masks against manual ones (Dice, AP50, PQ)",
-    "thickness": "local-thickness maps of nanowire masks",
 }
 
 
@@ -153,6 +152,37 @@ def _overview_figure(samples: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def cmd_thickness(args) -> int:
+    from tqdm import tqdm
+
+    from .thickness import ThicknessError, analyse, read_mask, write_outputs
+
+    failed = 0
+    rows = []
+    for path in tqdm(args.masks, desc="thickness", unit="mask", file=sys.stderr, leave=False):
+        try:
+            mask, sidecar_nm = read_mask(path)
+            pixel_size = args.pixel_size or sidecar_nm
+            result = analyse(mask, pixel_size)
+        except ThicknessError as err:
+            print(f"  skipped {path}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        name = Path(path).stem
+        write_outputs(result, args.out, name, source=str(path))
+        summary = result.summary()
+        rows.append((name, summary))
+    unit_note = "" if args.pixel_size else " (nm where a pixel size was given or in a sidecar)"
+    print(f"Local thickness of {len(rows)} mask(s) written to {args.out}{unit_note}")
+    for name, summary in rows:
+        print(
+            f"  {name}: {summary['n_wires']} wires, median wire diameter "
+            f"{summary['median']:.3g} {summary['unit']} (p5-p95 {summary['p5']:.3g}-"
+            f"{summary['p95']:.3g}), pixel-weighted mean {summary['pixel_weighted_mean']:.3g}"
+        )
+    return 1 if failed else 0
+
+
 def cmd_planned(args) -> int:
     print(
         f"diffrendergan {args.command}: not available yet ({PLANNED[args.command]}); it "
@@ -194,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     scene.add_argument("--out", required=True, help="output folder")
     _add_device(scene)
     scene.set_defaults(func=cmd_scene)
+
+    thickness = sub.add_parser("thickness", help="local-thickness maps of nanowire masks")
+    thickness.add_argument("masks", nargs="+", help="mask images (any nonzero = foreground)")
+    thickness.add_argument("--out", required=True, help="output folder")
+    thickness.add_argument("--pixel-size", type=float, help="nm per pixel (else the sidecar's)")
+    thickness.set_defaults(func=cmd_thickness)
 
     for name, summary in PLANNED.items():
         planned = sub.add_parser(

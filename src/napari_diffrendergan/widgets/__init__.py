@@ -5,8 +5,8 @@ from ._planned import (
     PatchSelectionWidget,
     SegmentationWidget,
     SyntheticDataWidget,
-    ThicknessAnalysisWidget,
 )
+from ._thickness import ThicknessAnalysisWidget
 
 __all__ = [
     "GanTrainingWidget",

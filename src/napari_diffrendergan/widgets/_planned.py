@@ -82,10 +82,3 @@ class SegmentationWidget(_PlannedWidget):
         "train nnU-Net on synthetic data, segment the open image, and measure particle "
         "sizes in nm (table, histogram, CSV)."
     )
-
-
-class ThicknessAnalysisWidget(_PlannedWidget):
-    title = "Thickness analysis"
-    coming = (
-        "local-thickness heatmap of nanowire masks with thickness distributions and CSV export."
-    )

@@ -1,0 +1,211 @@
+"""Thickness analysis dock widget: a mask layer in, a heatmap layer and distributions out."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..io import write_csv
+from ..thickness import ThicknessError, ThicknessResult, analyse, plot_distributions
+
+
+def layer_pixel_size_nm(layer) -> float | None:
+    """Pixel size from layer metadata, else from a non-unit scale (assumed nm)."""
+    size = layer.metadata.get("pixel_size_nm")
+    if size:
+        return float(size)
+    scale = float(layer.scale[-1])
+    return scale if scale != 1.0 else None
+
+
+def layer_mask(layer) -> np.ndarray:
+    """Foreground of a Labels layer (any label > 0) or an Image layer (Otsu threshold)."""
+    data = np.asarray(layer.data)
+    if isinstance(layer, Labels):
+        return data > 0
+    if data.ndim == 3 and data.shape[-1] in (3, 4):
+        raise ThicknessError("RGB image: convert it to grayscale or threshold it first")
+    from skimage.filters import threshold_otsu
+
+    if data.ndim != 2:
+        raise ThicknessError(f"local thickness needs a 2D layer, got shape {data.shape}")
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise ThicknessError("the image contains NaN or infinite values")
+    return data > threshold_otsu(data)
+
+
+class ThicknessAnalysisWidget(QWidget):
+    """Local thickness of a segmentation: heatmap layer, histograms, statistics, CSV export."""
+
+    title = "Thickness analysis"
+    run_synchronously = False  # tests set this to avoid thread workers
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.result: ThicknessResult | None = None
+        self.source = None
+
+        self.layer_box = QComboBox()
+        self.pixel_size = QDoubleSpinBox()
+        self.pixel_size.setRange(0.0, 1e6)
+        self.pixel_size.setDecimals(4)
+        self.pixel_size.setSpecialValueText("unknown (pixels)")
+        self.pixel_size.setSuffix(" nm")
+        self.run_button = QPushButton("Compute local thickness")
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setEnabled(False)
+        self.status = QLabel("Choose a Labels layer (segmentation or binary mask) or an Image.")
+        self.status.setWordWrap(True)
+        self.stats = QLabel()
+        self.stats.setWordWrap(True)
+        self.figure = Figure(figsize=(4, 2.8), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(220)
+
+        form = QFormLayout()
+        form.addRow("Mask layer", self.layer_box)
+        form.addRow("Pixel size", self.pixel_size)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout.addLayout(form)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.status)
+        layout.addWidget(self.canvas)
+        layout.addWidget(self.stats)
+        layout.addWidget(self.export_button)
+        layout.addStretch(1)
+
+        self.run_button.clicked.connect(self.run)
+        self.export_button.clicked.connect(self._ask_export)
+        self.layer_box.currentTextChanged.connect(self._layer_chosen)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    def _candidates(self):
+        return [
+            layer
+            for layer in self.viewer.layers
+            if isinstance(layer, Labels | Image) and not layer.name.endswith(" thickness")
+        ]
+
+    def _refresh_layers(self, event=None) -> None:
+        current = self.layer_box.currentText()
+        names = [layer.name for layer in self._candidates()]
+        labels_first = sorted(names, key=lambda n: not isinstance(self.viewer.layers[n], Labels))
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        self.layer_box.addItems(labels_first)
+        self.layer_box.blockSignals(False)
+        if current in names:
+            self.layer_box.setCurrentText(current)
+        self._layer_chosen(self.layer_box.currentText())
+
+    def _layer_chosen(self, name: str) -> None:
+        if name in self.viewer.layers:
+            self.pixel_size.setValue(layer_pixel_size_nm(self.viewer.layers[name]) or 0.0)
+
+    def run(self) -> None:
+        """Analyse the chosen layer (in a thread worker unless running synchronously)."""
+        name = self.layer_box.currentText()
+        if name not in self.viewer.layers:
+            self.status.setText("No mask layer to analyse: add a Labels or Image layer.")
+            return
+        self.source = self.viewer.layers[name]
+        pixel_size = self.pixel_size.value() or None
+        try:
+            mask = layer_mask(self.source)
+        except ThicknessError as err:
+            self.status.setText(f"Cannot analyse {name}: {err}")
+            return
+        self.run_button.setEnabled(False)
+        self.status.setText(f"Computing local thickness of {name}…")
+        if self.run_synchronously:
+            try:
+                self._show(analyse(mask, pixel_size))
+            except ThicknessError as err:
+                self._failed(err)
+            return
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(analyse, mask, pixel_size, _progress={"desc": "local thickness"})
+        worker.returned.connect(self._show)
+        worker.errored.connect(self._failed)
+        worker.start()
+
+    def _failed(self, err: Exception) -> None:
+        self.run_button.setEnabled(True)
+        self.status.setText(f"Cannot analyse {self.source.name}: {err}")
+
+    def _show(self, result: ThicknessResult) -> None:
+        self.result = result
+        self.run_button.setEnabled(True)
+        self.export_button.setEnabled(True)
+        summary = result.summary()
+        name = f"{self.source.name} thickness"
+        limits = (0.0, float(np.percentile(result.pixel_values, 99.5)) or 1.0)
+        metadata = {
+            "pixel_size_nm": result.pixel_size_nm,
+            "unit": result.unit,
+            "summary": summary,
+            "source_layer": self.source.name,
+        }
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data, layer.contrast_limits, layer.metadata = result.thickness, limits, metadata
+        else:
+            layer = self.viewer.add_image(
+                result.thickness,
+                name=name,
+                colormap="inferno",
+                blending="additive",
+                contrast_limits=limits,
+                scale=self.source.scale,
+                translate=self.source.translate,
+                metadata=metadata,
+            )
+        if hasattr(layer, "colorbar"):
+            layer.colorbar.visible = True
+        self.figure.clear()
+        plot_distributions(result, self.figure.add_subplot(111))
+        self.canvas.draw_idle()
+        unit = summary["unit"]
+        self.status.setText(f"Added layer “{name}” (thickness in {unit}, 0 outside the mask).")
+        self.stats.setText(
+            f"{summary['n_wires']} connected wire component(s) · median wire diameter "
+            f"{summary['median']:.3g} {unit}"
+            f" · mean {summary['mean']:.3g} · p5–p95 {summary['p5']:.3g}–{summary['p95']:.3g}"
+            f" · pixel-weighted mean {summary['pixel_weighted_mean']:.3g} {unit}"
+        )
+
+    def _ask_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export per-wire statistics", "", "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def export_csv(self, path) -> tuple[str, str]:
+        """Per-wire statistics to ``path`` and the distribution beside it."""
+        from pathlib import Path
+
+        from ..thickness import distribution_rows
+
+        path = Path(path)
+        distribution = path.with_name(f"{path.stem}_distribution.csv")
+        write_csv(path, self.result.per_wire())
+        write_csv(distribution, distribution_rows(self.result))
+        self.status.setText(f"Exported {path.name} and {distribution.name}.")
+        return str(path), str(distribution)

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from napari_diffrendergan.thickness import (
+    ThicknessError,
+    analyse,
+    local_thickness,
+    local_thickness_reference,
+    synthetic_wires,
+)
+
+
+def test_straight_strip_has_its_width():
+    mask = np.zeros((60, 80), bool)
+    mask[20:30, 5:75] = True  # 10 px wide
+    thickness = local_thickness(mask)
+    assert thickness[25, 40] == pytest.approx(10.0)
+    assert (thickness[~mask] == 0).all() and (thickness[mask] > 0).all()
+
+
+@pytest.mark.parametrize("width", [6, 9, 14, 21])
+@pytest.mark.parametrize("bend", [0.0, 0.6])
+def test_median_skeleton_thickness_within_one_pixel(width, bend):
+    mask = synthetic_wires((200, 240), [width], seed=width, bend=bend)
+    result = analyse(mask)
+    assert abs(np.median(result.skeleton_values) - width) <= 1.0
+
+
+def test_crossing_wires_keep_their_own_widths():
+    mask = np.zeros((200, 200), bool)
+    mask[95:103, 10:190] = True  # 8 px, horizontal
+    mask[10:190, 40:56] = True  # 16 px, vertical
+    result = analyse(mask)
+    assert result.summary()["n_wires"] == 1  # crossing wires form one component
+    thickness = result.thickness
+    assert thickness[99, 150] == pytest.approx(8.0, abs=1)
+    assert thickness[150, 48] == pytest.approx(16.0, abs=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_method_equals_exact_reference(seed):
+    rng = np.random.default_rng(seed)
+    mask = synthetic_wires((90, 110), rng.uniform(4, 14, 4), seed=seed, bend=0.5)
+    mask |= rng.random(mask.shape) > 0.985  # ragged speckles and odd shapes
+    fast = local_thickness(mask)
+    exact = local_thickness_reference(mask)
+    np.testing.assert_array_equal(fast, exact)
+
+
+def test_pixel_size_scales_to_nm():
+    mask = synthetic_wires((100, 100), [10], seed=3)
+    px = analyse(mask)
+    nm = analyse(mask, pixel_size_nm=7.5)
+    np.testing.assert_allclose(nm.thickness, px.thickness * 7.5, rtol=1e-6)
+    assert nm.unit == "nm" and px.unit == "px"
+    rows = nm.per_wire()
+    assert rows[0]["median_thickness_nm"] == pytest.approx(
+        7.5 * rows[0]["median_thickness_nm"] / 7.5
+    )
+    assert "skeleton_length_nm" in rows[0]
+
+
+def test_skeleton_distribution_is_not_biased_toward_thick_wires():
+    mask = synthetic_wires((300, 300), [6, 24], seed=5)
+    result = analyse(mask)
+    assert np.median(result.skeleton_values) < np.median(result.pixel_values)
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (np.zeros((20, 20)), "empty"),
+        (np.ones((20, 20)), "foreground everywhere"),
+        (np.ones((4, 20, 20)), "2D mask"),
+        (np.full((20, 20), np.nan), "NaN"),
+    ],
+)
+def test_bad_masks_get_clear_messages(mask, message):
+    with pytest.raises(ThicknessError, match=message):
+        analyse(mask)
+    with pytest.raises(ThicknessError, match="pixel size"):
+        analyse(synthetic_wires((50, 50), [5]), pixel_size_nm=-1)
+
+
+def test_same_convention_as_localthickness_package():
+    """localthickness returns the radius D; on a clean strip both give thickness 2 D."""
+    import localthickness
+
+    mask = np.zeros((50, 120), bool)
+    mask[10:23, 10:110] = True  # 13 px wide
+    ours = local_thickness(mask)
+    theirs = 2 * localthickness.local_thickness(mask)
+    np.testing.assert_allclose(ours[12:21, 20:100], theirs[12:21, 20:100])
