@@ -15,7 +15,6 @@ PLANNED = {
     "generate": "generate synthetic image + mask pairs from a trained run",
     "segment-train": "train nnU-Net on a synthetic dataset",
     "segment": "segment images with a trained nnU-Net model",
-    "evaluate": "score predicted masks against manual ones (Dice, AP50, PQ)",
 }
 
 
@@ -183,6 +182,29 @@ def cmd_thickness(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_evaluate(args) -> int:
+    import json
+
+    from .evaluation import evaluate_folders
+
+    result = evaluate_folders(args.pred, args.truth)
+    print(
+        f"{'image':20s} {'Dice':>6s} {'AP50':>6s} {'PQ':>6s} {'TP':>5s} {'FP':>5s} {'FN':>5s}"
+        f" {'true':>5s} {'pred':>5s}"
+    )
+    for s in result["images"]:
+        print(
+            f"{s['name']:20s} {s['dsc']:>6.3f} {s['ap50']:>6.3f} {s['pq']:>6.3f} {s['tp']:>5d}"
+            f" {s['fp']:>5d} {s['fn']:>5d} {s['n_true']:>5d} {s['n_pred']:>5d}"
+        )
+    print(f"{'mean':20s} {result['dsc']:>6.3f} {result['ap50']:>6.3f} {result['pq']:>6.3f}")
+    if result["missing_predictions"]:
+        print(f"no prediction for: {', '.join(result['missing_predictions'])}")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
 def cmd_planned(args) -> int:
     print(
         f"diffrendergan {args.command}: not available yet ({PLANNED[args.command]}); it "
@@ -225,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(scene)
     scene.set_defaults(func=cmd_scene)
 
+    evaluate = sub.add_parser(
+        "evaluate", help="score predicted masks against manual ones (Dice, AP50, PQ)"
+    )
+    evaluate.add_argument("--pred", required=True, help="folder of predicted label images")
+    evaluate.add_argument("--truth", required=True, help="folder of manual masks")
+    evaluate.add_argument(
+        "--json", action="store_true", help="print one JSON object with all scores as the last line"
+    )
+    evaluate.set_defaults(func=cmd_evaluate)
+
     thickness = sub.add_parser("thickness", help="local-thickness maps of nanowire masks")
     thickness.add_argument("masks", nargs="+", help="mask images (any nonzero = foreground)")
     thickness.add_argument("--out", required=True, help="output folder")
@@ -244,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .backend import BackendError
     from .config import ConfigError
+    from .evaluation import EvaluationError
     from .mesh_library import MeshError
     from .placement import PlacementError
 
@@ -253,7 +286,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
-    except (BackendError, ConfigError, MeshError, PlacementError, ValueError) as err:
+    except (
+        BackendError,
+        ConfigError,
+        EvaluationError,
+        MeshError,
+        PlacementError,
+        ValueError,
+    ) as err:
         print(f"diffrendergan {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

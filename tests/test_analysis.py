@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from napari_diffrendergan.analysis import instances_from_mask, particle_table
+from napari_diffrendergan.labels import semantic_mask
+
+
+def disk(shape, centre, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 < radius**2
+
+
+def test_touching_particles_separated_by_contour_are_recovered():
+    truth = np.zeros((60, 90), np.uint16)
+    truth[disk(truth.shape, (30, 25), 12)] = 1
+    truth[disk(truth.shape, (30, 48), 12) & (truth == 0)] = 2  # touches particle 1
+    truth[disk(truth.shape, (30, 75), 8)] = 3
+    mask = semantic_mask(truth, 1)
+    instances = instances_from_mask(mask, contour_thickness=1)
+    assert instances.max() == 3
+    for label in (1, 2, 3):  # each truth particle maps onto one predicted instance
+        values, counts = np.unique(instances[truth == label], return_counts=True)
+        assert counts.max() / counts.sum() > 0.97 and values[counts.argmax()] > 0
+    assert ((instances > 0) == (mask > 0)).sum() / mask.size > 0.995
+
+
+def test_watershed_splits_touching_disks_without_contour():
+    mask = np.zeros((60, 90), np.uint8)
+    mask[disk(mask.shape, (30, 28), 14) | disk(mask.shape, (30, 52), 14)] = 1
+    assert instances_from_mask(mask).max() == 1
+    assert instances_from_mask(mask, watershed=True).max() == 2
+
+
+def test_statistics_of_a_disk_and_a_rectangle_in_nm():
+    labels = np.zeros((100, 100), np.uint16)
+    labels[disk(labels.shape, (30, 30), 20)] = 1
+    labels[70:80, 20:60] = 2  # 10 x 40 px
+    table = particle_table(labels, pixel_size_nm=2.0)
+    disk_row, rect = 0, 1
+    assert table["equivalent_diameter_nm"][disk_row] == pytest.approx(80, rel=0.02)
+    assert table["circularity"][disk_row] > 0.85
+    assert table["feret_max_nm"][rect] == pytest.approx(2 * np.hypot(10, 40), rel=1e-6)
+    assert table["feret_min_nm"][rect] == pytest.approx(20.0, rel=1e-6)
+    assert table["area_nm2"][rect] == pytest.approx(400 * 4)
+    assert table["circularity"][rect] < table["circularity"][disk_row]
+    assert list(particle_table(labels))[1] == "area_px2"
+
+
+def test_empty_segmentation_gives_empty_table():
+    table = particle_table(np.zeros((10, 10), np.uint16))
+    assert all(len(column) == 0 for column in table.values())

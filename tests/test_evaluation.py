@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_diffrendergan.cli import main
+from napari_diffrendergan.evaluation import (
+    EvaluationError,
+    case_key,
+    evaluate_folders,
+    score_image,
+    to_instances,
+)
+
+
+def squares(*boxes, shape=(40, 60)):
+    labels = np.zeros(shape, np.int32)
+    for i, (y, x, h, w) in enumerate(boxes, start=1):
+        labels[y : y + h, x : x + w] = i
+    return labels
+
+
+def test_perfect_prediction_scores_one():
+    truth = squares((2, 2, 10, 10), (20, 30, 8, 12), (5, 45, 6, 6))
+    s = score_image(truth, truth.copy())
+    assert (s.dsc, s.ap50, s.pq) == (1.0, 1.0, 1.0)
+    assert (s.tp, s.fp, s.fn) == (3, 0, 0)
+
+
+def test_shifted_prediction():
+    s = score_image(squares((5, 5, 10, 10)), squares((5, 7, 10, 10)))
+    assert s.dsc == pytest.approx(0.8)  # 80 px overlap of 100 + 100
+    assert s.ap50 == 1.0  # IoU 80/120 > 0.5
+    assert s.pq == pytest.approx(80 / 120)
+
+
+def test_split_particle_is_not_a_match():
+    truth = squares((5, 5, 10, 20))
+    pred = squares((5, 5, 10, 10), (5, 15, 10, 10))  # each half: IoU exactly 0.5
+    s = score_image(truth, pred)
+    assert s.dsc == 1.0 and (s.tp, s.fp, s.fn) == (0, 2, 1)
+    assert s.ap50 == 0.0 and s.pq == 0.0
+
+
+def test_merged_particles():
+    truth = squares((5, 5, 10, 10), (5, 15, 10, 10), (25, 40, 10, 10))
+    pred = squares((5, 5, 10, 20), (25, 40, 10, 10))
+    s = score_image(truth, pred)
+    assert (s.tp, s.fp, s.fn) == (1, 1, 2)
+    assert s.ap50 == pytest.approx(1 / 4)
+    assert s.pq == pytest.approx(1.0 / (1 + 0.5 + 1.0))
+
+
+def test_empty_cases():
+    empty = np.zeros((20, 20), np.int32)
+    one = squares((2, 2, 5, 5), shape=(20, 20))
+    both = score_image(empty, empty)
+    assert (both.dsc, both.ap50, both.pq) == (1.0, 1.0, 1.0)
+    missed = score_image(one, empty)
+    assert (missed.dsc, missed.ap50, missed.pq, missed.fn) == (0.0, 0.0, 0.0, 1)
+    hallucinated = score_image(empty, one)
+    assert (hallucinated.ap50, hallucinated.fp) == (0.0, 1)
+
+
+def test_binary_truth_uses_4_connectivity():
+    binary = np.zeros((10, 10), np.uint8)
+    binary[1:4, 1:4] = 255
+    binary[4:7, 4:7] = 255  # touches the first only diagonally
+    assert to_instances(binary).max() == 2
+    three_class = np.zeros((10, 10), np.uint8)
+    three_class[1:5, 1:5], three_class[1:5, 5] = 1, 2
+    three_class[1:5, 6:9] = 1
+    assert to_instances(three_class, "mask").max() == 2
+    assert to_instances(three_class).max() == 2  # auto: more than two values = instances
+
+
+def test_shape_mismatch_and_nan_are_explained():
+    with pytest.raises(EvaluationError, match="differ in shape"):
+        score_image(np.zeros((5, 5)), np.zeros((6, 5)))
+    with pytest.raises(EvaluationError, match="NaN"):
+        to_instances(np.full((5, 5), np.nan))
+
+
+def test_case_keys():
+    assert case_key("1908248_m.tif") == "1908248"
+    assert case_key("1908248_instances.tif") == "1908248"
+    assert case_key("a_mask.png") == "a"
+
+
+def test_cli_json_last_line(tmp_path, capsys):
+    pred_dir, truth_dir = tmp_path / "pred", tmp_path / "truth"
+    pred_dir.mkdir()
+    truth_dir.mkdir()
+    truth = squares((5, 5, 10, 10), (5, 30, 10, 10))
+    tifffile.imwrite(truth_dir / "a_m.tif", (truth > 0).astype(np.uint8) * 255)
+    tifffile.imwrite(pred_dir / "a_instances.tif", truth.astype(np.uint16))
+    tifffile.imwrite(truth_dir / "b_m.tif", (truth > 0).astype(np.uint8) * 255)
+    tifffile.imwrite(pred_dir / "b_instances.tif", squares((5, 5, 10, 10)).astype(np.uint16))
+    assert main(["evaluate", "--pred", str(pred_dir), "--truth", str(truth_dir), "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert set(result) >= {"dsc", "ap50", "pq", "images"}
+    assert result["ap50"] == pytest.approx((1.0 + 0.5) / 2)
+    assert [i["name"] for i in result["images"]] == ["a", "b"]
+
+
+def test_folders_without_matches(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "t").mkdir()
+    tifffile.imwrite(tmp_path / "p" / "x.tif", np.zeros((4, 4), np.uint8))
+    tifffile.imwrite(tmp_path / "t" / "y_m.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(EvaluationError, match="no prediction"):
+        evaluate_folders(tmp_path / "p", tmp_path / "t")
+
+
+def test_real_masks_score_one_against_themselves(tio2_dir):
+    folder = tio2_dir / "masks"
+    result = evaluate_folders(folder, folder)
+    assert result["dsc"] == result["ap50"] == result["pq"] == 1.0
+    assert len(result["images"]) == 32
