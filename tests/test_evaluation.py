@@ -86,6 +86,7 @@ def test_case_keys():
     assert case_key("1908248_m.tif") == "1908248"
     assert case_key("1908248_instances.tif") == "1908248"
     assert case_key("a_mask.png") == "a"
+    assert case_key("case_00001_0000_instances.tif") == "case_00001"
 
 
 def test_cli_json_last_line(tmp_path, capsys):

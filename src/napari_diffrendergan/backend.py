@@ -99,18 +99,23 @@ def cuda_available() -> bool:
     return result.returncode == 0 and "GPU" in result.stdout
 
 
-def resolve_backend(device: str = "auto") -> Backend:
-    """Choose variant and torch device for ``device`` in {auto, cpu, cuda} without importing
-    Mitsuba. Raises :class:`BackendError` with what to install when none is usable."""
+def torch_device(device: str = "auto") -> str:
+    """``cuda`` or ``cpu`` for a device choice in {auto, cpu, cuda}; errors say what to do."""
     device = (device or "auto").lower()
     if device not in DEVICES:
         raise BackendError(f"Unknown device {device!r}: choose one of {', '.join(DEVICES)}.")
-    if device == "cuda" or (device == "auto" and cuda_available()):
-        if not cuda_available():
-            raise BackendError(
-                "Device 'cuda' was requested but no NVIDIA GPU/driver is visible "
-                "(nvidia-smi failed). Use --device cpu or auto."
-            )
+    if device == "cuda" and not cuda_available():
+        raise BackendError(
+            "Device 'cuda' was requested but no NVIDIA GPU/driver is visible "
+            "(nvidia-smi failed). Use --device cpu or auto."
+        )
+    return "cuda" if device == "cuda" or (device == "auto" and cuda_available()) else "cpu"
+
+
+def resolve_backend(device: str = "auto") -> Backend:
+    """Choose variant and torch device for ``device`` in {auto, cpu, cuda} without importing
+    Mitsuba. Raises :class:`BackendError` with what to install when none is usable."""
+    if torch_device(device) == "cuda":
         return Backend(variant="cuda_ad_mono", torch_device="cuda", llvm_path=None)
     path, rejected = find_libllvm()
     if path is None:

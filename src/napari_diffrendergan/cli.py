@@ -13,8 +13,6 @@ PLANNED = {
     "patches": "cut 256x256 training patches from real scans",
     "train": "train DiffRenderGAN on a patch set",
     "generate": "generate synthetic image + mask pairs from a trained run",
-    "segment-train": "train nnU-Net on a synthetic dataset",
-    "segment": "segment images with a trained nnU-Net model",
 }
 
 
@@ -182,12 +180,73 @@ def cmd_thickness(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_segment_train(args) -> int:
+    from .segmentation import train_model
+
+    progress = _TqdmProgress("nnU-Net")
+    try:
+        report = train_model(
+            args.dataset,
+            args.out,
+            config=args.config,
+            iterations=args.iterations,
+            device=args.device,
+            resume=args.resume,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    last = report.epochs[-1] if report.epochs else {}
+    print(
+        f"Trained nnU-Net ({args.config}) for {last.get('iterations', 0)} iterations: final "
+        f"loss {last.get('train_loss', float('nan')):.3f}, pseudo-Dice "
+        f"{last.get('pseudo_dice', float('nan')):.3f}"
+    )
+    print(f"Model folder: {report.model} (log: {report.model / 'training.log'})")
+    return 0
+
+
+def cmd_segment(args) -> int:
+    from .segmentation import image_files, segment_files
+
+    paths = image_files(args.images)
+    progress = _TqdmProgress("segment")
+    try:
+        results = segment_files(
+            paths,
+            args.model,
+            args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            progress=progress,
+            watershed=args.watershed,
+            pixel_size_nm=args.pixel_size,
+            exclude_bottom=args.exclude_bottom,
+            device=args.device,
+            mirroring=args.mirroring,
+            step=args.step,
+        )
+    finally:
+        progress.close()
+    print(f"Segmented {len(results)} image(s) into {args.out}:")
+    for r in results:
+        notes = f" ({'; '.join(r['notes'])})" if r["notes"] else ""
+        print(
+            f"  {r['name']}: {r['particles']} particles, median equivalent diameter "
+            f"{r['median_diameter']:.3g} {r['unit']}{notes}"
+        )
+    print("Per image: <name>_mask.tif (0/1/2), <name>_instances.tif, <name>_particles.csv")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     import json
 
     from .evaluation import evaluate_folders
 
-    result = evaluate_folders(args.pred, args.truth)
+    result = evaluate_folders(
+        args.pred, args.truth, truth_kind=args.truth_kind, pred_kind=args.pred_kind
+    )
     print(
         f"{'image':20s} {'Dice':>6s} {'AP50':>6s} {'PQ':>6s} {'TP':>5s} {'FP':>5s} {'FN':>5s}"
         f" {'true':>5s} {'pred':>5s}"
@@ -247,6 +306,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(scene)
     scene.set_defaults(func=cmd_scene)
 
+    seg_train = sub.add_parser("segment-train", help="train nnU-Net on a synthetic dataset")
+    seg_train.add_argument("dataset", help="nnU-Net raw dataset folder (with dataset.json)")
+    seg_train.add_argument("--out", required=True, help="model folder to create")
+    seg_train.add_argument(
+        "--config",
+        choices=("small", "default"),
+        default="small",
+        help="small: 1.9 M-parameter U-Net for CPUs; default: nnU-Net's",
+    )
+    seg_train.add_argument(
+        "--iterations",
+        type=int,
+        default=1000,
+        help="training iterations (small: 50 per epoch, default: 250)",
+    )
+    seg_train.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run in the same model folder"
+    )
+    _add_device(seg_train)
+    seg_train.set_defaults(func=cmd_segment_train)
+
+    segment = sub.add_parser("segment", help="segment images with a trained nnU-Net model")
+    segment.add_argument("images", nargs="+", help="image files or folders")
+    segment.add_argument("--model", required=True, help="model folder from segment-train")
+    segment.add_argument("--out", required=True, help="output folder")
+    segment.add_argument(
+        "--watershed", action="store_true", help="also split touching particles at narrow necks"
+    )
+    segment.add_argument("--pixel-size", type=float, help="nm per pixel (else the sidecar's)")
+    segment.add_argument(
+        "--exclude-bottom",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="leave out a data bar of this many rows at the bottom",
+    )
+    segment.add_argument(
+        "--step", type=float, default=0.5, help="sliding-window step as a fraction of the patch"
+    )
+    segment.add_argument(
+        "--mirroring",
+        action="store_true",
+        help="test-time mirroring (4x slower, nnU-Net's default)",
+    )
+    segment.add_argument("--workers", type=int, help="local Dask worker processes")
+    segment.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    _add_device(segment)
+    segment.set_defaults(func=cmd_segment)
+
     evaluate = sub.add_parser(
         "evaluate", help="score predicted masks against manual ones (Dice, AP50, PQ)"
     )
@@ -255,6 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--json", action="store_true", help="print one JSON object with all scores as the last line"
     )
+    for which in ("truth", "pred"):
+        evaluate.add_argument(
+            f"--{which}-kind",
+            choices=("auto", "binary", "mask", "instances"),
+            help=f"what the {which} files hold (default: from names: *_mask "
+            "3-class, *_instances instances, else binary if two values)",
+        )
     evaluate.set_defaults(func=cmd_evaluate)
 
     thickness = sub.add_parser("thickness", help="local-thickness maps of nanowire masks")
@@ -279,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     from .evaluation import EvaluationError
     from .mesh_library import MeshError
     from .placement import PlacementError
+    from .segmentation import Cancelled, SegmentationError
 
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -292,11 +408,12 @@ def main(argv: list[str] | None = None) -> int:
         EvaluationError,
         MeshError,
         PlacementError,
+        SegmentationError,
         ValueError,
     ) as err:
         print(f"diffrendergan {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):
         print(f"diffrendergan {args.command}: cancelled", file=sys.stderr)
         return 130
 

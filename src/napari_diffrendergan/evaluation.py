@@ -9,8 +9,10 @@ Definitions (per image):
 
 Label images (:func:`to_instances`) are binary masks whose touching particles are separated by
 1-px background lines (labelled with 4-connectivity, as the TiO2 SEM masks need), 3-class masks
-(``*_mask``: 0 background, 1 particle, 2 contour; particle-class components) or instance label
-images (``*_instances``). Images with no particle in truth and prediction score 1.0.
+(``*_mask``: 0 background, 1 particle, 2 contour; particle-class components grown back into
+their contour, as :func:`~napari_diffrendergan.analysis.instances_from_mask` does for
+predictions) or instance label images (``*_instances``). Images with no particle in truth and
+prediction score 1.0.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ def to_instances(labels: np.ndarray, kind: str = "auto") -> np.ndarray:
         kind = "binary" if len(np.unique(labels)) <= 2 else "instances"
     if kind == "binary":  # particles separated by background lines
         return label(labels > 0, connectivity=1).astype(np.int32)
-    if kind == "mask":  # 0 background, 1 particle, 2 contour
-        return label(labels == 1, connectivity=1).astype(np.int32)
+    if kind == "mask":  # particle-class components grown into their contour
+        from .analysis import instances_from_mask
+
+        return instances_from_mask(labels, contour_thickness=4, min_area=1).astype(np.int32)
     return labels.astype(np.int32)
 
 
@@ -112,11 +116,12 @@ def score_image(
 
 
 def case_key(path: str | Path) -> str:
-    """File stem without the usual mask suffixes: ``1908248_m.tif`` -> ``1908248``."""
+    """File stem without the usual mask suffixes and nnU-Net's channel suffix:
+    ``1908248_m.tif``, ``1908248_0000_instances.tif`` -> ``1908248``."""
     stem = Path(path).name.split(".")[0]
     for suffix in SUFFIXES:
         stem = re.sub(f"{suffix}$", "", stem)
-    return stem
+    return re.sub(r"_\d{4}$", "", stem)
 
 
 def label_kind(path: Path) -> str:
@@ -153,10 +158,15 @@ def read_labels(path: Path) -> np.ndarray:
 
 
 def evaluate_folders(
-    pred_dir: str | Path, truth_dir: str | Path, crop_rows: int | None = None
+    pred_dir: str | Path,
+    truth_dir: str | Path,
+    crop_rows: int | None = None,
+    truth_kind: str | None = None,
+    pred_kind: str | None = None,
 ) -> dict:
-    """Score every truth image that has a prediction; ``crop_rows`` keeps only the first rows
-    of the truth (e.g. 712 to leave out a data bar) when the prediction is that tall."""
+    """Score every truth image that has a prediction. Kinds (see :func:`to_instances`) default
+    to what the file names say; ``crop_rows`` keeps only the first rows (e.g. 712 to leave out
+    a data bar); without it, a taller truth is cropped to the prediction's height."""
     pred_dir, truth_dir = Path(pred_dir), Path(truth_dir)
     for folder in (pred_dir, truth_dir):
         if not folder.is_dir():
@@ -176,7 +186,13 @@ def evaluate_folders(
         elif crop_rows:
             truth, pred = truth[:crop_rows], pred[:crop_rows]
         images.append(
-            score_image(truth, pred, key, label_kind(truths[key]), label_kind(preds[key]))
+            score_image(
+                truth,
+                pred,
+                key,
+                truth_kind or label_kind(truths[key]),
+                pred_kind or label_kind(preds[key]),
+            )
         )
     return {
         "dsc": float(np.mean([s.dsc for s in images])),

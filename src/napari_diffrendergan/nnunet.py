@@ -1,0 +1,220 @@
+"""nnU-Net v2 training, run as a separate process: ``python -m napari_diffrendergan.nnunet``.
+
+nnU-Net's planning and preprocessing use spawn pools, which need a ``__main__`` guard and must
+not start inside napari; :func:`napari_diffrendergan.segmentation.train_model` runs this module
+as a subprocess and reads its progress, one JSON object per stdout line prefixed ``@@``.
+
+The trainer is a plain ``nnUNetTrainer`` instance (other trainer names make nnU-Net search
+modules that import timm), with epochs/iterations set on the instance. The result is a
+self-contained model folder: ``plans.json``, ``dataset.json``, ``dataset_fingerprint.json``,
+``fold_all/checkpoint_final.pth`` and ``model.json`` (our metadata).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+DATASET_ID = 1
+CONFIGS = ("small", "default")
+SMALL_FEATURES = [16, 32, 64, 128, 256]
+ITERATIONS_PER_EPOCH = {"small": 50, "default": 250}
+PROGRESS_PREFIX = "@@"
+
+
+def emit(**message) -> None:
+    """One progress message for the parent process."""
+    print(PROGRESS_PREFIX + json.dumps(message), flush=True)
+
+
+def set_environment(workspace: Path, processes: int) -> None:
+    """nnU-Net's folders and process counts; must run before nnunetv2 is imported."""
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        folder = workspace / name
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[name] = str(folder)
+    os.environ["nnUNet_def_n_proc"] = str(processes)
+    os.environ["nnUNet_n_proc_DA"] = str(processes)  # planning needs > 0; training resets it
+    os.environ["nnUNet_compile"] = "0"
+
+
+def link_dataset(dataset: Path, workspace: Path) -> str:
+    """Expose the user's raw dataset to nnU-Net as Dataset001_<name> (symlink, else copy)."""
+    name = f"Dataset{DATASET_ID:03d}_{dataset.name.split('_', 1)[-1] or 'Particles'}"
+    target = workspace / "nnUNet_raw" / name
+    if not target.exists():
+        try:
+            target.symlink_to(dataset.resolve(), target_is_directory=True)
+        except OSError:
+            shutil.copytree(dataset, target)
+    return name
+
+
+def small_configuration(plans: dict) -> dict:
+    """A CPU-sized 2D U-Net: 5 stages, 16-256 features, 256² patches (~1.9 M parameters)."""
+    base = plans["configurations"]["2d"]
+    architecture = copy.deepcopy(base["architecture"])
+    n = len(SMALL_FEATURES)
+    architecture["arch_kwargs"].update(
+        n_stages=n,
+        features_per_stage=SMALL_FEATURES,
+        kernel_sizes=[[3, 3]] * n,
+        strides=[[1, 1]] + [[2, 2]] * (n - 1),
+        n_conv_per_stage=[2] * n,
+        n_conv_per_stage_decoder=[2] * (n - 1),
+    )
+    patch = [min(256, max(16, p // 16 * 16)) for p in base["patch_size"]]
+    return {
+        "inherits_from": "2d",
+        "patch_size": patch,
+        "batch_size": 4,
+        "architecture": architecture,
+    }
+
+
+def plan_and_preprocess(name: str, processes: int, config: str) -> tuple[dict, str]:
+    """Integrity check, fingerprint, plans (+ the small configuration), preprocessing; stages
+    already done in the workspace are skipped."""
+    from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprint_dataset,
+        plan_experiment_dataset,
+        preprocess_dataset,
+    )
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
+    plans_file = preprocessed / "nnUNetPlans.json"
+    if not plans_file.is_file():
+        emit(stage="checking dataset")
+        verify_dataset_integrity(str(Path(os.environ["nnUNet_raw"]) / name), processes)
+        emit(stage="fingerprinting dataset")
+        extract_fingerprint_dataset(
+            DATASET_ID, num_processes=processes, clean=True, verbose=False, show_progress_bar=False
+        )
+        emit(stage="planning")
+        plan_experiment_dataset(DATASET_ID)
+    plans = load_json(str(plans_file))
+    configuration = "2d_small" if config == "small" else "2d"
+    if config == "small" and configuration not in plans["configurations"]:
+        plans["configurations"][configuration] = small_configuration(plans)
+        save_json(plans, str(plans_file), sort_keys=False)
+    data = preprocessed / plans["configurations"]["2d"]["data_identifier"]
+    if not (preprocessed / ".preprocessed").is_file():
+        emit(stage="preprocessing")
+        preprocess_dataset(DATASET_ID, "nnUNetPlans", ["2d"], [processes], show_progress_bar=False)
+        (preprocessed / ".preprocessed").write_text(str(data))
+    return plans, configuration
+
+
+def train(args) -> None:
+    workspace = Path(args.out) / "workspace"
+    set_environment(workspace, args.processes)
+    name = link_dataset(Path(args.dataset), workspace)
+    plans, configuration = plan_and_preprocess(name, args.processes, args.config)
+
+    import torch
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    os.environ["nnUNet_n_proc_DA"] = "0" if args.processes <= 2 else str(args.processes)
+    torch.set_num_threads(args.processes)
+    per_epoch = ITERATIONS_PER_EPOCH[args.config]
+    per_epoch = min(per_epoch, args.iterations)
+    epochs = max(1, -(-args.iterations // per_epoch))
+    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
+    trainer_plans = load_json(str(preprocessed / "nnUNetPlans.json"))
+    trainer_plans["continue_training"] = args.resume
+    trainer = nnUNetTrainer(
+        plans=trainer_plans,
+        configuration=configuration,
+        fold="all",
+        dataset_json=load_json(str(preprocessed / "dataset.json")),
+        device=torch.device(args.device),
+    )
+    trainer.num_epochs = epochs
+    trainer.num_iterations_per_epoch = per_epoch
+    trainer.num_val_iterations_per_epoch = max(1, per_epoch // 10)
+    trainer.save_every = 1
+    latest = Path(trainer.output_folder) / "checkpoint_latest.pth"
+    if args.resume and latest.is_file():
+        trainer.load_checkpoint(str(latest))
+        emit(stage=f"resuming at epoch {trainer.current_epoch + 1}")
+    on_epoch_end = trainer.on_epoch_end
+
+    def report_epoch() -> None:
+        epoch = trainer.current_epoch
+        on_epoch_end()
+        log = trainer.logger
+        emit(
+            epoch=epoch + 1,
+            epochs=epochs,
+            iterations=(epoch + 1) * per_epoch,
+            train_loss=float(log.get_value("train_losses", step=-1)),
+            pseudo_dice=float(log.get_value("ema_fg_dice", step=-1)),
+            seconds=float(
+                log.get_value("epoch_end_timestamps", step=-1)
+                - log.get_value("epoch_start_timestamps", step=-1)
+            ),
+        )
+
+    trainer.on_epoch_end = report_epoch
+    emit(stage="training", epochs=epochs, iterations_per_epoch=per_epoch)
+    started = time.time()
+    trainer.run_training()
+    export_model(
+        Path(trainer.output_folder_base),
+        Path(args.out),
+        {
+            "config": args.config,
+            "configuration": configuration,
+            "iterations": epochs * per_epoch,
+            "epochs": epochs,
+            "iterations_per_epoch": per_epoch,
+            "device": args.device,
+            "training_seconds": time.time() - started,
+            "dataset": str(Path(args.dataset).resolve()),
+            "classes": {"0": "background", "1": "particle", "2": "contour"},
+        },
+    )
+    emit(stage="done", model=str(args.out))
+
+
+def export_model(trained: Path, out: Path, metadata: dict) -> None:
+    """Copy what prediction needs next to ``model.json`` (written last: marks completeness)."""
+    for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
+        shutil.copy2(trained / name, out / name)
+    (out / "fold_all").mkdir(exist_ok=True)
+    shutil.copy2(
+        trained / "fold_all" / "checkpoint_final.pth", out / "fold_all" / "checkpoint_final.pth"
+    )
+    tmp = out / "model.json.part"
+    tmp.write_text(json.dumps(metadata, indent=2))
+    tmp.replace(out / "model.json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train nnU-Net (run by diffrendergan).")
+    parser.add_argument("dataset")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", choices=CONFIGS, default="small")
+    parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        train(args)
+    except Exception as err:  # report any failure to the parent in one readable line
+        emit(error=f"{type(err).__name__}: {err}")
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
