@@ -125,9 +125,8 @@ def train(args) -> None:
 
     os.environ["nnUNet_n_proc_DA"] = "0" if args.processes <= 2 else str(args.processes)
     torch.set_num_threads(args.processes)
-    per_epoch = ITERATIONS_PER_EPOCH[args.config]
-    per_epoch = min(per_epoch, args.iterations)
-    epochs = max(1, -(-args.iterations // per_epoch))
+    epochs = -(-args.iterations // ITERATIONS_PER_EPOCH[args.config])  # ceil
+    per_epoch = -(-args.iterations // epochs)
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
     trainer_plans = load_json(str(preprocessed / "nnUNetPlans.json"))
     trainer_plans["continue_training"] = args.resume

@@ -3,9 +3,9 @@
 from ._planned import (
     GanTrainingWidget,
     PatchSelectionWidget,
-    SegmentationWidget,
     SyntheticDataWidget,
 )
+from ._segmentation import SegmentationWidget
 from ._thickness import ThicknessAnalysisWidget
 
 __all__ = [

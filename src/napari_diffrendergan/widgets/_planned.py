@@ -74,11 +74,3 @@ class SyntheticDataWidget(_PlannedWidget):
         "generate synthetic images with instance and 3-class masks from a trained run, "
         "and export an nnU-Net dataset."
     )
-
-
-class SegmentationWidget(_PlannedWidget):
-    title = "Segmentation"
-    coming = (
-        "train nnU-Net on synthetic data, segment the open image, and measure particle "
-        "sizes in nm (table, histogram, CSV)."
-    )

@@ -1,0 +1,167 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import blob_sample
+from napari_diffrendergan.cli import main
+from napari_diffrendergan.evaluation import score_image
+from napari_diffrendergan.segmentation import (
+    Cancelled,
+    SegmentationError,
+    Segmenter,
+    check_model_folder,
+    prepare_image,
+    segment_image,
+    train_model,
+    write_dataset,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_dataset_passes_nnunet_integrity_check(blob_dataset):
+    code = (
+        "import sys\n"
+        "from nnunetv2.experiment_planning.verify_dataset_integrity import "
+        "verify_dataset_integrity\n"
+        "if __name__ == '__main__':\n"
+        "    verify_dataset_integrity(sys.argv[1], 1)\n    print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(blob_dataset)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    meta = json.loads((blob_dataset / "dataset.json").read_text())
+    assert meta["labels"] == {"background": 0, "particle": 1, "contour": 2}
+    assert meta["numTraining"] == 8
+
+
+def test_write_dataset_rejects_bad_masks(tmp_path):
+    with pytest.raises(SegmentationError, match="0, 1 or 2"):
+        write_dataset(tmp_path / "Dataset002_X", [np.zeros((8, 8))], [np.full((8, 8), 5)])
+    with pytest.raises(SegmentationError, match="equal in shape"):
+        write_dataset(tmp_path / "Dataset002_X", [np.zeros((8, 8))], [np.zeros((9, 8))])
+
+
+def test_trained_model_folder_is_self_contained(tiny_model):
+    meta = check_model_folder(tiny_model)
+    assert meta["config"] == "small" and meta["iterations"] == 60
+    assert (tiny_model / "fold_all" / "checkpoint_final.pth").is_file()
+    assert "workspace" not in json.dumps(meta)
+
+
+def test_segments_blobs(tiny_model):
+    segmenter = Segmenter(tiny_model, device="cpu")
+    image, mask, instances = blob_sample(100)
+    result = segment_image(segmenter, image, pixel_size_nm=5.0)
+    assert result.mask.dtype == np.uint8 and result.mask.shape == image.shape
+    assert set(np.unique(result.mask)) <= {0, 1, 2}
+    scores = score_image(instances, result.instances)
+    assert scores.dsc > 0.8
+    assert len(result.table["label"]) == result.instances.max()
+    assert "equivalent_diameter_nm" in result.table
+
+
+def test_tiling_matches_whole_image(tiny_model):
+    image = np.tile(blob_sample(7, shape=(96, 96))[0], (2, 3))
+    whole = Segmenter(tiny_model, device="cpu").predict(image)
+    tiled = Segmenter(tiny_model, device="cpu", tile=64).predict(image)
+    assert (whole == tiled).mean() > 0.97
+
+
+def test_region_leaves_the_rest_empty(tiny_model):
+    segmenter = Segmenter(tiny_model, device="cpu")
+    image = blob_sample(3)[0]
+    result = segment_image(segmenter, image, region=(0, 100, 0, 128))
+    assert (result.mask[100:] == 0).all()
+    with pytest.raises(SegmentationError, match="less than 8"):
+        segment_image(segmenter, image, region=(0, 4, 0, 128))
+
+
+def test_bad_images_and_models(tiny_model, tmp_path):
+    gray, notes = prepare_image(np.zeros((20, 20, 3), np.uint8))
+    assert gray.shape == (20, 20) and "RGB" in notes[0]
+    assert prepare_image(np.zeros((20, 20), np.uint16))[0].dtype == np.float32
+    with pytest.raises(SegmentationError, match="NaN"):
+        prepare_image(np.full((20, 20), np.nan))
+    with pytest.raises(SegmentationError, match="too small"):
+        prepare_image(np.zeros((4, 20)))
+    with pytest.raises(SegmentationError, match="2D"):
+        prepare_image(np.zeros((2, 20, 20)))
+    small = Segmenter(tiny_model, device="cpu").predict(blob_sample(1, shape=(40, 40))[0])
+    assert small.shape == (40, 40)  # smaller than the 128 px patch: padded internally
+    with pytest.raises(SegmentationError, match="does not exist"):
+        Segmenter(tmp_path / "nowhere")
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "fold_all" / "checkpoint_final.pth").unlink()
+    with pytest.raises(SegmentationError, match="incomplete.*checkpoint_final"):
+        Segmenter(broken)
+    (broken / "fold_all" / "checkpoint_final.pth").write_bytes(b"corrupt")
+    with pytest.raises(SegmentationError, match="cannot load model"):
+        Segmenter(broken)
+    dataset = json.loads((broken / "dataset.json").read_text())
+    dataset["labels"] = {"background": 0, "particle": 1}
+    (broken / "dataset.json").write_text(json.dumps(dataset))
+    with pytest.raises(SegmentationError, match="2 classes"):
+        check_model_folder(broken)
+
+
+def test_cancel_stops_training(blob_dataset, tmp_path):
+    with pytest.raises(Cancelled):
+        train_model(
+            blob_dataset, tmp_path / "m", iterations=10, device="cpu", cancelled=lambda: True
+        )
+    assert not (tmp_path / "m" / "model.json").exists()
+
+
+def test_training_refuses_to_overwrite_a_model(tiny_model, blob_dataset):
+    with pytest.raises(SegmentationError, match="already holds a trained model"):
+        train_model(blob_dataset, tiny_model, iterations=1)
+
+
+def test_cli_segment_writes_outputs_and_evaluates(tiny_model, tmp_path, capsys):
+    images, truth = tmp_path / "images", tmp_path / "truth"
+    images.mkdir()
+    truth.mkdir()
+    for seed in (20, 21):
+        image, _, instances = blob_sample(seed)
+        tifffile.imwrite(images / f"s{seed}.tif", image)
+        tifffile.imwrite(truth / f"s{seed}_instances.tif", instances)
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "segment",
+                str(images),
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(out),
+                "--pixel-size",
+                "5",
+                "--workers",
+                "2",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    for seed in (20, 21):
+        mask = tifffile.imread(out / f"s{seed}_mask.tif")
+        assert set(np.unique(mask)) <= {0, 1, 2}
+        assert tifffile.imread(out / f"s{seed}_instances.tif").max() > 0
+        header = (out / f"s{seed}_particles.csv").read_text().splitlines()[0]
+        assert "equivalent_diameter_nm" in header and "feret_min_nm" in header
+        assert json.loads((out / f"s{seed}_mask.json").read_text())["pixel_size_nm"] == 5.0
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(out), "--truth", str(truth), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["dsc"] > 0.8 and len(result["images"]) == 2
