@@ -66,6 +66,19 @@ def test_segments_blobs(tiny_model):
     assert "equivalent_diameter_nm" in result.table
 
 
+def test_whole_image_window_agrees_with_sliding_window(tiny_model):
+    image = np.tile(blob_sample(9, shape=(96, 96))[0], (2, 3))
+    sliding = Segmenter(tiny_model, device="cpu", window="sliding").predict(image)
+    whole = Segmenter(tiny_model, device="cpu", window="whole").predict(image)
+    assert (sliding == whole).mean() > 0.97
+    mirrored = Segmenter(tiny_model, device="cpu", mirroring="x").predict(image)
+    assert (mirrored == whole).mean() > 0.97
+    with pytest.raises(SegmentationError, match="window must be"):
+        Segmenter(tiny_model, window="tiles")
+    with pytest.raises(SegmentationError, match="mirroring must be"):
+        Segmenter(tiny_model, mirroring="yes")
+
+
 def test_tiling_matches_whole_image(tiny_model):
     image = np.tile(blob_sample(7, shape=(96, 96))[0], (2, 3))
     whole = Segmenter(tiny_model, device="cpu").predict(image)

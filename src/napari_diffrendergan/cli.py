@@ -223,6 +223,7 @@ def cmd_segment(args) -> int:
             pixel_size_nm=args.pixel_size,
             exclude_bottom=args.exclude_bottom,
             device=args.device,
+            window=args.window,
             mirroring=args.mirroring,
             step=args.step,
         )
@@ -343,12 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave out a data bar of this many rows at the bottom",
     )
     segment.add_argument(
+        "--window",
+        choices=("whole", "sliding"),
+        default="whole",
+        help="whole: one network pass per image block (fast); sliding: nnU-Net's patches",
+    )
+    segment.add_argument(
         "--step", type=float, default=0.5, help="sliding-window step as a fraction of the patch"
     )
     segment.add_argument(
         "--mirroring",
-        action="store_true",
-        help="test-time mirroring (4x slower, nnU-Net's default)",
+        choices=("none", "x", "all"),
+        default="none",
+        help="test-time flips: none, x (2 passes) or all (4 passes, nnU-Net's default)",
     )
     segment.add_argument("--workers", type=int, help="local Dask worker processes")
     segment.add_argument("--scheduler", help="address of an existing Dask scheduler")

@@ -229,21 +229,35 @@ def prepare_image(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return image, notes
 
 
+MIRRORING = {"none": None, "x": (1,), "all": (0, 1)}
+WINDOWS = ("whole", "sliding")
+
+
 class Segmenter:
-    """A loaded nnU-Net model. ``step`` is the sliding-window step (fraction of the patch),
-    ``mirroring`` test-time augmentation (4 passes in 2D; nnU-Net's default is on)."""
+    """A loaded nnU-Net model.
+
+    ``window="whole"`` runs the fully convolutional network once over each block of up to
+    ``tile``² pixels (padded to the network's stride) instead of nnU-Net's overlapping
+    ``step``-spaced patches (``"sliding"``); ``mirroring`` averages flips along no axis, x, or
+    both (nnU-Net's default, 4 passes). See docs/segmentation.md for the measured trade-off.
+    """
 
     def __init__(
         self,
         model: str | Path,
         device: str = "auto",
+        window: str = "whole",
+        mirroring: str = "none",
         step: float = 0.5,
-        mirroring: bool = False,
         threads: int | None = None,
         tile: int = 2048,
     ):
         from .backend import torch_device
 
+        if window not in WINDOWS:
+            raise SegmentationError(f"window must be one of {', '.join(WINDOWS)}")
+        if mirroring not in MIRRORING:
+            raise SegmentationError(f"mirroring must be one of {', '.join(MIRRORING)}")
         self.model = Path(model)
         self.metadata = check_model_folder(self.model)
         os.environ.setdefault("nnUNet_def_n_proc", str(min(2, os.cpu_count() or 1)))
@@ -252,11 +266,11 @@ class Segmenter:
 
         if threads:
             torch.set_num_threads(threads)
-        self.tile = tile
+        self.tile, self.window = tile, window
         self.predictor = nnUNetPredictor(
             tile_step_size=step,
             use_gaussian=True,
-            use_mirroring=mirroring,
+            use_mirroring=mirroring != "none",
             perform_everything_on_device=False,
             device=torch.device(torch_device(device)),
             verbose=False,
@@ -269,15 +283,24 @@ class Segmenter:
             )
         except Exception as err:  # corrupt checkpoints raise many types
             raise SegmentationError(f"cannot load model {self.model}: {err}") from err
-        self.patch = tuple(self.predictor.configuration_manager.patch_size)
+        if MIRRORING[mirroring]:
+            self.predictor.allowed_mirroring_axes = MIRRORING[mirroring]
+        configuration = self.predictor.configuration_manager.configuration
+        self._settings = configuration
+        self.patch = tuple(configuration["patch_size"])
+        strides = configuration["architecture"]["arch_kwargs"]["strides"]
+        self.stride = int(np.prod([s[0] for s in strides]))
 
     def _predict_block(self, block: np.ndarray) -> np.ndarray:
         import torch
 
+        if self.window == "whole":
+            self._settings["patch_size"] = [-(-n // self.stride) * self.stride for n in block.shape]
         with torch.no_grad():
             seg = self.predictor.predict_single_npy_array(
                 block[None, None], {"spacing": (999, 1, 1)}
             )
+        self._settings["patch_size"] = list(self.patch)
         return np.asarray(seg[0], np.uint8)
 
     def predict(self, image: np.ndarray, progress=None) -> np.ndarray:
@@ -390,17 +413,20 @@ def segment_file(
     pixel_size_nm=None,
     exclude_bottom=0,
     device="auto",
+    window="whole",
+    mirroring="none",
     step=0.5,
-    mirroring=False,
 ) -> dict:
     """Segment one file and write ``<name>_mask.tif``, ``<name>_instances.tif`` (with JSON
     sidecars) and ``<name>_particles.csv``; returns a short summary."""
     from .analysis import table_rows
     from .io import write_csv, write_tiff
 
-    key = (str(model), device, step, mirroring)
+    key = (str(model), device, window, mirroring, step)
     if key not in _LOADED:  # one model per worker process
-        _LOADED[key] = Segmenter(model, device=device, step=step, mirroring=mirroring)
+        _LOADED[key] = Segmenter(
+            model, device=device, window=window, mirroring=mirroring, step=step
+        )
     path, out = Path(path), Path(out)
     image, sidecar_nm = read_image(path)
     pixel = pixel_size_nm or sidecar_nm
