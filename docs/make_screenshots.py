@@ -1,8 +1,11 @@
 """Render the dock widgets under a (virtual) display and save them to docs/images/.
 
-Run: ``xvfb-run -a .venv/bin/python docs/make_screenshots.py``
+Run: ``xvfb-run -a .venv/bin/python docs/make_screenshots.py [--model MODEL_FOLDER]``; with a
+model, the Segmentation widget is shown segmenting the TiO2 SEM sample (set
+DIFFRENDERGAN_TIO2_SEM_DIR to work offline).
 """
 
+import argparse
 from pathlib import Path
 
 import napari
@@ -16,11 +19,13 @@ WIDGETS = {
     "Patch selection": "widget_patch_selection.png",
     "GAN training": "widget_gan_training.png",
     "Synthetic data": "widget_synthetic_data.png",
-    "Segmentation": "widget_segmentation.png",
 }
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Screenshots of the dock widgets.")
+    parser.add_argument("--model", help="nnU-Net model folder for the Segmentation widget")
+    args = parser.parse_args()
     IMAGES.mkdir(exist_ok=True)
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1200, 800)
@@ -32,11 +37,30 @@ def main() -> None:
         QApplication.processEvents()
         viewer.screenshot(str(IMAGES / filename), canvas_only=False)
         viewer.window.remove_dock_widget(dock)
-    thickness_screenshot(viewer)
+    thickness_dock = thickness_screenshot(viewer)
+    viewer.window.remove_dock_widget(thickness_dock)
+    segmentation_screenshot(viewer, args.model)
     viewer.close()
 
 
-def thickness_screenshot(viewer) -> None:
+def segmentation_screenshot(viewer, model) -> None:
+    """The Segmentation widget after segmenting the TiO2 SEM sample (or empty, without model)."""
+    viewer.layers.clear()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    if model:
+        viewer.open_sample("napari-diffrendergan", "tio2_sem")
+        viewer.layers[-1].visible = False  # the manual masks
+        widget.run_synchronously = True
+        widget.model_path.setText(model)
+        widget.load_model()
+        widget.image_box.setCurrentText(viewer.layers[0].name)
+        widget.segment_button.click()
+        viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(IMAGES / "widget_segmentation.png"), canvas_only=False)
+
+
+def thickness_screenshot(viewer):
     """Thickness analysis of a test pattern of wires 6-20 px wide at 10 nm per pixel."""
     viewer.layers.clear()
     wires = synthetic_wires((512, 512), [6, 9, 12, 16, 20], seed=7, bend=0.4)
@@ -55,6 +79,7 @@ def thickness_screenshot(viewer) -> None:
     viewer.reset_view()
     QApplication.processEvents()
     viewer.screenshot(str(IMAGES / "widget_thickness_analysis.png"), canvas_only=False)
+    return dock
 
 
 if __name__ == "__main__":

@@ -200,7 +200,9 @@ class SegmentationWidget(QWidget):
             return False
         try:
             self.segmenter = Segmenter(
-                path, device=self.device.currentText(), mirroring=self.mirroring.isChecked()
+                path,
+                device=self.device.currentText(),
+                mirroring="all" if self.mirroring.isChecked() else "none",
             )
         except SegmentationError as err:
             self.segmenter = None
@@ -336,6 +338,7 @@ class SegmentationWidget(QWidget):
             name=name,
             scale=self.source.scale[-2:],
             translate=self.source.translate[-2:],
+            units=self.source.units[-2:],
             **kwargs,
         )
 

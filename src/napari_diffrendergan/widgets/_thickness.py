@@ -176,6 +176,7 @@ class ThicknessAnalysisWidget(QWidget):
                 contrast_limits=limits,
                 scale=self.source.scale,
                 translate=self.source.translate,
+                units=self.source.units,
                 metadata=metadata,
             )
         if hasattr(layer, "colorbar"):
