@@ -98,11 +98,32 @@ def test_scene_writes_annotated_files(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_reports_what_it_made(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--presets", "sio2-him", "--spp", "4"]) == 0
+def test_demo_runs_the_pipeline_and_reports(tmp_path, capsys):
+    args = [
+        "demo",
+        "--out",
+        str(tmp_path),
+        "--presets",
+        "sio2-him",
+        "agnw-sem",
+        "--spp",
+        "4",
+        "--train-images",
+        "4",
+        "--seg-iterations",
+        "4",
+        "--device",
+        "cpu",
+    ]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     assert "sio2-him" in printed and str(tmp_path / "overview.png") in printed
-    assert (tmp_path / "sio2-him" / "mask.tif").is_file()
+    assert "Synthetic nnU-Net dataset: 4 TiO2 images" in printed
+    assert "Dice" in printed and "median wire diameter" in printed
+    assert (tmp_path / "scenes" / "sio2-him" / "mask.tif").is_file()
+    assert (tmp_path / "model" / "model.json").is_file()
+    assert len(list((tmp_path / "segmentation").glob("*_particles.csv"))) == 3
+    assert (tmp_path / "thickness" / "agnw-sem_thickness.csv").is_file()
     assert (tmp_path / "overview.png").stat().st_size > 1000
 
 

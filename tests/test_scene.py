@@ -102,3 +102,34 @@ def test_bad_constellations_are_rejected(spheres):
         spheres.place(bad)
     with pytest.raises(KeyError, match="unknown BSDF parameter"):
         spheres.set_bsdf({"particle.glow": 1.0})
+
+
+def test_render_samples_replaces_low_contrast_images():
+    from napari_diffrendergan.scene import render_samples
+
+    config = preset("sio2-him")
+    config.scene.width = config.scene.height = 64
+    config.meshes.count = 5
+
+    def dark_then_bright(config, rng, calls=[0]):  # noqa: B006 - counts calls
+        calls[0] += 1
+        particle = 0.0 if calls[0] <= 2 else 0.9  # the first two are too dark: rejected
+        return {"particle.base_color": particle, "stage.base_color": 0.05}, 0.001
+
+    samples = list(render_samples(config, 2, seed=1, device="cpu", spp=4, values=dark_then_bright))
+    assert len(samples) == 2
+    assert samples[0].info["rejected_before"] == 2
+    for sample in samples:
+        assert sample.image.shape == (64, 64) and sample.instances.max() >= 1
+        assert set(np.unique(sample.mask)) <= {0, 1, 2}
+    with pytest.raises(RuntimeError, match="contrast filter"):
+        list(
+            render_samples(
+                config,
+                1,
+                device="cpu",
+                spp=1,
+                max_rejections=2,
+                values=lambda c, r: ({"particle.base_color": 0.0}, 0.0),
+            )
+        )

@@ -84,62 +84,90 @@ def cmd_scene(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .config import preset
-    from .scene import render_sample, write_sample
+    from .demo import run_demo
 
-    out = Path(args.out)
+    progress = _TqdmProgress("demo")
     started = time.perf_counter()
-    samples = {}
-    for name in args.presets:
-        config = preset(name)
-        config.scene.spp = args.spp
-        progress = _TqdmProgress(f"demo {name}")
-        try:
-            samples[name] = render_sample(
-                config, seed=args.seed, device=args.device, progress=progress
-            )
-        finally:
-            progress.close()
-        write_sample(samples[name], out / name)
-    overview = out / "overview.png"
-    _overview_figure(samples, overview)
-    backend = next(iter(samples.values())).info["backend"]
-    print(
-        f"diffrendergan demo: rendered {len(samples)} preset scene(s) in "
-        f"{time.perf_counter() - started:.1f} s ({backend})"
-    )
-    print(f"{'preset':10s} {'visible':>8s} {'contrast':>9s}  folder")
-    for name, sample in samples.items():
-        info = sample.info
-        print(
-            f"{name:10s} {info['visible_particles']:>4d}/{len(info['phi']):<3d} "
-            f"{'ok' if info['contrast']['accepted'] else 'rejected':>9s}  {out / name}"
+    try:
+        report = run_demo(
+            args.out,
+            args.presets,
+            spp=args.spp,
+            seed=args.seed,
+            device=args.device,
+            train_images=args.train_images,
+            seg_iterations=args.seg_iterations,
+            progress=progress,
         )
+    finally:
+        progress.close()
+    out = Path(args.out)
+    _overview_figure(report, out / "overview.png")
+    scenes = report["scenes"]
     print(
-        "Each folder: image.tif (float32), instances.tif (uint16), mask.tif (0 background, "
-        "1 particle, 2 contour), scene.json (config, seed, placement, BSDF values)."
+        f"diffrendergan demo finished in {time.perf_counter() - started:.0f} s "
+        f"({next(iter(scenes.values()))['backend']})"
     )
-    print(f"Overview figure: {overview}")
     print(
-        "Not yet in the demo (coming in later releases): patches -> GAN training -> "
-        "synthetic dataset -> nnU-Net segmentation -> statistics."
+        f"\n1. Rendered scenes ({out / 'scenes'}): image.tif, instances.tif, mask.tif "
+        "(0 background, 1 particle, 2 contour), scene.json"
+    )
+    for name, info in scenes.items():
+        contrast = "ok" if info["contrast"]["accepted"] else "rejected by contrast filter"
+        print(
+            f"   {name:9s} {info['visible_particles']:3d}/{len(info['phi'])} particles "
+            f"visible, {contrast}"
+        )
+    data = report["dataset"]
+    print(
+        f"2. Synthetic nnU-Net dataset: {data['images']} TiO2 images "
+        f"({data['rejected']} rejected by the contrast filter) in {data['folder']}"
+    )
+    print(f"3. nnU-Net (small, {args.seg_iterations} iterations) trained: {report['model']}")
+    seg = report["segmentation"]
+    found = ", ".join(f"{a}/{b}" for a, b in seg["particles_found_vs_true"])
+    print(
+        f"4. Segmented {len(seg['particles_found_vs_true'])} held-out synthetic images: "
+        f"Dice {seg['dsc']:.3f}, AP50 {seg['ap50']:.3f}, PQ {seg['pq']:.3f}; particles "
+        f"found/true {found}; statistics CSVs in {seg['folder']}"
+    )
+    if "thickness" in report:
+        t = report["thickness"]
+        print(
+            f"5. Nanowire local thickness: median wire diameter {t['median']:.1f} "
+            f"{t['unit']}, {t['n_wires']} wire component(s); map, CSVs, histogram in "
+            f"{t['folder']}"
+        )
+    print(f"Overview figure: {out / 'overview.png'}")
+    print("Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["timings"].items()))
+    print(
+        "Not yet in the demo: real-patch selection and GAN training (the synthetic images "
+        "use mid-range material values until then)."
     )
     return 0
 
 
-def _overview_figure(samples: dict, path: Path) -> None:
+def _overview_figure(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import tifffile
 
     from .io import atomic_path
 
-    fig, axes = plt.subplots(2, len(samples), figsize=(3 * len(samples), 6), squeeze=False)
-    for column, (name, sample) in enumerate(samples.items()):
-        axes[0, column].imshow(sample.image, cmap="gray")
-        axes[0, column].set_title(name)
-        axes[1, column].imshow(sample.mask, cmap="viridis", vmin=0, vmax=2, interpolation="nearest")
+    folders = [Path(report["out"]) / "scenes" / name for name in report["scenes"]]
+    fig, axes = plt.subplots(2, len(folders), figsize=(3 * len(folders), 6), squeeze=False)
+    for column, folder in enumerate(folders):
+        axes[0, column].imshow(tifffile.imread(folder / "image.tif"), cmap="gray")
+        axes[0, column].set_title(folder.name)
+        axes[1, column].imshow(
+            tifffile.imread(folder / "mask.tif"),
+            cmap="viridis",
+            vmin=0,
+            vmax=2,
+            interpolation="nearest",
+        )
         axes[1, column].set_title("mask (particle, contour)", fontsize=9)
         for ax in axes[:, column]:
             ax.set_axis_off()
@@ -290,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     demo.add_argument("--spp", type=int, default=16, help="samples per pixel")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--train-images",
+        type=int,
+        default=24,
+        help="synthetic images for the nnU-Net demo training",
+    )
+    demo.add_argument("--seg-iterations", type=int, default=100, help="nnU-Net training iterations")
     _add_device(demo)
     demo.set_defaults(func=cmd_demo)
 

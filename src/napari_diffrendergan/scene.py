@@ -381,3 +381,77 @@ def write_sample(sample: SceneSample, out) -> dict[str, str]:
     paths["scene"] = out / "scene.json"
     write_json_atomic(paths["scene"], sample.info)
     return {k: str(v) for k, v in paths.items()}
+
+
+def jittered_values(
+    config: MaterialConfig, rng: np.random.Generator, spread: float = 1 / 3
+) -> tuple[dict[str, float], float]:
+    """BSDF and noise values drawn uniformly from the middle ``spread`` of each range: varied
+    images before a GAN has learned the real distribution."""
+    learning = config.learning
+    ranges = {name: learning.limits_for(*name.split(".", 1)) for name in learning.learned()}
+    ranges["noise"] = learning.noise_limits
+    values = {}
+    for name, (low, high) in ranges.items():
+        middle, half = (low + high) / 2, (high - low) * spread / 2
+        values[name] = float(rng.uniform(middle - half, middle + half))
+    sigma = values.pop("noise")
+    return values, sigma
+
+
+def render_samples(
+    config: MaterialConfig,
+    count: int,
+    seed: int = 0,
+    device: str = "auto",
+    spp: int | None = None,
+    values=jittered_values,
+    progress=None,
+    cancelled=None,
+    max_rejections: int = 1000,
+):
+    """Yield ``count`` annotated samples from one reused scene, each a fresh constellation with
+    BSDF/noise values from ``values(config, rng)``. Images failing the contrast filter are
+    replaced; the number replaced is in each sample's ``info["rejected_before"]``."""
+    from .labels import contrast_check, semantic_mask
+    from .placement import constellation
+
+    scene = VirtualScene(config, device=device)
+    rng = np.random.default_rng(seed)
+    made = rejected = 0
+    while made < count:
+        if cancelled and cancelled():
+            return
+        phi = constellation(config, rng)
+        bsdf, sigma = values(config, rng)
+        scene.place(phi)
+        scene.set_bsdf(bsdf)
+        image_seed = int(rng.integers(2**31))
+        clean = scene.render(seed=image_seed, spp=spp)
+        instances = scene.instances()
+        check = contrast_check(clean, instances, config.contrast_threshold)
+        if not check:
+            rejected += 1
+            if rejected > max_rejections:
+                raise RuntimeError(
+                    f"{rejected} images failed the contrast filter while making {made + 1} "
+                    f"(last: {check.reason}); check the configuration"
+                )
+            continue
+        made += 1
+        if progress:
+            progress(made, count, f"rendered {made}/{count} ({rejected} rejected)")
+        info = {
+            "seed": image_seed,
+            "phi": phi.tolist(),
+            "bsdf": bsdf,
+            "noise_sigma": sigma,
+            "rejected_before": rejected,
+            "visible_particles": int(len(np.unique(instances[instances > 0]))),
+        }
+        yield SceneSample(
+            add_noise(clean, sigma, rng),
+            instances,
+            semantic_mask(instances, config.contour_thickness),
+            info,
+        )
