@@ -180,16 +180,17 @@ def _overview_figure(report: dict, path: Path) -> None:
 def cmd_thickness(args) -> int:
     from tqdm import tqdm
 
-    from .thickness import ThicknessError, analyse, read_mask, write_outputs
+    from .io import ImageReadError, read_image
+    from .thickness import ThicknessError, analyse, write_outputs
 
     failed = 0
     rows = []
     for path in tqdm(args.masks, desc="thickness", unit="mask", file=sys.stderr, leave=False):
         try:
-            mask, sidecar_nm = read_mask(path)
+            mask, sidecar_nm = read_image(path)
             pixel_size = args.pixel_size or sidecar_nm
             result = analyse(mask, pixel_size)
-        except ThicknessError as err:
+        except (ImageReadError, ThicknessError) as err:
             print(f"  skipped {path}: {err}", file=sys.stderr)
             failed += 1
             continue

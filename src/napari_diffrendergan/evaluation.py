@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import read_image
+
 SUFFIXES = ("_instances", "_mask", "_m", "_labels")
 
 
@@ -144,19 +146,6 @@ def _index(folder: Path) -> dict[str, Path]:
     return index
 
 
-def read_labels(path: Path) -> np.ndarray:
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            return tifffile.imread(path)
-        import imageio.v3 as iio
-
-        return iio.imread(path)
-    except Exception as err:  # readers raise many types for corrupt files
-        raise EvaluationError(f"{path}: cannot be read ({err})") from err
-
-
 def evaluate_folders(
     pred_dir: str | Path,
     truth_dir: str | Path,
@@ -180,7 +169,7 @@ def evaluate_folders(
         )
     images = []
     for key in common:
-        truth, pred = read_labels(truths[key]), read_labels(preds[key])
+        truth, pred = read_image(truths[key])[0], read_image(preds[key])[0]
         if crop_rows is None and truth.shape != pred.shape and truth.shape[1:] == pred.shape[1:]:
             truth = truth[: pred.shape[0]]  # prediction made without the data bar
         elif crop_rows:

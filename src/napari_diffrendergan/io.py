@@ -78,3 +78,33 @@ def write_csv(path, rows: list[dict]) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["empty"])
         writer.writeheader()
         writer.writerows(rows)
+
+
+class ImageReadError(ValueError):
+    """A file cannot be read as an image; the message names it."""
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
+    """Pixels of a TIFF/PNG/JPEG/BMP file and its pixel size (nm) from a JSON sidecar, if any."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            data = tifffile.imread(path)
+        else:
+            import imageio.v3 as iio
+
+            data = iio.imread(path)
+    except Exception as err:  # readers raise many types for corrupt files
+        raise ImageReadError(f"{path}: cannot be read as an image ({err})") from err
+    sidecar = sidecar_path(path)
+    pixel_size = None
+    if sidecar.is_file():
+        try:
+            pixel_size = json.loads(sidecar.read_text()).get("pixel_size_nm")
+        except (json.JSONDecodeError, AttributeError):
+            pixel_size = None
+    return np.asarray(data), pixel_size

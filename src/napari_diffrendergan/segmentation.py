@@ -387,24 +387,6 @@ def image_files(inputs) -> list[Path]:
     return found
 
 
-def read_image(path: Path) -> tuple[np.ndarray, float | None]:
-    """Image data and its pixel size (nm) from a JSON sidecar, if there is one."""
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            data = tifffile.imread(path)
-        else:
-            import imageio.v3 as iio
-
-            data = iio.imread(path)
-    except Exception as err:  # readers raise many types for corrupt files
-        raise SegmentationError(f"{path}: cannot be read as an image ({err})") from err
-    sidecar = path.with_suffix(".json")
-    pixel = json.loads(sidecar.read_text()).get("pixel_size_nm") if sidecar.is_file() else None
-    return data, pixel
-
-
 def segment_file(
     path,
     model,
@@ -420,7 +402,7 @@ def segment_file(
     """Segment one file and write ``<name>_mask.tif``, ``<name>_instances.tif`` (with JSON
     sidecars) and ``<name>_particles.csv``; returns a short summary."""
     from .analysis import table_rows
-    from .io import write_csv, write_tiff
+    from .io import read_image, write_csv, write_tiff
 
     key = (str(model), device, window, mirroring, step)
     if key not in _LOADED:  # one model per worker process

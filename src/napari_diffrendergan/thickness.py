@@ -357,32 +357,3 @@ def write_outputs(result: ThicknessResult, out, name: str, source: str = "") -> 
         figure.savefig(tmp, dpi=100, format="png")
     plt.close(figure)
     return {k: str(v) for k, v in paths.items()}
-
-
-def read_mask(path) -> tuple[np.ndarray, float | None]:
-    """A mask file (TIFF, PNG, ...) and the pixel size (nm) from its JSON sidecar, if any."""
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise ThicknessError(f"{path}: no such file")
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            data = tifffile.imread(path)
-        else:
-            import imageio.v3 as iio
-
-            data = iio.imread(path)
-    except Exception as err:  # readers raise many types for corrupt files
-        raise ThicknessError(f"{path}: cannot be read as an image ({err})") from err
-    sidecar = path.with_suffix(".json")
-    pixel_size = None
-    if sidecar.is_file():
-        try:
-            pixel_size = json.loads(sidecar.read_text()).get("pixel_size_nm")
-        except (json.JSONDecodeError, AttributeError):
-            pixel_size = None
-    return np.asarray(data), pixel_size
