@@ -10,7 +10,6 @@ from pathlib import Path
 from . import __version__
 
 PLANNED = {
-    "patches": "cut 256x256 training patches from real scans",
     "train": "train DiffRenderGAN on a patch set",
     "generate": "generate synthetic image + mask pairs from a trained run",
 }
@@ -294,6 +293,48 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _region(text: str) -> tuple[int, int, int, int]:
+    try:
+        (y0, y1), (x0, x1) = (map(int, part.split(":")) for part in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not y0:y1,x0:x1") from err
+    return y0, y1, x0, x1
+
+
+def cmd_patches(args) -> int:
+    from .io import read_image
+    from .patches import cut_patches, save_patch_set
+
+    settings = {
+        "size": args.size,
+        "stride": args.stride,
+        "role": args.role,
+        "regions": args.roi,
+        "exclude_bottom": args.exclude_bottom,
+    }
+    total = {"particle": 0, "background": 0}
+    for path in args.images:
+        image, sidecar_nm = read_image(path)
+        regions = args.roi or [(0, image.shape[0] - args.exclude_bottom, 0, image.shape[1])]
+        patches, pixels, notes = cut_patches(
+            image, str(Path(path).resolve()), regions, args.size, args.stride, args.role
+        )
+        save_patch_set(args.out, patches, pixels, args.pixel_size or sidecar_nm, settings)
+        counts = {r: sum(p.role == r for p in patches) for r in total}
+        for role, n in counts.items():
+            total[role] += n
+        note = f" ({'; '.join(notes)})" if notes else ""
+        print(
+            f"  {Path(path).name}: {counts['particle']} particle, {counts['background']} "
+            f"background patches{note}"
+        )
+    print(
+        f"Patch set {args.out}: {total['particle']} particle and {total['background']} "
+        f"background patches of {args.size}x{args.size} (patches.json lists them)"
+    )
+    return 0
+
+
 def cmd_planned(args) -> int:
     print(
         f"diffrendergan {args.command}: not available yet ({PLANNED[args.command]}); it "
@@ -399,6 +440,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(segment)
     segment.set_defaults(func=cmd_segment)
 
+    patches = sub.add_parser("patches", help="cut training patches from real scans")
+    patches.add_argument("images", nargs="+", help="real scans (TIFF, PNG, ...)")
+    patches.add_argument("--out", required=True, help="patch set folder (appended to)")
+    patches.add_argument(
+        "--roi",
+        action="append",
+        type=_region,
+        metavar="y0:y1,x0:x1",
+        help="region to tile (repeatable; default: the whole image)",
+    )
+    patches.add_argument("--size", type=int, default=256)
+    patches.add_argument("--stride", type=int, default=128)
+    patches.add_argument(
+        "--role",
+        choices=("particle", "background", "auto"),
+        default="auto",
+        help="auto: >= 3 whole particles = particle, empty = background",
+    )
+    patches.add_argument(
+        "--exclude-bottom",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="leave out a data bar of this many rows (without --roi)",
+    )
+    patches.add_argument("--pixel-size", type=float, help="nm per pixel (else the sidecar's)")
+    patches.set_defaults(func=cmd_patches)
+
     evaluate = sub.add_parser(
         "evaluate", help="score predicted masks against manual ones (Dice, AP50, PQ)"
     )
@@ -437,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .evaluation import EvaluationError
     from .mesh_library import MeshError
+    from .patches import PatchError
     from .placement import PlacementError
     from .segmentation import Cancelled, SegmentationError
 
@@ -451,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         ConfigError,
         EvaluationError,
         MeshError,
+        PatchError,
         PlacementError,
         SegmentationError,
         ValueError,
