@@ -16,7 +16,6 @@ from napari_diffrendergan.thickness import synthetic_wires
 
 IMAGES = Path(__file__).parent / "images"
 WIDGETS = {
-    "Patch selection": "widget_patch_selection.png",
     "GAN training": "widget_gan_training.png",
     "Synthetic data": "widget_synthetic_data.png",
 }
@@ -37,6 +36,7 @@ def main() -> None:
         QApplication.processEvents()
         viewer.screenshot(str(IMAGES / filename), canvas_only=False)
         viewer.window.remove_dock_widget(dock)
+    patches_screenshot(viewer)
     thickness_dock = thickness_screenshot(viewer)
     viewer.window.remove_dock_widget(thickness_dock)
     segmentation_screenshot(viewer, args.model)
@@ -58,6 +58,23 @@ def segmentation_screenshot(viewer, model) -> None:
         viewer.reset_view()
     QApplication.processEvents()
     viewer.screenshot(str(IMAGES / "widget_segmentation.png"), canvas_only=False)
+
+
+def patches_screenshot(viewer) -> None:
+    """Patch selection on the TiO2 SEM sample: one region, patches cut and outlined."""
+    viewer.layers.clear()
+    viewer.open_sample("napari-diffrendergan", "tio2_sem")
+    viewer.layers.remove(viewer.layers[-1])  # manual masks
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
+    widget.draw_button.click()
+    viewer.layers["regions"].add_rectangles([[[0, 0], [712, 1024]]])
+    widget.cut_button.click()
+    viewer.layers["regions"].visible = False
+    viewer.layers[-1].visible = False  # the patch stack: show the outlines on the scan
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(IMAGES / "widget_patch_selection.png"), canvas_only=False)
+    viewer.window.remove_dock_widget(dock)
 
 
 def thickness_screenshot(viewer):

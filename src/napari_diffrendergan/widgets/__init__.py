@@ -1,8 +1,8 @@
 """napari dock widgets: thin shells that turn layers into core calls and results into layers."""
 
+from ._patches import PatchSelectionWidget
 from ._planned import (
     GanTrainingWidget,
-    PatchSelectionWidget,
     SyntheticDataWidget,
 )
 from ._segmentation import SegmentationWidget

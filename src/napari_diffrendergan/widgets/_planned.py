@@ -33,14 +33,6 @@ class _PlannedWidget(QWidget):
         """Extra rows for widgets that can already show something real."""
 
 
-class PatchSelectionWidget(_PlannedWidget):
-    title = "Patch selection"
-    coming = (
-        "draw rectangles on a real scan, tile them into 256×256 training patches, "
-        "review them as a layer and save a patch set."
-    )
-
-
 class GanTrainingWidget(_PlannedWidget):
     title = "GAN training"
     coming = (

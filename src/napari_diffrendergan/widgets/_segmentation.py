@@ -37,7 +37,7 @@ from ..segmentation import (
     segment_image,
     train_model,
 )
-from ._thickness import layer_pixel_size_nm
+from ._layers import layer_pixel_size_nm, regions_of
 
 
 def _folder_row(edit: QLineEdit, parent: QWidget, caption: str) -> QHBoxLayout:
@@ -49,17 +49,6 @@ def _folder_row(edit: QLineEdit, parent: QWidget, caption: str) -> QHBoxLayout:
     row.addWidget(edit)
     row.addWidget(browse)
     return row
-
-
-def region_of(shapes: Shapes | None, image: Image) -> tuple[int, int, int, int] | None:
-    """The first rectangle of a Shapes layer as (y0, y1, x0, x1) in the image's pixels."""
-    if shapes is None or len(shapes.data) == 0:
-        return None
-    corners = np.asarray(shapes.data[0])[:, -2:]
-    world = corners * np.asarray(shapes.scale)[-2:] + np.asarray(shapes.translate)[-2:]
-    pixels = (world - np.asarray(image.translate)[-2:]) / np.asarray(image.scale)[-2:]
-    (y0, x0), (y1, x1) = np.floor(pixels.min(axis=0)), np.ceil(pixels.max(axis=0))
-    return int(y0), int(y1), int(x0), int(x1)
 
 
 class SegmentationWidget(QWidget):
@@ -296,7 +285,8 @@ class SegmentationWidget(QWidget):
             ),
             None,
         )
-        region = region_of(shapes, self.source)
+        regions = regions_of(shapes, self.source)
+        region = regions[0] if regions else None
         data = np.asarray(self.source.data)
         if self.source.rgb:
             data = data[..., :3]

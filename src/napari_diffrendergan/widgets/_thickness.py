@@ -19,15 +19,7 @@ from qtpy.QtWidgets import (
 
 from ..io import write_csv
 from ..thickness import ThicknessError, ThicknessResult, analyse, plot_distributions
-
-
-def layer_pixel_size_nm(layer) -> float | None:
-    """Pixel size from layer metadata, else from a non-unit scale (assumed nm)."""
-    size = layer.metadata.get("pixel_size_nm")
-    if size:
-        return float(size)
-    scale = float(layer.scale[-1])
-    return scale if scale != 1.0 else None
+from ._layers import layer_pixel_size_nm
 
 
 def layer_mask(layer) -> np.ndarray:

@@ -1,0 +1,28 @@
+"""Helpers shared by the dock widgets: pixel size and rectangles from napari layers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def layer_pixel_size_nm(layer) -> float | None:
+    """Pixel size from layer metadata, else from a non-unit scale (assumed nm)."""
+    size = layer.metadata.get("pixel_size_nm")
+    if size:
+        return float(size)
+    scale = float(layer.scale[-1])
+    return scale if scale != 1.0 else None
+
+
+def regions_of(shapes, image) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (y0, y1, x0, x1) of a Shapes layer's shapes, in the image's pixels."""
+    if shapes is None:
+        return []
+    boxes = []
+    for corners in shapes.data:
+        corners = np.asarray(corners)[:, -2:]
+        world = corners * np.asarray(shapes.scale)[-2:] + np.asarray(shapes.translate)[-2:]
+        pixels = (world - np.asarray(image.translate)[-2:]) / np.asarray(image.scale)[-2:]
+        (y0, x0), (y1, x1) = np.floor(pixels.min(axis=0)), np.ceil(pixels.max(axis=0))
+        boxes.append((int(y0), int(y1), int(x0), int(x1)))
+    return boxes
