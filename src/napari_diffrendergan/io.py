@@ -108,3 +108,21 @@ def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
         except (json.JSONDecodeError, AttributeError):
             pixel_size = None
     return np.asarray(data), pixel_size
+
+
+def as_gray(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """float32 2D image from uint8/uint16/float gray or RGB(A) data, with notes on conversions.
+    Raises ValueError for other shapes or types and for NaN/infinite values."""
+    image = np.asarray(image)
+    notes = []
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        image = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        notes.append("RGB converted to gray (luminance)")
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2D gray or RGB image, got shape {image.shape}")
+    if image.dtype.kind not in "biuf":
+        raise ValueError(f"unsupported image type {image.dtype}")
+    image = image.astype(np.float32)
+    if not np.isfinite(image).all():
+        raise ValueError("the image contains NaN or infinite values")
+    return image, notes

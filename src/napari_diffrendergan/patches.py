@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import as_gray
+
 ROLES = ("particle", "background", "auto")
 
 
@@ -32,23 +34,6 @@ class Patch:
     foreground_fraction: float
     whole_particles: int
     file: str = ""
-
-
-def as_gray(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """float32 2D image from uint8/uint16/float gray or RGB(A) data, with notes on conversions."""
-    image = np.asarray(image)
-    notes = []
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
-        image = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        notes.append("RGB converted to gray (luminance)")
-    if image.ndim != 2:
-        raise PatchError(f"expected a 2D gray or RGB image, got shape {image.shape}")
-    if image.dtype.kind not in "biuf":
-        raise PatchError(f"unsupported image type {image.dtype}")
-    image = image.astype(np.float32)
-    if not np.isfinite(image).all():
-        raise PatchError("the image contains NaN or infinite values")
-    return image, notes
 
 
 def clip_region(region, shape, size: int) -> tuple[int, int, int, int]:
@@ -113,7 +98,10 @@ def cut_patches(
         raise PatchError(f"role must be one of {', '.join(ROLES)}")
     if size < 16 or stride < 1:
         raise PatchError("patch size must be at least 16 px and stride at least 1 px")
-    image, notes = as_gray(image)
+    try:
+        image, notes = as_gray(image)
+    except ValueError as err:
+        raise PatchError(str(err)) from err
     if min(image.shape) < size:
         raise PatchError(f"image {image.shape} is smaller than one {size}×{size} patch")
     foreground = image > threshold_otsu(image)

@@ -212,18 +212,12 @@ def check_model_folder(model: str | Path) -> dict:
 
 def prepare_image(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """float32 2D image and notes about conversions (RGB to gray); clear errors otherwise."""
-    notes = []
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
-        image = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        notes.append("RGB image converted to gray (luminance)")
-    if image.ndim != 2:
-        raise SegmentationError(f"segmentation needs a 2D image, got shape {image.shape}")
-    if image.dtype.kind not in "biuf":
-        raise SegmentationError(f"unsupported image type {image.dtype}")
-    image = image.astype(np.float32)
-    if not np.isfinite(image).all():
-        raise SegmentationError("the image contains NaN or infinite values; fill or crop them")
+    from .io import as_gray
+
+    try:
+        image, notes = as_gray(image)
+    except ValueError as err:
+        raise SegmentationError(str(err)) from err
     if min(image.shape) < 8:
         raise SegmentationError(f"image {image.shape} is too small to segment (minimum 8 px)")
     return image, notes

@@ -26,3 +26,8 @@ def regions_of(shapes, image) -> list[tuple[int, int, int, int]]:
         (y0, x0), (y1, x1) = np.floor(pixels.min(axis=0)), np.ceil(pixels.max(axis=0))
         boxes.append((int(y0), int(y1), int(x0), int(x1)))
     return boxes
+
+
+def layer_named(viewer, name: str, kind):
+    """The layer called ``name`` if it is of type ``kind``, else None."""
+    return next((lay for lay in viewer.layers if lay.name == name and isinstance(lay, kind)), None)

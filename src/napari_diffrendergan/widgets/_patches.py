@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..patches import ROLES, Patch, PatchError, cut_patches, save_patch_set
-from ._layers import layer_pixel_size_nm, regions_of
+from ._layers import layer_named, layer_pixel_size_nm, regions_of
 
 ROLE_COLOURS = {"particle": "orange", "background": "cyan"}
 
@@ -107,9 +107,7 @@ class PatchSelectionWidget(QWidget):
 
     def new_region_layer(self) -> None:
         """A Shapes layer aligned with the scan, in rectangle-drawing mode."""
-        scan = next(
-            (lay for lay in self.viewer.layers if lay.name == self.image_box.currentText()), None
-        )
+        scan = layer_named(self.viewer, self.image_box.currentText(), Image)
         kwargs = {"scale": scan.scale[-2:], "translate": scan.translate[-2:]} if scan else {}
         layer = self.viewer.add_shapes(
             name="regions", edge_color="yellow", face_color=[0] * 4, edge_width=3, **kwargs
@@ -125,14 +123,7 @@ class PatchSelectionWidget(QWidget):
             return
         self.source = self.viewer.layers[name]
         shapes_name = self.shapes_box.currentText()
-        shapes = next(
-            (
-                lay
-                for lay in self.viewer.layers
-                if lay.name == shapes_name and isinstance(lay, Shapes)
-            ),
-            None,
-        )
+        shapes = layer_named(self.viewer, shapes_name, Shapes)
         regions = regions_of(shapes, self.source) or None
         data = np.asarray(self.source.data)
         try:

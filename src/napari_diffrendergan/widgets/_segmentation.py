@@ -37,7 +37,7 @@ from ..segmentation import (
     segment_image,
     train_model,
 )
-from ._layers import layer_pixel_size_nm, regions_of
+from ._layers import layer_named, layer_pixel_size_nm, regions_of
 
 
 def _folder_row(edit: QLineEdit, parent: QWidget, caption: str) -> QHBoxLayout:
@@ -277,14 +277,7 @@ class SegmentationWidget(QWidget):
             return
         self.source = self.viewer.layers[name]
         region_name = self.region_box.currentText()
-        shapes = next(
-            (
-                lay
-                for lay in self.viewer.layers
-                if lay.name == region_name and isinstance(lay, Shapes)
-            ),
-            None,
-        )
+        shapes = layer_named(self.viewer, region_name, Shapes)
         regions = regions_of(shapes, self.source)
         region = regions[0] if regions else None
         data = np.asarray(self.source.data)
