@@ -31,3 +31,14 @@ def regions_of(shapes, image) -> list[tuple[int, int, int, int]]:
 def layer_named(viewer, name: str, kind):
     """The layer called ``name`` if it is of type ``kind``, else None."""
     return next((lay for lay in viewer.layers if lay.name == name and isinstance(lay, kind)), None)
+
+
+def refill(box, names: list[str]) -> None:
+    """Replace a combo box's items, keeping the current choice when it is still there."""
+    current = box.currentText()
+    box.blockSignals(True)
+    box.clear()
+    box.addItems(names)
+    box.blockSignals(False)
+    if current in names:
+        box.setCurrentText(current)

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..patches import ROLES, Patch, PatchError, cut_patches, save_patch_set
-from ._layers import layer_named, layer_pixel_size_nm, regions_of
+from ._layers import layer_named, layer_pixel_size_nm, refill, regions_of
 
 ROLE_COLOURS = {"particle": "orange", "background": "cyan"}
 
@@ -92,18 +92,14 @@ class PatchSelectionWidget(QWidget):
 
     def _refresh_layers(self, event=None) -> None:
         for box, kind in ((self.image_box, Image), (self.shapes_box, Shapes)):
-            current = box.currentText()
-            names = [
-                layer.name
-                for layer in self.viewer.layers
-                if isinstance(layer, kind) and not layer.name.endswith(" patches")
-            ]
-            box.blockSignals(True)
-            box.clear()
-            box.addItems(names)
-            box.blockSignals(False)
-            if current in names:
-                box.setCurrentText(current)
+            refill(
+                box,
+                [
+                    layer.name
+                    for layer in self.viewer.layers
+                    if isinstance(layer, kind) and not layer.name.endswith(" patches")
+                ],
+            )
 
     def new_region_layer(self) -> None:
         """A Shapes layer aligned with the scan, in rectangle-drawing mode."""

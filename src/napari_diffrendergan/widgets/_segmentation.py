@@ -37,7 +37,7 @@ from ..segmentation import (
     segment_image,
     train_model,
 )
-from ._layers import layer_named, layer_pixel_size_nm, regions_of
+from ._layers import layer_named, layer_pixel_size_nm, refill, regions_of
 
 
 def _folder_row(edit: QLineEdit, parent: QWidget, caption: str) -> QHBoxLayout:
@@ -158,18 +158,11 @@ class SegmentationWidget(QWidget):
     # --- layers -------------------------------------------------------------------------------
 
     def _refresh_layers(self, event=None) -> None:
-        for box, kind, extra in (
-            (self.image_box, Image, []),
-            (self.region_box, Shapes, ["whole image"]),
-        ):
-            current = box.currentText()
-            names = extra + [layer.name for layer in self.viewer.layers if isinstance(layer, kind)]
-            box.blockSignals(True)
-            box.clear()
-            box.addItems(names)
-            box.blockSignals(False)
-            if current in names:
-                box.setCurrentText(current)
+        refill(self.image_box, [lay.name for lay in self.viewer.layers if isinstance(lay, Image)])
+        refill(
+            self.region_box,
+            ["whole image"] + [lay.name for lay in self.viewer.layers if isinstance(lay, Shapes)],
+        )
         self._image_chosen(self.image_box.currentText())
 
     def _image_chosen(self, name: str) -> None:

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 
 from ..io import write_csv
 from ..thickness import ThicknessError, ThicknessResult, analyse, plot_distributions
-from ._layers import layer_pixel_size_nm
+from ._layers import layer_pixel_size_nm, refill
 
 
 def layer_mask(layer) -> np.ndarray:
@@ -96,15 +96,11 @@ class ThicknessAnalysisWidget(QWidget):
         ]
 
     def _refresh_layers(self, event=None) -> None:
-        current = self.layer_box.currentText()
         names = [layer.name for layer in self._candidates()]
-        labels_first = sorted(names, key=lambda n: not isinstance(self.viewer.layers[n], Labels))
-        self.layer_box.blockSignals(True)
-        self.layer_box.clear()
-        self.layer_box.addItems(labels_first)
-        self.layer_box.blockSignals(False)
-        if current in names:
-            self.layer_box.setCurrentText(current)
+        refill(
+            self.layer_box,
+            sorted(names, key=lambda n: not isinstance(self.viewer.layers[n], Labels)),
+        )
         self._layer_chosen(self.layer_box.currentText())
 
     def _layer_chosen(self, name: str) -> None:
