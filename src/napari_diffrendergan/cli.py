@@ -10,7 +10,6 @@ from pathlib import Path
 from . import __version__
 
 PLANNED = {
-    "train": "train DiffRenderGAN on a patch set",
     "generate": "generate synthetic image + mask pairs from a trained run",
 }
 
@@ -335,6 +334,63 @@ def cmd_patches(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .gan import TrainingSettings, prepare_run, read_metrics, train_iter
+
+    run = Path(args.out)
+    if args.resume:
+        if not (run / "training.json").is_file():
+            raise ValueError(f"--resume: {run} holds no run to resume")
+    else:
+        if not args.patches or not args.preset:
+            raise ValueError("--patches and --preset are needed to start a run")
+        settings = TrainingSettings(
+            epochs=args.epochs,
+            iterations_per_epoch=args.iterations_per_epoch,
+            seed=args.seed,
+            reuse=args.reuse,
+            device=args.device,
+        )
+        prepare_run(run, args.patches, _config_from_args(args), settings)
+    from tqdm import tqdm
+
+    bar = tqdm(desc="train", unit="it", file=sys.stderr)
+    try:
+        for event in train_iter(run, epochs=args.epochs if args.resume else None):
+            bar.total = event.total
+            bar.n = event.step
+            bar.set_postfix_str(event.message)
+            bar.refresh()
+            if event.kind == "epoch":
+                m = event.metrics
+                tqdm.write(
+                    f"epoch {event.epoch}: FID {m['fid']:.1f}, loss G {m['loss_g']:.3f}, "
+                    f"loss D {m['loss_d']:.3f}, {m['seconds_per_iteration']:.2f} s/iteration, "
+                    f"FID {m['seconds_fid']:.0f} s",
+                    file=sys.stderr,
+                )
+    finally:
+        bar.close()
+    metrics = read_metrics(run)
+    if metrics["epochs"]:
+        best = metrics["best_epoch"]
+        fid = next(e["fid"] for e in metrics["epochs"] if e["epoch"] == best)
+        print(f"Run {run}: {len(metrics['epochs'])} epochs, best epoch {best} (FID {fid:.1f})")
+        print(f"  metrics.json, fid.png, histograms/, previews/, checkpoints/ in {run}")
+    return 0
+
+
+def cmd_best_epoch(args) -> int:
+    from .gan import read_metrics, set_best_epoch
+
+    if args.epoch is not None or args.auto:
+        best = set_best_epoch(args.run, None if args.auto else args.epoch)
+    else:
+        best = read_metrics(args.run)["best_epoch"]
+    print(f"best epoch of {args.run}: {best}")
+    return 0
+
+
 def cmd_planned(args) -> int:
     print(
         f"diffrendergan {args.command}: not available yet ({PLANNED[args.command]}); it "
@@ -491,6 +547,30 @@ def build_parser() -> argparse.ArgumentParser:
     thickness.add_argument("--pixel-size", type=float, help="nm per pixel (else the sidecar's)")
     thickness.set_defaults(func=cmd_thickness)
 
+    train = sub.add_parser("train", help="train DiffRenderGAN on a patch set")
+    train.add_argument("--patches", help="patch set folder (diffrendergan patches)")
+    train.add_argument("--preset", help="preset name or configuration JSON")
+    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--meshes", help="folder of your own particle meshes")
+    train.add_argument("--epochs", type=int, default=50)
+    train.add_argument(
+        "--iterations-per-epoch", type=int, default=0, help="default: one per particle patch"
+    )
+    train.add_argument("--spp", type=int, help="samples per pixel (a square number)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--reuse", type=int, default=4, help="iterations per traced constellation")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (--epochs extends it)"
+    )
+    _add_device(train)
+    train.set_defaults(func=cmd_train)
+
+    best = sub.add_parser("best-epoch", help="show or override the best epoch of a run")
+    best.add_argument("run", help="run folder")
+    best.add_argument("epoch", nargs="?", type=int, help="epoch to use from now on")
+    best.add_argument("--auto", action="store_true", help="back to the automatic choice")
+    best.set_defaults(func=cmd_best_epoch)
+
     for name, summary in PLANNED.items():
         planned = sub.add_parser(
             name,
@@ -505,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     from .backend import BackendError
     from .config import ConfigError
     from .evaluation import EvaluationError
+    from .gan import TrainingError
     from .mesh_library import MeshError
     from .patches import PatchError
     from .placement import PlacementError
@@ -524,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         PatchError,
         PlacementError,
         SegmentationError,
+        TrainingError,
         ValueError,
     ) as err:
         print(f"diffrendergan {args.command}: error: {err}", file=sys.stderr)

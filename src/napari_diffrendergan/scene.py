@@ -102,6 +102,12 @@ class VirtualScene:
         self.params = self.mi.traverse(self.scene)
         self.label_params = self.mi.traverse(self.label_scene)
         self._id_to_slot = self._shape_ids()
+        shapes = {shape.id(): shape for shape in self.scene.shapes()}
+        self.stage_shape = shapes["stage"]
+        self.bsdf_objects = {
+            "particle": shapes["particle_000"].bsdf(),
+            "stage": self.stage_shape.bsdf(),
+        }
         self.phi: np.ndarray | None = None
         self._labels_placed = False
 
