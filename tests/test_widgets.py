@@ -20,7 +20,7 @@ def test_widget_opens_from_plugin_menu(make_napari_viewer, name):
     assert widget.title == name
 
 
-@pytest.mark.parametrize("name", ["GAN training", "Synthetic data"])
+@pytest.mark.parametrize("name", ["Synthetic data"])
 def test_planned_widgets_say_so(make_napari_viewer, name):
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)

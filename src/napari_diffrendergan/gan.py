@@ -188,10 +188,13 @@ def load_real_patches(folder: str | Path) -> tuple[np.ndarray, dict]:
 
 
 def fit_scene_to_patches(config: MaterialConfig, size: int) -> MaterialConfig:
-    """Render at the patch size, keeping the preset's pixel scale (mesh units per pixel)."""
+    """Render at the patch size, keeping the preset's pixel scale (mesh units per pixel) and
+    particle density (mesh count scaled with the image area)."""
     scene = config.scene
     if scene.width != size or scene.height != size:
-        scene.field_width *= size / scene.width
+        ratio = size / scene.width
+        scene.field_width *= ratio
+        config.meshes.count = max(1, round(config.meshes.count * ratio * size / scene.height))
         scene.width = scene.height = size
     return config.validate()
 

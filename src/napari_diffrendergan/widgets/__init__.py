@@ -1,10 +1,8 @@
 """napari dock widgets: thin shells that turn layers into core calls and results into layers."""
 
+from ._gan import GanTrainingWidget
 from ._patches import PatchSelectionWidget
-from ._planned import (
-    GanTrainingWidget,
-    SyntheticDataWidget,
-)
+from ._planned import SyntheticDataWidget
 from ._segmentation import SegmentationWidget
 from ._thickness import ThicknessAnalysisWidget
 

@@ -204,5 +204,8 @@ class PatchSelectionWidget(QWidget):
                 "source": self.source.name,
             },
         )
+        stack = layer_named(self.viewer, f"{self.source.name} patches", Image)
+        if stack is not None:  # lets the GAN training widget take the layer as its patch set
+            stack.metadata = {**stack.metadata, "patch_set": str(Path(path).resolve())}
         self.status.setText(f"Saved {len(self.patches)} patches to {path}.")
         return path

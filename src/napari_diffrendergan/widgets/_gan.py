@@ -1,0 +1,469 @@
+"""GAN training dock widget: a patch set in; a run folder, live preview and plots out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from napari.layers import Image
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..backend import DEVICES, BackendError, resolve_backend
+from ..config import PRESETS, ConfigError, MaterialConfig, preset
+from ..fid import FIDError
+from ..gan import (
+    ParameterSpace,
+    TrainingError,
+    TrainingEvent,
+    TrainingSettings,
+    prepare_run,
+    read_metrics,
+    set_best_epoch,
+    train_iter,
+)
+from ..gan_plots import plot_fid, plot_histograms
+from ..mesh_library import MeshError
+from ..patches import PatchError
+from ..placement import PlacementError
+from ._layers import layer_named, refill
+
+PREVIEW = "GAN preview"
+NO_LAYER = "none (use the folder)"
+HISTOGRAM_COLUMNS = 3
+# What a run can fail with before or while training; anything else is a bug and propagates.
+ERRORS = (
+    TrainingError,
+    PatchError,
+    ConfigError,
+    BackendError,
+    FIDError,
+    MeshError,
+    PlacementError,
+    OSError,
+)
+
+
+def _spin(low: int, high: int, value: int, special: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    if special:
+        box.setSpecialValueText(special)
+    return box
+
+
+def _path_row(edit: QLineEdit, parent: QWidget, caption: str) -> QHBoxLayout:
+    row = QHBoxLayout()
+    browse = QPushButton("Browse…")
+    browse.clicked.connect(
+        lambda: edit.setText(QFileDialog.getExistingDirectory(parent, caption) or edit.text())
+    )
+    row.addWidget(edit)
+    row.addWidget(browse)
+    return row
+
+
+class GanTrainingWidget(QWidget):
+    """Start, watch, cancel and resume a DiffRenderGAN training; pick its best epoch."""
+
+    title = "GAN training"
+    run_synchronously = False  # tests set this to avoid thread workers
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.run_folder: Path | None = None
+        self._space: ParameterSpace | None = None
+        self._pixel_size: float | None = None
+        self._cancel = False
+        defaults = TrainingSettings()
+
+        self.patch_layer_box = QComboBox()
+        self.patches_path = QLineEdit()
+        self.patches_path.setPlaceholderText("patch set folder (patches.json)")
+        self.preset_box = QComboBox()
+        self.preset_box.addItems(list(PRESETS))
+        self.mesh_count = _spin(1, 10_000, 1)
+        self.mesh_count.setToolTip(
+            "Particles in the preset's scene; scaled with the image area when the patches "
+            "are smaller or larger than the preset's image."
+        )
+        self.spp = _spin(1, 4096, 16)
+        self.spp.setToolTip(
+            "Samples per pixel (square numbers suit the stratified sampler: 1, 4, 9, 16, …)"
+        )
+        self.epochs = _spin(1, 100_000, defaults.epochs)
+        self.iterations = _spin(0, 1_000_000, 0, "auto (one per particle patch)")
+        self.seed = _spin(0, 2**31 - 1, defaults.seed)
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICES))
+        self.backend_label = QLabel()
+        self.backend_label.setWordWrap(True)
+        self.backend_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fid_images = _spin(0, 100_000, defaults.fid_images, "as many as real patches")
+        self.fid_constellations = _spin(1, 10_000, defaults.fid_constellations)
+        self.pool = _spin(1, 1000, defaults.pool)
+        self.reuse = _spin(1, 1000, defaults.reuse)
+        self.histogram_samples = _spin(1, 1_000_000, defaults.histogram_samples)
+        self.run_path = QLineEdit()
+        self.run_path.setPlaceholderText("run folder (new for Start, existing for Resume)")
+
+        self.start_button = QPushButton("Start")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.resume_button = QPushButton("Resume")
+        self.bar = QProgressBar()
+        self.status = QLabel("Choose a patch set, a preset and a new run folder, then Start.")
+        self.status.setWordWrap(True)
+        self.run_label = QLabel("No run yet.")
+        self.run_label.setWordWrap(True)
+        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.figure = Figure(figsize=(4, 5.2), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(420)
+        self.best_epoch = _spin(0, 0, 0, "automatic")
+        self.best_button = QPushButton("Use this epoch")
+        self.best_button.setEnabled(False)
+        self.best_label = QLabel()
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        data_box = QGroupBox("Training")
+        form = QFormLayout(data_box)
+        form.addRow("Patch layer", self.patch_layer_box)
+        form.addRow("Patch set", _path_row(self.patches_path, self, "Patch set folder"))
+        form.addRow("Preset", self.preset_box)
+        form.addRow("Meshes", self.mesh_count)
+        form.addRow("Samples/pixel", self.spp)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Iterations/epoch", self.iterations)
+        form.addRow("Seed", self.seed)
+        form.addRow("Device", self.device)
+        form.addRow("Backend", self.backend_label)
+        form.addRow("Run folder", _path_row(self.run_path, self, "Run folder"))
+        layout.addWidget(data_box)
+        advanced = QGroupBox("Advanced (FID and rendering reuse)")
+        advanced_form = QFormLayout(advanced)
+        advanced_form.addRow("FID images", self.fid_images)
+        advanced_form.addRow("FID constellations", self.fid_constellations)
+        advanced_form.addRow("Constellation pool", self.pool)
+        advanced_form.addRow("Reuse per trace", self.reuse)
+        advanced_form.addRow("Histogram samples", self.histogram_samples)
+        layout.addWidget(advanced)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.cancel_button, self.resume_button):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.status)
+        layout.addWidget(self.run_label)
+        layout.addWidget(self.canvas)
+        best = QHBoxLayout()
+        best.addWidget(QLabel("Best epoch"))
+        best.addWidget(self.best_epoch)
+        best.addWidget(self.best_button)
+        layout.addLayout(best)
+        layout.addWidget(self.best_label)
+        layout.addStretch(1)
+
+        self.start_button.clicked.connect(self.start)
+        self.resume_button.clicked.connect(self.resume)
+        self.cancel_button.clicked.connect(self._request_cancel)
+        self.best_button.clicked.connect(self.use_best_epoch)
+        self.run_path.editingFinished.connect(self.show_run)
+        self.preset_box.currentTextChanged.connect(self._preset_chosen)
+        self.patch_layer_box.currentTextChanged.connect(self._patch_layer_chosen)
+        self.device.currentTextChanged.connect(self._show_backend)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._preset_chosen(self.preset_box.currentText())
+        self._show_backend(self.device.currentText())
+        self._refresh_layers()
+        self._draw({"epochs": [], "best_epoch": None}, None)
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def _refresh_layers(self, event=None) -> None:
+        """Patch stacks from the Patch selection widget (3D images with patch roles)."""
+        names = [
+            lay.name
+            for lay in self.viewer.layers
+            if isinstance(lay, Image) and ("roles" in lay.metadata or "patch_set" in lay.metadata)
+        ]
+        refill(self.patch_layer_box, [NO_LAYER] + names)
+
+    def _patch_layer_chosen(self, name: str) -> None:
+        layer = layer_named(self.viewer, name, Image)
+        if layer is not None and layer.metadata.get("patch_set"):
+            self.patches_path.setText(str(layer.metadata["patch_set"]))
+
+    def _patch_folder(self) -> str | None:
+        """The patch set to train on: the chosen layer's saved folder, else the folder field."""
+        layer = layer_named(self.viewer, self.patch_layer_box.currentText(), Image)
+        if layer is not None:
+            folder = layer.metadata.get("patch_set")
+            if not folder:
+                self.status.setText(
+                    f"“{layer.name}” is not saved yet: save it with the Patch selection widget "
+                    "first, or choose a patch set folder."
+                )
+                return None
+            self.patches_path.setText(str(folder))
+        folder = self.patches_path.text().strip()
+        if not folder:
+            self.status.setText("Choose a patch set folder (or a saved patch layer) first.")
+            return None
+        return folder
+
+    def _preset_chosen(self, name: str) -> None:
+        config = preset(name)
+        self.mesh_count.setValue(config.meshes.count)
+        self.spp.setValue(config.scene.spp)
+
+    def _show_backend(self, device: str) -> None:
+        try:
+            self.backend_label.setText(resolve_backend(device).describe())
+        except BackendError as err:
+            self.backend_label.setText(f"Unavailable: {err}")
+
+    def _config(self) -> MaterialConfig:
+        config = preset(self.preset_box.currentText())
+        config.meshes.count = self.mesh_count.value()
+        config.scene.spp = self.spp.value()
+        return config.validate()
+
+    def _settings(self) -> TrainingSettings:
+        return TrainingSettings(
+            epochs=self.epochs.value(),
+            iterations_per_epoch=self.iterations.value(),
+            seed=self.seed.value(),
+            reuse=self.reuse.value(),
+            pool=self.pool.value(),
+            fid_constellations=self.fid_constellations.value(),
+            fid_images=self.fid_images.value(),
+            histogram_samples=self.histogram_samples.value(),
+            device=self.device.currentText(),
+        )
+
+    # --- training -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the run folder from the fields and train it."""
+        folder, run = self._patch_folder(), self.run_path.text().strip()
+        if folder is None:
+            return
+        if not run:
+            self.status.setText("Type a new run folder first.")
+            return
+        try:
+            config, settings = self._config(), self._settings()
+        except ConfigError as err:
+            self.status.setText(f"Cannot start: {err}")
+            return
+        self._launch(run, (folder, config, settings), None)
+
+    def resume(self) -> None:
+        """Continue the run in the run folder up to the Epochs field (after its last epoch)."""
+        run = self.run_path.text().strip()
+        if not run or not (Path(run) / "training.json").is_file():
+            self.status.setText(f"Cannot resume: “{run}” holds no run (no training.json).")
+            return
+        self._launch(run, None, self.epochs.value())
+
+    def _work(self, run: str, new: tuple | None, epochs: int | None):
+        """Thread-worker generator: prepare a new run if asked, then yield training events."""
+        if new is not None:
+            prepare_run(run, *new)
+        yield from train_iter(run, epochs, cancelled=lambda: self._cancel)
+
+    def _launch(self, run: str, new: tuple | None, epochs: int | None) -> None:
+        self._cancel = False
+        self.run_folder = Path(run)
+        self._space = None
+        self.start_button.setEnabled(False)
+        self.resume_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.bar.setMaximum(0)  # busy until the first event says how much there is
+        self.status.setText("Preparing the run…" if new else "Resuming…")
+        if self.run_synchronously:
+            try:
+                for event in self._work(run, new, epochs):
+                    self._on_event(event)
+            except ERRORS as err:
+                self._failed(err)
+                return
+            self._finished()
+            return
+        from napari.qt.threading import create_worker
+
+        # connecting "errored" here (not afterwards) keeps superqt from re-raising the error
+        # in the Qt event loop: the status line reports it
+        self.worker = create_worker(
+            self._work,
+            run,
+            new,
+            epochs,
+            _connect={
+                "yielded": self._on_event,
+                "returned": self._finished,
+                "errored": self._failed,
+            },
+        )
+
+    def _request_cancel(self) -> None:
+        self._cancel = True
+        self.status.setText("Cancelling after this iteration…")
+
+    def _load_run_info(self) -> None:
+        """Parameter names/limits and pixel size of the run (once per run)."""
+        run = self.run_folder
+        self._space = ParameterSpace.from_config(MaterialConfig.load(run / "config.json"))
+        info = json.loads((run / "training.json").read_text())
+        self._pixel_size = info.get("pixel_size_nm")
+        self.run_label.setText(f"Run folder: {run.resolve()}")
+
+    def _on_event(self, event: TrainingEvent) -> None:
+        if self._space is None:
+            self._load_run_info()
+        if event.total:
+            self.bar.setMaximum(event.total)
+            self.bar.setValue(event.step)
+        self.status.setText(event.message)
+        if event.kind == "epoch":
+            self._show_preview(event)
+            self._draw(read_metrics(self.run_folder), event.samples)
+
+    def _finished(self, result=None) -> None:
+        self._idle()
+        metrics = read_metrics(self.run_folder)
+        done = len(metrics["epochs"])
+        if self._cancel:
+            self.status.setText(
+                f"Cancelled: {done} finished epoch(s) kept; Resume continues from there."
+            )
+        else:
+            self.status.setText(
+                f"Finished: {done} epoch(s), best epoch {metrics['best_epoch']}; "
+                "Resume with more epochs to continue."
+            )
+        self.bar.setMaximum(max(self.bar.maximum(), 1))
+        if not self._cancel:
+            self.bar.setValue(self.bar.maximum())
+
+    def _failed(self, err: Exception) -> None:
+        self._idle()
+        self.bar.setMaximum(1)
+        self.bar.setValue(0)
+        self.status.setText(f"Training failed: {err}")
+
+    def _idle(self) -> None:
+        self.start_button.setEnabled(True)
+        self.resume_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    # --- results ------------------------------------------------------------------------------
+
+    def _show_preview(self, event: TrainingEvent) -> None:
+        image = np.clip(np.asarray(event.preview, np.float32), 0, 1)
+        metadata = {
+            "pixel_size_nm": self._pixel_size,
+            "run": str(self.run_folder),
+            "epoch": event.epoch,
+        }
+        layer = layer_named(self.viewer, PREVIEW, Image)
+        if layer is not None:
+            layer.data, layer.metadata = image, metadata
+            return
+        scale = (self._pixel_size,) * 2 if self._pixel_size else (1.0, 1.0)
+        self.viewer.add_image(
+            image,
+            name=PREVIEW,
+            colormap="gray",
+            contrast_limits=(0.0, 1.0),
+            scale=scale,
+            units=("nm", "nm") if self._pixel_size else ("pixel", "pixel"),
+            metadata=metadata,
+        )
+
+    def _draw(self, metrics: dict, samples: np.ndarray | None) -> None:
+        """FID per epoch on top, the latest epoch's parameter histograms below."""
+        self.figure.clear()
+        names = self._space.names if self._space is not None else []
+        rows = 1 + max(1, -(-len(names) // HISTOGRAM_COLUMNS))
+        grid = self.figure.add_gridspec(
+            rows, HISTOGRAM_COLUMNS, height_ratios=[1.6] + [1] * (rows - 1)
+        )
+        fid_axes = self.figure.add_subplot(grid[0, :])
+        plot_fid(fid_axes, metrics)
+        fid_axes.tick_params(labelsize=7)
+        if samples is not None and names:
+            axes = [
+                self.figure.add_subplot(grid[1 + i // HISTOGRAM_COLUMNS, i % HISTOGRAM_COLUMNS])
+                for i in range(len(names))
+            ]
+            limits = (self._space.low, self._space.high)
+            plot_histograms(axes, samples, [n.replace("particle.", "") for n in names], limits)
+        self.canvas.draw_idle()
+        epochs = [e["epoch"] for e in metrics["epochs"]]
+        self.best_epoch.setRange(0, max(epochs, default=0))
+        if metrics.get("best_epoch"):
+            self.best_epoch.setValue(metrics["best_epoch"])
+        self.best_button.setEnabled(bool(epochs))
+        if epochs:
+            how = "chosen" if metrics.get("best_epoch_override") else "automatic"
+            self.best_label.setText(f"Best epoch: {metrics['best_epoch']} ({how}).")
+        else:
+            self.best_label.setText("")
+
+    def show_run(self) -> None:
+        """Plots and best epoch of the run typed in the run folder field (if it is one)."""
+        run = Path(self.run_path.text().strip())
+        if not self.run_path.text().strip() or not (run / "training.json").is_file():
+            return
+        self.run_folder = run
+        try:
+            self._load_run_info()
+            metrics = read_metrics(run)
+        except (TrainingError, ConfigError, OSError, json.JSONDecodeError) as err:
+            self.status.setText(f"Cannot read the run: {err}")
+            return
+        self._draw(metrics, self._last_samples())
+        self.status.setText(f"Run with {len(metrics['epochs'])} finished epoch(s).")
+
+    def use_best_epoch(self) -> None:
+        """Make the spin box's epoch the run's best epoch (``automatic`` restores the rule)."""
+        if self.run_folder is None:
+            return
+        epoch = self.best_epoch.value() or None
+        try:
+            best = set_best_epoch(self.run_folder, epoch)
+        except TrainingError as err:
+            self.status.setText(f"Cannot use this epoch: {err}")
+            return
+        self._draw(read_metrics(self.run_folder), self._last_samples())
+        self.status.setText(f"Best epoch is now {best}{'' if epoch else ' (automatic)'}.")
+
+    def _last_samples(self) -> np.ndarray | None:
+        metrics = read_metrics(self.run_folder)
+        if not metrics["epochs"]:
+            return None
+        path = self.run_folder / "samples" / f"epoch_{metrics['epochs'][-1]['epoch']:03d}.npy"
+        return np.load(path) if path.is_file() else None

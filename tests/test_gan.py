@@ -1,0 +1,184 @@
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_diffrendergan.config import preset
+from napari_diffrendergan.gan import (
+    ParameterSpace,
+    TrainingError,
+    TrainingSettings,
+    breadth,
+    build_discriminator,
+    build_generator,
+    choose_best_epoch,
+    fit_scene_to_patches,
+    load_generator,
+    load_real_patches,
+    prepare_run,
+    read_metrics,
+    set_best_epoch,
+    train_iter,
+)
+from napari_diffrendergan.patches import Patch, save_patch_set
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+TINY = dict(fid_images=4, fid_constellations=2, pool=2, reuse=2, histogram_samples=50)
+
+
+def test_generator_is_the_papers_fcn():
+    import torch
+
+    generator = build_generator(n_meshes=40, n_outputs=7, dropout=0.5)
+    linears = [m for m in generator.modules() if isinstance(m, torch.nn.Linear)]
+    dropouts = [m for m in generator.modules() if isinstance(m, torch.nn.Dropout)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (160, 128),
+        (128, 128),
+        (128, 128),
+        (128, 128),
+        (128, 7),
+    ]
+    assert len(dropouts) == 4
+    assert all(hasattr(m.parametrizations, "weight") for m in linears)  # weight norm
+    out = generator(torch.randn(3, 160))
+    assert out.shape == (3, 7) and (out > 0).all() and (out < 1).all()
+
+
+def test_discriminator_is_a_patchgan():
+    import torch
+
+    out = build_discriminator()(torch.rand(2, 1, 256, 256))
+    assert out.shape == (2, 1, 30, 30)  # 70×70 patches of a 256² image
+
+
+def test_parameter_space_follows_the_preset_limits():
+    config = preset("tio2-sem")
+    space = ParameterSpace.from_config(config)
+    assert space.names == config.learning.learned() + ["noise"]
+    assert space.low[-1] == pytest.approx(0.001) and space.high[-1] == pytest.approx(0.1)
+    stage = space.names.index("stage.base_color")
+    assert (space.low[stage], space.high[stage]) == pytest.approx((0.01, 0.4))
+    rough = space.names.index("particle.roughness")
+    assert space.high[rough] == pytest.approx(1.0)  # clipped to the principled range
+    unit = np.random.default_rng(0).random((5, len(space.names))).astype(np.float32)
+    np.testing.assert_allclose(space.unscale(space.scale(unit)), unit, atol=1e-5)
+
+
+def test_best_epoch_is_the_broadest_of_the_five_lowest_fids():
+    epochs = [
+        {"epoch": 1, "fid": 300, "breadth": 0.9},  # broadest, but not among the 5 lowest
+        {"epoch": 2, "fid": 150, "breadth": 0.05},  # lowest FID, collapsed
+        {"epoch": 3, "fid": 160, "breadth": 0.20},
+        {"epoch": 4, "fid": 170, "breadth": 0.30},  # chosen
+        {"epoch": 5, "fid": 155, "breadth": 0.10},
+        {"epoch": 6, "fid": 165, "breadth": 0.15},
+        {"epoch": 7, "fid": float("nan"), "breadth": 1.0},
+    ]
+    assert choose_best_epoch(epochs) == 4
+    assert choose_best_epoch([]) is None
+    assert breadth(np.full((10, 3), 0.5)) == 0
+    assert breadth(np.random.default_rng(0).random((2000, 3))) == pytest.approx(0.2887, abs=0.01)
+
+
+def _patch_set(folder, images, roles=None):
+    roles = roles or ["particle"] * len(images)
+    patches = [Patch("test", 0, 0, images[0].shape[0], role, 0.0, 3) for role in roles]
+    return save_patch_set(folder, patches, list(images), 7.0, {})
+
+
+def _blob_patches(folder, count=6, size=64):
+    from conftest import blob_sample
+
+    images = [(blob_sample(s, (size, size), n=3)[0] * 255).clip(0, 255) for s in range(count)]
+    return _patch_set(folder, images)
+
+
+def test_real_patches_are_scaled_to_the_unit_range(tmp_path):
+    folder = _blob_patches(tmp_path / "p", count=2)
+    real, meta = load_real_patches(folder)
+    assert real.shape == (2, 64, 64) and real.dtype == np.float32
+    assert meta["intensity_range"] == 255 and real.min() >= 0 and real.max() <= 1
+    empty = _patch_set(tmp_path / "bg", [np.zeros((64, 64), np.float32)], ["background"])
+    with pytest.raises(TrainingError, match="no particle patches"):
+        load_real_patches(empty)
+
+
+def test_scene_is_fitted_to_the_patch_size_keeping_pixel_scale_and_density():
+    config = fit_scene_to_patches(preset("tio2-sem"), 128)
+    assert (config.scene.width, config.scene.field_width, config.meshes.count) == (128, 4.0, 10)
+
+
+@pytest.mark.slow
+def test_training_writes_a_resumable_run(tmp_path):
+    patches = _blob_patches(tmp_path / "patches")
+    run = tmp_path / "run"
+    settings = TrainingSettings(epochs=2, iterations_per_epoch=3, device="cpu", **TINY)
+    prepare_run(run, patches, preset("tio2-sem"), settings)
+    with pytest.raises(TrainingError, match="already holds a run"):
+        prepare_run(run, patches, preset("tio2-sem"), settings)
+    events = list(train_iter(run))
+    assert [e.step for e in events if e.kind == "iteration"] == list(range(1, 7))
+    epoch_events = [e for e in events if e.kind == "epoch"]
+    assert epoch_events[-1].preview.shape == (64, 64)
+    assert epoch_events[-1].samples.shape == (50, 7)
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    for record in metrics["epochs"]:
+        assert {"fid", "loss_g", "loss_d", "seconds_per_iteration"} <= set(record)
+        assert np.isfinite(record["fid"]) and record["fid"] > 0
+    assert metrics["best_epoch"] in (1, 2)
+    for name in ("config.json", "training.json", "phi.npz", "fid.png"):
+        assert (run / name).is_file()
+    for folder in ("checkpoints", "histograms", "previews", "samples"):
+        assert len(list((run / folder).iterdir())) == 2
+    samples = np.load(run / "samples" / "epoch_002.npy")
+    space = ParameterSpace.from_config(preset("tio2-sem"))
+    assert (samples >= space.low - 1e-6).all() and (samples <= space.high + 1e-6).all()
+
+    # cancel during epoch 3: nothing of it is kept
+    calls = iter(range(100))
+    list(train_iter(run, epochs=3, cancelled=lambda: next(calls) >= 2))
+    assert len(read_metrics(run)["epochs"]) == 2
+    # resume: epochs 1-2 untouched, epoch 3 added
+    before = read_metrics(run)["epochs"]
+    list(train_iter(run, epochs=3))
+    after = read_metrics(run)["epochs"]
+    assert after[:2] == before and after[2]["epoch"] == 3
+
+    generator = load_generator(run, "last")
+    assert generator.epoch == 3
+    phi = np.load(run / "phi.npz")["phi"][:2]
+    drawn = generator.sample(phi, rng_seed=1)
+    assert drawn.shape == (2, 7) and not np.allclose(drawn, generator.sample(phi, rng_seed=2))
+
+    assert set_best_epoch(run, 2) == 2 and load_generator(run).epoch == 2
+    with pytest.raises(TrainingError, match="not finished"):
+        set_best_epoch(run, 9)
+    assert set_best_epoch(run, None) == choose_best_epoch(after)
+
+    (run / "checkpoints" / "epoch_003.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="damaged"):
+        load_generator(run, 3)
+    with pytest.raises(TrainingError, match="not a DiffRenderGAN run"):
+        load_generator(tmp_path)
+
+
+@pytest.mark.slow
+def test_parameter_recovery_moves_towards_known_values(tmp_path):
+    from parameter_recovery import TRUTH, recover, render_truth_patches
+
+    truth = render_truth_patches(tmp_path / "patches", size=64, count=16)
+    metrics = recover(tmp_path / "patches", tmp_path / "run", epochs=2, iterations=100)
+    config = fit_scene_to_patches(preset("tio2-sem"), 64)
+    space = ParameterSpace.from_config(config)
+    for name in TRUTH:
+        i = space.names.index(name)
+        start = (space.low[i] + space.high[i]) / 2
+        learned = metrics["epochs"][-1]["parameters"][name]["mean"]
+        # at least halfway from the middle of the range to the truth, in the right direction
+        assert abs(learned - truth[name]) < 0.5 * abs(start - truth[name]), (name, learned)

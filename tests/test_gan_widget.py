@@ -1,0 +1,156 @@
+"""The GAN training dock widget, driven as a user would (synchronous mode, tiny runs)."""
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+
+def _tiny_patch_set(folder):
+    """64-px particle patches of a 200×200 image of bright disks, 5 nm per pixel."""
+    from conftest import blob_sample
+    from napari_diffrendergan.patches import cut_patches, save_patch_set
+
+    image, _, _ = blob_sample(0, (200, 200), 30)
+    patches, pixels, _ = cut_patches(image, "blobs", None, 64, 64, "particle")
+    return save_patch_set(folder, patches, pixels, 5.0, {"size": 64})
+
+
+def _gan_widget(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "GAN training")
+    widget.run_synchronously = True
+    widget.device.setCurrentText("cpu")
+    widget.spp.setValue(4)
+    widget.iterations.setValue(3)
+    # keep FID and histograms cheap
+    widget.fid_images.setValue(4)
+    widget.fid_constellations.setValue(2)
+    widget.pool.setValue(2)
+    widget.histogram_samples.setValue(100)
+    return widget
+
+
+def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_path):
+    patch_set = _tiny_patch_set(tmp_path / "patches")
+    viewer = make_napari_viewer()
+    widget = _gan_widget(viewer)
+    widget.patches_path.setText(str(patch_set))
+    widget.epochs.setValue(2)
+    run = tmp_path / "run"
+    widget.run_path.setText(str(run))
+    widget.start_button.click()
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "epoch_001.pt",
+        "epoch_002.pt",
+    ]
+    preview = viewer.layers["GAN preview"]
+    assert preview.data.shape == (64, 64)
+    assert tuple(preview.scale) == (5.0, 5.0) and preview.metadata["pixel_size_nm"] == 5.0
+    fid_line = widget.figure.axes[0].lines[0]
+    assert list(fid_line.get_xdata()) == [1, 2]
+    assert len(widget.figure.axes) == 1 + 7  # FID + one histogram per learned parameter
+    assert widget.best_epoch.value() == metrics["best_epoch"] in (1, 2)
+    assert "Finished: 2 epoch(s)" in widget.status.text()
+    assert widget.bar.value() == widget.bar.maximum() == 6
+    assert str(run.resolve()) in widget.run_label.text()
+    assert widget.start_button.isEnabled() and not widget.cancel_button.isEnabled()
+
+    widget.best_epoch.setValue(1)
+    widget.best_button.click()
+    assert json.loads((run / "metrics.json").read_text())["best_epoch"] == 1
+    assert "chosen" in widget.best_label.text()
+
+    widget.start_button.click()  # the folder already holds a run
+    assert "already holds a run" in widget.status.text()
+
+    widget.epochs.setValue(3)
+    widget.resume_button.click()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
+    assert metrics["best_epoch"] == 1  # the override survives resuming
+    assert (run / "checkpoints" / "epoch_003.pt").is_file()
+    assert viewer.layers["GAN preview"].metadata["epoch"] == 3
+    assert list(widget.figure.axes[0].lines[0].get_xdata()) == [1, 2, 3]
+
+
+def test_gan_widget_cancel_stops_between_iterations(make_napari_viewer, tmp_path):
+    patch_set = _tiny_patch_set(tmp_path / "patches")
+    viewer = make_napari_viewer()
+    widget = _gan_widget(viewer)
+    widget.patches_path.setText(str(patch_set))
+    widget.run_path.setText(str(tmp_path / "run"))
+    shown = widget._on_event
+
+    def cancel_at_first_iteration(event):
+        shown(event)
+        if event.kind == "iteration":
+            assert widget.cancel_button.isEnabled() and not widget.start_button.isEnabled()
+            widget.cancel_button.click()
+
+    widget._on_event = cancel_at_first_iteration
+    widget.start_button.click()
+    assert widget.bar.value() == 1 and widget.bar.maximum() == widget.epochs.value() * 3
+    assert "Cancelled: 0 finished epoch(s) kept" in widget.status.text()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert widget.resume_button.isEnabled() and not widget.cancel_button.isEnabled()
+
+
+def test_gan_widget_takes_saved_patch_layer(make_napari_viewer, tmp_path):
+    from conftest import blob_sample
+
+    viewer = make_napari_viewer()
+    image, _, _ = blob_sample(0, (200, 200), 30)
+    viewer.add_image(image, name="blobs", scale=(5, 5), metadata={"pixel_size_nm": 5.0})
+    _, patches = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
+    patches.size.setValue(64)
+    patches.stride.setValue(64)
+    patches.role.setCurrentText("particle")
+    patches.cut_button.click()
+    widget = _gan_widget(viewer)
+    widget.patch_layer_box.setCurrentText("blobs patches")
+    widget.run_path.setText(str(tmp_path / "run"))
+    widget.start_button.click()  # not saved yet
+    assert "not saved yet" in widget.status.text()
+    assert not (tmp_path / "run").exists()
+    patches.folder.setText(str(tmp_path / "set"))
+    patches.save_button.click()
+    assert viewer.layers["blobs patches"].metadata["patch_set"] == str(tmp_path / "set")
+    widget.patch_layer_box.setCurrentText("blobs patches")
+    assert widget._patch_folder() == str(tmp_path / "set")
+    assert widget.patches_path.text() == str(tmp_path / "set")
+
+
+def test_gan_widget_explains_bad_patch_folder(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    widget = _gan_widget(viewer)
+    widget.patches_path.setText(str(tmp_path / "nothing here"))
+    widget.run_path.setText(str(tmp_path / "run"))
+    widget.start_button.click()
+    assert "Training failed" in widget.status.text()
+    assert "is not a patch set (no patches.json)" in widget.status.text()
+    assert not (tmp_path / "run").exists() and "GAN preview" not in viewer.layers
+    assert widget.start_button.isEnabled() and not widget.cancel_button.isEnabled()
+    widget.resume_button.click()
+    assert "holds no run" in widget.status.text()
+
+
+def test_gan_widget_trains_in_a_thread_worker(make_napari_viewer, qtbot, tmp_path):
+    patch_set = _tiny_patch_set(tmp_path / "patches")
+    viewer = make_napari_viewer()
+    widget = _gan_widget(viewer)
+    widget.run_synchronously = False
+    widget.run_path.setText(str(tmp_path / "run"))
+    widget.patches_path.setText(str(tmp_path / "missing"))
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: "Training failed" in widget.status.text(), timeout=30_000)
+    assert "no patches.json" in widget.status.text()
+    widget.patches_path.setText(str(patch_set))
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: "iteration" in widget.status.text(), timeout=120_000)
+    widget.cancel_button.click()
+    qtbot.waitUntil(lambda: widget.start_button.isEnabled(), timeout=60_000)
+    assert "Cancelled" in widget.status.text()
