@@ -32,7 +32,7 @@ def discriminator_steps(discriminator, opt_d, fake, real):
     loss.backward()
     opt_d.step()
     discriminator.requires_grad_(False)
-    ((discriminator(fake) - 1) ** 2).mean().backward()
+    ((discriminator(fake) - 1) ** 2).mean().backward(retain_graph=True)
     discriminator.requires_grad_(True)
 
 

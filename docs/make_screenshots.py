@@ -1,11 +1,13 @@
 """Render the dock widgets under a (virtual) display and save them to docs/images/.
 
-Run: ``xvfb-run -a .venv/bin/python docs/make_screenshots.py [--model MODEL_FOLDER]``; with a
-model, the Segmentation widget is shown segmenting the TiO2 SEM sample (set
-DIFFRENDERGAN_TIO2_SEM_DIR to work offline).
+Run: ``xvfb-run -a .venv/bin/python docs/make_screenshots.py [--model MODEL_FOLDER]
+[--only NAME]``; with a model, the Segmentation widget is shown segmenting the TiO2 SEM sample
+(set DIFFRENDERGAN_TIO2_SEM_DIR to work offline). GAN training trains a tiny run on 64-px
+patches of that sample (a few minutes on a laptop CPU); ``--only gan`` renders just that one.
 """
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import napari
@@ -16,31 +18,76 @@ from napari_diffrendergan.thickness import synthetic_wires
 
 IMAGES = Path(__file__).parent / "images"
 WIDGETS = {
-    "GAN training": "widget_gan_training.png",
     "Synthetic data": "widget_synthetic_data.png",
 }
+ONLY = ("planned", "patches", "thickness", "segmentation", "gan")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Screenshots of the dock widgets.")
     parser.add_argument("--model", help="nnU-Net model folder for the Segmentation widget")
+    parser.add_argument("--only", choices=ONLY, help="render just this widget's screenshot")
     args = parser.parse_args()
+    wanted = [args.only] if args.only else list(ONLY)
     IMAGES.mkdir(exist_ok=True)
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1200, 800)
-    for data, kwargs, kind in rendered_sample("tio2-sem"):
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    viewer.reset_view()
-    for name, filename in WIDGETS.items():
-        dock, _ = viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)
-        QApplication.processEvents()
-        viewer.screenshot(str(IMAGES / filename), canvas_only=False)
-        viewer.window.remove_dock_widget(dock)
-    patches_screenshot(viewer)
-    thickness_dock = thickness_screenshot(viewer)
-    viewer.window.remove_dock_widget(thickness_dock)
-    segmentation_screenshot(viewer, args.model)
+    if "planned" in wanted:
+        for data, kwargs, kind in rendered_sample("tio2-sem"):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+        viewer.reset_view()
+        for name, filename in WIDGETS.items():
+            dock, _ = viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)
+            QApplication.processEvents()
+            viewer.screenshot(str(IMAGES / filename), canvas_only=False)
+            viewer.window.remove_dock_widget(dock)
+    if "patches" in wanted:
+        patches_screenshot(viewer)
+    if "thickness" in wanted:
+        viewer.window.remove_dock_widget(thickness_screenshot(viewer))
+    if "gan" in wanted:
+        viewer.window.remove_dock_widget(gan_screenshot(viewer))
+    if "segmentation" in wanted:
+        segmentation_screenshot(viewer, args.model)
     viewer.close()
+
+
+def gan_screenshot(viewer):
+    """GAN training after a tiny run (3 epochs × 3 iterations) on 64-px TiO2 SEM patches."""
+    viewer.layers.clear()
+    viewer.open_sample("napari-diffrendergan", "tio2_sem")
+    viewer.layers.remove(viewer.layers[-1])  # manual masks
+    dock, patches = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
+    patches.draw_button.click()
+    viewer.layers["regions"].add_rectangles([[[0, 0], [256, 384]]])
+    patches.size.setValue(64)
+    patches.stride.setValue(64)
+    patches.role.setCurrentText("particle")  # 64 px hold too few whole particles for "auto"
+    patches.cut_button.click()
+    work = Path(tempfile.mkdtemp(prefix="diffrendergan-screenshot-"))
+    patches.folder.setText(str(work / "patches"))
+    patches.save_button.click()
+    viewer.window.remove_dock_widget(dock)
+    stack = next(lay for lay in viewer.layers if lay.name.endswith(" patches"))
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "GAN training")
+    widget.run_synchronously = True
+    widget.patch_layer_box.setCurrentText(stack.name)
+    widget.device.setCurrentText("cpu")
+    widget.spp.setValue(4)
+    widget.epochs.setValue(3)
+    widget.iterations.setValue(3)
+    widget.fid_images.setValue(8)
+    widget.fid_constellations.setValue(2)
+    widget.pool.setValue(2)
+    widget.histogram_samples.setValue(300)
+    widget.run_path.setText(str(work / "run"))
+    widget.start_button.click()
+    for layer in [lay for lay in viewer.layers if lay.name != "GAN preview"]:
+        viewer.layers.remove(layer)
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(IMAGES / "widget_gan_training.png"), canvas_only=False)
+    return dock
 
 
 def segmentation_screenshot(viewer, model) -> None:

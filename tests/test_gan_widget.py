@@ -50,6 +50,7 @@ def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_
     preview = viewer.layers["GAN preview"]
     assert preview.data.shape == (64, 64)
     assert tuple(preview.scale) == (5.0, 5.0) and preview.metadata["pixel_size_nm"] == 5.0
+    assert [str(unit) for unit in preview.units] == ["nanometer", "nanometer"]
     fid_line = widget.figure.axes[0].lines[0]
     assert list(fid_line.get_xdata()) == [1, 2]
     assert len(widget.figure.axes) == 1 + 7  # FID + one histogram per learned parameter

@@ -8,19 +8,20 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from napari.layers import Image
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -144,10 +145,8 @@ class GanTrainingWidget(QWidget):
         self.best_button.setEnabled(False)
         self.best_label = QLabel()
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
-        data_box = QGroupBox("Training")
-        form = QFormLayout(data_box)
+        setup = QWidget()
+        form = QFormLayout(setup)
         form.addRow("Patch layer", self.patch_layer_box)
         form.addRow("Patch set", _path_row(self.patches_path, self, "Patch set folder"))
         form.addRow("Preset", self.preset_box)
@@ -158,16 +157,39 @@ class GanTrainingWidget(QWidget):
         form.addRow("Seed", self.seed)
         form.addRow("Device", self.device)
         form.addRow("Backend", self.backend_label)
-        form.addRow("Run folder", _path_row(self.run_path, self, "Run folder"))
-        layout.addWidget(data_box)
-        advanced = QGroupBox("Advanced (FID and rendering reuse)")
+        advanced = QWidget()
         advanced_form = QFormLayout(advanced)
+        note = QLabel(
+            "FID is computed after every epoch on synthetic images shaded from a few traced "
+            "constellations; training re-shades each traced constellation several times."
+        )
+        note.setWordWrap(True)
+        advanced_form.addRow(note)
         advanced_form.addRow("FID images", self.fid_images)
         advanced_form.addRow("FID constellations", self.fid_constellations)
         advanced_form.addRow("Constellation pool", self.pool)
         advanced_form.addRow("Reuse per trace", self.reuse)
         advanced_form.addRow("Histogram samples", self.histogram_samples)
-        layout.addWidget(advanced)
+        results = QWidget()
+        results_layout = QVBoxLayout(results)
+        results_layout.addWidget(self.canvas)
+        best = QHBoxLayout()
+        best.addWidget(QLabel("Best epoch"))
+        best.addWidget(self.best_epoch)
+        best.addWidget(self.best_button)
+        results_layout.addLayout(best)
+        results_layout.addWidget(self.best_label)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(setup, "Setup")
+        self.tabs.addTab(advanced, "Advanced")
+        self.tabs.addTab(results, "Results")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout.addWidget(self.tabs)
+        run_row = QFormLayout()
+        run_row.addRow("Run folder", _path_row(self.run_path, self, "Run folder"))
+        layout.addLayout(run_row)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.cancel_button, self.resume_button):
             buttons.addWidget(button)
@@ -175,13 +197,6 @@ class GanTrainingWidget(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
         layout.addWidget(self.run_label)
-        layout.addWidget(self.canvas)
-        best = QHBoxLayout()
-        best.addWidget(QLabel("Best epoch"))
-        best.addWidget(self.best_epoch)
-        best.addWidget(self.best_button)
-        layout.addLayout(best)
-        layout.addWidget(self.best_label)
         layout.addStretch(1)
 
         self.start_button.clicked.connect(self.start)
@@ -303,6 +318,7 @@ class GanTrainingWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.bar.setMaximum(0)  # busy until the first event says how much there is
         self.status.setText("Preparing the run…" if new else "Resuming…")
+        self.tabs.setCurrentIndex(2)  # Results: FID and histograms fill in after each epoch
         if self.run_synchronously:
             try:
                 for event in self._work(run, new, epochs):
@@ -383,6 +399,8 @@ class GanTrainingWidget(QWidget):
 
     def _show_preview(self, event: TrainingEvent) -> None:
         image = np.clip(np.asarray(event.preview, np.float32), 0, 1)
+        low, high = (float(v) for v in np.percentile(image, [0.5, 99.5]))
+        limits = (low, high) if high > low else (0.0, 1.0)
         metadata = {
             "pixel_size_nm": self._pixel_size,
             "run": str(self.run_folder),
@@ -390,17 +408,17 @@ class GanTrainingWidget(QWidget):
         }
         layer = layer_named(self.viewer, PREVIEW, Image)
         if layer is not None:
-            layer.data, layer.metadata = image, metadata
+            layer.data, layer.metadata, layer.contrast_limits = image, metadata, limits
             return
-        scale = (self._pixel_size,) * 2 if self._pixel_size else (1.0, 1.0)
+        # like the sample data: scale in nm per pixel when the patch set knows its pixel size
+        calibrated = {"scale": (self._pixel_size,) * 2, "units": "nm"} if self._pixel_size else {}
         self.viewer.add_image(
             image,
             name=PREVIEW,
             colormap="gray",
-            contrast_limits=(0.0, 1.0),
-            scale=scale,
-            units=("nm", "nm") if self._pixel_size else ("pixel", "pixel"),
+            contrast_limits=limits,
             metadata=metadata,
+            **calibrated,
         )
 
     def _draw(self, metrics: dict, samples: np.ndarray | None) -> None:
@@ -413,6 +431,7 @@ class GanTrainingWidget(QWidget):
         )
         fid_axes = self.figure.add_subplot(grid[0, :])
         plot_fid(fid_axes, metrics)
+        fid_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         fid_axes.tick_params(labelsize=7)
         if samples is not None and names:
             axes = [
@@ -446,6 +465,7 @@ class GanTrainingWidget(QWidget):
             self.status.setText(f"Cannot read the run: {err}")
             return
         self._draw(metrics, self._last_samples())
+        self.tabs.setCurrentIndex(2)
         self.status.setText(f"Run with {len(metrics['epochs'])} finished epoch(s).")
 
     def use_best_epoch(self) -> None:
