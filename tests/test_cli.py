@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_diffrendergan.cli import PLANNED, main
+from napari_diffrendergan.cli import main
 
 SUBCOMMANDS = [
     "demo",
@@ -30,12 +30,6 @@ def test_help_lists_every_subcommand():
     )
     for name in SUBCOMMANDS:
         assert f"    {name}" in result.stdout
-
-
-@pytest.mark.parametrize("name", list(PLANNED))
-def test_planned_subcommands_say_so_and_fail(name, capsys):
-    assert main([name, "--anything", "x"]) != 0
-    assert "not available yet" in capsys.readouterr().err
 
 
 def test_unknown_preset_is_a_clear_error(tmp_path, capsys):
@@ -98,7 +92,7 @@ def test_scene_writes_annotated_files(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_runs_the_pipeline_and_reports(tmp_path, capsys):
+def test_demo_runs_the_pipeline_and_reports(tmp_path, capsys, tio2_dir):
     args = [
         "demo",
         "--out",
@@ -112,17 +106,25 @@ def test_demo_runs_the_pipeline_and_reports(tmp_path, capsys):
         "4",
         "--seg-iterations",
         "4",
+        "--gan-epochs",
+        "1",
         "--device",
         "cpu",
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "sio2-him" in printed and str(tmp_path / "overview.png") in printed
-    assert "Synthetic nnU-Net dataset: 4 TiO2 images" in printed
+    assert "Synthetic nnU-Net dataset from the best epoch: 4 TiO2 images" in printed
+    assert "DiffRenderGAN: 1 epochs" in printed and "Segmented the real scan" in printed
     assert "Dice" in printed and "median wire diameter" in printed
+    metrics = json.loads((tmp_path / "gan" / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 1 and np.isfinite(metrics["epochs"][0]["fid"])
+    dataset = tmp_path / "dataset" / "Dataset001_DemoTiO2"
+    assert len(list((dataset / "labelsTr").glob("bg_*.tif"))) >= 1
+    assert json.loads((dataset / "generation.json").read_text())["epoch"] == 1
     assert (tmp_path / "scenes" / "sio2-him" / "mask.tif").is_file()
     assert (tmp_path / "model" / "model.json").is_file()
-    assert len(list((tmp_path / "segmentation").glob("*_particles.csv"))) == 3
+    assert len(list((tmp_path / "segmentation").glob("*_particles.csv"))) == 4
     assert (tmp_path / "thickness" / "agnw-sem_thickness.csv").is_file()
     assert (tmp_path / "overview.png").stat().st_size > 1000
 

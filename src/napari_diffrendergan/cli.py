@@ -9,10 +9,6 @@ from pathlib import Path
 
 from . import __version__
 
-PLANNED = {
-    "generate": "generate synthetic image + mask pairs from a trained run",
-}
-
 
 class _TqdmProgress:
     """Adapter from the core's ``progress(step, total, message)`` callbacks to a tqdm bar."""
@@ -95,6 +91,7 @@ def cmd_demo(args) -> int:
             device=args.device,
             train_images=args.train_images,
             seg_iterations=args.seg_iterations,
+            gan_epochs=args.gan_epochs,
             progress=progress,
         )
     finally:
@@ -116,32 +113,49 @@ def cmd_demo(args) -> int:
             f"   {name:9s} {info['visible_particles']:3d}/{len(info['phi'])} particles "
             f"visible, {contrast}"
         )
+    p = report["patches"]
+    print(
+        f"2. Patches from the real TiO2 SEM sample (masks unused): {p['particle']} particle, "
+        f"{p['background']} background patches in {p['folder']}"
+    )
+    gan = report["gan"]
+    learned = ", ".join(f"{k} {v:.3g}" for k, v in gan["parameters"].items())
+    print(
+        f"3. DiffRenderGAN: {len(gan['fid'])} epochs ({gan['seconds_per_iteration']:.2f} s per "
+        f"iteration), FID per epoch {', '.join(f'{f:.0f}' for f in gan['fid'])}, best epoch "
+        f"{gan['best_epoch']}; learned means: {learned}; run folder {gan['folder']}"
+    )
     data = report["dataset"]
     print(
-        f"2. Synthetic nnU-Net dataset: {data['images']} TiO2 images "
-        f"({data['rejected']} rejected by the contrast filter) in {data['folder']}"
+        f"4. Synthetic nnU-Net dataset from the best epoch: {data['images']} TiO2 images "
+        f"({data['rejected']} rejected by the contrast filter) + {data['background']} real "
+        f"background patches in {data['folder']}"
     )
-    print(f"3. nnU-Net (small, {args.seg_iterations} iterations) trained: {report['model']}")
+    print(f"5. nnU-Net (small, {args.seg_iterations} iterations) trained: {report['model']}")
     seg = report["segmentation"]
     found = ", ".join(f"{a}/{b}" for a, b in seg["particles_found_vs_true"])
     print(
-        f"4. Segmented {len(seg['particles_found_vs_true'])} held-out synthetic images: "
+        f"6. Segmented {len(seg['particles_found_vs_true'])} held-out synthetic images: "
         f"Dice {seg['dsc']:.3f}, AP50 {seg['ap50']:.3f}, PQ {seg['pq']:.3f}; particles "
-        f"found/true {found}; statistics CSVs in {seg['folder']}"
+        f"found/true {found}"
+    )
+    real = seg["real"]
+    print(
+        f"7. Segmented the real scan: Dice {real['dsc']:.3f}, AP50 {real['ap50']:.3f}, PQ "
+        f"{real['pq']:.3f} against its manual masks; {real['particles_found']} particles found "
+        f"({real['particles_manual']} annotated), median equivalent diameter "
+        f"{real['median_diameter_nm']:.1f} nm (manual {real['manual_median_diameter_nm']:.1f} "
+        f"nm); statistics CSVs in {seg['folder']}"
     )
     if "thickness" in report:
         t = report["thickness"]
         print(
-            f"5. Nanowire local thickness: median wire diameter {t['median']:.1f} "
+            f"8. Nanowire local thickness: median wire diameter {t['median']:.1f} "
             f"{t['unit']}, {t['n_wires']} wire component(s); map, CSVs, histogram in "
             f"{t['folder']}"
         )
     print(f"Overview figure: {out / 'overview.png'}")
     print("Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["timings"].items()))
-    print(
-        "Not yet in the demo: real-patch selection and GAN training (the synthetic images "
-        "use mid-range material values until then)."
-    )
     return 0
 
 
@@ -391,13 +405,44 @@ def cmd_best_epoch(args) -> int:
     return 0
 
 
-def cmd_planned(args) -> int:
+def cmd_generate(args) -> int:
+    from .synthesis import generate
+
+    progress = _TqdmProgress("generate")
+    started = time.perf_counter()
+    try:
+        summary = generate(
+            args.run,
+            args.out,
+            args.count,
+            epoch=args.epoch if args.epoch in ("best", "last") else int(args.epoch),
+            seed=args.seed,
+            spp=args.spp,
+            contour_thickness=args.contour_thickness,
+            background_patches=args.background_patches,
+            n_background=args.n_background,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            device=args.device,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - started
     print(
-        f"diffrendergan {args.command}: not available yet ({PLANNED[args.command]}); it "
-        "arrives in a later release of napari-diffrendergan.",
-        file=sys.stderr,
+        f"{summary['synthetic_pairs']} synthetic pairs (epoch {summary['epoch']}, spp "
+        f"{summary['spp']}, {summary['rejected']} rejected by the contrast filter) and "
+        f"{summary['background_patches']} real background patches in {args.out} "
+        f"({seconds:.0f} s)"
     )
-    return 3
+    if summary["background_patches"] < summary["background_requested"]:
+        print(
+            f"  only {summary['background_patches']} of {summary['background_requested']} "
+            "requested background patches were available"
+        )
+    print("  nnU-Net dataset: dataset.json, imagesTr/, labelsTr/; also instances/, parameters/,")
+    print("  generation.json. Train on it with: diffrendergan segment-train " + str(args.out))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -423,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="synthetic images for the nnU-Net demo training",
     )
     demo.add_argument("--seg-iterations", type=int, default=100, help="nnU-Net training iterations")
+    demo.add_argument("--gan-epochs", type=int, default=2, help="DiffRenderGAN training epochs")
     _add_device(demo)
     demo.set_defaults(func=cmd_demo)
 
@@ -558,12 +604,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--spp", type=int, help="samples per pixel (a square number)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--reuse", type=int, default=4, help="iterations per traced constellation")
+    train.add_argument("--reuse", type=int, default=8, help="iterations per traced constellation")
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out (--epochs extends it)"
     )
     _add_device(train)
     train.set_defaults(func=cmd_train)
+
+    gen = sub.add_parser("generate", help="synthetic image + mask pairs from a trained run")
+    gen.add_argument("run", help="run folder of diffrendergan train")
+    gen.add_argument("--count", type=int, required=True, help="synthetic pairs to make")
+    gen.add_argument(
+        "--out", required=True, help="nnU-Net dataset folder (DatasetNNN_Name); resumable"
+    )
+    gen.add_argument("--epoch", default="best", help="best (default), last or a number")
+    gen.add_argument("--background-patches", help="patch set whose background patches to add")
+    gen.add_argument("--n-background", type=int, default=200)
+    gen.add_argument("--spp", type=int, help="samples per pixel (default: the run's)")
+    gen.add_argument("--contour-thickness", type=int, help="px (default: the preset's)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--workers", type=int, default=1, help="local worker processes")
+    gen.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    _add_device(gen)
+    gen.set_defaults(func=cmd_generate)
 
     best = sub.add_parser("best-epoch", help="show or override the best epoch of a run")
     best.add_argument("run", help="run folder")
@@ -571,13 +634,6 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--auto", action="store_true", help="back to the automatic choice")
     best.set_defaults(func=cmd_best_epoch)
 
-    for name, summary in PLANNED.items():
-        planned = sub.add_parser(
-            name,
-            help=f"{summary} (not available yet)",
-            description=f"{summary}. Not available yet.",
-        )
-        planned.set_defaults(func=cmd_planned)
     return parser
 
 
@@ -590,11 +646,10 @@ def main(argv: list[str] | None = None) -> int:
     from .patches import PatchError
     from .placement import PlacementError
     from .segmentation import Cancelled, SegmentationError
+    from .synthesis import SynthesisError
 
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and args.func is not cmd_planned:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except (
@@ -605,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         PatchError,
         PlacementError,
         SegmentationError,
+        SynthesisError,
         TrainingError,
         ValueError,
     ) as err:

@@ -42,7 +42,7 @@ class TrainingSettings:
     lr_generator: float = 2e-4
     lr_discriminator: float = 1e-4
     dropout: float = 0.5
-    reuse: int = 4  # iterations each traced constellation is used for
+    reuse: int = 8  # iterations each traced constellation is used for
     pool: int = 8  # traced constellations held in memory
     fid_constellations: int = 8  # traced once; the per-epoch FID set is shaded from them
     fid_images: int = 0  # 0: as many as real patches
@@ -483,7 +483,7 @@ def train_iter(
         seconds_per_iteration = (time.perf_counter() - started) / iterations
         yield TrainingEvent("setup", epoch, step, total, f"epoch {epoch}: FID and histograms")
         fid_started = time.perf_counter()
-        synthetic = _synthetic_set(generator, space, fid_caches, fid_phi, fid_count, device)
+        synthetic = _synthetic_set(generator, space, fid_caches, fid_phi, fid_count)
         fid_value = _fid(synthetic, fid_stats_real, resolved.torch_device)
         fid_seconds = time.perf_counter() - fid_started
         unit_samples = _unit_samples(generator, phi_input, settings.histogram_samples, rng)
@@ -540,20 +540,20 @@ def train(
     return read_metrics(run)
 
 
-def _synthetic_set(generator, space, caches, phi_input, count, device) -> np.ndarray:
+def _synthetic_set(generator, space, caches, phi_input, count) -> np.ndarray:
     """``count`` synthetic images shaded from the FID constellations with fresh parameter
     draws (dropout active), noise included."""
     import torch
 
-    from .shading import shade_torch
-
+    rng = np.random.default_rng(int(torch.randint(2**31, ())))
     images = []
     with torch.no_grad():
         for k in range(count):
-            values = space.scale(generator(phi_input[k % len(caches)][None])[0])
-            image = shade_torch(caches[k % len(caches)], space.names[:-1], values[:-1].cpu())
-            noisy = image.to(device) + values[-1] * torch.randn_like(image.to(device))
-            images.append(noisy.cpu().numpy())
+            cache = caches[k % len(caches)]
+            values = space.scale(generator(phi_input[k % len(caches)][None])[0]).cpu().numpy()
+            cache.scene.set_bsdf(dict(zip(space.names[:-1], values[:-1].tolist(), strict=True)))
+            image = cache.render()
+            images.append(image + rng.normal(0, values[-1], image.shape).astype(np.float32))
     return np.stack(images)
 
 
