@@ -4,6 +4,8 @@ Run: ``xvfb-run -a .venv/bin/python docs/make_screenshots.py [--model MODEL_FOLD
 [--only NAME]``; with a model, the Segmentation widget is shown segmenting the TiO2 SEM sample
 (set DIFFRENDERGAN_TIO2_SEM_DIR to work offline). GAN training trains a tiny run on 64-px
 patches of that sample (a few minutes on a laptop CPU); ``--only gan`` renders just that one.
+Synthetic data generates four pairs from that run (``--only synthetic`` trains a one-epoch run
+for it).
 """
 
 import argparse
@@ -13,14 +15,10 @@ from pathlib import Path
 import napari
 from qtpy.QtWidgets import QApplication
 
-from napari_diffrendergan.sample_data import rendered_sample
 from napari_diffrendergan.thickness import synthetic_wires
 
 IMAGES = Path(__file__).parent / "images"
-WIDGETS = {
-    "Synthetic data": "widget_synthetic_data.png",
-}
-ONLY = ("planned", "patches", "thickness", "segmentation", "gan")
+ONLY = ("patches", "thickness", "segmentation", "gan", "synthetic")
 
 
 def main() -> None:
@@ -32,28 +30,27 @@ def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1200, 800)
-    if "planned" in wanted:
-        for data, kwargs, kind in rendered_sample("tio2-sem"):
-            getattr(viewer, f"add_{kind}")(data, **kwargs)
-        viewer.reset_view()
-        for name, filename in WIDGETS.items():
-            dock, _ = viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)
-            QApplication.processEvents()
-            viewer.screenshot(str(IMAGES / filename), canvas_only=False)
-            viewer.window.remove_dock_widget(dock)
     if "patches" in wanted:
         patches_screenshot(viewer)
     if "thickness" in wanted:
         viewer.window.remove_dock_widget(thickness_screenshot(viewer))
+    run = None
     if "gan" in wanted:
-        viewer.window.remove_dock_widget(gan_screenshot(viewer))
+        dock, run = gan_screenshot(viewer)
+        viewer.window.remove_dock_widget(dock)
+    if "synthetic" in wanted:
+        if run is None:
+            dock, run = train_tiny_run(viewer, epochs=1)
+            viewer.window.remove_dock_widget(dock)
+        viewer.window.remove_dock_widget(synthetic_screenshot(viewer, run))
     if "segmentation" in wanted:
         segmentation_screenshot(viewer, args.model)
     viewer.close()
 
 
-def gan_screenshot(viewer):
-    """GAN training after a tiny run (3 epochs × 3 iterations) on 64-px TiO2 SEM patches."""
+def train_tiny_run(viewer, epochs: int = 3):
+    """Train a tiny run (``epochs`` × 3 iterations) on 64-px TiO2 SEM patches with the Patch
+    selection and GAN training widgets; returns the GAN dock and the run folder."""
     viewer.layers.clear()
     viewer.open_sample("napari-diffrendergan", "tio2_sem")
     viewer.layers.remove(viewer.layers[-1])  # manual masks
@@ -74,7 +71,7 @@ def gan_screenshot(viewer):
     widget.patch_layer_box.setCurrentText(stack.name)
     widget.device.setCurrentText("cpu")
     widget.spp.setValue(4)
-    widget.epochs.setValue(3)
+    widget.epochs.setValue(epochs)
     widget.iterations.setValue(3)
     widget.fid_images.setValue(8)
     widget.fid_constellations.setValue(2)
@@ -82,11 +79,35 @@ def gan_screenshot(viewer):
     widget.histogram_samples.setValue(300)
     widget.run_path.setText(str(work / "run"))
     widget.start_button.click()
+    return dock, work / "run"
+
+
+def gan_screenshot(viewer):
+    """GAN training after a tiny run (3 epochs × 3 iterations) on 64-px TiO2 SEM patches."""
+    dock, run = train_tiny_run(viewer)
     for layer in [lay for lay in viewer.layers if lay.name != "GAN preview"]:
         viewer.layers.remove(layer)
     viewer.reset_view()
     QApplication.processEvents()
     viewer.screenshot(str(IMAGES / "widget_gan_training.png"), canvas_only=False)
+    return dock, run
+
+
+def synthetic_screenshot(viewer, run):
+    """Synthetic data: four pairs generated from the tiny run, masks over the images."""
+    viewer.layers.clear()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Synthetic data")
+    widget.run_synchronously = True
+    widget.device.setCurrentText("cpu")
+    widget.run_path.setText(str(run))
+    widget.show_run()
+    widget.count.setValue(4)
+    widget.generate_button.click()
+    QApplication.processEvents()  # let the canvas take its size before fitting the view
+    viewer.dims.set_current_step(0, 0)
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(IMAGES / "widget_synthetic_data.png"), canvas_only=False)
     return dock
 
 

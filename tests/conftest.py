@@ -50,3 +50,36 @@ def tiny_model(blob_dataset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "blobs"
     train_model(blob_dataset, out, config="small", iterations=60, device="cpu")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A DiffRenderGAN run trained for 1 epoch × 3 iterations on 64-px blob patches (7 nm per
+    pixel), beside its patch set ``patches`` (6 particle + 3 background patches); ~30 s."""
+    import numpy as np
+
+    from napari_diffrendergan.config import preset
+    from napari_diffrendergan.gan import TrainingSettings, prepare_run, train_iter
+    from napari_diffrendergan.patches import Patch, save_patch_set
+
+    work = tmp_path_factory.mktemp("gan")
+    particles = [(blob_sample(s, (64, 64), n=3)[0] * 255).clip(0, 255) for s in range(6)]
+    rng = np.random.default_rng(0)
+    backgrounds = [(50 + rng.normal(0, 5, (64, 64))).astype(np.float32) for _ in range(3)]
+    roles = ["particle"] * len(particles) + ["background"] * len(backgrounds)
+    listed = [Patch("blobs", 0, 0, 64, role, 0.0, 3) for role in roles]
+    patches = save_patch_set(work / "patches", listed, particles + backgrounds, 7.0, {})
+    settings = TrainingSettings(
+        epochs=1,
+        iterations_per_epoch=3,
+        device="cpu",
+        fid_images=4,
+        fid_constellations=2,
+        pool=2,
+        reuse=2,
+        histogram_samples=50,
+    )
+    run = prepare_run(work / "run", patches, preset("tio2-sem"), settings)
+    for _ in train_iter(run):
+        pass
+    return run

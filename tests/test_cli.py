@@ -153,3 +153,34 @@ def test_thickness_writes_map_tables_and_plot(tmp_path, capsys):
     assert (out / "wire_thickness_distribution.csv").is_file()
     assert (out / "wire_thickness.png").stat().st_size > 1000
     assert "median wire diameter" in captured.out
+
+
+@pytest.mark.slow
+def test_train_best_epoch_and_generate_commands(tmp_path, capsys, tiny_run):
+    patches = tiny_run.parent / "patches"
+    run = tmp_path / "run"
+    common = ["--epochs", "1", "--iterations-per-epoch", "2", "--device", "cpu"]
+    assert (
+        main(
+            ["train", "--patches", str(patches), "--preset", "tio2-sem", "--out", str(run)] + common
+        )
+        == 0
+    )
+    assert "best epoch 1" in capsys.readouterr().out
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--device", "cpu"]) == 0
+    assert [e["epoch"] for e in json.loads((run / "metrics.json").read_text())["epochs"]] == [1, 2]
+    assert main(["best-epoch", str(run), "1"]) == 0
+    assert "best epoch of" in capsys.readouterr().out
+    assert json.loads((run / "metrics.json").read_text())["best_epoch"] == 1
+    assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "holds no run to resume" in capsys.readouterr().err
+
+    dataset = tmp_path / "Dataset002_Cli"
+    args = ["generate", str(run), "--count", "2", "--out", str(dataset), "--device", "cpu"]
+    assert main(args + ["--background-patches", str(patches), "--n-background", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 synthetic pairs (epoch 1" in printed
+    assert "only 3 of 5 requested background patches" in printed
+    assert len(list((dataset / "labelsTr").glob("*.tif"))) == 5
+    assert main(["generate", str(tmp_path), "--count", "2", "--out", str(dataset)]) == 2
+    assert "not a DiffRenderGAN run folder" in capsys.readouterr().err

@@ -20,13 +20,6 @@ def test_widget_opens_from_plugin_menu(make_napari_viewer, name):
     assert widget.title == name
 
 
-@pytest.mark.parametrize("name", ["Synthetic data"])
-def test_planned_widgets_say_so(make_napari_viewer, name):
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)
-    assert "Not available yet" in widget.status.text()
-
-
 def test_plugin_menu_lists_all_widgets(make_napari_viewer):
     from npe2 import PluginManager
 

@@ -80,12 +80,16 @@ class ShadingCache:
         return cells
 
     def render(self) -> np.ndarray:
-        """The image (float32 (H, W)) for the scene's current BSDF parameters."""
-        import torch
-
-        cells = self.shade_cells().numpy()
-        with torch.no_grad():
-            return reconstruct(torch.from_numpy(cells), self).numpy()
+        """The image (float32 (H, W)) for the scene's current BSDF parameters; reconstructed in
+        float64, so it is bit-for-bit reproducible (no atomic additions as in a film)."""
+        s = self.scene.config.scene
+        rows, columns, norm = (
+            m.numpy().astype(np.float64)
+            for m in filter_matrices(s.width, s.height, self.strata, s.filter_stddev)
+        )
+        grid = self.shade_cells().numpy().astype(np.float64)
+        grid = grid.reshape(s.height * self.strata, s.width * self.strata)
+        return (rows @ grid @ columns / norm).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)

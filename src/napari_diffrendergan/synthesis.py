@@ -1,10 +1,12 @@
 """Synthetic training data from a trained run (paper 5.2.6 and 5.3).
 
 Each image gets a fresh constellation drawn from the run's size and placement distributions and
-parameters sampled from the trained generator; it is rendered with Mitsuba (at the run's spp or
-a higher export spp), labelled from the AOV scene, and kept only if it passes the contrast
-filter. Image ``i`` depends only on (seed, i), so generation is resumable (files already
-written are skipped) and any split over worker processes gives identical files.
+parameters sampled from the trained generator; it is rendered by the same estimator as in
+training (:mod:`.shading`: Mitsuba's direct illumination, film filter without atomic additions,
+so bit-for-bit reproducible) at the run's spp or a higher export spp, labelled from the AOV
+scene, and kept only if it passes the contrast filter. Image ``i`` depends only on (seed, i),
+so generation is resumable (files already written are skipped) and any split over worker
+processes gives identical files.
 
 Output is an nnU-Net v2 raw dataset: ``imagesTr/syn_NNNNN_0000.tif``, ``labelsTr/syn_NNNNN.tif``
 (0 background, 1 particle, 2 contour), ``instances/syn_NNNNN.tif``, per-image parameters in
@@ -69,6 +71,7 @@ class PairRenderer:
         from .labels import contrast_check, semantic_mask
         from .placement import constellation
         from .scene import add_noise
+        from .shading import trace
 
         space = self.generator.space
         last = ""
@@ -81,7 +84,7 @@ class PairRenderer:
             self.scene.place(phi)
             self.scene.set_bsdf(bsdf)
             render_seed = int(rng.integers(2**31))
-            clean = self.scene.render(seed=render_seed, spp=self.spp)
+            clean = trace(self.scene, seed=render_seed, spp=self.spp).render()
             instances = self.scene.instances()
             check = contrast_check(clean, instances, self.config.contrast_threshold)
             if check:
@@ -141,19 +144,29 @@ def _render_chunk(run, epoch, indices, folder, seed, spp, contour, device, threa
     return list(indices)
 
 
+def _background_list(patches: str | Path) -> list:
+    """The background patches listed in a patch set; a clear error if there are none."""
+    from .patches import PatchError, load_patch_set
+
+    try:
+        listed, _ = load_patch_set(patches)
+    except PatchError as err:
+        raise SynthesisError(f"background patches: {err}") from err
+    background = [p for p in listed if p.role == "background"]
+    if not background:
+        raise SynthesisError(f"{patches}: the patch set holds no background patches")
+    return background
+
+
 def add_background_patches(folder: Path, patches: str | Path, count: int, seed: int) -> int:
     """Copy ``count`` real background patches (random, seeded) with all-background labels into
     the dataset as ``bg_NNNNN``; returns how many were available and written."""
     import tifffile
 
     from .gan import load_real_patches
-    from .patches import load_patch_set
     from .segmentation import write_dataset
 
-    listed, _ = load_patch_set(patches)
-    background = [p for p in listed if p.role == "background"]
-    if not background:
-        raise SynthesisError(f"{patches}: the patch set holds no background patches")
+    background = _background_list(patches)
     _, meta = load_real_patches(patches)  # intensity range of the set (as the GAN saw it)
     chosen = np.random.default_rng(seed).permutation(len(background))[:count]
     for j, k in enumerate(sorted(chosen)):
@@ -191,6 +204,8 @@ def generate(
         generator = load_generator(run, epoch)
     except TrainingError as err:
         raise SynthesisError(str(err)) from err
+    if background_patches:
+        _background_list(background_patches)  # fail before rendering, not after
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     todo = [i for i in range(count) if not _done(folder, i)]
@@ -212,6 +227,7 @@ def generate(
             progress,
         )
     elif todo:
+        done = count - len(todo)
         renderer = PairRenderer(generator, seed, spp, contour_thickness, device)
         for index in todo:
             if cancelled and cancelled():
@@ -221,8 +237,9 @@ def generate(
                 )
             pair = renderer.render(index)
             write_pair(folder, pair)
+            done += 1
             if progress:
-                progress(index + 1, count, f"{pair.name}: {pair.info['rejected']} rejected")
+                progress(done, count, f"{pair.name}: {pair.info['rejected']} rejected")
     return finish_dataset(
         folder, generator, count, seed, contour_thickness, background_patches, n_background
     )

@@ -2,8 +2,8 @@
 
 from ._gan import GanTrainingWidget
 from ._patches import PatchSelectionWidget
-from ._planned import SyntheticDataWidget
 from ._segmentation import SegmentationWidget
+from ._synthetic import SyntheticDataWidget
 from ._thickness import ThicknessAnalysisWidget
 
 __all__ = [

@@ -13,14 +13,12 @@ from napari.layers import Image
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -43,7 +41,7 @@ from ..gan_plots import plot_fid, plot_histograms
 from ..mesh_library import MeshError
 from ..patches import PatchError
 from ..placement import PlacementError
-from ._layers import layer_named, refill
+from ._layers import layer_named, path_row, refill, spin_box
 
 PREVIEW = "GAN preview"
 NO_LAYER = "none (use the folder)"
@@ -59,26 +57,6 @@ ERRORS = (
     PlacementError,
     OSError,
 )
-
-
-def _spin(low: int, high: int, value: int, special: str = "") -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(low, high)
-    box.setValue(value)
-    if special:
-        box.setSpecialValueText(special)
-    return box
-
-
-def _path_row(edit: QLineEdit, parent: QWidget, caption: str) -> QHBoxLayout:
-    row = QHBoxLayout()
-    browse = QPushButton("Browse…")
-    browse.clicked.connect(
-        lambda: edit.setText(QFileDialog.getExistingDirectory(parent, caption) or edit.text())
-    )
-    row.addWidget(edit)
-    row.addWidget(browse)
-    return row
 
 
 class GanTrainingWidget(QWidget):
@@ -101,28 +79,28 @@ class GanTrainingWidget(QWidget):
         self.patches_path.setPlaceholderText("patch set folder (patches.json)")
         self.preset_box = QComboBox()
         self.preset_box.addItems(list(PRESETS))
-        self.mesh_count = _spin(1, 10_000, 1)
+        self.mesh_count = spin_box(1, 10_000, 1)
         self.mesh_count.setToolTip(
             "Particles in the preset's scene; scaled with the image area when the patches "
             "are smaller or larger than the preset's image."
         )
-        self.spp = _spin(1, 4096, 16)
+        self.spp = spin_box(1, 4096, 16)
         self.spp.setToolTip(
             "Samples per pixel (square numbers suit the stratified sampler: 1, 4, 9, 16, …)"
         )
-        self.epochs = _spin(1, 100_000, defaults.epochs)
-        self.iterations = _spin(0, 1_000_000, 0, "auto (one per particle patch)")
-        self.seed = _spin(0, 2**31 - 1, defaults.seed)
+        self.epochs = spin_box(1, 100_000, defaults.epochs)
+        self.iterations = spin_box(0, 1_000_000, 0, "auto (one per particle patch)")
+        self.seed = spin_box(0, 2**31 - 1, defaults.seed)
         self.device = QComboBox()
         self.device.addItems(list(DEVICES))
         self.backend_label = QLabel()
         self.backend_label.setWordWrap(True)
         self.backend_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.fid_images = _spin(0, 100_000, defaults.fid_images, "as many as real patches")
-        self.fid_constellations = _spin(1, 10_000, defaults.fid_constellations)
-        self.pool = _spin(1, 1000, defaults.pool)
-        self.reuse = _spin(1, 1000, defaults.reuse)
-        self.histogram_samples = _spin(1, 1_000_000, defaults.histogram_samples)
+        self.fid_images = spin_box(0, 100_000, defaults.fid_images, "as many as real patches")
+        self.fid_constellations = spin_box(1, 10_000, defaults.fid_constellations)
+        self.pool = spin_box(1, 1000, defaults.pool)
+        self.reuse = spin_box(1, 1000, defaults.reuse)
+        self.histogram_samples = spin_box(1, 1_000_000, defaults.histogram_samples)
         self.run_path = QLineEdit()
         self.run_path.setPlaceholderText("run folder (new for Start, existing for Resume)")
 
@@ -140,7 +118,7 @@ class GanTrainingWidget(QWidget):
         self.figure = Figure(figsize=(4, 5.2), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(420)
-        self.best_epoch = _spin(0, 0, 0, "automatic")
+        self.best_epoch = spin_box(0, 0, 0, "automatic")
         self.best_button = QPushButton("Use this epoch")
         self.best_button.setEnabled(False)
         self.best_label = QLabel()
@@ -148,7 +126,7 @@ class GanTrainingWidget(QWidget):
         setup = QWidget()
         form = QFormLayout(setup)
         form.addRow("Patch layer", self.patch_layer_box)
-        form.addRow("Patch set", _path_row(self.patches_path, self, "Patch set folder"))
+        form.addRow("Patch set", path_row(self.patches_path, self, "Patch set folder"))
         form.addRow("Preset", self.preset_box)
         form.addRow("Meshes", self.mesh_count)
         form.addRow("Samples/pixel", self.spp)
@@ -188,7 +166,7 @@ class GanTrainingWidget(QWidget):
         layout.addWidget(QLabel(f"<b>{self.title}</b>"))
         layout.addWidget(self.tabs)
         run_row = QFormLayout()
-        run_row.addRow("Run folder", _path_row(self.run_path, self, "Run folder"))
+        run_row.addRow("Run folder", path_row(self.run_path, self, "Run folder"))
         layout.addLayout(run_row)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.cancel_button, self.resume_button):

@@ -1,4 +1,5 @@
-"""Helpers shared by the dock widgets: pixel size and rectangles from napari layers."""
+"""Helpers shared by the dock widgets: pixel size and rectangles from napari layers, layer
+look-up, and the small Qt rows the widgets build their forms from."""
 
 from __future__ import annotations
 
@@ -42,3 +43,35 @@ def refill(box, names: list[str]) -> None:
     box.blockSignals(False)
     if current in names:
         box.setCurrentText(current)
+
+
+def spin_box(low: int, high: int, value: int, special: str = ""):
+    """An integer spin box; ``special`` is shown instead of the lowest value."""
+    from qtpy.QtWidgets import QSpinBox
+
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    if special:
+        box.setSpecialValueText(special)
+    return box
+
+
+def path_row(edit, parent, caption: str, chosen=None):
+    """A folder line edit with a Browse… button; ``chosen()`` runs after a folder is picked."""
+    from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton
+
+    row = QHBoxLayout()
+    browse = QPushButton("Browse…")
+
+    def pick() -> None:
+        folder = QFileDialog.getExistingDirectory(parent, caption)
+        if folder:
+            edit.setText(folder)
+            if chosen is not None:
+                chosen()
+
+    browse.clicked.connect(pick)
+    row.addWidget(edit)
+    row.addWidget(browse)
+    return row

@@ -1,0 +1,144 @@
+"""Synthetic datasets from a tiny trained run: files, determinism, resuming, errors, Dask."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_diffrendergan.gan import load_generator
+from napari_diffrendergan.patches import Patch, save_patch_set
+from napari_diffrendergan.synthesis import PairRenderer, SynthesisError, generate
+
+pytestmark = pytest.mark.slow
+
+
+def _bytes(folder, pattern="imagesTr/syn_*.tif"):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob(pattern))}
+
+
+def assert_same_pairs(folder, other):
+    """Same synthetic pairs, byte for byte: images, labels, instances and parameters."""
+    for pattern in (
+        "imagesTr/syn_*.tif",
+        "labelsTr/syn_*.tif",
+        "instances/*.tif",
+        "parameters/*.json",
+    ):
+        assert _bytes(folder, pattern) == _bytes(other, pattern)
+
+
+def test_generate_writes_a_deterministic_nnunet_dataset(tiny_run, tmp_path):
+    patches = tiny_run.parent / "patches"
+    out = tmp_path / "Dataset101_Syn"
+    steps = []
+    summary = generate(
+        tiny_run,
+        out,
+        3,
+        seed=5,
+        background_patches=patches,
+        n_background=2,
+        device="cpu",
+        progress=lambda done, total, message: steps.append((done, total)),
+    )
+    assert steps[0] == (0, 3) and steps[-1] == (3, 3)
+    names = sorted(p.name for p in (out / "imagesTr").iterdir())
+    assert names == [f"bg_0000{i}_0000.tif" for i in range(2)] + [
+        f"syn_0000{i}_0000.tif" for i in range(3)
+    ]
+    assert len(list((out / "labelsTr").iterdir())) == 5
+    assert (
+        len(list((out / "instances").glob("*.tif")))
+        == len(list((out / "parameters").iterdir()))
+        == 3
+    )
+    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 5
+    written = json.loads((out / "generation.json").read_text())
+    assert written == json.loads(json.dumps(summary))
+    assert written["synthetic_pairs"] == 3 and written["seed"] == 5
+    assert written["background_patches"] == written["background_requested"] == 2
+    assert written["rejected"] == sum(i["rejected"] for i in written["images"])
+    assert written["epoch"] == 1 and written["contour_thickness"] == 1
+    for i in range(3):
+        image = tifffile.imread(out / "imagesTr" / f"syn_0000{i}_0000.tif")
+        mask = tifffile.imread(out / "labelsTr" / f"syn_0000{i}.tif")
+        instances = tifffile.imread(out / "instances" / f"syn_0000{i}.tif")
+        assert image.shape == mask.shape == instances.shape == (64, 64)
+        assert image.dtype == np.float32 and mask.dtype == np.uint8
+        assert set(np.unique(mask)) <= {0, 1, 2} and 1 in mask
+        np.testing.assert_array_equal(mask > 0, instances > 0)
+    for i in range(2):
+        assert not tifffile.imread(out / "labelsTr" / f"bg_0000{i}.tif").any()
+
+    again = generate(tiny_run, tmp_path / "again", 3, seed=5, device="cpu")
+    assert_same_pairs(tmp_path / "again", out)
+    assert again["background_requested"] == again["background_patches"] == 0
+    other = generate(tiny_run, tmp_path / "other", 3, seed=6, device="cpu")
+    assert other["seed"] == 6
+    theirs, ours = _bytes(tmp_path / "other"), _bytes(out)
+    assert theirs.keys() == ours.keys() and all(theirs[k] != ours[k] for k in ours)
+
+    # the renderer gives the same pair for the same (seed, index), in any order
+    renderer = PairRenderer(load_generator(tiny_run), seed=5, device="cpu")
+    pair = renderer.render(2)
+    np.testing.assert_array_equal(pair.image, tifffile.imread(out / "imagesTr/syn_00002_0000.tif"))
+    assert pair.info == written["images"][2]
+
+
+def test_generate_resumes_only_missing_pairs(tiny_run, tmp_path):
+    out = tmp_path / "Dataset102_Syn"
+    generate(tiny_run, out, 3, device="cpu")
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.tif")} | {
+        p: p.stat().st_mtime_ns for p in (out / "parameters").iterdir()
+    }
+    (out / "parameters" / "syn_00001.json").unlink()
+    steps = []
+    generate(tiny_run, out, 3, device="cpu", progress=lambda done, total, msg: steps.append(done))
+    assert steps == [2, 2]  # two already written, then only pair 1
+    rewritten = {p for p, mtime in before.items() if p.stat().st_mtime_ns != mtime}
+    assert rewritten == {out / "instances" / "syn_00001.tif", out / "parameters" / "syn_00001.json"}
+    # the image of pair 1 was kept (write_dataset keeps existing cases) and is the same again
+    assert_same_pairs(out, _fresh(tiny_run, tmp_path / "fresh"))
+
+
+def _fresh(run, folder):
+    generate(run, folder, 3, device="cpu")
+    return folder
+
+
+def test_low_contrast_configuration_is_refused(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config["contrast_threshold"] = 100.0
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SynthesisError, match="attempts failed the contrast filter"):
+        generate(run, tmp_path / "out", 1, device="cpu")
+    assert not (tmp_path / "out" / "generation.json").exists()
+
+
+def test_bad_runs_and_counts_are_explained(tiny_run, tmp_path):
+    with pytest.raises(SynthesisError, match="not a DiffRenderGAN run folder"):
+        generate(tmp_path, tmp_path / "out", 1)
+    with pytest.raises(SynthesisError, match=r"no checkpoint for epoch 7 \(finished: \[1\]\)"):
+        generate(tiny_run, tmp_path / "out", 1, epoch=7)
+    with pytest.raises(SynthesisError, match="count must be at least 1"):
+        generate(tiny_run, tmp_path / "out", 0)
+    particles_only = save_patch_set(
+        tmp_path / "particles",
+        [Patch("x", 0, 0, 64, "particle", 0.0, 3)],
+        [np.ones((64, 64))],
+        7.0,
+        {},
+    )
+    with pytest.raises(SynthesisError, match="holds no background patches"):
+        generate(tiny_run, tmp_path / "out", 1, device="cpu", background_patches=particles_only)
+
+
+def test_dask_workers_write_the_same_files(tiny_run, tmp_path):
+    generate(tiny_run, tmp_path / "one", 3, seed=2, device="cpu")
+    summary = generate(tiny_run, tmp_path / "two", 3, seed=2, workers=2, device="cpu")
+    assert summary["synthetic_pairs"] == 3
+    assert_same_pairs(tmp_path / "two", tmp_path / "one")
