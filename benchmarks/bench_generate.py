@@ -74,11 +74,25 @@ def main() -> None:
                 f"{rates[workers]:.1f} pairs/min ({summary['rejected']} rejected) → 1000 pairs "
                 f"≈ {1000 / rates[workers]:.1f} min"
             )
-        same = all(
-            (tmp / "out1" / "imagesTr" / f.name).read_bytes() == f.read_bytes()
+        import tifffile
+
+        labels_same = all(
+            (tmp / "out1" / sub / f.name).read_bytes() == f.read_bytes()
+            for sub in ("labelsTr", "instances")
+            for f in (tmp / "out2" / sub).iterdir()
+        )
+        image_difference = max(
+            float(
+                np.abs(
+                    tifffile.imread(f) - tifffile.imread(tmp / "out1" / "imagesTr" / f.name)
+                ).max()
+            )
             for f in (tmp / "out2" / "imagesTr").iterdir()
         )
-        print(f"scaling 2 vs 1 worker: {rates[2] / rates[1]:.2f}×; identical files: {same}")
+        print(
+            f"scaling 2 vs 1 worker: {rates[2] / rates[1]:.2f}×; labels identical: "
+            f"{labels_same}; largest image difference {image_difference:.2g}"
+        )
 
 
 if __name__ == "__main__":

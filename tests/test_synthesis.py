@@ -18,15 +18,16 @@ def _bytes(folder, pattern="imagesTr/syn_*.tif"):
     return {p.name: p.read_bytes() for p in sorted(folder.glob(pattern))}
 
 
-def assert_same_pairs(folder, other):
-    """Same synthetic pairs, byte for byte: images, labels, instances and parameters."""
-    for pattern in (
-        "imagesTr/syn_*.tif",
-        "labelsTr/syn_*.tif",
-        "instances/*.tif",
-        "parameters/*.json",
-    ):
+def assert_same_pairs(folder, other, exact_images=True):
+    """Same synthetic pairs: labels, instances and parameters byte for byte; images too, or
+    (across different thread counts, where Embree builds its BVH in parallel) to 1e-6."""
+    patterns = ["labelsTr/syn_*.tif", "instances/*.tif", "parameters/*.json"]
+    for pattern in patterns + (["imagesTr/syn_*.tif"] if exact_images else []):
         assert _bytes(folder, pattern) == _bytes(other, pattern)
+    if not exact_images:
+        for name in _bytes(folder):
+            a = tifffile.imread(folder / "imagesTr" / name)
+            np.testing.assert_allclose(a, tifffile.imread(other / "imagesTr" / name), atol=1e-6)
 
 
 def test_generate_writes_a_deterministic_nnunet_dataset(tiny_run, tmp_path):
@@ -96,7 +97,7 @@ def test_generate_resumes_only_missing_pairs(tiny_run, tmp_path):
     (out / "parameters" / "syn_00001.json").unlink()
     steps = []
     generate(tiny_run, out, 3, device="cpu", progress=lambda done, total, msg: steps.append(done))
-    assert steps == [2, 2]  # two already written, then only pair 1
+    assert steps == [2, 3]  # two already written, then pair 1: all three done
     rewritten = {p for p, mtime in before.items() if p.stat().st_mtime_ns != mtime}
     assert rewritten == {out / "instances" / "syn_00001.tif", out / "parameters" / "syn_00001.json"}
     # the image of pair 1 was kept (write_dataset keeps existing cases) and is the same again
@@ -141,4 +142,4 @@ def test_dask_workers_write_the_same_files(tiny_run, tmp_path):
     generate(tiny_run, tmp_path / "one", 3, seed=2, device="cpu")
     summary = generate(tiny_run, tmp_path / "two", 3, seed=2, workers=2, device="cpu")
     assert summary["synthetic_pairs"] == 3
-    assert_same_pairs(tmp_path / "two", tmp_path / "one")
+    assert_same_pairs(tmp_path / "two", tmp_path / "one", exact_images=False)

@@ -130,14 +130,24 @@ def _done(folder: Path, index: int) -> bool:
     return (folder / "parameters" / f"syn_{index:05d}.json").is_file()
 
 
+_WORKER_RENDERERS: dict[tuple, PairRenderer] = {}
+
+
 def _render_chunk(run, epoch, indices, folder, seed, spp, contour, device, threads) -> list[int]:
-    """Worker task: render and write the pairs ``indices`` not written yet."""
+    """Worker task: render and write the pairs ``indices`` not written yet (one renderer per
+    worker process and run, reused across tasks)."""
     import drjit as dr
     import torch
 
-    dr.set_thread_count(threads)
-    torch.set_num_threads(threads)
-    renderer = PairRenderer(load_generator(run, epoch), seed, spp, contour, device)
+    key = (run, epoch, seed, spp, contour, device)
+    if key not in _WORKER_RENDERERS:
+        dr.set_thread_count(threads)
+        torch.set_num_threads(threads)
+        _WORKER_RENDERERS.clear()
+        _WORKER_RENDERERS[key] = PairRenderer(
+            load_generator(run, epoch), seed, spp, contour, device
+        )
+    renderer = _WORKER_RENDERERS[key]
     for index in indices:
         if not _done(Path(folder), index):
             write_pair(Path(folder), renderer.render(index))
@@ -306,7 +316,7 @@ def _generate_on_dask(
         )
         client = Client(cluster)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    chunks = [todo[i : i + 10] for i in range(0, len(todo), 10)]
+    chunks = [todo[i : i + 2] for i in range(0, len(todo), 2)]
     try:
         futures = [
             client.submit(
