@@ -87,6 +87,7 @@ def gan_screenshot(viewer):
     dock, run = train_tiny_run(viewer)
     for layer in [lay for lay in viewer.layers if lay.name != "GAN preview"]:
         viewer.layers.remove(layer)
+    QApplication.processEvents()  # let the canvas take its size before fitting the view
     viewer.reset_view()
     QApplication.processEvents()
     viewer.screenshot(str(IMAGES / "widget_gan_training.png"), canvas_only=False)
