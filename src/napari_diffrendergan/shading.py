@@ -20,6 +20,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .scene import VirtualScene
 
@@ -107,8 +108,6 @@ def filter_matrices(width: int, height: int, strata: int, stddev: float):
     """Mitsuba's Gaussian reconstruction filter (radius 4 σ, shifted to 0 there) as two banded
     matrices: ``rows @ cells @ columns`` sums the weighted cells around every pixel, and
     ``norm`` holds the summed weights (borders get fewer cells, as in Mitsuba's film)."""
-    import torch
-
     radius = 4 * stddev
 
     def matrix(pixels: int) -> np.ndarray:
@@ -223,53 +222,33 @@ def shade_torch(cache: ShadingCache, names: list[str], values):
     return reconstruct(_ShadeCells.apply(values, cache, tuple(names)), cache)
 
 
-def _torch_autograd_function():
-    import torch
+class _ShadeCells(torch.autograd.Function):
+    """Bridge: torch parameter vector -> drjit shading -> torch cell radiance."""
 
-    class ShadeCells(torch.autograd.Function):
-        """Bridge: torch parameter vector -> drjit shading -> torch cell radiance."""
+    @staticmethod
+    def forward(ctx, values, cache, names):
+        import drjit as dr
 
-        @staticmethod
-        def forward(ctx, values, cache, names):
-            import drjit as dr
+        scene = cache.scene
+        mi = scene.mi
+        tracked = [mi.Float(float(v)) for v in values.detach().cpu()]
+        for name, value in zip(names, tracked, strict=True):
+            dr.enable_grad(value)
+            scene.params[scene.bsdf_key(name)] = value
+            scene.bsdf[name] = float(value[0])
+        scene.params.update()
+        cells = cache.shade_cells()
+        ctx.state = (cells, tracked, scene, names)
+        return torch.from_numpy(cells.numpy()).to(values.device)
 
-            scene = cache.scene
-            mi = scene.mi
-            tracked = [mi.Float(float(v)) for v in values.detach().cpu()]
-            for name, value in zip(names, tracked, strict=True):
-                dr.enable_grad(value)
-                scene.params[scene.bsdf_key(name)] = value
-                scene.bsdf[name] = float(value[0])
-            scene.params.update()
-            cells = cache.shade_cells()
-            ctx.state = (cells, tracked, scene, names)
-            return torch.from_numpy(cells.numpy()).to(values.device)
+    @staticmethod
+    def backward(ctx, grad):
+        import drjit as dr
 
-        @staticmethod
-        def backward(ctx, grad):
-            import drjit as dr
-
-            cells, tracked, scene, names = ctx.state
-            mi = scene.mi
-            dr.backward(dr.sum(cells * mi.Float(grad.detach().cpu().numpy().ravel())))
-            grads = [float(dr.grad(value)[0]) for value in tracked]
-            scene.set_bsdf({name: scene.bsdf[name] for name in names})  # drop AD tracking
-            ctx.state = None
-            return torch.tensor(grads, dtype=grad.dtype, device=grad.device), None, None
-
-    return ShadeCells
-
-
-class _LazyFunction:
-    """Builds the autograd Function on first use, so importing this module needs no torch."""
-
-    def __init__(self, build):
-        self._build, self._function = build, None
-
-    def apply(self, *args):
-        if self._function is None:
-            self._function = self._build()
-        return self._function.apply(*args)
-
-
-_ShadeCells = _LazyFunction(_torch_autograd_function)
+        cells, tracked, scene, names = ctx.state
+        mi = scene.mi
+        dr.backward(dr.sum(cells * mi.Float(grad.detach().cpu().numpy().ravel())))
+        grads = [float(dr.grad(value)[0]) for value in tracked]
+        scene.set_bsdf({name: scene.bsdf[name] for name in names})  # drop AD tracking
+        ctx.state = None
+        return torch.tensor(grads, dtype=grad.dtype, device=grad.device), None, None
