@@ -598,7 +598,7 @@ def _real_fid_statistics(run: Path, real: np.ndarray, device: str):
 def _fid(images: np.ndarray, real_stats, device: str) -> float:
     from .fid import InceptionFeatures, frechet_distance, statistics
 
-    mean, covariance = statistics(InceptionFeatures(device)(np.clip(images, 0, 1)))
+    mean, covariance = statistics(InceptionFeatures(device)(images))  # clips to [0, 1]
     return float(frechet_distance(mean, covariance, *real_stats))
 
 

@@ -24,8 +24,6 @@ import torch
 
 from .scene import VirtualScene
 
-ROLES = ("particle", "stage")
-
 
 @dataclass
 class _Samples:

@@ -168,20 +168,21 @@ def _background_list(patches: str | Path) -> list:
     return background
 
 
-def add_background_patches(folder: Path, patches: str | Path, count: int, seed: int) -> int:
+def add_background_patches(
+    folder: Path, patches: str | Path, count: int, seed: int, intensity_range: float
+) -> int:
     """Copy ``count`` real background patches (random, seeded) with all-background labels into
-    the dataset as ``bg_NNNNN``; returns how many were available and written."""
+    the dataset as ``bg_NNNNN``, divided by ``intensity_range`` as the GAN's real patches were;
+    returns how many were available and written."""
     import tifffile
 
-    from .gan import load_real_patches
     from .segmentation import write_dataset
 
     background = _background_list(patches)
-    _, meta = load_real_patches(patches)  # intensity range of the set (as the GAN saw it)
     chosen = np.random.default_rng(seed).permutation(len(background))[:count]
     for j, k in enumerate(sorted(chosen)):
         image = tifffile.imread(Path(patches) / background[k].file).astype(np.float32)
-        image /= meta["intensity_range"]
+        image /= intensity_range
         write_dataset(folder, [image], [np.zeros(image.shape, np.uint8)], names=[f"bg_{j:05d}"])
     return len(chosen)
 
@@ -278,7 +279,10 @@ def finish_dataset(
     ]
     backgrounds = 0
     if background_patches and n_background > 0:
-        backgrounds = add_background_patches(folder, background_patches, n_background, seed)
+        training = json.loads((generator.run / "training.json").read_text())
+        backgrounds = add_background_patches(
+            folder, background_patches, n_background, seed, training["intensity_range"]
+        )
     summary = {
         "run": str(generator.run.resolve()),
         "epoch": generator.epoch,
