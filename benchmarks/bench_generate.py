@@ -1,10 +1,11 @@
-"""Synthetic-data benchmark: pairs per minute at 256², spp 64 (tio2-sem, 40 meshes), with 1 and
-2 worker processes, and the time per pair split into rendering, labels and writing.
+"""Synthetic-data benchmark: pairs per minute at 256², spp 64 (tio2-sem; its 20 meshes or
+``--meshes N``), with 1 and 2 worker processes, and the time per pair split into placement,
+rendering and labels.
 
 A tiny run (1 epoch on rendered patches) supplies the generator; what is measured does not
 depend on how well it is trained. Target: 1000 pairs in ≤ 10 minutes on 2 cores.
 
-Run: ``.venv/bin/python benchmarks/bench_generate.py [--count 24] [--spp 64]``
+Run: ``.venv/bin/python benchmarks/bench_generate.py [--count 24] [--spp 64] [--meshes N]``
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import numpy as np
 from napari_diffrendergan.config import preset
 from napari_diffrendergan.gan import TrainingSettings, load_generator, prepare_run, train_iter
 from napari_diffrendergan.patches import Patch, save_patch_set
+from napari_diffrendergan.placement import constellation
 from napari_diffrendergan.scene import render_samples
 from napari_diffrendergan.synthesis import PairRenderer, generate
 
 
-def tiny_run(folder: Path) -> Path:
+def tiny_run(folder: Path, meshes: int | None) -> Path:
     config = preset("tio2-sem")
+    config.meshes.count = meshes or config.meshes.count
     samples = list(render_samples(config, 4, seed=1, device="cpu", spp=4))
     images = [np.clip(s.image, 0, 1) for s in samples]
     patches = [Patch("bench", 0, 0, 256, "particle", 0.0, 3) for _ in images]
@@ -42,15 +45,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--spp", type=int, default=64)
+    parser.add_argument("--meshes", type=int, help="mesh count (default: the preset's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        run = tiny_run(tmp)
+        run = tiny_run(tmp, args.meshes)
         renderer = PairRenderer(load_generator(run), seed=0, spp=args.spp, device="cpu")
         renderer.render(0)  # kernel compilation
         scene = renderer.scene
-        timings = {"render": [], "labels": []}
+        timings = {"placement": [], "render": [], "labels": []}
+        rng = np.random.default_rng(0)
         for i in range(1, 6):
+            start = time.perf_counter()
+            constellation(renderer.config, rng)
+            timings["placement"].append(time.perf_counter() - start)
             start = time.perf_counter()
             scene.render(seed=i, spp=args.spp)
             timings["render"].append(time.perf_counter() - start)
@@ -58,7 +66,8 @@ def main() -> None:
             scene.instances()
             timings["labels"].append(time.perf_counter() - start)
         print(
-            f"256², {renderer.config.meshes.count} meshes, spp {args.spp}: render "
+            f"256², {renderer.config.meshes.count} meshes, spp {args.spp}: placement "
+            f"{np.median(timings['placement']):.3f} s, render "
             f"{np.median(timings['render']):.2f} s, labels {np.median(timings['labels']):.3f} s"
         )
         rates = {}

@@ -31,6 +31,14 @@ def test_watershed_splits_touching_disks_without_contour():
     assert instances_from_mask(mask, watershed=True).max() == 2
 
 
+def test_watershed_keeps_an_elongated_particle_whole():
+    """Maxima closer than ``split_distance`` along an ellipse's ridge are not particles."""
+    yy, xx = np.mgrid[:60, :90]
+    mask = ((((yy - 30) / 11.0) ** 2 + ((xx - 45) / 22.0) ** 2) <= 1).astype(np.uint8)
+    assert instances_from_mask(mask, watershed=True).max() == 1
+    assert instances_from_mask(mask, watershed=True, split_distance=3).max() > 1
+
+
 def test_statistics_of_a_disk_and_a_rectangle_in_nm():
     labels = np.zeros((100, 100), np.uint16)
     labels[disk(labels.shape, (30, 30), 20)] = 1

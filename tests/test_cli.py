@@ -78,7 +78,7 @@ def test_scene_writes_annotated_files(tmp_path):
     assert ((mask > 0) == (instances > 0)).all()
     info = json.loads((out / "scene.json").read_text())
     assert info["seed"] == 3 and info["config"]["name"] == "tio2-sem"
-    assert np.array(info["phi"]).shape == (40, 4)
+    assert np.array(info["phi"]).shape == (info["config"]["meshes"]["count"], 4)
     assert set(info["bsdf"]) == {
         "particle.roughness",
         "particle.base_color",

@@ -23,7 +23,7 @@ def test_preset_json_round_trip(name, tmp_path):
 
 def test_presets_follow_the_paper():
     sem, him, sio2, agnw = (preset(n) for n in ("tio2-sem", "tio2-him", "sio2-him", "agnw-sem"))
-    assert (sem.meshes.library, sem.meshes.count) == ("cubes", 40)
+    assert (sem.meshes.library, sem.meshes.count) == ("cubes", 20)
     assert sem.placement.kind == "poisson-3d" and sem.size.kind == "lognormal"
     assert sem.learning.noise_limits == (0.001, 0.1)
     assert sem.learning.stage_limits == (0.01, 0.4)

@@ -6,9 +6,11 @@ import tifffile
 
 from napari_diffrendergan.cli import main
 from napari_diffrendergan.evaluation import (
+    MATCH_COLOURS,
     EvaluationError,
     case_key,
     evaluate_folders,
+    match_overlay,
     score_image,
     to_instances,
 )
@@ -73,6 +75,21 @@ def test_binary_truth_uses_4_connectivity():
     three_class[1:5, 6:9] = 1
     assert to_instances(three_class, "mask").max() == 2
     assert to_instances(three_class).max() == 2  # auto: more than two values = instances
+
+
+def test_match_overlay_colours_tp_fp_fn():
+    truth = squares((2, 2, 10, 10), (20, 30, 8, 12))
+    pred = squares((2, 3, 10, 10), (5, 45, 6, 6))  # one match, one false positive
+    image = np.full(truth.shape, 0.5, np.float32)
+    rgb = match_overlay(image, truth, pred, "instances", "instances")
+    assert rgb.shape == (*truth.shape, 3) and rgb.dtype == np.uint8
+
+    assert np.argmax(rgb[6, 8]) == np.argmax(MATCH_COLOURS["true positive"])
+    assert np.argmax(rgb[7, 47]) == np.argmax(MATCH_COLOURS["false positive"])
+    assert np.argmax(rgb[24, 35]) == np.argmax(MATCH_COLOURS["false negative"])
+    assert len(set(rgb[35, 5])) == 1  # background stays gray
+    with pytest.raises(EvaluationError, match="differ in shape"):
+        match_overlay(image[:10], truth, pred)
 
 
 def test_shape_mismatch_and_nan_are_explained():

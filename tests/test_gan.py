@@ -109,7 +109,7 @@ def test_real_patches_are_scaled_to_the_unit_range(tmp_path):
 
 def test_scene_is_fitted_to_the_patch_size_keeping_pixel_scale_and_density():
     config = fit_scene_to_patches(preset("tio2-sem"), 128)
-    assert (config.scene.width, config.scene.field_width, config.meshes.count) == (128, 4.0, 10)
+    assert (config.scene.width, config.scene.field_width, config.meshes.count) == (128, 4.0, 5)
 
 
 @pytest.mark.slow

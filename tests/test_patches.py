@@ -43,6 +43,16 @@ def test_auto_roles_find_particles_and_background():
             assert patch.foreground_fraction <= 0.01 and patch.x + 128 > 300
 
 
+def test_a_lone_particle_is_not_background():
+    """One particle (about 1 % of the patch, whole or cut by the border) is not background."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:128, :128]
+    for cx in (64, 4):  # whole, and cut by the left border
+        image = 0.2 + rng.normal(0, 0.01, (128, 128)).astype(np.float32)
+        image[(yy - 64) ** 2 + (xx - cx) ** 2 <= 8**2] = 0.8  # 201 px: 1.2 % when whole
+        assert cut_patches(image, "lone", size=128, max_background_fraction=0.02)[0] == []
+
+
 def test_heavy_overlap_is_dropped():
     dense, _, _ = cut_patches(scan(), "scan", size=128, stride=16, role="background")
     for i, a in enumerate(dense):

@@ -53,6 +53,25 @@ def test_poisson_disk_minimum_distance_holds():
     assert points[:, 2].min() >= 0 and points[:, 2].max() <= 1.0
 
 
+@pytest.mark.parametrize("extent, height", [(8.8, 1.0), (8.8, 0.0), (8.8, 0.3), (2.2, 1.0)])
+def test_poisson_disk_fills_the_slab(extent, height):
+    """Maximal sampling: no point of the slab is 2 radii from every sample (thin and small
+    slabs included), and no two samples are closer than the radius."""
+    from scipy.spatial import cKDTree
+
+    from napari_diffrendergan.placement import poisson_disk_points
+
+    radius = 0.85
+    points = poisson_disk_points(extent, height, radius, np.random.default_rng(8))
+    assert pdist(points).min() >= radius - 1e-9
+    assert np.abs(points[:, :2]).max() <= extent / 2
+    assert points[:, 2].min() >= 0 and points[:, 2].max() <= height
+    grid = np.linspace(-extent / 2, extent / 2, 40)
+    queries = np.stack(np.meshgrid(grid, grid, [height / 2]), -1).reshape(-1, 3)
+    gaps = cKDTree(points).query(queries)[0]
+    assert np.quantile(gaps, 0.99) < 2 * radius
+
+
 def test_agglomerates_are_tighter_than_random():
     rng = np.random.default_rng(5)
     clustered = sample_positions(PlacementConfig("poisson-3d", agglomerates=2), 30, 10.0, rng)
@@ -85,7 +104,7 @@ def test_crowded_poisson_placement_says_what_to_change():
 def test_transformation_tensor_is_seeded():
     config = preset("tio2-sem")
     phi = transformation_tensor(config, 3, seed=11)
-    assert phi.shape == (3, 40, 4) and phi.dtype == np.float32
+    assert phi.shape == (3, config.meshes.count, 4) and phi.dtype == np.float32
     np.testing.assert_array_equal(phi, transformation_tensor(config, 3, seed=11))
     assert not np.array_equal(phi, transformation_tensor(config, 3, seed=12))
 

@@ -64,14 +64,16 @@ def tile_positions(region, size: int, stride: int) -> list[tuple[int, int]]:
     return [(y, x) for y in starts(y0, y1) for x in starts(x0, x1)]
 
 
-def score_patch(foreground: np.ndarray, min_area: int) -> tuple[float, int]:
-    """Foreground fraction and the number of whole particles (not touching the border)."""
+def score_patch(foreground: np.ndarray, min_area: int) -> tuple[float, int, int]:
+    """Foreground fraction, the number of whole particles (not touching the border) and the
+    number of particle-sized components anywhere (border-touching ones included)."""
     from skimage.measure import label
     from skimage.segmentation import clear_border
 
-    inner = clear_border(label(foreground, connectivity=1))
-    sizes = np.bincount(inner.ravel())[1:]
-    return float(foreground.mean()), int((sizes >= min_area).sum())
+    components = label(foreground, connectivity=1)
+    whole = np.bincount(clear_border(components).ravel())[1:]
+    every = np.bincount(components.ravel())[1:]
+    return float(foreground.mean()), int((whole >= min_area).sum()), int((every >= min_area).sum())
 
 
 def cut_patches(
@@ -89,7 +91,8 @@ def cut_patches(
     """Patches of ``image`` inside ``regions`` (whole image if None), their pixels and notes.
 
     ``role="auto"`` keeps particle patches (≥ ``min_particles`` whole particles) and
-    background patches (foreground ≤ ``max_background_fraction``) and drops the rest; patches
+    background patches (foreground ≤ ``max_background_fraction`` and no foreground component of
+    ``min_area`` pixels, not even one cut by the border) and drops the rest; patches
     overlapping an already kept one by more than ``max_overlap`` of their area are dropped.
     """
     from skimage.filters import threshold_otsu
@@ -112,13 +115,13 @@ def cut_patches(
         if tuple(clipped) != tuple(int(round(v)) for v in region):
             notes.append(f"region {tuple(region)} clipped to the image: {clipped}")
         for y, x in tile_positions(clipped, size, stride):
-            fraction, whole = score_patch(foreground[y : y + size, x : x + size], min_area)
+            fraction, whole, cut = score_patch(foreground[y : y + size, x : x + size], min_area)
             if role == "auto":
                 kind = (
                     "particle"
                     if whole >= min_particles
                     else "background"
-                    if fraction <= max_background_fraction
+                    if fraction <= max_background_fraction and cut == 0
                     else None
                 )
             else:

@@ -7,7 +7,6 @@ particle's lowest point above the stage (0 = resting on it).
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import qmc
 
 from .config import MaterialConfig, PlacementConfig, SizeDistribution
 
@@ -44,16 +43,43 @@ def typical_size(size: SizeDistribution) -> float:
 
 
 def poisson_disk_points(
-    extent_xy: float, height: float, radius: float, rng: np.random.Generator
+    extent_xy: float, height: float, radius: float, rng: np.random.Generator, tries: int = 30
 ) -> np.ndarray:
-    """Bridson Poisson-disk points (no two closer than ``radius``) filling the box
-    [-extent/2, extent/2]² × [0, height]."""
-    side = max(extent_xy, height)
-    engine = qmc.PoissonDisk(d=3, radius=radius / side, seed=rng)
-    points = engine.fill_space() * side
-    points[:, :2] -= side / 2
-    inside = (np.abs(points[:, :2]) <= extent_xy / 2).all(axis=1) & (points[:, 2] <= height)
-    return points[inside]
+    """Bridson Poisson-disk points (no two closer than ``radius``) filling the slab
+    [-extent/2, extent/2]² × [0, height]; candidates leaving a thin slab are reflected back
+    into it, so slabs thinner than ``radius`` fill as densely as thick ones."""
+    size = np.array([extent_xy, extent_xy, height], float)
+    cell = radius / np.sqrt(3)  # at most one point per grid cell
+    shape = np.maximum(1, np.ceil(size / cell)).astype(int)
+    grid = np.full(shape + 4, -1)  # 2 cells of padding on each side: no bounds checks
+    offsets = np.stack(np.meshgrid(*[np.arange(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    points = [rng.random(3) * size]
+    grid[tuple((points[0] // cell).astype(int) + 2)] = 0
+    active = [0]
+    while active:
+        pick = int(rng.integers(len(active)))
+        direction = rng.normal(size=(tries, 3))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        distance = radius * np.cbrt(1 + 7 * rng.random(tries))  # uniform in the r..2r shell
+        candidates = points[active[pick]] + direction * distance[:, None]
+        z = np.abs(candidates[:, 2]) % (2 * height) if height > 0 else 0.0
+        candidates[:, 2] = np.where(z > height, 2 * height - z, z)
+        candidates = candidates[((candidates[:, :2] >= 0) & (candidates[:, :2] < size[:2])).all(1)]
+        cells = np.minimum((candidates // cell).astype(int), shape - 1) + 2
+        near = grid[tuple((cells[:, None, :] + offsets).transpose(2, 0, 1))]  # (tries, 125)
+        stored = np.asarray(points)
+        gaps = np.linalg.norm(stored[np.maximum(near, 0)] - candidates[:, None, :], axis=2)
+        free = np.flatnonzero(((gaps >= radius) | (near < 0)).all(axis=1))
+        if free.size:
+            grid[tuple(cells[free[0]])] = len(points)
+            points.append(candidates[free[0]])
+            active.append(len(points) - 1)
+        else:
+            active[pick] = active[-1]
+            active.pop()
+    result = np.asarray(points)
+    result[:, :2] -= extent_xy / 2
+    return result
 
 
 def sample_positions(

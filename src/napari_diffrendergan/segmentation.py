@@ -336,9 +336,11 @@ def segment_image(
     pixel_size_nm: float | None = None,
     contour_thickness: int = 1,
     progress=None,
+    split_distance: int = 9,
 ) -> Segmentation:
     """Segment ``image`` (optionally only inside ``region`` = (y0, y1, x0, x1)), derive particle
-    instances and statistics. Outside the region the mask is 0."""
+    instances (see :func:`~napari_diffrendergan.analysis.instances_from_mask`) and statistics.
+    Outside the region the mask is 0."""
     from .analysis import instances_from_mask, particle_table
 
     prepared, notes = prepare_image(image)
@@ -351,7 +353,9 @@ def segment_image(
     if y1 - y0 < 8 or x1 - x0 < 8:
         raise SegmentationError(f"region {region} leaves less than 8×8 pixels of the image")
     mask[y0:y1, x0:x1] = segmenter.predict(prepared[y0:y1, x0:x1], progress)
-    instances = instances_from_mask(mask, contour_thickness, watershed=watershed)
+    instances = instances_from_mask(
+        mask, contour_thickness, watershed=watershed, split_distance=split_distance
+    )
     return Segmentation(mask, instances, particle_table(instances, pixel_size_nm), notes)
 
 

@@ -69,6 +69,8 @@ class ShadingCache:
         frame = mi.Frame3f(mi.Vector3f(1, 0, 0), mi.Vector3f(0, 1, 0), mi.Vector3f(0, 0, 1))
         cells = mi.Float(self.emitted)
         for role, samples in self.samples.items():
+            if dr.width(samples.cell) == 0:  # no sample hit this role (e.g. no particle in view)
+                continue
             bsdf = self.scene.bsdf_objects[role]
             si = dr.zeros(mi.SurfaceInteraction3f, dr.width(samples.cell))
             si.wi = samples.wi
