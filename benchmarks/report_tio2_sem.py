@@ -210,11 +210,13 @@ def write_report(experiment, docs: Path | None) -> Path:
     splitting = json.loads((out / "splitting.json").read_text())
     lines += [
         "",
-        f"Touching particles: **{splitting['chosen']}**, chosen by AP50 on {splitting['pairs']} "
-        "held-out synthetic pairs with the synthetic-only model (no real annotation involved): "
-        + ", ".join(f"{k} {v['ap50']:.3f}" for k, v in splitting["all"].items())
+        f"Instances: **{splitting['chosen']}**, chosen with the synthetic-only model by AP50 "
+        f"pooled over {splitting['pairs']} held-out synthetic pairs and the "
+        f"{splitting['background_patches']} real background patches the dataset left out (no "
+        "real annotation involved): "
+        + ", ".join(f"{k}: {v['ap50']:.3f}" for k, v in splitting["all"].items())
         + ". The same rule is applied to both models. With the contour class alone (no "
-        "watershed), the validation scores would be: "
+        "watershed, ≥ 4 px), the validation scores would be: "
         + "; ".join(
             f"{which} AP50 {_mean([x['contour_only'] for x in s], 'ap50'):.3f}, "
             f"PQ {_mean([x['contour_only'] for x in s], 'pq'):.3f}, "

@@ -12,7 +12,8 @@ Stages (each resumable: run the same command again to continue where it stopped)
 5. real      the baseline's dataset: the 24 training scans with their manual masks (3-class).
 6. nnunet    the small nnU-Net on each dataset, with the same number of iterations.
 7. predict   how touching particles are split (contour class only, or + watershed at a peak
-             distance) is chosen by AP50 on 24 held-out synthetic pairs; both models then
+             distance) and the smallest particle kept are chosen by AP50 on 24 held-out
+             synthetic pairs + the background patches the dataset left out; both models then
              segment the 8 validation scans (data bar removed); Dice, AP50, PQ and particle
              counts against the manual masks (4-connected instances).
 8. report    ``report.md`` with the table, FID per epoch, size distributions and TP/FP/FN
@@ -64,6 +65,7 @@ TARGETS = {"dsc": 0.93, "ap50": 0.50, "pq": 0.86}
 MODELS = ("synthetic", "real")
 SELECTION_PAIRS = 24
 SPLIT_DISTANCES = (3, 6, 9, 12, 15)
+MIN_AREAS = (4, 20, 40, 80)
 
 
 class Bar:
@@ -220,13 +222,17 @@ class Experiment:
 
     def select_splitting(self) -> dict:
         """Choose how touching particles are split (contour class only, or + watershed with a
-        peak distance) by AP50 on held-out synthetic pairs: no real annotation involved."""
+        peak distance) and the smallest particle kept, by AP50 pooled over held-out synthetic
+        pairs and the real background patches the dataset left out (every particle found on
+        those is false): no real annotation involved."""
+        import tifffile
+
         from napari_diffrendergan.analysis import instances_from_mask
         from napari_diffrendergan.evaluation import score_image
         from napari_diffrendergan.gan import load_generator
         from napari_diffrendergan.io import write_json_atomic
         from napari_diffrendergan.segmentation import Segmenter
-        from napari_diffrendergan.synthesis import PairRenderer
+        from napari_diffrendergan.synthesis import PairRenderer, background_choice
 
         chosen_file = self.out / "splitting.json"
         if chosen_file.is_file():
@@ -243,32 +249,52 @@ class Experiment:
         for index in range(first, first + SELECTION_PAIRS):
             pair = renderer.render(index)
             held_out.append((pair.instances, segmenter.predict(pair.image)))
+        patches = self.out / "patches"
+        listed, unused = background_choice(
+            patches, self.settings["background"], self.settings["seed"]
+        )
+        for k in unused:
+            image = tifffile.imread(patches / listed[k].file).astype(np.float32) / 255
+            held_out.append((np.zeros(image.shape, np.int32), segmenter.predict(image)))
         candidates = {}
         for distance in (None, *SPLIT_DISTANCES):
-            scores = [
-                score_image(
-                    truth,
-                    instances_from_mask(
-                        mask, 1, distance is not None, split_distance=distance or 9
-                    ),
-                    "",
-                    "instances",
-                    "instances",
-                )
-                for truth, mask in held_out
-            ]
-            key = "contour only" if distance is None else f"watershed {distance} px"
-            candidates[key] = {
-                "watershed": distance is not None,
-                "split_distance": distance,
-                "ap50": float(np.mean([x.ap50 for x in scores])),
-                "pq": float(np.mean([x.pq for x in scores])),
-                "found": sum(x.n_pred for x in scores),
-                "true": sum(x.n_true for x in scores),
-            }
-            print(f"   {key}: AP50 {candidates[key]['ap50']:.3f}", flush=True)
+            for floor in MIN_AREAS:
+                scores = [
+                    score_image(
+                        truth,
+                        instances_from_mask(
+                            mask,
+                            1,
+                            distance is not None,
+                            min_area=floor,
+                            split_distance=distance or 9,
+                        ),
+                        "",
+                        "instances",
+                        "instances",
+                    )
+                    for truth, mask in held_out
+                ]
+                tp, fp, fn = (sum(getattr(x, k) for x in scores) for k in ("tp", "fp", "fn"))
+                key = "contour only" if distance is None else f"watershed {distance} px"
+                key += f", ≥ {floor} px"
+                candidates[key] = {
+                    "watershed": distance is not None,
+                    "split_distance": distance,
+                    "min_area": floor,
+                    "ap50": tp / max(1, tp + fp + fn),
+                    "found": tp + fp,
+                    "true": tp + fn,
+                }
+                print(f"   {key}: AP50 {candidates[key]['ap50']:.3f}", flush=True)
         best = max(candidates, key=lambda k: candidates[k]["ap50"])
-        chosen = {"chosen": best, **candidates[best], "pairs": SELECTION_PAIRS, "all": candidates}
+        chosen = {
+            "chosen": best,
+            **candidates[best],
+            "pairs": SELECTION_PAIRS,
+            "background_patches": len(unused),
+            "all": candidates,
+        }
         write_json_atomic(chosen_file, chosen)
         return chosen
 
@@ -295,6 +321,7 @@ class Experiment:
                     pixel_size_nm=PIXEL_SIZE_NM,
                     watershed=splitting["watershed"],
                     split_distance=splitting["split_distance"] or 9,
+                    min_area=splitting["min_area"],
                 )
                 seconds = time.perf_counter() - started
                 write_tiff(

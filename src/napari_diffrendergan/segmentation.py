@@ -337,6 +337,7 @@ def segment_image(
     contour_thickness: int = 1,
     progress=None,
     split_distance: int = 9,
+    min_area: int = 4,
 ) -> Segmentation:
     """Segment ``image`` (optionally only inside ``region`` = (y0, y1, x0, x1)), derive particle
     instances (see :func:`~napari_diffrendergan.analysis.instances_from_mask`) and statistics.
@@ -354,7 +355,7 @@ def segment_image(
         raise SegmentationError(f"region {region} leaves less than 8×8 pixels of the image")
     mask[y0:y1, x0:x1] = segmenter.predict(prepared[y0:y1, x0:x1], progress)
     instances = instances_from_mask(
-        mask, contour_thickness, watershed=watershed, split_distance=split_distance
+        mask, contour_thickness, watershed, min_area=min_area, split_distance=split_distance
     )
     return Segmentation(mask, instances, particle_table(instances, pixel_size_nm), notes)
 

@@ -168,6 +168,14 @@ def _background_list(patches: str | Path) -> list:
     return background
 
 
+def background_choice(patches: str | Path, count: int, seed: int) -> tuple[list, list[int]]:
+    """The background patches of a patch set and the indices of those a dataset of ``count``
+    background patches (seeded) leaves out."""
+    background = _background_list(patches)
+    chosen = set(np.random.default_rng(seed).permutation(len(background))[:count].tolist())
+    return background, [k for k in range(len(background)) if k not in chosen]
+
+
 def add_background_patches(
     folder: Path, patches: str | Path, count: int, seed: int, intensity_range: float
 ) -> int:
@@ -178,9 +186,9 @@ def add_background_patches(
 
     from .segmentation import write_dataset
 
-    background = _background_list(patches)
-    chosen = np.random.default_rng(seed).permutation(len(background))[:count]
-    for j, k in enumerate(sorted(chosen)):
+    background, left_out = background_choice(patches, count, seed)
+    chosen = sorted(set(range(len(background))) - set(left_out))
+    for j, k in enumerate(chosen):
         image = tifffile.imread(Path(patches) / background[k].file).astype(np.float32)
         image /= intensity_range
         write_dataset(folder, [image], [np.zeros(image.shape, np.uint8)], names=[f"bg_{j:05d}"])
