@@ -250,9 +250,10 @@ class Experiment:
             pair = renderer.render(index)
             held_out.append((pair.instances, segmenter.predict(pair.image)))
         patches = self.out / "patches"
-        listed, unused = background_choice(
+        listed, used = background_choice(
             patches, self.settings["background"], self.settings["seed"]
         )
+        unused = sorted(set(range(len(listed))) - set(used))
         for k in unused:
             image = tifffile.imread(patches / listed[k].file).astype(np.float32) / 255
             held_out.append((np.zeros(image.shape, np.int32), segmenter.predict(image)))

@@ -169,11 +169,11 @@ def _background_list(patches: str | Path) -> list:
 
 
 def background_choice(patches: str | Path, count: int, seed: int) -> tuple[list, list[int]]:
-    """The background patches of a patch set and the indices of those a dataset of ``count``
-    background patches (seeded) leaves out."""
+    """The background patches of a patch set and the sorted indices of the ``count`` (seeded)
+    that a dataset takes."""
     background = _background_list(patches)
-    chosen = set(np.random.default_rng(seed).permutation(len(background))[:count].tolist())
-    return background, [k for k in range(len(background)) if k not in chosen]
+    chosen = np.random.default_rng(seed).permutation(len(background))[:count]
+    return background, sorted(chosen.tolist())
 
 
 def add_background_patches(
@@ -186,8 +186,7 @@ def add_background_patches(
 
     from .segmentation import write_dataset
 
-    background, left_out = background_choice(patches, count, seed)
-    chosen = sorted(set(range(len(background))) - set(left_out))
+    background, chosen = background_choice(patches, count, seed)
     for j, k in enumerate(chosen):
         image = tifffile.imread(Path(patches) / background[k].file).astype(np.float32)
         image /= intensity_range
