@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_tio2_sem import PIXEL_SIZE_NM
+
 FIGURE_PREFIX = "tio2_sem_"
 
 
@@ -37,15 +39,9 @@ def _manual_diameters(experiment) -> np.ndarray:
     values = []
     for image_id in experiment.validation_ids:
         _, manual = experiment.scan(image_id)
-        table = particle_table(label(manual, connectivity=1), experiment_pixel_size())
+        table = particle_table(label(manual, connectivity=1), PIXEL_SIZE_NM)
         values += list(table["equivalent_diameter_nm"])
     return np.asarray(values)
-
-
-def experiment_pixel_size() -> float:
-    from gan_tio2_sem import PIXEL_SIZE_NM
-
-    return PIXEL_SIZE_NM
 
 
 SPECK_PIXELS = 10  # manual components smaller than this are specks, not particles
@@ -97,7 +93,7 @@ def size_figure(path: Path, diameters: dict[str, np.ndarray]) -> None:
     plt.close(fig)
 
 
-def overlay_figure(path: Path, experiment, image_id: str) -> None:
+def overlay_figure(path: Path, experiment, image_id: str, scores: dict[str, list[dict]]) -> None:
     """Side-by-side TP/FP/FN overlays of both models on one validation scan."""
     import matplotlib
 
@@ -113,7 +109,7 @@ def overlay_figure(path: Path, experiment, image_id: str) -> None:
     for ax, which in zip(axes, ("synthetic", "real"), strict=True):
         pred = read_image(experiment.out / "predictions" / which / f"{image_id}_instances.tif")[0]
         ax.imshow(match_overlay(image, manual, pred, "binary", "instances"))
-        score = next(s for s in _scores(experiment, which) if s["name"] == image_id)
+        score = next(s for s in scores[which] if s["name"] == image_id)
         ax.set_title(
             f"{'synthetic-only (DiffRenderGAN)' if which == 'synthetic' else 'real-trained'}: "
             f"Dice {score['dsc']:.3f}, AP50 {score['ap50']:.3f}, PQ {score['pq']:.3f}",
@@ -159,7 +155,9 @@ def write_report(experiment, docs: Path | None) -> Path:
     ranked = sorted(scores["synthetic"], key=lambda s: s["dsc"])
     shown = [ranked[len(ranked) // 2]["name"], ranked[0]["name"]]  # median and worst
     for image_id in shown:
-        overlay_figure(figures / f"{FIGURE_PREFIX}overlay_{image_id}.png", experiment, image_id)
+        overlay_figure(
+            figures / f"{FIGURE_PREFIX}overlay_{image_id}.png", experiment, image_id, scores
+        )
     shutil.copy2(out / "gan" / "fid.png", figures / f"{FIGURE_PREFIX}fid.png")
     shutil.copy2(
         out / "gan" / "previews" / f"epoch_{best:03d}.png", figures / f"{FIGURE_PREFIX}gan.png"
