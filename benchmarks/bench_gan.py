@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from napari_diffrendergan.config import preset
-from napari_diffrendergan.gan import ParameterSpace, build_discriminator, build_generator
-from napari_diffrendergan.placement import transformation_tensor
-from napari_diffrendergan.scene import VirtualScene, mid_range_values
-from napari_diffrendergan.shading import shade_torch, trace
+from napari_diffrendergan.gan.networks import ParameterSpace, build_discriminator, build_generator
+from napari_diffrendergan.render.placement import transformation_tensor
+from napari_diffrendergan.render.sampling import mid_range_values
+from napari_diffrendergan.render.scene import VirtualScene
+from napari_diffrendergan.render.shading import shade_torch, trace
 
 
 def discriminator_steps(discriminator, opt_d, fake, real):
@@ -133,7 +134,7 @@ def main() -> None:
         f"image RMSE vs spp-1024 reference: naive {naive:.4f}, ours {ours:.4f} "
         f"(ratio {ours / naive:.2f})"
     )
-    from napari_diffrendergan.fid import InceptionFeatures, frechet_distance, statistics
+    from napari_diffrendergan.gan.fid import InceptionFeatures, frechet_distance, statistics
 
     images = np.random.default_rng(0).random((32, 256, 256)).astype(np.float32)
     features = InceptionFeatures("cpu")

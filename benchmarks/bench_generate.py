@@ -18,26 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from napari_diffrendergan.config import preset
-from napari_diffrendergan.gan import TrainingSettings, load_generator, prepare_run, train_iter
-from napari_diffrendergan.patches import Patch, save_patch_set
-from napari_diffrendergan.placement import constellation
-from napari_diffrendergan.scene import render_samples
-from napari_diffrendergan.synthesis import PairRenderer, generate
+from napari_diffrendergan.data.synthesis import PairRenderer, generate
+from napari_diffrendergan.gan.recovery import TRUTH, recover, render_truth_patches
+from napari_diffrendergan.gan.run import load_generator
+from napari_diffrendergan.render.placement import constellation
 
 
 def tiny_run(folder: Path, meshes: int | None) -> Path:
     config = preset("tio2-sem")
     config.meshes.count = meshes or config.meshes.count
-    samples = list(render_samples(config, 4, seed=1, device="cpu", spp=4))
-    images = [np.clip(s.image, 0, 1) for s in samples]
-    patches = [Patch("bench", 0, 0, 256, "particle", 0.0, 3) for _ in images]
-    save_patch_set(folder / "patches", patches, images, None, {})
-    settings = TrainingSettings(
-        epochs=1, iterations_per_epoch=4, fid_images=4, fid_constellations=2, pool=2, device="cpu"
+    render_truth_patches(folder / "patches", 256, 4, TRUTH, config=config)
+    recover(
+        folder / "patches", folder / "run", 1, 4, config=config, fid_images=4, fid_constellations=2
     )
-    prepare_run(folder / "run", folder / "patches", config, settings)
-    for _ in train_iter(folder / "run"):
-        pass
     return folder / "run"
 
 

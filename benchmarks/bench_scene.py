@@ -17,8 +17,9 @@ import drjit as dr
 import numpy as np
 
 from napari_diffrendergan.config import INTEGRATORS, preset
-from napari_diffrendergan.placement import transformation_tensor
-from napari_diffrendergan.scene import VirtualScene, mid_range_values
+from napari_diffrendergan.render.placement import transformation_tensor
+from napari_diffrendergan.render.sampling import mid_range_values
+from napari_diffrendergan.render.scene import VirtualScene
 
 
 def timed(fn, repeats):

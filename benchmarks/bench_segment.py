@@ -21,10 +21,14 @@ import numpy as np
 import tifffile
 from skimage.measure import label
 
-from napari_diffrendergan.evaluation import score_image
-from napari_diffrendergan.labels import semantic_mask
-from napari_diffrendergan.sample_data import TIO2_DATA_BAR_ROWS
-from napari_diffrendergan.segmentation import Segmenter, train_model, write_dataset
+from napari_diffrendergan.analysis.evaluation import score_image
+from napari_diffrendergan.data.dataset import NnunetDataset
+from napari_diffrendergan.data.sample_data import TIO2_DATA_BAR_ROWS
+from napari_diffrendergan.progress import Monitor
+from napari_diffrendergan.render.labels import semantic_mask
+from napari_diffrendergan.segment.model import ModelFolder
+from napari_diffrendergan.segment.predict import Segmenter
+from napari_diffrendergan.segment.training import train_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tio2-sem"
 SETTINGS = [  # (name, window, step, mirroring, threads)
@@ -69,13 +73,13 @@ def main() -> None:
     ids = sorted(p.stem for p in (DATA / "images").glob("*.tif"))
     train_ids, validation_ids = split(ids)
     model = args.work / f"model-small-{args.iterations}"
-    if not (model / "model.json").is_file():
+    if not ModelFolder(model).is_complete:
         images, masks = [], []
         for image_id in train_ids:
             for image, instances in patches(*load(image_id)):
                 images.append(image)
                 masks.append(semantic_mask(instances, 1))
-        dataset = write_dataset(args.work / "Dataset001_TiO2real", images, masks)
+        dataset = NnunetDataset(args.work / "Dataset001_TiO2real").write(images, masks).folder
         start = time.perf_counter()
         train_model(
             dataset,
@@ -83,8 +87,8 @@ def main() -> None:
             config="small",
             iterations=args.iterations,
             device="cpu",
-            resume=(model / "workspace").is_dir(),
-            progress=lambda d, t, m: print(f"  [{time.perf_counter() - start:6.0f} s] {m}"),
+            resume=ModelFolder(model).workspace.is_dir(),
+            monitor=Monitor(lambda d, t, m: print(f"  [{time.perf_counter() - start:6.0f} s] {m}")),
         )
         print(
             f"trained on {len(images)} patches of {len(train_ids)} images in "

@@ -15,7 +15,7 @@ import time
 import localthickness
 import numpy as np
 
-from napari_diffrendergan.thickness import (
+from napari_diffrendergan.analysis.thickness import (
     local_thickness,
     local_thickness_reference,
     synthetic_wires,

@@ -17,24 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from napari_diffrendergan.config import preset
-from napari_diffrendergan.gan import TrainingSettings, prepare_run, read_metrics, train_iter
+from napari_diffrendergan.data.patches import PatchSet, cut_patches
+from napari_diffrendergan.gan.run import GanRun, TrainingSettings
+from napari_diffrendergan.gan.training import train_iter
 from napari_diffrendergan.io import as_gray
-from napari_diffrendergan.patches import cut_patches, save_patch_set
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tio2-sem"
-PIXEL_SIZE_NM = 7.34375
-DATA_BAR_ROWS = 56
-PATCHES = 124
-
-
-def split(ids: list[str], seed: int = 0, validation: int = 8) -> tuple[list[str], list[str]]:
-    """Fixed-seed split of the scan ids into training and validation ids."""
-    order = np.random.default_rng(seed).permutation(len(ids))
-    chosen = sorted(ids[i] for i in order[:validation])
-    return [i for i in ids if i not in chosen], chosen
+from tio2_data import DATA_BAR_ROWS, PATCHES, PIXEL_SIZE_NM, SHARED, split
 
 
 def training_patches(folder: Path, train_ids: list[str], data: Path) -> int:
@@ -48,7 +36,7 @@ def training_patches(folder: Path, train_ids: list[str], data: Path) -> int:
         patches, pixels, _ = cut_patches(image, f"{image_id}.tif", role="auto")
         keep = [i for i, p in enumerate(patches) if p.role == "particle"][: PATCHES - total]
         if keep:
-            save_patch_set(
+            PatchSet.save(
                 folder,
                 [patches[i] for i in keep],
                 [pixels[i] for i in keep],
@@ -81,7 +69,9 @@ def main() -> None:
     if not args.resume:
         count = training_patches(out / "patches", train_ids, data)
         print(f"{count} particle patches in {out / 'patches'}")
-        prepare_run(run, out / "patches", preset("tio2-sem"), TrainingSettings(epochs=args.epochs))
+        GanRun.create(
+            run, out / "patches", preset("tio2-sem"), TrainingSettings(epochs=args.epochs)
+        )
     started, trained = time.perf_counter(), 0
     for event in train_iter(run, epochs=args.epochs):
         if event.kind == "epoch":
@@ -94,7 +84,7 @@ def main() -> None:
                 flush=True,
             )
     elapsed = time.perf_counter() - started
-    metrics = read_metrics(run)
+    metrics = GanRun(run).metrics()
     epochs = metrics["epochs"]
     best = metrics["best_epoch"]
     print(

@@ -17,58 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from napari_diffrendergan.config import preset
-from napari_diffrendergan.gan import (
-    TrainingSettings,
-    fit_scene_to_patches,
-    prepare_run,
-    read_metrics,
-    train_iter,
-)
-from napari_diffrendergan.patches import Patch, save_patch_set
-from napari_diffrendergan.placement import constellation
-from napari_diffrendergan.scene import VirtualScene, add_noise, mid_range_values
-
-TRUTH = {"particle.base_color": 4.0, "stage.base_color": 0.08, "noise": 0.02}
-
-
-def render_truth_patches(folder: Path, size: int, count: int, seed: int = 7) -> dict:
-    """``count`` patches of tio2-sem rendered with :data:`TRUTH` (other parameters mid-range),
-    saved as a particle patch set; returns the full truth."""
-    config = fit_scene_to_patches(preset("tio2-sem"), size)
-    values, _ = mid_range_values(config)
-    values.update({k: v for k, v in TRUTH.items() if k != "noise"})
-    scene = VirtualScene(config, device="cpu")
-    scene.set_bsdf(values)
-    rng = np.random.default_rng(seed)
-    pixels, patches = [], []
-    for i in range(count):
-        scene.place(constellation(config, rng))
-        image = add_noise(scene.render(seed=i), TRUTH["noise"], rng)
-        pixels.append(np.clip(image, 0, 1))
-        patches.append(Patch("truth", 0, 0, size, "particle", 0.0, 3))
-    save_patch_set(folder, patches, pixels, None, {"truth": {**values, "noise": TRUTH["noise"]}})
-    return {**values, "noise": TRUTH["noise"]}
-
-
-def recover(folder: Path, run: Path, epochs: int, iterations: int, seed: int = 0) -> dict:
-    """Train on the truth patches; per epoch, the learned mean/std of each TRUTH parameter."""
-    settings = TrainingSettings(
-        epochs=epochs,
-        iterations_per_epoch=iterations,
-        seed=seed,
-        fid_images=8,
-        fid_constellations=4,
-        pool=4,
-        histogram_samples=500,
-        device="cpu",
-    )
-    prepare_run(run, folder, preset("tio2-sem"), settings)
-    for _ in train_iter(run):
-        pass
-    return read_metrics(run)
+from napari_diffrendergan.gan.recovery import TRUTH, recover, render_truth_patches
+from napari_diffrendergan.gan.run import fit_scene_to_patches
+from napari_diffrendergan.render.sampling import mid_range_values
 
 
 def main() -> None:

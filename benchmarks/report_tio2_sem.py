@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_tio2_sem import PIXEL_SIZE_NM
+from tio2_data import PAPER, PIXEL_SIZE_NM, TARGETS
 
 FIGURE_PREFIX = "tio2_sem_"
 
@@ -34,7 +34,7 @@ def _diameters(folder: Path, ids) -> np.ndarray:
 def _manual_diameters(experiment) -> np.ndarray:
     from skimage.measure import label
 
-    from napari_diffrendergan.analysis import particle_table
+    from napari_diffrendergan.analysis.particles import particle_table
 
     values = []
     for image_id in experiment.validation_ids:
@@ -52,7 +52,7 @@ def _scores_without_specks(experiment, which: str) -> list:
     (single pixels and corners cut off by the masks' 1-px separation lines)."""
     from skimage.measure import label
 
-    from napari_diffrendergan.evaluation import score_image
+    from napari_diffrendergan.analysis.evaluation import score_image
     from napari_diffrendergan.io import read_image
 
     scores = []
@@ -66,14 +66,12 @@ def _scores_without_specks(experiment, which: str) -> list:
 
 
 def size_figure(path: Path, diameters: dict[str, np.ndarray]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     top = np.percentile(np.concatenate(list(diameters.values())), 99.5)
     bins = np.linspace(0, top, 40)
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    fig = Figure(figsize=(7, 3.6), dpi=110)
+    ax = fig.add_subplot()
     colours = ("black", "tab:orange", "tab:blue")
     for (name, values), colour in zip(diameters.items(), colours, strict=True):
         ax.hist(
@@ -90,22 +88,19 @@ def size_figure(path: Path, diameters: dict[str, np.ndarray]) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def overlay_figure(path: Path, experiment, image_id: str, scores: dict[str, list[dict]]) -> None:
     """Side-by-side TP/FP/FN overlays of both models on one validation scan."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from napari_diffrendergan.evaluation import MATCH_COLOURS, match_overlay
+    from napari_diffrendergan.analysis.evaluation import MATCH_COLOURS, match_overlay
     from napari_diffrendergan.io import read_image
 
     image, manual = experiment.scan(image_id)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), dpi=110)
+    fig = Figure(figsize=(12, 4.6), dpi=110)
+    axes = fig.subplots(1, 2)
     for ax, which in zip(axes, ("synthetic", "real"), strict=True):
         pred = read_image(experiment.out / "predictions" / which / f"{image_id}_instances.tif")[0]
         ax.imshow(match_overlay(image, manual, pred, "binary", "instances"))
@@ -121,12 +116,12 @@ def overlay_figure(path: Path, experiment, image_id: str, scores: dict[str, list
     fig.suptitle(f"Validation scan {image_id} (manual mask as truth)", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     fig.savefig(path)
-    plt.close(fig)
 
 
 def write_report(experiment, docs: Path | None) -> Path:
-    from napari_diffrendergan.gan import read_metrics
-    from tio2_sem import PAPER, TARGETS
+    from napari_diffrendergan.data.dataset import NnunetDataset
+    from napari_diffrendergan.gan.run import GanRun
+    from napari_diffrendergan.segment.model import ModelFolder
 
     out, settings = experiment.out, experiment.settings
     figures = out / "figures"
@@ -135,15 +130,13 @@ def write_report(experiment, docs: Path | None) -> Path:
     means = {which: {k: _mean(s, k) for k in ("dsc", "ap50", "pq")} for which, s in scores.items()}
     counts = {which: sum(x["n_pred"] for x in s) for which, s in scores.items()}
     manual_count = sum(x["n_true"] for x in scores["real"])
-    metrics = read_metrics(out / "gan")
+    run = GanRun(out / "gan")
+    metrics = run.metrics()
     best = metrics["best_epoch"]
     patches = json.loads((out / "patches.done").read_text())
-    generation = json.loads(
-        (out / "synthetic" / "Dataset001_TiO2Synthetic" / "generation.json").read_text()
-    )
+    generation = NnunetDataset(out / "synthetic" / "Dataset001_TiO2Synthetic").generation()
     model_info = {
-        which: json.loads((out / f"model_{which}" / "model.json").read_text())
-        for which in ("synthetic", "real")
+        which: ModelFolder(out / f"model_{which}").metadata() for which in ("synthetic", "real")
     }
 
     diameters = {
@@ -158,10 +151,8 @@ def write_report(experiment, docs: Path | None) -> Path:
         overlay_figure(
             figures / f"{FIGURE_PREFIX}overlay_{image_id}.png", experiment, image_id, scores
         )
-    shutil.copy2(out / "gan" / "fid.png", figures / f"{FIGURE_PREFIX}fid.png")
-    shutil.copy2(
-        out / "gan" / "previews" / f"epoch_{best:03d}.png", figures / f"{FIGURE_PREFIX}gan.png"
-    )
+    shutil.copy2(run.fid_figure, figures / f"{FIGURE_PREFIX}fid.png")
+    shutil.copy2(run.preview_figure(best), figures / f"{FIGURE_PREFIX}gan.png")
 
     timings = experiment.timings
     total = sum(timings.values())

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_tio2_sem import DATA_BAR_ROWS, PATCHES, PIXEL_SIZE_NM, SHARED, split
+from napari_diffrendergan.cli import progress_bar
+from tio2_data import DATA_BAR_ROWS, PATCHES, PIXEL_SIZE_NM, SHARED, split
 
 BUDGETS = {
     "cpu": {
@@ -57,32 +58,10 @@ BUDGETS = {
         "seg_iterations": 12500,
     },
 }
-PAPER = {  # Possart et al. 2025, Table 1, TiO2 SEM
-    "DiffRenderGAN (paper, full nnU-Net on a GPU)": (0.916, 0.474, 0.845),
-    "real-trained (paper, full nnU-Net on a GPU)": (0.964, 0.567, 0.930),
-}
-TARGETS = {"dsc": 0.93, "ap50": 0.50, "pq": 0.86}
 MODELS = ("synthetic", "real")
 SELECTION_PAIRS = 24
 SPLIT_DISTANCES = (3, 6, 9, 12, 15)
 MIN_AREAS = (4, 20, 40, 80)
-
-
-class Bar:
-    """``progress(step, total, message)`` callbacks onto one tqdm bar per stage."""
-
-    def __init__(self, desc: str):
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc=desc, file=sys.stderr, leave=False)
-
-    def __call__(self, step: int, total: int, message: str) -> None:
-        self.bar.total, self.bar.n = total, step
-        self.bar.set_postfix_str(message[:60])
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class Experiment:
@@ -121,7 +100,7 @@ class Experiment:
     def patches(self) -> None:
         """Particle patches for the GAN (a seeded choice spread over all training scans) and
         every background patch (stride 64, up to 75 % overlap), all without masks."""
-        from napari_diffrendergan.patches import cut_patches, save_patch_set
+        from napari_diffrendergan.data.patches import PatchSet, cut_patches
 
         folder = self.out / "patches"
         if (self.out / "patches.done").is_file():
@@ -140,7 +119,7 @@ class Experiment:
                 bucket += [(p, x) for p, x in zip(found, pixels, strict=True) if p.role == role]
         chosen = np.random.default_rng(self.settings["seed"]).permutation(len(particle))[:PATCHES]
         kept = [particle[i] for i in sorted(chosen)] + background
-        save_patch_set(
+        PatchSet.save(
             folder,
             [p for p, _ in kept],
             [x for _, x in kept],
@@ -153,86 +132,83 @@ class Experiment:
 
     def gan(self) -> None:
         from napari_diffrendergan.config import preset
-        from napari_diffrendergan.gan import TrainingSettings, prepare_run, train_iter
+        from napari_diffrendergan.gan.run import GanRun, TrainingSettings
+        from napari_diffrendergan.gan.training import train_iter
 
-        run, epochs = self.out / "gan", self.settings["gan_epochs"]
-        if not (run / "training.json").is_file():
+        run, epochs = GanRun(self.out / "gan"), self.settings["gan_epochs"]
+        if not run.exists:
             settings = TrainingSettings(
                 epochs=epochs, seed=self.settings["seed"], device=self.settings["device"]
             )
-            prepare_run(run, self.out / "patches", preset("tio2-sem"), settings)
-        bar = Bar("GAN")
-        for event in train_iter(run, epochs=epochs):
-            bar(event.step, event.total, event.message)
-            if event.kind == "epoch":
-                print(f"   epoch {event.epoch}: FID {event.metrics['fid']:.1f}", flush=True)
-        bar.close()
+            run = GanRun.create(run.folder, self.out / "patches", preset("tio2-sem"), settings)
+        with progress_bar("GAN") as monitor:
+            for event in train_iter(run, epochs=epochs, monitor=monitor):
+                if event.kind == "epoch":
+                    print(f"   epoch {event.epoch}: FID {event.metrics['fid']:.1f}", flush=True)
 
     def synthetic(self) -> None:
-        from napari_diffrendergan.synthesis import generate
+        from napari_diffrendergan.data.synthesis import generate
 
-        bar = Bar("synthetic pairs")
-        summary = generate(
-            self.out / "gan",
-            self.out / "synthetic" / "Dataset001_TiO2Synthetic",
-            self.settings["pairs"],
-            seed=self.settings["seed"],
-            spp=self.settings["spp"],
-            background_patches=self.out / "patches",
-            n_background=self.settings["background"],
-            device=self.settings["device"],
-            progress=bar,
-        )
-        bar.close()
+        with progress_bar("synthetic pairs") as monitor:
+            summary = generate(
+                self.out / "gan",
+                self.out / "synthetic" / "Dataset001_TiO2Synthetic",
+                self.settings["pairs"],
+                seed=self.settings["seed"],
+                spp=self.settings["spp"],
+                background_patches=self.out / "patches",
+                n_background=self.settings["background"],
+                device=self.settings["device"],
+                monitor=monitor,
+            )
         print(f"   {summary['rejected']} rejected by the contrast filter", flush=True)
 
     def real(self) -> None:
         from skimage.measure import label
 
-        from napari_diffrendergan.labels import semantic_mask
-        from napari_diffrendergan.segmentation import write_dataset
+        from napari_diffrendergan.data.dataset import NnunetDataset
+        from napari_diffrendergan.render.labels import semantic_mask
 
         images, masks = [], []
         for image_id in self.train_ids:
             image, manual = self.scan(image_id)
             images.append(image)
             masks.append(semantic_mask(label(manual, connectivity=1), 1))
-        write_dataset(
-            self.out / "real" / "Dataset002_TiO2Real", images, masks, names=self.train_ids
+        NnunetDataset(self.out / "real" / "Dataset002_TiO2Real").write(
+            images, masks, names=self.train_ids
         )
 
     def nnunet(self, which: str) -> None:
-        from napari_diffrendergan.segmentation import train_model
+        from napari_diffrendergan.segment.model import ModelFolder
+        from napari_diffrendergan.segment.training import train_model
 
         dataset = next((self.out / which).glob("Dataset*"))
-        model = self.out / f"model_{which}"
-        if (model / "model.json").is_file():
+        model = ModelFolder(self.out / f"model_{which}")
+        if model.is_complete:
             return
-        bar = Bar(f"nnU-Net ({which})")
-        train_model(
-            dataset,
-            model,
-            config=self.settings["seg_config"],
-            iterations=self.settings["seg_iterations"],
-            device=self.settings["device"],
-            resume=(model / "workspace").is_dir(),
-            progress=bar,
-        )
-        bar.close()
+        with progress_bar(f"nnU-Net ({which})") as monitor:
+            train_model(
+                dataset,
+                model.folder,
+                config=self.settings["seg_config"],
+                iterations=self.settings["seg_iterations"],
+                device=self.settings["device"],
+                resume=model.workspace.is_dir(),
+                monitor=monitor,
+            )
 
     def select_splitting(self) -> dict:
         """Choose how touching particles are split (contour class only, or + watershed with a
         peak distance) and the smallest particle kept, by AP50 pooled over held-out synthetic
         pairs and the real background patches the dataset left out (every particle found on
         those is false): no real annotation involved."""
-        import tifffile
-
-        from napari_diffrendergan.analysis import instances_from_mask
-        from napari_diffrendergan.evaluation import score_image
-        from napari_diffrendergan.gan import load_generator
+        from napari_diffrendergan.analysis.evaluation import score_image
+        from napari_diffrendergan.analysis.particles import instances_from_mask
+        from napari_diffrendergan.data.patches import PatchSet
+        from napari_diffrendergan.data.synthesis import PairRenderer, background_choice
+        from napari_diffrendergan.gan.run import load_generator
         from napari_diffrendergan.io import write_json_atomic
-        from napari_diffrendergan.segmentation import Segmenter
-        from napari_diffrendergan.synthesis import PairRenderer, background_choice
+        from napari_diffrendergan.segment.predict import Segmenter
 
         chosen_file = self.out / "splitting.json"
         if chosen_file.is_file():
@@ -249,13 +225,13 @@ class Experiment:
         for index in range(first, first + SELECTION_PAIRS):
             pair = renderer.render(index)
             held_out.append((pair.instances, segmenter.predict(pair.image)))
-        patches = self.out / "patches"
+        patches = PatchSet.open(self.out / "patches")
         listed, used = background_choice(
-            patches, self.settings["background"], self.settings["seed"]
+            patches.folder, self.settings["background"], self.settings["seed"]
         )
         unused = sorted(set(range(len(listed))) - set(used))
         for k in unused:
-            image = tifffile.imread(patches / listed[k].file).astype(np.float32) / 255
+            image = patches.read(listed[k]) / 255
             held_out.append((np.zeros(image.shape, np.int32), segmenter.predict(image)))
         candidates = {}
         for distance in (None, *SPLIT_DISTANCES):
@@ -300,10 +276,10 @@ class Experiment:
         return chosen
 
     def predict(self) -> None:
-        from napari_diffrendergan.analysis import instances_from_mask, table_rows
-        from napari_diffrendergan.evaluation import score_image
+        from napari_diffrendergan.analysis.evaluation import score_image
+        from napari_diffrendergan.analysis.particles import instances_from_mask, table_rows
         from napari_diffrendergan.io import write_csv, write_json_atomic, write_tiff
-        from napari_diffrendergan.segmentation import Segmenter, segment_image
+        from napari_diffrendergan.segment.predict import Segmenter, segment_image
 
         splitting = self.select_splitting()
         for which in MODELS:

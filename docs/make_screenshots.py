@@ -15,7 +15,7 @@ from pathlib import Path
 import napari
 from qtpy.QtWidgets import QApplication
 
-from napari_diffrendergan.thickness import synthetic_wires
+from napari_diffrendergan.analysis.thickness import synthetic_wires
 
 IMAGES = Path(__file__).parent / "images"
 ONLY = ("patches", "thickness", "segmentation", "gan", "synthetic")

@@ -20,7 +20,7 @@ def blob_sample(seed: int, shape=(128, 128), n: int = 8):
     """A synthetic image of bright disks (some touching) with instances and 3-class mask."""
     import numpy as np
 
-    from napari_diffrendergan.labels import semantic_mask
+    from napari_diffrendergan.render.labels import semantic_mask
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[: shape[0], : shape[1]]
@@ -35,17 +35,18 @@ def blob_sample(seed: int, shape=(128, 128), n: int = 8):
 
 @pytest.fixture(scope="session")
 def blob_dataset(tmp_path_factory) -> Path:
-    from napari_diffrendergan.segmentation import write_dataset
+    from napari_diffrendergan.data.dataset import NnunetDataset
 
     samples = [blob_sample(seed) for seed in range(8)]
     folder = tmp_path_factory.mktemp("datasets") / "Dataset001_Blobs"
-    return write_dataset(folder, [s[0] for s in samples], [s[1] for s in samples])
+    NnunetDataset(folder).write([s[0] for s in samples], [s[1] for s in samples])
+    return folder
 
 
 @pytest.fixture(scope="session")
 def tiny_model(blob_dataset, tmp_path_factory) -> Path:
     """A small nnU-Net trained for 60 iterations on blob images (about a minute on 2 cores)."""
-    from napari_diffrendergan.segmentation import train_model
+    from napari_diffrendergan.segment.training import train_model
 
     out = tmp_path_factory.mktemp("models") / "blobs"
     train_model(blob_dataset, out, config="small", iterations=60, device="cpu")
@@ -59,8 +60,9 @@ def tiny_run(tmp_path_factory) -> Path:
     import numpy as np
 
     from napari_diffrendergan.config import preset
-    from napari_diffrendergan.gan import TrainingSettings, prepare_run, train_iter
-    from napari_diffrendergan.patches import Patch, save_patch_set
+    from napari_diffrendergan.data.patches import Patch, PatchSet
+    from napari_diffrendergan.gan.run import GanRun, TrainingSettings
+    from napari_diffrendergan.gan.training import train
 
     work = tmp_path_factory.mktemp("gan")
     particles = [(blob_sample(s, (64, 64), n=3)[0] * 255).clip(0, 255) for s in range(6)]
@@ -68,7 +70,7 @@ def tiny_run(tmp_path_factory) -> Path:
     backgrounds = [(50 + rng.normal(0, 5, (64, 64))).astype(np.float32) for _ in range(3)]
     roles = ["particle"] * len(particles) + ["background"] * len(backgrounds)
     listed = [Patch("blobs", 0, 0, 64, role, 0.0, 3) for role in roles]
-    patches = save_patch_set(work / "patches", listed, particles + backgrounds, 7.0, {})
+    patches = PatchSet.save(work / "patches", listed, particles + backgrounds, 7.0, {}).folder
     settings = TrainingSettings(
         epochs=1,
         iterations_per_epoch=3,
@@ -79,7 +81,6 @@ def tiny_run(tmp_path_factory) -> Path:
         reuse=2,
         histogram_samples=50,
     )
-    run = prepare_run(work / "run", patches, preset("tio2-sem"), settings)
-    for _ in train_iter(run):
-        pass
-    return run
+    run = GanRun.create(work / "run", patches, preset("tio2-sem"), settings)
+    train(run)
+    return run.folder

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from napari_diffrendergan.analysis import instances_from_mask, particle_table
-from napari_diffrendergan.labels import semantic_mask
+from napari_diffrendergan.analysis.particles import instances_from_mask, particle_table
+from napari_diffrendergan.render.labels import semantic_mask
 
 
 def disk(shape, centre, radius):

@@ -130,8 +130,8 @@ def test_demo_runs_the_pipeline_and_reports(tmp_path, capsys, tio2_dir):
 
 
 def test_thickness_writes_map_tables_and_plot(tmp_path, capsys):
+    from napari_diffrendergan.analysis.thickness import synthetic_wires
     from napari_diffrendergan.io import write_tiff
-    from napari_diffrendergan.thickness import synthetic_wires
 
     mask = synthetic_wires((120, 150), [10], seed=1).astype(np.uint8)
     write_tiff(tmp_path / "wire.tif", mask, pixel_size_nm=5.0)
@@ -172,8 +172,10 @@ def test_train_best_epoch_and_generate_commands(tmp_path, capsys, tiny_run):
     assert main(["best-epoch", str(run), "1"]) == 0
     assert "best epoch of" in capsys.readouterr().out
     assert json.loads((run / "metrics.json").read_text())["best_epoch"] == 1
+    assert main(["train", "--out", str(run), "--resume", "--device", "cpu"]) == 0
+    assert [e["epoch"] for e in json.loads((run / "metrics.json").read_text())["epochs"]] == [1, 2]
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
-    assert "holds no run to resume" in capsys.readouterr().err
+    assert "not a DiffRenderGAN run folder" in capsys.readouterr().err
 
     dataset = tmp_path / "Dataset002_Cli"
     args = ["generate", str(run), "--count", "2", "--out", str(dataset), "--device", "cpu"]

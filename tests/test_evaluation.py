@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_diffrendergan.cli import main
-from napari_diffrendergan.evaluation import (
+from napari_diffrendergan.analysis.evaluation import (
     MATCH_COLOURS,
     EvaluationError,
     case_key,
@@ -14,6 +13,7 @@ from napari_diffrendergan.evaluation import (
     score_image,
     to_instances,
 )
+from napari_diffrendergan.cli import main
 
 
 def squares(*boxes, shape=(40, 60)):

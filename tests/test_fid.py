@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import blob_sample
-from napari_diffrendergan.fid import (
+from napari_diffrendergan.gan.fid import (
     WEIGHTS_ENV,
     FIDError,
     InceptionFeatures,

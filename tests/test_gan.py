@@ -1,30 +1,28 @@
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from napari_diffrendergan.config import preset
-from napari_diffrendergan.gan import (
+from napari_diffrendergan.data.patches import Patch, PatchSet
+from napari_diffrendergan.errors import Cancelled
+from napari_diffrendergan.gan.networks import (
     ParameterSpace,
+    build_discriminator,
+    build_generator,
+)
+from napari_diffrendergan.gan.run import (
+    GanRun,
     TrainingError,
     TrainingSettings,
     breadth,
-    build_discriminator,
-    build_generator,
     choose_best_epoch,
     fit_scene_to_patches,
     load_generator,
     load_real_patches,
-    prepare_run,
-    read_metrics,
-    set_best_epoch,
-    train_iter,
 )
-from napari_diffrendergan.patches import Patch, save_patch_set
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from napari_diffrendergan.gan.training import train_iter
+from napari_diffrendergan.progress import Monitor
 
 TINY = dict(fid_images=4, fid_constellations=2, pool=2, reuse=2, histogram_samples=50)
 
@@ -87,7 +85,7 @@ def test_best_epoch_is_the_broadest_of_the_five_lowest_fids():
 def _patch_set(folder, images, roles=None):
     roles = roles or ["particle"] * len(images)
     patches = [Patch("test", 0, 0, images[0].shape[0], role, 0.0, 3) for role in roles]
-    return save_patch_set(folder, patches, list(images), 7.0, {})
+    return PatchSet.save(folder, patches, list(images), 7.0, {}).folder
 
 
 def _blob_patches(folder, count=6, size=64):
@@ -117,9 +115,8 @@ def test_training_writes_a_resumable_run(tmp_path):
     patches = _blob_patches(tmp_path / "patches")
     run = tmp_path / "run"
     settings = TrainingSettings(epochs=2, iterations_per_epoch=3, device="cpu", **TINY)
-    prepare_run(run, patches, preset("tio2-sem"), settings)
-    with pytest.raises(TrainingError, match="already holds a run"):
-        prepare_run(run, patches, preset("tio2-sem"), settings)
+    GanRun.create(run, patches, preset("tio2-sem"), settings)
+    GanRun.create(run, patches, preset("tio2-sem"), settings)  # no epoch yet: replaced
     events = list(train_iter(run))
     assert [e.step for e in events if e.kind == "iteration"] == list(range(1, 7))
     epoch_events = [e for e in events if e.kind == "epoch"]
@@ -140,14 +137,20 @@ def test_training_writes_a_resumable_run(tmp_path):
     space = ParameterSpace.from_config(preset("tio2-sem"))
     assert (samples >= space.low - 1e-6).all() and (samples <= space.high + 1e-6).all()
 
+    with pytest.raises(TrainingError, match="already holds a run"):
+        GanRun.create(run, patches, preset("tio2-sem"), settings)
     # cancel during epoch 3: nothing of it is kept
-    calls = iter(range(100))
-    list(train_iter(run, epochs=3, cancelled=lambda: next(calls) >= 2))
-    assert len(read_metrics(run)["epochs"]) == 2
+    monitor = Monitor()
+    with pytest.raises(Cancelled):
+        for event in train_iter(run, epochs=3, monitor=monitor):
+            if event.kind == "iteration":
+                monitor.cancel()
+    assert GanRun(run).finished_epochs() == [1, 2]
+    assert not GanRun(run).checkpoint_path(3).exists()
     # resume: epochs 1-2 untouched, epoch 3 added
-    before = read_metrics(run)["epochs"]
+    before = GanRun(run).metrics()["epochs"]
     list(train_iter(run, epochs=3))
-    after = read_metrics(run)["epochs"]
+    after = GanRun(run).metrics()["epochs"]
     assert after[:2] == before and after[2]["epoch"] == 3
 
     generator = load_generator(run, "last")
@@ -156,21 +159,26 @@ def test_training_writes_a_resumable_run(tmp_path):
     drawn = generator.sample(phi, rng_seed=1)
     assert drawn.shape == (2, 7) and not np.allclose(drawn, generator.sample(phi, rng_seed=2))
 
-    assert set_best_epoch(run, 2) == 2 and load_generator(run).epoch == 2
+    assert GanRun(run).set_best_epoch(2) == 2 and load_generator(run).epoch == 2
     with pytest.raises(TrainingError, match="not finished"):
-        set_best_epoch(run, 9)
-    assert set_best_epoch(run, None) == choose_best_epoch(after)
+        GanRun(run).set_best_epoch(9)
+    assert GanRun(run).set_best_epoch(None) == choose_best_epoch(after)
 
     (run / "checkpoints" / "epoch_003.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(TrainingError, match="damaged"):
         load_generator(run, 3)
     with pytest.raises(TrainingError, match="not a DiffRenderGAN run"):
         load_generator(tmp_path)
+    # a truncated last checkpoint: resuming falls back to epoch 2 and trains epoch 3 again
+    events = list(train_iter(run, epochs=3))
+    assert any(e.kind == "note" and "damaged" in e.message for e in events)
+    assert GanRun(run).finished_epochs() == [1, 2, 3]
+    assert load_generator(run, 3).epoch == 3
 
 
 @pytest.mark.slow
 def test_parameter_recovery_moves_towards_known_values(tmp_path):
-    from parameter_recovery import TRUTH, recover, render_truth_patches
+    from napari_diffrendergan.gan.recovery import TRUTH, recover, render_truth_patches
 
     truth = render_truth_patches(tmp_path / "patches", size=64, count=24)
     metrics = recover(tmp_path / "patches", tmp_path / "run", epochs=4, iterations=100)

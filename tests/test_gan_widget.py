@@ -10,11 +10,11 @@ pytestmark = [pytest.mark.gui, pytest.mark.slow]
 def _tiny_patch_set(folder):
     """64-px particle patches of a 200×200 image of bright disks, 5 nm per pixel."""
     from conftest import blob_sample
-    from napari_diffrendergan.patches import cut_patches, save_patch_set
+    from napari_diffrendergan.data.patches import PatchSet, cut_patches
 
     image, _, _ = blob_sample(0, (200, 200), 30)
     patches, pixels, _ = cut_patches(image, "blobs", None, 64, 64, "particle")
-    return save_patch_set(folder, patches, pixels, 5.0, {"size": 64})
+    return PatchSet.save(folder, patches, pixels, 5.0, {"size": 64}).folder
 
 
 def _gan_widget(viewer):
@@ -107,6 +107,7 @@ def test_gan_widget_takes_saved_patch_layer(make_napari_viewer, tmp_path):
     image, _, _ = blob_sample(0, (200, 200), 30)
     viewer.add_image(image, name="blobs", scale=(5, 5), metadata={"pixel_size_nm": 5.0})
     _, patches = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
+    patches.run_synchronously = True
     patches.size.setValue(64)
     patches.stride.setValue(64)
     patches.role.setCurrentText("particle")
@@ -132,7 +133,7 @@ def test_gan_widget_explains_bad_patch_folder(make_napari_viewer, tmp_path):
     widget.run_path.setText(str(tmp_path / "run"))
     widget.start_button.click()
     assert "Training failed" in widget.status.text()
-    assert "is not a patch set (no patches.json)" in widget.status.text()
+    assert "is not a patch set" in widget.status.text()
     assert not (tmp_path / "run").exists() and "GAN preview" not in viewer.layers
     assert widget.start_button.isEnabled() and not widget.cancel_button.isEnabled()
     widget.resume_button.click()
@@ -148,7 +149,7 @@ def test_gan_widget_trains_in_a_thread_worker(make_napari_viewer, qtbot, tmp_pat
     widget.patches_path.setText(str(tmp_path / "missing"))
     widget.start_button.click()
     qtbot.waitUntil(lambda: "Training failed" in widget.status.text(), timeout=30_000)
-    assert "no patches.json" in widget.status.text()
+    assert "is not a patch set" in widget.status.text()
     widget.patches_path.setText(str(patch_set))
     widget.start_button.click()
     qtbot.waitUntil(lambda: "iteration" in widget.status.text(), timeout=120_000)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_diffrendergan.labels import contrast_check, semantic_mask
+from napari_diffrendergan.render.labels import contrast_check, semantic_mask
 
 
 def _two_touching_squares():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from napari_diffrendergan.mesh_library import (
+from napari_diffrendergan.render.meshes import (
     MeshError,
     builtin_mesh_root,
     generate_library,

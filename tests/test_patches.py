@@ -6,14 +6,14 @@ import tifffile
 
 from conftest import blob_sample
 from napari_diffrendergan.cli import main
-from napari_diffrendergan.patches import (
+from napari_diffrendergan.data.patches import (
     PatchError,
+    PatchSet,
     clip_region,
     cut_patches,
-    load_patch_set,
-    save_patch_set,
     tile_positions,
 )
+from napari_diffrendergan.errors import InputError
 
 
 def scan():
@@ -77,23 +77,42 @@ def test_regions_are_clipped_or_rejected():
     assert all(p.x >= 400 and p.x + 128 <= 600 for p in patches)
     with pytest.raises(PatchError, match="smaller than one 128×128 patch"):
         clip_region((0, 100, 0, 600), (300, 600), 128)
-    with pytest.raises(PatchError, match="NaN"):
+    with pytest.raises(InputError, match="NaN"):
         cut_patches(np.full((300, 300), np.nan), "nan", size=128)
 
 
 def test_patch_set_round_trip_and_corruption(tmp_path):
     patches, pixels, _ = cut_patches(scan(), "scan", size=128, stride=64)
-    save_patch_set(tmp_path, patches, pixels, 7.5, {"size": 128})
-    loaded, meta = load_patch_set(tmp_path)
-    assert len(loaded) == len(patches) and meta["pixel_size_nm"] == 7.5
-    assert meta["counts"]["particle"] == sum(p.role == "particle" for p in patches)
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / loaded[0].file), pixels[0])
-    (tmp_path / loaded[0].file).unlink()
+    PatchSet.save(tmp_path, patches, pixels, 7.5, {"size": 128})
+    loaded = PatchSet.open(tmp_path)
+    assert len(loaded.patches) == len(patches) and loaded.pixel_size_nm == 7.5
+    assert loaded.meta["counts"]["particle"] == sum(p.role == "particle" for p in patches)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / loaded.patches[0].file), pixels[0])
+    (tmp_path / loaded.patches[0].file).unlink()
     with pytest.raises(PatchError, match="missing"):
-        load_patch_set(tmp_path)
+        PatchSet.open(tmp_path)
     (tmp_path / "patches.json").write_text("{broken")
     with pytest.raises(PatchError, match="corrupt"):
-        load_patch_set(tmp_path)
+        PatchSet.open(tmp_path)
+
+
+def test_appending_never_duplicates_overwrites_or_relabels(tmp_path):
+    patches, pixels, _ = cut_patches(scan(), "scan", size=128, stride=64)
+    first = PatchSet.save(tmp_path / "set", patches[:2], pixels[:2], 7.5, {})
+    again = PatchSet.save(tmp_path / "set", patches, pixels, 7.5, {})  # a retry: 2 known
+    assert [p.file for p in again.patches] == [f"patch_{i:05d}.tif" for i in range(len(patches))]
+    assert again.patches[:2] == first.patches
+    with pytest.raises(PatchError, match="7.5 nm per pixel"):
+        PatchSet.save(tmp_path / "set", patches, pixels, 5.0, {})
+    assert PatchSet.open(tmp_path / "set").pixel_size_nm == 7.5
+    orphan = tmp_path / "orphan"
+    orphan.mkdir()
+    (orphan / "patch_00000.tif").write_bytes(b"someone's patch")
+    with pytest.raises(PatchError, match="no patches.json"):
+        PatchSet.save(orphan, patches[:1], pixels[:1], 7.5, {})
+    assert (orphan / "patch_00000.tif").read_bytes() == b"someone's patch"
+    with pytest.raises(InputError, match="positive number of nm"):
+        PatchSet.save(tmp_path / "neg", patches[:1], pixels[:1], -3.0, {})
 
 
 def test_cli_on_real_scans(tio2_dir, tmp_path, capsys):

@@ -4,7 +4,7 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from napari_diffrendergan.config import PlacementConfig, SizeDistribution, preset
-from napari_diffrendergan.placement import (
+from napari_diffrendergan.render.placement import (
     PlacementError,
     sample_positions,
     sample_sizes,
@@ -59,7 +59,7 @@ def test_poisson_disk_fills_the_slab(extent, height):
     slabs included), and no two samples are closer than the radius."""
     from scipy.spatial import cKDTree
 
-    from napari_diffrendergan.placement import poisson_disk_points
+    from napari_diffrendergan.render.placement import poisson_disk_points
 
     radius = 0.85
     points = poisson_disk_points(extent, height, radius, np.random.default_rng(8))
@@ -110,7 +110,7 @@ def test_transformation_tensor_is_seeded():
 
 
 def test_transformation_tensor_round_trip(tmp_path):
-    from napari_diffrendergan.placement import (
+    from napari_diffrendergan.render.placement import (
         load_transformation_tensor,
         save_transformation_tensor,
     )

@@ -4,8 +4,8 @@ import pytest
 from scipy import ndimage
 
 from napari_diffrendergan.config import preset
-from napari_diffrendergan.labels import semantic_mask
-from napari_diffrendergan.scene import VirtualScene
+from napari_diffrendergan.render.labels import semantic_mask
+from napari_diffrendergan.render.scene import VirtualScene
 
 pytestmark = pytest.mark.slow
 
@@ -104,32 +104,27 @@ def test_bad_constellations_are_rejected(spheres):
         spheres.set_bsdf({"particle.glow": 1.0})
 
 
-def test_render_samples_replaces_low_contrast_images():
-    from napari_diffrendergan.scene import render_samples
+def test_annotated_renderer_retries_low_contrast_and_is_deterministic():
+    from napari_diffrendergan.render.sampling import AnnotatedRenderer, RenderError
 
     config = preset("sio2-him")
     config.scene.width = config.scene.height = 64
     config.meshes.count = 5
+    renderer = AnnotatedRenderer(config, device="cpu", spp=4)
 
-    def dark_then_bright(config, rng, calls=[0]):  # noqa: B006 - counts calls
+    def dark_then_bright(phi, rng, calls=[0]):  # noqa: B006 - counts calls
         calls[0] += 1
         particle = 0.0 if calls[0] <= 2 else 0.9  # the first two are too dark: rejected
         return {"particle.base_color": particle, "stage.base_color": 0.05}, 0.001
 
-    samples = list(render_samples(config, 2, seed=1, device="cpu", spp=4, values=dark_then_bright))
-    assert len(samples) == 2
-    assert samples[0].info["rejected_before"] == 2
-    for sample in samples:
-        assert sample.image.shape == (64, 64) and sample.instances.max() >= 1
-        assert set(np.unique(sample.mask)) <= {0, 1, 2}
-    with pytest.raises(RuntimeError, match="contrast filter"):
-        list(
-            render_samples(
-                config,
-                1,
-                device="cpu",
-                spp=1,
-                max_rejections=2,
-                values=lambda c, r: ({"particle.base_color": 0.0}, 0.0),
-            )
-        )
+    sample = renderer.render((1, 0), dark_then_bright)
+    assert sample.info["rejected"] == sample.info["attempt"] == 2
+    assert sample.image.shape == (64, 64) and sample.instances.max() >= 1
+    assert set(np.unique(sample.mask)) <= {0, 1, 2}
+    assert sample.info["contrast"]["accepted"]
+    counter = [0]
+    again = renderer.render((1, 0), lambda phi, rng: dark_then_bright(phi, rng, counter))
+    np.testing.assert_array_equal(again.image, sample.image)  # a sample depends on its key
+    np.testing.assert_array_equal(again.instances, sample.instances)
+    with pytest.raises(RenderError, match="contrast filter"):
+        renderer.render((1, 1), lambda phi, rng: ({"particle.base_color": 0.0}, 0.0), 2)

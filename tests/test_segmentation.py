@@ -7,18 +7,14 @@ import pytest
 import tifffile
 
 from conftest import blob_sample
+from napari_diffrendergan.analysis.evaluation import score_image
 from napari_diffrendergan.cli import main
-from napari_diffrendergan.evaluation import score_image
-from napari_diffrendergan.segmentation import (
-    Cancelled,
-    SegmentationError,
-    Segmenter,
-    check_model_folder,
-    prepare_image,
-    segment_image,
-    train_model,
-    write_dataset,
-)
+from napari_diffrendergan.data.dataset import DatasetError, NnunetDataset
+from napari_diffrendergan.errors import Cancelled, InputError
+from napari_diffrendergan.progress import Monitor
+from napari_diffrendergan.segment.model import ModelFolder, SegmentationError
+from napari_diffrendergan.segment.predict import Segmenter, prepare_image, segment_image
+from napari_diffrendergan.segment.training import train_model
 
 pytestmark = pytest.mark.slow
 
@@ -41,14 +37,15 @@ def test_dataset_passes_nnunet_integrity_check(blob_dataset):
 
 
 def test_write_dataset_rejects_bad_masks(tmp_path):
-    with pytest.raises(SegmentationError, match="0, 1 or 2"):
-        write_dataset(tmp_path / "Dataset002_X", [np.zeros((8, 8))], [np.full((8, 8), 5)])
-    with pytest.raises(SegmentationError, match="equal in shape"):
-        write_dataset(tmp_path / "Dataset002_X", [np.zeros((8, 8))], [np.zeros((9, 8))])
+    dataset = NnunetDataset(tmp_path / "Dataset002_X")
+    with pytest.raises(DatasetError, match="0, 1 or 2"):
+        dataset.write([np.zeros((8, 8))], [np.full((8, 8), 5)])
+    with pytest.raises(DatasetError, match="equal in shape"):
+        dataset.write([np.zeros((8, 8))], [np.zeros((9, 8))])
 
 
 def test_trained_model_folder_is_self_contained(tiny_model):
-    meta = check_model_folder(tiny_model)
+    meta = ModelFolder(tiny_model).metadata()
     assert meta["config"] == "small" and meta["iterations"] == 60
     assert (tiny_model / "fold_all" / "checkpoint_final.pth").is_file()
     assert "workspace" not in json.dumps(meta)
@@ -99,11 +96,11 @@ def test_bad_images_and_models(tiny_model, tmp_path):
     gray, notes = prepare_image(np.zeros((20, 20, 3), np.uint8))
     assert gray.shape == (20, 20) and "RGB" in notes[0]
     assert prepare_image(np.zeros((20, 20), np.uint16))[0].dtype == np.float32
-    with pytest.raises(SegmentationError, match="NaN"):
+    with pytest.raises(InputError, match="NaN"):
         prepare_image(np.full((20, 20), np.nan))
     with pytest.raises(SegmentationError, match="too small"):
         prepare_image(np.zeros((4, 20)))
-    with pytest.raises(SegmentationError, match="2D"):
+    with pytest.raises(InputError, match="2D"):
         prepare_image(np.zeros((2, 20, 20)))
     small = Segmenter(tiny_model, device="cpu").predict(blob_sample(1, shape=(40, 40))[0])
     assert small.shape == (40, 40)  # smaller than the 128 px patch: padded internally
@@ -123,14 +120,20 @@ def test_bad_images_and_models(tiny_model, tmp_path):
     dataset["labels"] = {"background": 0, "particle": 1}
     (broken / "dataset.json").write_text(json.dumps(dataset))
     with pytest.raises(SegmentationError, match="2 classes"):
-        check_model_folder(broken)
+        ModelFolder(broken).metadata()
+    (broken / "model.json").write_text("{not json")
+    with pytest.raises(SegmentationError, match="model.json"):
+        ModelFolder(broken).metadata()
 
 
 def test_cancel_stops_training(blob_dataset, tmp_path):
+    import time
+
+    monitor = Monitor(lambda done, total, message: monitor.cancel())  # at the first report
+    started = time.perf_counter()
     with pytest.raises(Cancelled):
-        train_model(
-            blob_dataset, tmp_path / "m", iterations=10, device="cpu", cancelled=lambda: True
-        )
+        train_model(blob_dataset, tmp_path / "m", iterations=10, device="cpu", monitor=monitor)
+    assert time.perf_counter() - started < 60
     assert not (tmp_path / "m" / "model.json").exists()
 
 

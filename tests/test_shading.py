@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 
 from napari_diffrendergan.config import preset
-from napari_diffrendergan.placement import transformation_tensor
-from napari_diffrendergan.scene import VirtualScene, mid_range_values
-from napari_diffrendergan.shading import shade_torch, trace
+from napari_diffrendergan.errors import InputError
+from napari_diffrendergan.render.placement import transformation_tensor
+from napari_diffrendergan.render.sampling import mid_range_values
+from napari_diffrendergan.render.scene import VirtualScene
+from napari_diffrendergan.render.shading import shade_torch, trace
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +28,7 @@ def test_one_sample_per_stratum_cell(scene):
     cells = np.concatenate([np.asarray(s.cell) for s in cache.samples.values()])
     assert len(np.unique(cells)) == len(cells)
     assert cells.max() < cache.cells == 64 * 64 * 16
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(InputError, match="square"):
         trace(scene, spp=8)
 
 

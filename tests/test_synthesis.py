@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_diffrendergan.gan import load_generator
-from napari_diffrendergan.patches import Patch, save_patch_set
-from napari_diffrendergan.synthesis import PairRenderer, SynthesisError, generate
+from napari_diffrendergan.data.patches import Patch, PatchSet
+from napari_diffrendergan.data.synthesis import PairRenderer, SynthesisError, generate
+from napari_diffrendergan.gan.run import TrainingError, load_generator
+from napari_diffrendergan.progress import Monitor
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ def test_generate_writes_a_deterministic_nnunet_dataset(tiny_run, tmp_path):
         background_patches=patches,
         n_background=2,
         device="cpu",
-        progress=lambda done, total, message: steps.append((done, total)),
+        monitor=Monitor(lambda done, total, message: steps.append((done, total))),
     )
     assert steps[0] == (0, 3) and steps[-1] == (3, 3)
     names = sorted(p.name for p in (out / "imagesTr").iterdir())
@@ -96,12 +97,21 @@ def test_generate_resumes_only_missing_pairs(tiny_run, tmp_path):
     }
     (out / "parameters" / "syn_00001.json").unlink()
     steps = []
-    generate(tiny_run, out, 3, device="cpu", progress=lambda done, total, msg: steps.append(done))
+    monitor = Monitor(lambda done, total, message: steps.append(done))
+    generate(tiny_run, out, 3, device="cpu", monitor=monitor)
     assert steps == [2, 3]  # two already written, then pair 1: all three done
     rewritten = {p for p, mtime in before.items() if p.stat().st_mtime_ns != mtime}
-    assert rewritten == {out / "instances" / "syn_00001.tif", out / "parameters" / "syn_00001.json"}
-    # the image of pair 1 was kept (write_dataset keeps existing cases) and is the same again
+    assert rewritten == {
+        out / "imagesTr" / "syn_00001_0000.tif",
+        out / "labelsTr" / "syn_00001.tif",
+        out / "instances" / "syn_00001.tif",
+        out / "parameters" / "syn_00001.json",
+    }
+    # pair 1 rendered again alone is the pair rendered among the others
     assert_same_pairs(out, _fresh(tiny_run, tmp_path / "fresh"))
+    with pytest.raises(SynthesisError, match=r"seed 0 \(asked: 3\)"):
+        generate(tiny_run, out, 4, seed=3, device="cpu")  # would mix two seeds in one dataset
+    assert not (out / "parameters" / "syn_00003.json").exists()
 
 
 def _fresh(run, folder):
@@ -121,19 +131,19 @@ def test_low_contrast_configuration_is_refused(tiny_run, tmp_path):
 
 
 def test_bad_runs_and_counts_are_explained(tiny_run, tmp_path):
-    with pytest.raises(SynthesisError, match="not a DiffRenderGAN run folder"):
+    with pytest.raises(TrainingError, match="not a DiffRenderGAN run folder"):
         generate(tmp_path, tmp_path / "out", 1)
-    with pytest.raises(SynthesisError, match=r"no checkpoint for epoch 7 \(finished: \[1\]\)"):
+    with pytest.raises(TrainingError, match=r"no checkpoint for epoch 7 \(finished: \[1\]\)"):
         generate(tiny_run, tmp_path / "out", 1, epoch=7)
     with pytest.raises(SynthesisError, match="count must be at least 1"):
         generate(tiny_run, tmp_path / "out", 0)
-    particles_only = save_patch_set(
+    particles_only = PatchSet.save(
         tmp_path / "particles",
         [Patch("x", 0, 0, 64, "particle", 0.0, 3)],
         [np.ones((64, 64))],
         7.0,
         {},
-    )
+    ).folder
     with pytest.raises(SynthesisError, match="holds no background patches"):
         generate(tiny_run, tmp_path / "out", 1, device="cpu", background_patches=particles_only)
 

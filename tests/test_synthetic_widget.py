@@ -30,7 +30,7 @@ def _widget(viewer, run=None):
 
 
 def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tmp_path):
-    from napari_diffrendergan.synthesis import generate
+    from napari_diffrendergan.data.synthesis import generate
 
     viewer = make_napari_viewer()
     widget = _widget(viewer, tiny_run)
@@ -118,7 +118,7 @@ def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tm
 
 
 def test_explains_missing_and_bad_runs(make_napari_viewer, tiny_run, tmp_path):
-    from napari_diffrendergan.patches import Patch, save_patch_set
+    from napari_diffrendergan.data.patches import Patch, PatchSet
 
     viewer = make_napari_viewer()
     widget = _widget(viewer)
@@ -145,13 +145,13 @@ def test_explains_missing_and_bad_runs(make_napari_viewer, tiny_run, tmp_path):
     assert viewer.layers["synthetic masks"].data.shape == (1, 64, 64)
     assert widget.generate_button.isEnabled() and not widget.cancel_button.isEnabled()
 
-    particles = save_patch_set(
+    particles = PatchSet.save(
         tmp_path / "particles",
         [Patch("x", 0, 0, 64, "particle", 0.0, 3)],
         [np.ones((64, 64))],
         7.0,
         {},
-    )
+    ).folder
     widget.dataset_path.setText(str(tmp_path / "Dataset103_X"))
     widget.background_path.setText(str(particles))
     widget.export_button.click()

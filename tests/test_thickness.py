@@ -1,13 +1,14 @@
 import numpy as np
 import pytest
 
-from napari_diffrendergan.thickness import (
+from napari_diffrendergan.analysis.thickness import (
     ThicknessError,
     analyse,
     local_thickness,
     local_thickness_reference,
     synthetic_wires,
 )
+from napari_diffrendergan.errors import InputError
 
 
 def test_straight_strip_has_its_width():
@@ -53,11 +54,10 @@ def test_pixel_size_scales_to_nm():
     nm = analyse(mask, pixel_size_nm=7.5)
     np.testing.assert_allclose(nm.thickness, px.thickness * 7.5, rtol=1e-6)
     assert nm.unit == "nm" and px.unit == "px"
-    rows = nm.per_wire()
-    assert rows[0]["median_thickness_nm"] == pytest.approx(
-        7.5 * rows[0]["median_thickness_nm"] / 7.5
-    )
-    assert "skeleton_length_nm" in rows[0]
+    rows, rows_px = nm.per_wire(), px.per_wire()
+    assert rows[0]["median_thickness_nm"] == pytest.approx(7.5 * rows_px[0]["median_thickness_px"])
+    assert rows[0]["skeleton_length_nm"] == pytest.approx(7.5 * rows_px[0]["skeleton_length_px"])
+    assert rows[0]["area_nm2"] == pytest.approx(7.5**2 * rows_px[0]["area_px2"])
 
 
 def test_skeleton_distribution_is_not_biased_toward_thick_wires():
@@ -78,8 +78,9 @@ def test_skeleton_distribution_is_not_biased_toward_thick_wires():
 def test_bad_masks_get_clear_messages(mask, message):
     with pytest.raises(ThicknessError, match=message):
         analyse(mask)
-    with pytest.raises(ThicknessError, match="pixel size"):
-        analyse(synthetic_wires((50, 50), [5]), pixel_size_nm=-1)
+    for bad in (-1, 0, 1e300, float("nan")):
+        with pytest.raises(InputError, match="pixel size"):
+            analyse(synthetic_wires((50, 50), [5]), pixel_size_nm=bad)
 
 
 def test_same_convention_as_localthickness_package():

@@ -53,7 +53,7 @@ def test_thickness_widget_makes_heatmap_plot_and_csv(make_napari_viewer, tmp_pat
 
     import numpy as np
 
-    from napari_diffrendergan.thickness import synthetic_wires
+    from napari_diffrendergan.analysis.thickness import synthetic_wires
 
     viewer = make_napari_viewer()
     mask = synthetic_wires((160, 200), [8, 14], seed=4, bend=0.3).astype(np.uint8)
@@ -143,7 +143,7 @@ def test_segmentation_widget_explains_missing_model(make_napari_viewer, tmp_path
     assert "scan mask" not in viewer.layers
 
 
-def test_patch_selection_widget_cuts_reviews_and_saves(make_napari_viewer, tmp_path):
+def test_patch_selection_widget_cuts_reviews_and_saves(make_napari_viewer, qtbot, tmp_path):
     import json
 
     import numpy as np
@@ -159,7 +159,9 @@ def test_patch_selection_widget_cuts_reviews_and_saves(make_napari_viewer, tmp_p
     regions.add_rectangles(np.array([[[0, 0], [150, 600]]]))  # layer data = scan pixels
     widget.size.setValue(128)
     widget.stride.setValue(64)
-    widget.cut_button.click()
+    widget.cut_button.click()  # in a thread worker
+    qtbot.waitUntil(lambda: "scan patches" in viewer.layers, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.cut_button.isEnabled(), timeout=10_000)
     stack = viewer.layers["scan patches"]
     outlines = viewer.layers["scan patch outlines"]
     assert stack.data.shape[1:] == (128, 128) and len(outlines.data) == stack.data.shape[0]
@@ -170,12 +172,14 @@ def test_patch_selection_widget_cuts_reviews_and_saves(make_napari_viewer, tmp_p
     assert viewer.layers["scan patches"].data.shape[0] == count - 1
     widget.folder.setText(str(tmp_path / "set"))
     widget.save_button.click()
+    qtbot.waitUntil(lambda: "Saved" in widget.status.text(), timeout=30_000)
     meta = json.loads((tmp_path / "set" / "patches.json").read_text())
     assert len(meta["patches"]) == count - 1 and meta["pixel_size_nm"] == 2.0
-    assert "Saved" in widget.status.text()
+    widget.save_button.click()  # the folder holds a set now: not without asking
+    assert "already holds a patch set" in widget.status.text()
 
 
-def test_patch_selection_explains_small_regions(make_napari_viewer):
+def test_patch_selection_explains_small_regions(make_napari_viewer, qtbot):
     import numpy as np
 
     from test_patches import scan
@@ -185,6 +189,9 @@ def test_patch_selection_explains_small_regions(make_napari_viewer):
     viewer.add_shapes([np.array([[0, 0], [50, 50]])], shape_type="rectangle", name="tiny")
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
     widget.shapes_box.setCurrentText("tiny")
-    widget.cut_button.click()
-    assert "smaller than one 256×256 patch" in widget.status.text()
+    widget.cut_button.click()  # fails in the thread worker: the message reaches the dock
+    qtbot.waitUntil(
+        lambda: "smaller than one 256×256 patch" in widget.status.text(), timeout=30_000
+    )
+    assert widget.cut_button.isEnabled() and not widget.cancel_button.isEnabled()
     assert "scan patches" not in viewer.layers

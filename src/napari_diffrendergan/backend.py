@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from .errors import DiffRenderGANError
+
 MIN_LLVM_MAJOR = 17
 DEVICES = ("auto", "cpu", "cuda")
 LLVM_INSTALL_HINT = (
@@ -24,7 +26,7 @@ LLVM_INSTALL_HINT = (
 )
 
 
-class BackendError(RuntimeError):
+class BackendError(DiffRenderGANError):
     """No usable compute backend; the message says what to install or change."""
 
 

@@ -1,31 +1,98 @@
-"""The ``diffrendergan`` command line: batch work without napari."""
+"""The ``diffrendergan`` command line: batch work without napari.
+
+Every long command shows a tqdm bar fed by the core's :class:`~.progress.Monitor`; errors the
+user can fix (:class:`~.errors.DiffRenderGANError`) are printed as one line with exit code 2,
+Ctrl-C exits with 130, and anything else is a bug that keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
 
 
-class _TqdmProgress:
-    """Adapter from the core's ``progress(step, total, message)`` callbacks to a tqdm bar."""
+@contextmanager
+def progress_bar(desc: str):
+    """A :class:`~.progress.Monitor` drawing one tqdm bar on stderr."""
+    from tqdm import tqdm
 
-    def __init__(self, desc: str):
-        from tqdm import tqdm
+    from .progress import Monitor
 
-        self.bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False)
+    bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False)
 
-    def __call__(self, step: int, total: int, message: str) -> None:
-        self.bar.total = total
-        self.bar.n = step
-        self.bar.set_postfix_str(message)
-        self.bar.refresh()
+    def report(done: int, total: int, message: str) -> None:
+        bar.total, bar.n = total, done
+        bar.set_postfix_str(message[:70])
+        bar.refresh()
 
-    def close(self) -> None:
-        self.bar.close()
+    try:
+        yield Monitor(report)
+    finally:
+        bar.close()
+
+
+def _whole(low: int):
+    """argparse type: a whole number >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _square(text: str) -> int:
+    """argparse type: samples per pixel, a square number (one sample per stratum)."""
+    value = _whole(1)(text)
+    if round(value**0.5) ** 2 != value:
+        raise argparse.ArgumentTypeError(
+            f"must be a square number of samples per pixel (1, 4, 9, 16, 25, …, 121), got {text!r}"
+        )
+    return value
+
+
+def _pixel_size(text: str) -> float:
+    """argparse type: a positive pixel size in nm."""
+    from .errors import InputError
+    from .io import positive_pixel_size
+
+    try:
+        return positive_pixel_size(float(text))
+    except (ValueError, InputError) as err:
+        raise argparse.ArgumentTypeError(f"must be a positive number of nm, got {text!r}") from err
+
+
+def _epoch(text: str) -> int | str:
+    if text in ("best", "last"):
+        return text
+    try:
+        return _whole(1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be best, last or an epoch number, got {text!r}"
+        ) from None
+
+
+def _region(text: str) -> tuple[int, int, int, int]:
+    try:
+        (y0, y1), (x0, x1) = (map(int, part.split(":")) for part in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not y0:y1,x0:x1 (whole pixels)") from err
+    if y0 >= y1 or x0 >= x1 or min(y0, x0) < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: needs 0 <= y0 < y1 and 0 <= x0 < x1 (top:bottom,left:right)"
+        )
+    return y0, y1, x0, x1
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
@@ -51,15 +118,12 @@ def _config_from_args(args):
 
 
 def cmd_scene(args) -> int:
-    from .scene import render_sample, write_sample
+    from .render.sampling import render_sample, write_sample
 
     config = _config_from_args(args)
-    progress = _TqdmProgress(f"scene {config.name}")
     started = time.perf_counter()
-    try:
-        sample = render_sample(config, seed=args.seed, device=args.device, progress=progress)
-    finally:
-        progress.close()
+    with progress_bar(f"scene {config.name}") as monitor:
+        sample = render_sample(config, seed=args.seed, device=args.device, monitor=monitor)
     paths = write_sample(sample, args.out)
     info = sample.info
     print(
@@ -78,11 +142,10 @@ def cmd_scene(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .demo import overview_figure, report_lines, run_demo
 
-    progress = _TqdmProgress("demo")
     started = time.perf_counter()
-    try:
+    with progress_bar("demo") as monitor:
         report = run_demo(
             args.out,
             args.presets,
@@ -92,124 +155,33 @@ def cmd_demo(args) -> int:
             train_images=args.train_images,
             seg_iterations=args.seg_iterations,
             gan_epochs=args.gan_epochs,
-            progress=progress,
+            monitor=monitor,
         )
-    finally:
-        progress.close()
-    out = Path(args.out)
-    _overview_figure(report, out / "overview.png")
-    scenes = report["scenes"]
-    print(
-        f"diffrendergan demo finished in {time.perf_counter() - started:.0f} s "
-        f"({next(iter(scenes.values()))['backend']})"
-    )
-    print(
-        f"\n1. Rendered scenes ({out / 'scenes'}): image.tif, instances.tif, mask.tif "
-        "(0 background, 1 particle, 2 contour), scene.json"
-    )
-    for name, info in scenes.items():
-        contrast = "ok" if info["contrast"]["accepted"] else "rejected by contrast filter"
-        print(
-            f"   {name:9s} {info['visible_particles']:3d}/{len(info['phi'])} particles "
-            f"visible, {contrast}"
-        )
-    p = report["patches"]
-    print(
-        f"2. Patches from the real TiO2 SEM sample (masks unused): {p['particle']} particle, "
-        f"{p['background']} background patches in {p['folder']}"
-    )
-    gan = report["gan"]
-    learned = ", ".join(f"{k} {v:.3g}" for k, v in gan["parameters"].items())
-    print(
-        f"3. DiffRenderGAN: {len(gan['fid'])} epochs ({gan['seconds_per_iteration']:.2f} s per "
-        f"iteration), FID per epoch {', '.join(f'{f:.0f}' for f in gan['fid'])}, best epoch "
-        f"{gan['best_epoch']}; learned means: {learned}; run folder {gan['folder']}"
-    )
-    data = report["dataset"]
-    print(
-        f"4. Synthetic nnU-Net dataset from the best epoch: {data['images']} TiO2 images "
-        f"({data['rejected']} rejected by the contrast filter) + {data['background']} real "
-        f"background patches in {data['folder']}"
-    )
-    print(f"5. nnU-Net (small, {args.seg_iterations} iterations) trained: {report['model']}")
-    seg = report["segmentation"]
-    found = ", ".join(f"{a}/{b}" for a, b in seg["particles_found_vs_true"])
-    print(
-        f"6. Segmented {len(seg['particles_found_vs_true'])} held-out synthetic images: "
-        f"Dice {seg['dsc']:.3f}, AP50 {seg['ap50']:.3f}, PQ {seg['pq']:.3f}; particles "
-        f"found/true {found}"
-    )
-    real = seg["real"]
-    print(
-        f"7. Segmented the real scan: Dice {real['dsc']:.3f}, AP50 {real['ap50']:.3f}, PQ "
-        f"{real['pq']:.3f} against its manual masks; {real['particles_found']} particles found "
-        f"({real['particles_manual']} annotated), median equivalent diameter "
-        f"{real['median_diameter_nm']:.1f} nm (manual {real['manual_median_diameter_nm']:.1f} "
-        f"nm); statistics CSVs in {seg['folder']}"
-    )
-    if "thickness" in report:
-        t = report["thickness"]
-        print(
-            f"8. Nanowire local thickness: median wire diameter {t['median']:.1f} "
-            f"{t['unit']}, {t['n_wires']} wire component(s); map, CSVs, histogram in "
-            f"{t['folder']}"
-        )
-    print(f"Overview figure: {out / 'overview.png'}")
-    print("Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["timings"].items()))
+    overview_figure(report, Path(args.out) / "overview.png")
+    print("\n".join(report_lines(report, time.perf_counter() - started)))
     return 0
 
 
-def _overview_figure(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import tifffile
-
-    from .io import atomic_path
-
-    folders = [Path(report["out"]) / "scenes" / name for name in report["scenes"]]
-    fig, axes = plt.subplots(2, len(folders), figsize=(3 * len(folders), 6), squeeze=False)
-    for column, folder in enumerate(folders):
-        axes[0, column].imshow(tifffile.imread(folder / "image.tif"), cmap="gray")
-        axes[0, column].set_title(folder.name)
-        axes[1, column].imshow(
-            tifffile.imread(folder / "mask.tif"),
-            cmap="viridis",
-            vmin=0,
-            vmax=2,
-            interpolation="nearest",
-        )
-        axes[1, column].set_title("mask (particle, contour)", fontsize=9)
-        for ax in axes[:, column]:
-            ax.set_axis_off()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-
-
 def cmd_thickness(args) -> int:
-    from tqdm import tqdm
-
-    from .io import ImageReadError, read_image
-    from .thickness import ThicknessError, analyse, write_outputs
+    from .analysis.thickness import analyse, write_outputs
+    from .errors import DiffRenderGANError
+    from .io import read_image
 
     failed = 0
     rows = []
-    for path in tqdm(args.masks, desc="thickness", unit="mask", file=sys.stderr, leave=False):
-        try:
-            mask, sidecar_nm = read_image(path)
-            pixel_size = args.pixel_size or sidecar_nm
-            result = analyse(mask, pixel_size)
-        except (ImageReadError, ThicknessError) as err:
-            print(f"  skipped {path}: {err}", file=sys.stderr)
-            failed += 1
-            continue
-        name = Path(path).stem
-        write_outputs(result, args.out, name, source=str(path))
-        summary = result.summary()
-        rows.append((name, summary))
+    with progress_bar("thickness") as monitor:
+        for done, path in enumerate(args.masks):
+            monitor.report(done, len(args.masks), Path(path).name)
+            try:
+                mask, sidecar_nm = read_image(path)
+                result = analyse(mask, args.pixel_size or sidecar_nm)
+            except DiffRenderGANError as err:
+                print(f"  skipped {path}: {err}", file=sys.stderr)
+                failed += 1
+                continue
+            name = Path(path).stem
+            write_outputs(result, args.out, name, source=str(path))
+            rows.append((name, result.summary()))
     unit_note = "" if args.pixel_size else " (nm where a pixel size was given or in a sidecar)"
     print(f"Local thickness of {len(rows)} mask(s) written to {args.out}{unit_note}")
     for name, summary in rows:
@@ -222,10 +194,9 @@ def cmd_thickness(args) -> int:
 
 
 def cmd_segment_train(args) -> int:
-    from .segmentation import train_model
+    from .segment.training import train_model
 
-    progress = _TqdmProgress("nnU-Net")
-    try:
+    with progress_bar("nnU-Net") as monitor:
         report = train_model(
             args.dataset,
             args.out,
@@ -233,10 +204,8 @@ def cmd_segment_train(args) -> int:
             iterations=args.iterations,
             device=args.device,
             resume=args.resume,
-            progress=progress,
+            monitor=monitor,
         )
-    finally:
-        progress.close()
     last = report.epochs[-1] if report.epochs else {}
     print(
         f"Trained nnU-Net ({args.config}) for {last.get('iterations', 0)} iterations: final "
@@ -248,19 +217,20 @@ def cmd_segment_train(args) -> int:
 
 
 def cmd_segment(args) -> int:
-    from .segmentation import image_files, segment_files
+    from .segment.batch import image_files, segment_files
 
     paths = image_files(args.images)
-    progress = _TqdmProgress("segment")
-    try:
+    with progress_bar("segment") as monitor:
         results = segment_files(
             paths,
             args.model,
             args.out,
             workers=args.workers,
             scheduler=args.scheduler,
-            progress=progress,
-            watershed=args.watershed,
+            monitor=monitor,
+            watershed=not args.no_watershed,
+            split_distance=args.split_distance,
+            min_area=args.min_area,
             pixel_size_nm=args.pixel_size,
             exclude_bottom=args.exclude_bottom,
             device=args.device,
@@ -268,9 +238,7 @@ def cmd_segment(args) -> int:
             mirroring=args.mirroring,
             step=args.step,
         )
-    finally:
-        progress.close()
-    print(f"Segmented {len(results)} image(s) into {args.out}:")
+    print(f"Segmented {len(results)} image(s) into {Path(args.out).resolve()}:")
     for r in results:
         notes = f" ({'; '.join(r['notes'])})" if r["notes"] else ""
         print(
@@ -284,7 +252,7 @@ def cmd_segment(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from .evaluation import evaluate_folders
+    from .analysis.evaluation import evaluate_folders
 
     result = evaluate_folders(
         args.pred, args.truth, truth_kind=args.truth_kind, pred_kind=args.pred_kind
@@ -306,17 +274,10 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _region(text: str) -> tuple[int, int, int, int]:
-    try:
-        (y0, y1), (x0, x1) = (map(int, part.split(":")) for part in text.split(","))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not y0:y1,x0:x1") from err
-    return y0, y1, x0, x1
-
-
 def cmd_patches(args) -> int:
+    from .data.patches import PatchSet, cut_patches
+    from .errors import InputError
     from .io import read_image
-    from .patches import cut_patches, save_patch_set
 
     settings = {
         "size": args.size,
@@ -328,11 +289,13 @@ def cmd_patches(args) -> int:
     total = {"particle": 0, "background": 0}
     for path in args.images:
         image, sidecar_nm = read_image(path)
+        if not args.roi and args.exclude_bottom >= image.shape[0]:
+            raise InputError(f"--exclude-bottom {args.exclude_bottom} leaves nothing of {path}")
         regions = args.roi or [(0, image.shape[0] - args.exclude_bottom, 0, image.shape[1])]
         patches, pixels, notes = cut_patches(
             image, str(Path(path).resolve()), regions, args.size, args.stride, args.role
         )
-        save_patch_set(args.out, patches, pixels, args.pixel_size or sidecar_nm, settings)
+        PatchSet.save(args.out, patches, pixels, args.pixel_size or sidecar_nm, settings)
         counts = {r: sum(p.role == r for p in patches) for r in total}
         for role, n in counts.items():
             total[role] += n
@@ -349,32 +312,27 @@ def cmd_patches(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .gan import TrainingSettings, prepare_run, read_metrics, train_iter
+    from tqdm import tqdm
 
-    run = Path(args.out)
+    from .errors import InputError
+    from .gan.run import GanRun, TrainingSettings
+    from .gan.training import train_iter
+
     if args.resume:
-        if not (run / "training.json").is_file():
-            raise ValueError(f"--resume: {run} holds no run to resume")
+        run = GanRun.open(args.out)
     else:
         if not args.patches or not args.preset:
-            raise ValueError("--patches and --preset are needed to start a run")
+            raise InputError("--patches and --preset are needed to start a run (or --resume)")
         settings = TrainingSettings(
-            epochs=args.epochs,
+            epochs=args.epochs or TrainingSettings.epochs,
             iterations_per_epoch=args.iterations_per_epoch,
             seed=args.seed,
             reuse=args.reuse,
             device=args.device,
         )
-        prepare_run(run, args.patches, _config_from_args(args), settings)
-    from tqdm import tqdm
-
-    bar = tqdm(desc="train", unit="it", file=sys.stderr)
-    try:
-        for event in train_iter(run, epochs=args.epochs if args.resume else None):
-            bar.total = event.total
-            bar.n = event.step
-            bar.set_postfix_str(event.message)
-            bar.refresh()
+        run = GanRun.create(args.out, args.patches, _config_from_args(args), settings)
+    with progress_bar("train") as monitor:
+        for event in train_iter(run, epochs=args.epochs, monitor=monitor):
             if event.kind == "epoch":
                 m = event.metrics
                 tqdm.write(
@@ -383,39 +341,40 @@ def cmd_train(args) -> int:
                     f"FID {m['seconds_fid']:.0f} s",
                     file=sys.stderr,
                 )
-    finally:
-        bar.close()
-    metrics = read_metrics(run)
-    if metrics["epochs"]:
+            elif event.kind == "note":
+                tqdm.write(event.message, file=sys.stderr)
+    metrics = run.metrics()
+    trained = [e for e in metrics["epochs"] if e["epoch"] > 0]
+    if trained:
         best = metrics["best_epoch"]
-        fid = next(e["fid"] for e in metrics["epochs"] if e["epoch"] == best)
-        print(f"Run {run}: {len(metrics['epochs'])} epochs, best epoch {best} (FID {fid:.1f})")
-        print(f"  metrics.json, fid.png, histograms/, previews/, checkpoints/ in {run}")
+        fid = next(e["fid"] for e in trained if e["epoch"] == best)
+        print(f"Run {run.folder}: {len(trained)} epochs, best epoch {best} (FID {fid:.1f})")
+        print(f"  metrics.json, fid.png, histograms/, previews/, checkpoints/ in {run.folder}")
     return 0
 
 
 def cmd_best_epoch(args) -> int:
-    from .gan import read_metrics, set_best_epoch
+    from .gan.run import GanRun
 
+    run = GanRun.open(args.run)
     if args.epoch is not None or args.auto:
-        best = set_best_epoch(args.run, None if args.auto else args.epoch)
+        best = run.set_best_epoch(None if args.auto else args.epoch)
     else:
-        best = read_metrics(args.run)["best_epoch"]
+        best = run.best_epoch
     print(f"best epoch of {args.run}: {best}")
     return 0
 
 
 def cmd_generate(args) -> int:
-    from .synthesis import generate
+    from .data.synthesis import generate
 
-    progress = _TqdmProgress("generate")
     started = time.perf_counter()
-    try:
+    with progress_bar("generate") as monitor:
         summary = generate(
             args.run,
             args.out,
             args.count,
-            epoch=args.epoch if args.epoch in ("best", "last") else int(args.epoch),
+            epoch=args.epoch,
             seed=args.seed,
             spp=args.spp,
             contour_thickness=args.contour_thickness,
@@ -424,10 +383,8 @@ def cmd_generate(args) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             device=args.device,
-            progress=progress,
+            monitor=monitor,
         )
-    finally:
-        progress.close()
     seconds = time.perf_counter() - started
     print(
         f"{summary['synthetic_pairs']} synthetic pairs (epoch {summary['epoch']}, spp "
@@ -446,6 +403,7 @@ def cmd_generate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .analysis.particles import MIN_AREA, SPLIT_DISTANCE
     from .config import PRESETS
 
     parser = argparse.ArgumentParser(
@@ -459,16 +417,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole available pipeline on built-in samples")
     demo.add_argument("--out", default="diffrendergan-demo", help="output folder")
     demo.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
-    demo.add_argument("--spp", type=int, default=16, help="samples per pixel")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--spp", type=_square, default=16, help="samples per pixel")
+    demo.add_argument("--seed", type=_whole(0), default=0)
     demo.add_argument(
         "--train-images",
-        type=int,
+        type=_whole(1),
         default=24,
         help="synthetic images for the nnU-Net demo training",
     )
-    demo.add_argument("--seg-iterations", type=int, default=100, help="nnU-Net training iterations")
-    demo.add_argument("--gan-epochs", type=int, default=2, help="DiffRenderGAN training epochs")
+    demo.add_argument(
+        "--seg-iterations", type=_whole(1), default=100, help="nnU-Net training iterations"
+    )
+    demo.add_argument(
+        "--gan-epochs", type=_whole(1), default=2, help="DiffRenderGAN training epochs"
+    )
     _add_device(demo)
     demo.set_defaults(func=cmd_demo)
 
@@ -479,9 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"preset name ({', '.join(PRESETS)}) or configuration JSON file",
     )
     scene.add_argument("--meshes", help="folder of PLY/OBJ meshes replacing the preset's")
-    scene.add_argument("--seed", type=int, default=0)
-    scene.add_argument("--spp", type=int, help="samples per pixel (default: preset's)")
-    scene.add_argument("--size", type=int, help="image width and height in pixels")
+    scene.add_argument("--seed", type=_whole(0), default=0)
+    scene.add_argument("--spp", type=_square, help="samples per pixel (default: preset's)")
+    scene.add_argument("--size", type=_whole(16), help="image width and height in pixels")
     scene.add_argument("--out", required=True, help="output folder")
     _add_device(scene)
     scene.set_defaults(func=cmd_scene)
@@ -497,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seg_train.add_argument(
         "--iterations",
-        type=int,
+        type=_whole(1),
         default=1000,
         help="training iterations (small: 50 per epoch, default: 250)",
     )
@@ -512,12 +474,26 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--model", required=True, help="model folder from segment-train")
     segment.add_argument("--out", required=True, help="output folder")
     segment.add_argument(
-        "--watershed", action="store_true", help="also split touching particles at narrow necks"
+        "--no-watershed",
+        action="store_true",
+        help="separate touching particles by the contour class only (no watershed split)",
     )
-    segment.add_argument("--pixel-size", type=float, help="nm per pixel (else the sidecar's)")
+    segment.add_argument(
+        "--split-distance",
+        type=_whole(1),
+        default=SPLIT_DISTANCE,
+        help=f"px between watershed peaks (default {SPLIT_DISTANCE})",
+    )
+    segment.add_argument(
+        "--min-area",
+        type=_whole(1),
+        default=MIN_AREA,
+        help=f"smallest particle kept, px (default {MIN_AREA})",
+    )
+    segment.add_argument("--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)")
     segment.add_argument(
         "--exclude-bottom",
-        type=int,
+        type=_whole(0),
         default=0,
         metavar="ROWS",
         help="leave out a data bar of this many rows at the bottom",
@@ -537,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="test-time flips: none, x (2 passes) or all (4 passes, nnU-Net's default)",
     )
-    segment.add_argument("--workers", type=int, help="local Dask worker processes")
+    segment.add_argument("--workers", type=_whole(1), help="local Dask worker processes")
     segment.add_argument("--scheduler", help="address of an existing Dask scheduler")
     _add_device(segment)
     segment.set_defaults(func=cmd_segment)
@@ -552,8 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="y0:y1,x0:x1",
         help="region to tile (repeatable; default: the whole image)",
     )
-    patches.add_argument("--size", type=int, default=256)
-    patches.add_argument("--stride", type=int, default=128)
+    patches.add_argument("--size", type=_whole(16), default=256)
+    patches.add_argument("--stride", type=_whole(1), default=128)
     patches.add_argument(
         "--role",
         choices=("particle", "background", "auto"),
@@ -562,12 +538,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     patches.add_argument(
         "--exclude-bottom",
-        type=int,
+        type=_whole(0),
         default=0,
         metavar="ROWS",
         help="leave out a data bar of this many rows (without --roi)",
     )
-    patches.add_argument("--pixel-size", type=float, help="nm per pixel (else the sidecar's)")
+    patches.add_argument("--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)")
     patches.set_defaults(func=cmd_patches)
 
     evaluate = sub.add_parser(
@@ -590,7 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     thickness = sub.add_parser("thickness", help="local-thickness maps of nanowire masks")
     thickness.add_argument("masks", nargs="+", help="mask images (any nonzero = foreground)")
     thickness.add_argument("--out", required=True, help="output folder")
-    thickness.add_argument("--pixel-size", type=float, help="nm per pixel (else the sidecar's)")
+    thickness.add_argument(
+        "--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)"
+    )
     thickness.set_defaults(func=cmd_thickness)
 
     train = sub.add_parser("train", help="train DiffRenderGAN on a patch set")
@@ -598,13 +576,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", help="preset name or configuration JSON")
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--meshes", help="folder of your own particle meshes")
-    train.add_argument("--epochs", type=int, default=50)
     train.add_argument(
-        "--iterations-per-epoch", type=int, default=0, help="default: one per particle patch"
+        "--epochs",
+        type=_whole(1),
+        help="epochs to train to (default: 50 for a new run, the run's own with --resume)",
     )
-    train.add_argument("--spp", type=int, help="samples per pixel (a square number)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--reuse", type=int, default=8, help="iterations per traced constellation")
+    train.add_argument(
+        "--iterations-per-epoch",
+        type=_whole(0),
+        default=0,
+        help="default: one per particle patch",
+    )
+    train.add_argument("--spp", type=_square, help="samples per pixel (a square number)")
+    train.add_argument("--seed", type=_whole(0), default=0)
+    train.add_argument(
+        "--reuse", type=_whole(1), default=8, help="iterations per traced constellation"
+    )
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out (--epochs extends it)"
     )
@@ -613,24 +600,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="synthetic image + mask pairs from a trained run")
     gen.add_argument("run", help="run folder of diffrendergan train")
-    gen.add_argument("--count", type=int, required=True, help="synthetic pairs to make")
+    gen.add_argument("--count", type=_whole(1), required=True, help="synthetic pairs to make")
     gen.add_argument(
         "--out", required=True, help="nnU-Net dataset folder (DatasetNNN_Name); resumable"
     )
-    gen.add_argument("--epoch", default="best", help="best (default), last or a number")
+    gen.add_argument(
+        "--epoch", type=_epoch, default="best", help="best (default), last or a number"
+    )
     gen.add_argument("--background-patches", help="patch set whose background patches to add")
-    gen.add_argument("--n-background", type=int, default=200)
-    gen.add_argument("--spp", type=int, help="samples per pixel (default: the run's)")
-    gen.add_argument("--contour-thickness", type=int, help="px (default: the preset's)")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--workers", type=int, default=1, help="local worker processes")
+    gen.add_argument("--n-background", type=_whole(0), default=200)
+    gen.add_argument("--spp", type=_square, help="samples per pixel (default: the run's)")
+    gen.add_argument("--contour-thickness", type=_whole(0), help="px (default: the preset's)")
+    gen.add_argument("--seed", type=_whole(0), default=0)
+    gen.add_argument("--workers", type=_whole(1), default=1, help="local worker processes")
     gen.add_argument("--scheduler", help="address of an existing Dask scheduler")
     _add_device(gen)
     gen.set_defaults(func=cmd_generate)
 
     best = sub.add_parser("best-epoch", help="show or override the best epoch of a run")
     best.add_argument("run", help="run folder")
-    best.add_argument("epoch", nargs="?", type=int, help="epoch to use from now on")
+    best.add_argument("epoch", nargs="?", type=_whole(1), help="epoch to use from now on")
     best.add_argument("--auto", action="store_true", help="back to the automatic choice")
     best.set_defaults(func=cmd_best_epoch)
 
@@ -638,33 +627,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .backend import BackendError
-    from .config import ConfigError
-    from .evaluation import EvaluationError
-    from .gan import TrainingError
-    from .mesh_library import MeshError
-    from .patches import PatchError
-    from .placement import PlacementError
-    from .segmentation import Cancelled, SegmentationError
-    from .synthesis import SynthesisError
+    from .errors import Cancelled, DiffRenderGANError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (
-        BackendError,
-        ConfigError,
-        EvaluationError,
-        MeshError,
-        PatchError,
-        PlacementError,
-        SegmentationError,
-        SynthesisError,
-        TrainingError,
-        ValueError,
-    ) as err:
-        print(f"diffrendergan {args.command}: error: {err}", file=sys.stderr)
+    except DiffRenderGANError as err:
+        message = " ".join(str(err).split())  # one line, even for multi-line messages
+        print(f"diffrendergan {args.command}: error: {message}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Cancelled):
         print(f"diffrendergan {args.command}: cancelled", file=sys.stderr)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError
+
 SIZE_KINDS = {
     "normal": ("mean", "std"),
     "lognormal": ("median", "sigma"),
@@ -39,7 +41,7 @@ STAGE_BSDF_PARAMS = PARTICLE_BSDF_PARAMS
 INTEGRATORS = ("direct", "prb", "direct_projective")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration is invalid; the message lists every problem found."""
 
 

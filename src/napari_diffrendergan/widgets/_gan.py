@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
@@ -17,7 +14,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QTabWidget,
     QVBoxLayout,
@@ -25,53 +21,30 @@ from qtpy.QtWidgets import (
 )
 
 from ..backend import DEVICES, BackendError, resolve_backend
-from ..config import PRESETS, ConfigError, MaterialConfig, preset
-from ..fid import FIDError
-from ..gan import (
-    ParameterSpace,
-    TrainingError,
-    TrainingEvent,
-    TrainingSettings,
-    prepare_run,
-    read_metrics,
-    set_best_epoch,
-    train_iter,
-)
-from ..gan_plots import plot_fid, plot_histograms
-from ..mesh_library import MeshError
-from ..patches import PatchError
-from ..placement import PlacementError
-from ._layers import layer_named, path_row, refill, spin_box
+from ..config import PRESETS, MaterialConfig, preset
+from ..errors import Cancelled, DiffRenderGANError
+from ..gan.networks import ParameterSpace
+from ..gan.plots import plot_fid, plot_histograms
+from ..gan.run import GanRun, TrainingSettings
+from ..gan.training import TrainingEvent, train_iter
+from ._base import TaskWidget
+from ._layers import layer_named, path_row, pixel_calibration, refill, spin_box
 
 PREVIEW = "GAN preview"
 NO_LAYER = "none (use the folder)"
 HISTOGRAM_COLUMNS = 3
-# What a run can fail with before or while training; anything else is a bug and propagates.
-ERRORS = (
-    TrainingError,
-    PatchError,
-    ConfigError,
-    BackendError,
-    FIDError,
-    MeshError,
-    PlacementError,
-    OSError,
-)
 
 
-class GanTrainingWidget(QWidget):
+class GanTrainingWidget(TaskWidget):
     """Start, watch, cancel and resume a DiffRenderGAN training; pick its best epoch."""
 
     title = "GAN training"
-    run_synchronously = False  # tests set this to avoid thread workers
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
-        self.run_folder: Path | None = None
+        super().__init__(napari_viewer)
+        self.run: GanRun | None = None
         self._space: ParameterSpace | None = None
         self._pixel_size: float | None = None
-        self._cancel = False
         defaults = TrainingSettings()
 
         self.patch_layer_box = QComboBox()
@@ -105,12 +78,9 @@ class GanTrainingWidget(QWidget):
         self.run_path.setPlaceholderText("run folder (new for Start, existing for Resume)")
 
         self.start_button = QPushButton("Start")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
         self.resume_button = QPushButton("Resume")
-        self.bar = QProgressBar()
-        self.status = QLabel("Choose a patch set, a preset and a new run folder, then Start.")
-        self.status.setWordWrap(True)
+        self.while_busy(self.start_button, self.resume_button)
+        self.status.setText("Choose a patch set, a preset and a new run folder, then Start.")
         self.run_label = QLabel("No run yet.")
         self.run_label.setWordWrap(True)
         self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -169,27 +139,23 @@ class GanTrainingWidget(QWidget):
         run_row.addRow("Run folder", path_row(self.run_path, self, "Run folder"))
         layout.addLayout(run_row)
         buttons = QHBoxLayout()
-        for button in (self.start_button, self.cancel_button, self.resume_button):
+        for button in (self.start_button, self.resume_button):
             buttons.addWidget(button)
         layout.addLayout(buttons)
-        layout.addWidget(self.bar)
-        layout.addWidget(self.status)
+        layout.addWidget(self.progress_panel())
         layout.addWidget(self.run_label)
         layout.addStretch(1)
 
         self.start_button.clicked.connect(self.start)
         self.resume_button.clicked.connect(self.resume)
-        self.cancel_button.clicked.connect(self._request_cancel)
         self.best_button.clicked.connect(self.use_best_epoch)
         self.run_path.editingFinished.connect(self.show_run)
         self.preset_box.currentTextChanged.connect(self._preset_chosen)
         self.patch_layer_box.currentTextChanged.connect(self._patch_layer_chosen)
         self.device.currentTextChanged.connect(self._show_backend)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._preset_chosen(self.preset_box.currentText())
         self._show_backend(self.device.currentText())
-        self._refresh_layers()
+        self.follow_layers()
         self._draw({"epochs": [], "best_epoch": None}, None)
 
     # --- inputs -------------------------------------------------------------------------------
@@ -268,7 +234,7 @@ class GanTrainingWidget(QWidget):
             return
         try:
             config, settings = self._config(), self._settings()
-        except ConfigError as err:
+        except DiffRenderGANError as err:
             self.status.setText(f"Cannot start: {err}")
             return
         self._launch(run, (folder, config, settings), None)
@@ -276,102 +242,70 @@ class GanTrainingWidget(QWidget):
     def resume(self) -> None:
         """Continue the run in the run folder up to the Epochs field (after its last epoch)."""
         run = self.run_path.text().strip()
-        if not run or not (Path(run) / "training.json").is_file():
+        if not run or not GanRun(run).exists:
             self.status.setText(f"Cannot resume: “{run}” holds no run (no training.json).")
+            return
+        done = GanRun(run).finished_epochs()
+        if done and done[-1] >= self.epochs.value():
+            self.status.setText(
+                f"Nothing to resume: the run has {done[-1]} epoch(s); raise Epochs above "
+                f"{done[-1]} to train more."
+            )
             return
         self._launch(run, None, self.epochs.value())
 
-    def _work(self, run: str, new: tuple | None, epochs: int | None):
-        """Thread-worker generator: prepare a new run if asked, then yield training events."""
+    @staticmethod
+    def _work(run: str, new: tuple | None, epochs: int | None, monitor):
+        """Thread-worker generator: create a new run if asked, then yield training events."""
         if new is not None:
-            prepare_run(run, *new)
-        yield from train_iter(run, epochs, cancelled=lambda: self._cancel)
+            GanRun.create(run, *new)
+        yield from train_iter(run, epochs, monitor)
 
     def _launch(self, run: str, new: tuple | None, epochs: int | None) -> None:
-        self._cancel = False
-        self.run_folder = Path(run)
+        self.run = GanRun(run)
         self._space = None
-        self.start_button.setEnabled(False)
-        self.resume_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.bar.setMaximum(0)  # busy until the first event says how much there is
-        self.status.setText("Preparing the run…" if new else "Resuming…")
         self.tabs.setCurrentIndex(2)  # Results: FID and histograms fill in after each epoch
-        if self.run_synchronously:
-            try:
-                for event in self._work(run, new, epochs):
-                    self._on_event(event)
-            except ERRORS as err:
-                self._failed(err)
-                return
-            self._finished()
-            return
-        from napari.qt.threading import create_worker
-
-        # connecting "errored" here (not afterwards) keeps superqt from re-raising the error
-        # in the Qt event loop: the status line reports it
-        self.worker = create_worker(
+        self.launch(
             self._work,
             run,
             new,
             epochs,
-            _connect={
-                "yielded": self._on_event,
-                "returned": self._finished,
-                "errored": self._failed,
-            },
+            each=self._on_event,
+            done=self._finished,
+            failed=self._failed,
+            text="Preparing the run…" if new else "Resuming…",
         )
-
-    def _request_cancel(self) -> None:
-        self._cancel = True
-        self.status.setText("Cancelling after this iteration…")
 
     def _load_run_info(self) -> None:
         """Parameter names/limits and pixel size of the run (once per run)."""
-        run = self.run_folder
-        self._space = ParameterSpace.from_config(MaterialConfig.load(run / "config.json"))
-        info = json.loads((run / "training.json").read_text())
-        self._pixel_size = info.get("pixel_size_nm")
-        self.run_label.setText(f"Run folder: {run.resolve()}")
+        self._space = self.run.space
+        self._pixel_size = self.run.pixel_size_nm
+        self.run_label.setText(f"Run folder: {self.run.folder.resolve()}")
 
     def _on_event(self, event: TrainingEvent) -> None:
-        if self._space is None:
+        if self._space is None and self.run.exists:
             self._load_run_info()
-        if event.total:
-            self.bar.setMaximum(event.total)
-            self.bar.setValue(event.step)
-        self.status.setText(event.message)
         if event.kind == "epoch":
             self._show_preview(event)
-            self._draw(read_metrics(self.run_folder), event.samples)
+            self._draw(self.run.metrics(), event.samples)
+        elif event.kind != "iteration":
+            self.status.setText(event.message)
 
     def _finished(self, result=None) -> None:
-        self._idle()
-        metrics = read_metrics(self.run_folder)
-        done = len(metrics["epochs"])
-        if self._cancel:
+        metrics = self.run.metrics()
+        self.status.setText(
+            f"Finished: {len(self.run.finished_epochs())} epoch(s), best epoch "
+            f"{metrics['best_epoch']}; Resume with more epochs to continue."
+        )
+
+    def _failed(self, err: Exception) -> None:
+        if isinstance(err, Cancelled):
+            done = len(self.run.finished_epochs()) if self.run.exists else 0
             self.status.setText(
                 f"Cancelled: {done} finished epoch(s) kept; Resume continues from there."
             )
         else:
-            self.status.setText(
-                f"Finished: {done} epoch(s), best epoch {metrics['best_epoch']}; "
-                "Resume with more epochs to continue."
-            )
-        self.bar.setMaximum(max(self.bar.maximum(), 1))
-        if not self._cancel:
-            self.bar.setValue(self.bar.maximum())
-
-    def _failed(self, err: Exception) -> None:
-        self._idle()
-        self.bar.setMaximum(1)
-        self.bar.setValue(0)
-        self.status.setText(f"Training failed: {err}")
-
-    def _idle(self) -> None:
-        self.start_button.setEnabled(True)
-        self.resume_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
+            self.show_error(err, "Training failed")
 
     # --- results ------------------------------------------------------------------------------
 
@@ -381,22 +315,20 @@ class GanTrainingWidget(QWidget):
         limits = (low, high) if high > low else (0.0, 1.0)
         metadata = {
             "pixel_size_nm": self._pixel_size,
-            "run": str(self.run_folder),
+            "run": str(self.run.folder),
             "epoch": event.epoch,
         }
         layer = layer_named(self.viewer, PREVIEW, Image)
         if layer is not None:
             layer.data, layer.metadata, layer.contrast_limits = image, metadata, limits
             return
-        # like the sample data: scale in nm per pixel when the patch set knows its pixel size
-        calibrated = {"scale": (self._pixel_size,) * 2, "units": "nm"} if self._pixel_size else {}
         self.viewer.add_image(
             image,
             name=PREVIEW,
             colormap="gray",
             contrast_limits=limits,
             metadata=metadata,
-            **calibrated,
+            **pixel_calibration(self._pixel_size),
         )
 
     def _draw(self, metrics: dict, samples: np.ndarray | None) -> None:
@@ -432,36 +364,29 @@ class GanTrainingWidget(QWidget):
 
     def show_run(self) -> None:
         """Plots and best epoch of the run typed in the run folder field (if it is one)."""
-        run = Path(self.run_path.text().strip())
-        if not self.run_path.text().strip() or not (run / "training.json").is_file():
+        text = self.run_path.text().strip()
+        if not text or not GanRun(text).exists or self.busy:
             return
-        self.run_folder = run
+        self.run = GanRun(text)
         try:
             self._load_run_info()
-            metrics = read_metrics(run)
-        except (TrainingError, ConfigError, OSError, json.JSONDecodeError) as err:
+            metrics = self.run.metrics()
+        except DiffRenderGANError as err:
             self.status.setText(f"Cannot read the run: {err}")
             return
-        self._draw(metrics, self._last_samples())
+        self._draw(metrics, self.run.samples())
         self.tabs.setCurrentIndex(2)
-        self.status.setText(f"Run with {len(metrics['epochs'])} finished epoch(s).")
+        self.status.setText(f"Run with {len(self.run.finished_epochs())} finished epoch(s).")
 
     def use_best_epoch(self) -> None:
         """Make the spin box's epoch the run's best epoch (``automatic`` restores the rule)."""
-        if self.run_folder is None:
+        if self.run is None or not self.run.exists:
             return
         epoch = self.best_epoch.value() or None
         try:
-            best = set_best_epoch(self.run_folder, epoch)
-        except TrainingError as err:
+            best = self.run.set_best_epoch(epoch)
+        except DiffRenderGANError as err:
             self.status.setText(f"Cannot use this epoch: {err}")
             return
-        self._draw(read_metrics(self.run_folder), self._last_samples())
+        self._draw(self.run.metrics(), self.run.samples())
         self.status.setText(f"Best epoch is now {best}{'' if epoch else ' (automatic)'}.")
-
-    def _last_samples(self) -> np.ndarray | None:
-        metrics = read_metrics(self.run_folder)
-        if not metrics["epochs"]:
-            return None
-        path = self.run_folder / "samples" / f"epoch_{metrics['epochs'][-1]['epoch']:03d}.npy"
-        return np.load(path) if path.is_file() else None

@@ -15,6 +15,28 @@ def layer_pixel_size_nm(layer) -> float | None:
     return scale if scale != 1.0 else None
 
 
+def calibration(source, stack: bool = False) -> dict:
+    """Scale, translate and units of ``source``'s last two axes, for a layer drawn over it
+    (``stack``: with a leading stack axis of unit scale)."""
+    scale = tuple(float(v) for v in source.scale[-2:])
+    translate = tuple(float(v) for v in source.translate[-2:])
+    units = tuple(str(u) for u in source.units[-2:])
+    if stack:
+        scale, translate, units = (1.0, *scale), (0.0, *translate), ("pixel", *units)
+    return {"scale": scale, "translate": translate, "units": units}
+
+
+def pixel_calibration(pixel_size_nm: float | None, stack: bool = False) -> dict:
+    """Scale and units of an image known only by its pixel size (nm or unknown), e.g. a render
+    (``stack``: with a leading stack axis of unit scale)."""
+    size = float(pixel_size_nm) if pixel_size_nm else 1.0
+    unit = "nanometer" if pixel_size_nm else "pixel"
+    scale, units = (size, size), (unit, unit)
+    if stack:
+        scale, units = (1.0, *scale), ("pixel", *units)
+    return {"scale": scale, "units": units}
+
+
 def regions_of(shapes, image) -> list[tuple[int, int, int, int]]:
     """Bounding boxes (y0, y1, x0, x1) of a Shapes layer's shapes, in the image's pixels."""
     if shapes is None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Image, Shapes
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -15,51 +16,72 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
-from ..patches import ROLES, Patch, PatchError, cut_patches, save_patch_set
-from ._layers import layer_named, layer_pixel_size_nm, refill, regions_of
+from ..data.patches import ROLES, Patch, PatchSet, cut_patches
+from ._base import TaskWidget
+from ._layers import calibration, layer_named, layer_pixel_size_nm, path_row, refill, regions_of
 
 ROLE_COLOURS = {"particle": "orange", "background": "cyan"}
+STACK_SUFFIX, OUTLINE_SUFFIX = " patches", " patch outlines"
 
 
-class PatchSelectionWidget(QWidget):
+class PatchSelectionWidget(TaskWidget):
     """Draw rectangles on a Shapes layer over a scan, cut patches, review, save a patch set."""
 
     title = "Patch selection"
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.patches: list[Patch] = []
         self.pixels: list[np.ndarray] = []
         self.source: Image | None = None
 
         self.image_box = QComboBox()
+        self.image_box.setToolTip("The real scan to cut patches from")
         self.shapes_box = QComboBox()
+        self.shapes_box.setToolTip(
+            "A Shapes layer whose rectangles mark where to cut; none: the whole scan"
+        )
         self.role = QComboBox()
         self.role.addItems(list(ROLES))
         self.role.setCurrentText("auto")
+        self.role.setToolTip(
+            "auto: patches with ≥ 3 whole particles (Otsu threshold) train the GAN, empty ones "
+            "become background for nnU-Net, the rest are dropped; or force one role"
+        )
         self.size = QSpinBox()
         self.size.setRange(16, 4096)
         self.size.setValue(256)
+        self.size.setSuffix(" px")
+        self.size.setToolTip("Patch width and height, px (the paper: 256)")
         self.stride = QSpinBox()
         self.stride.setRange(1, 4096)
         self.stride.setValue(128)
+        self.stride.setSuffix(" px")
+        self.stride.setToolTip("Step between neighbouring patches, px (smaller: more overlap)")
         self.draw_button = QPushButton("New region layer")
+        self.draw_button.setToolTip("Add a Shapes layer over the scan, ready to draw rectangles")
         self.cut_button = QPushButton("Cut patches")
+        self.cut_button.setToolTip("Tile the rectangles (or the whole scan) into patches")
         self.remove_button = QPushButton("Remove shown patch")
+        self.remove_button.setToolTip("Drop the patch the slider shows from the set")
         self.remove_button.setEnabled(False)
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("patch set folder")
+        self.folder.setToolTip("Where to save the patch set (patches.json + one TIFF per patch)")
+        self.append = QCheckBox("Append to a patch set already there")
+        self.append.setToolTip(
+            "Off: refuse a folder that holds a patch set; on: add these patches to it"
+        )
         self.save_button = QPushButton("Save patch set")
+        self.save_button.setToolTip("Write the reviewed patches as a patch set")
         self.save_button.setEnabled(False)
-        self.status = QLabel(
+        self.while_busy(self.cut_button, self.save_button)
+        self.status.setText(
             "Choose a scan, draw rectangles around particle (and background) "
             "areas, then cut patches."
         )
-        self.status.setWordWrap(True)
 
         form = QFormLayout()
         form.addRow("Scan", self.image_box)
@@ -75,72 +97,75 @@ class PatchSelectionWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.cut_button)
         layout.addWidget(self.remove_button)
-        save = QHBoxLayout()
-        save.addWidget(self.folder)
-        save.addWidget(self.save_button)
-        layout.addLayout(save)
-        layout.addWidget(self.status)
+        layout.addLayout(path_row(self.folder, self, "Patch set folder"))
+        layout.addWidget(self.append)
+        layout.addWidget(self.save_button)
+        layout.addWidget(self.progress_panel())
         layout.addStretch(1)
 
         self.draw_button.clicked.connect(self.new_region_layer)
         self.cut_button.clicked.connect(self.cut)
         self.remove_button.clicked.connect(self.remove_shown)
         self.save_button.clicked.connect(self.save)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.viewer.dims.events.current_step.connect(self._show_role)
+        self.follow_layers()
 
     def _refresh_layers(self, event=None) -> None:
+        """Scans and region layers, without the widget's own patch stack and outlines."""
+        own = (STACK_SUFFIX, OUTLINE_SUFFIX)
         for box, kind in ((self.image_box, Image), (self.shapes_box, Shapes)):
-            refill(
-                box,
-                [
-                    layer.name
-                    for layer in self.viewer.layers
-                    if isinstance(layer, kind) and not layer.name.endswith(" patches")
-                ],
-            )
+            names = [
+                lay.name
+                for lay in self.viewer.layers
+                if isinstance(lay, kind) and not lay.name.endswith(own)
+            ]
+            refill(box, names if kind is Image else ["none (whole scan)", *names])
 
     def new_region_layer(self) -> None:
         """A Shapes layer aligned with the scan, in rectangle-drawing mode."""
         scan = layer_named(self.viewer, self.image_box.currentText(), Image)
-        kwargs = {"scale": scan.scale[-2:], "translate": scan.translate[-2:]} if scan else {}
         layer = self.viewer.add_shapes(
-            name="regions", edge_color="yellow", face_color=[0] * 4, edge_width=3, **kwargs
+            name="regions",
+            edge_color="yellow",
+            face_color=[0] * 4,
+            edge_width=3,
+            **(calibration(scan) if scan else {}),
         )
         layer.mode = "add_rectangle"
         self.shapes_box.setCurrentText(layer.name)
+        self.status.setText("Draw rectangles on “regions”, then Cut patches.")
 
     def cut(self) -> None:
-        """Cut patches from the scan inside every drawn rectangle."""
+        """Cut patches from the scan inside every drawn rectangle (or the whole scan)."""
         name = self.image_box.currentText()
         if name not in self.viewer.layers:
             self.status.setText("Open a scan first.")
             return
         self.source = self.viewer.layers[name]
-        shapes_name = self.shapes_box.currentText()
-        shapes = layer_named(self.viewer, shapes_name, Shapes)
-        regions = regions_of(shapes, self.source) or None
-        data = np.asarray(self.source.data)
-        try:
-            self.patches, self.pixels, notes = cut_patches(
-                data,
-                self.source.name,
-                regions,
-                self.size.value(),
-                self.stride.value(),
-                self.role.currentText(),
-            )
-        except PatchError as err:
-            self.status.setText(f"Cannot cut patches: {err}")
-            return
+        shapes = layer_named(self.viewer, self.shapes_box.currentText(), Shapes)
+        regions = regions_of(shapes, self.source)
+        note = "" if regions else "No rectangle drawn: the whole scan was tiled. "
+        self.launch(
+            cut_patches,
+            np.asarray(self.source.data),
+            self.source.name,
+            regions or None,
+            self.size.value(),
+            self.stride.value(),
+            self.role.currentText(),
+            done=lambda result: self._cut(result, note),
+            failed=lambda err: self.show_error(err, "Cannot cut patches"),
+            text=f"Cutting patches from {name}…",
+        )
+
+    def _cut(self, result, note: str) -> None:
+        self.patches, self.pixels, notes = result
         self._show()
-        if notes:
-            self.status.setText(self.status.text() + " " + "; ".join(notes) + ".")
+        extra = " " + "; ".join(notes) + "." if notes else ""
+        self.status.setText(note + self.status.text() + extra)
 
     def _show(self) -> None:
-        name = f"{self.source.name} patches"
-        outlines = f"{self.source.name} patch outlines"
+        name, outlines = self.source.name + STACK_SUFFIX, self.source.name + OUTLINE_SUFFIX
         for layer_name in (name, outlines):
             if layer_name in self.viewer.layers:
                 self.viewer.layers.remove(layer_name)
@@ -158,8 +183,7 @@ class PatchSelectionWidget(QWidget):
             face_color=[0] * 4,
             edge_color=[ROLE_COLOURS[p.role] for p in self.patches],
             edge_width=2,
-            scale=self.source.scale[-2:],
-            translate=self.source.translate[-2:],
+            **calibration(self.source),
         )
         self.viewer.add_image(
             np.stack(self.pixels),
@@ -169,6 +193,7 @@ class PatchSelectionWidget(QWidget):
                 "pixel_size_nm": layer_pixel_size_nm(self.source),
                 "roles": [p.role for p in self.patches],
             },
+            **calibration(self.source, stack=True),
         )
         self.status.setText(
             f"{len(self.patches)} patches ({counts['particle']} particle, "
@@ -176,36 +201,66 @@ class PatchSelectionWidget(QWidget):
             "those you dislike, then save."
         )
 
+    def _shown_index(self) -> int | None:
+        if not self.patches or self.source is None:
+            return None
+        if self.source.name + STACK_SUFFIX not in self.viewer.layers:
+            return None
+        return min(int(self.viewer.dims.current_step[0]), len(self.patches) - 1)
+
+    def _show_role(self, event=None) -> None:
+        index = self._shown_index()
+        if index is not None and not self.busy:
+            patch = self.patches[index]
+            self.status.setText(
+                f"Patch {index + 1} of {len(self.patches)}: {patch.role}, "
+                f"{patch.whole_particles} whole particle(s), at y {patch.y}, x {patch.x} px."
+            )
+
     def remove_shown(self) -> None:
         """Drop the patch shown in the patches layer."""
-        if not self.patches:
+        index = self._shown_index()
+        if index is None:
             return
-        index = int(self.viewer.dims.current_step[0])
-        index = min(index, len(self.patches) - 1)
         del self.patches[index]
         del self.pixels[index]
         self._show()
 
-    def save(self) -> Path | None:
-        """Write the reviewed patches as a patch set (appends to an existing one)."""
+    def save(self) -> None:
+        """Write the reviewed patches as a patch set (appending only when asked to)."""
         folder = self.folder.text().strip()
         if not folder:
             self.status.setText("Type a folder for the patch set.")
-            return None
-        path = save_patch_set(
+            return
+        if PatchSet.is_patch_set(folder) and not self.append.isChecked():
+            self.status.setText(
+                f"“{folder}” already holds a patch set: tick “Append” to add these patches to "
+                "it, or choose another folder."
+            )
+            return
+        settings = {
+            "size": self.size.value(),
+            "stride": self.stride.value(),
+            "role": self.role.currentText(),
+            "source": self.source.name,
+        }
+        self.launch(
+            PatchSet.save,
             folder,
-            self.patches,
-            self.pixels,
+            list(self.patches),
+            list(self.pixels),
             layer_pixel_size_nm(self.source),
-            {
-                "size": self.size.value(),
-                "stride": self.stride.value(),
-                "role": self.role.currentText(),
-                "source": self.source.name,
-            },
+            settings,
+            done=self._saved,
+            failed=lambda err: self.show_error(err, "Cannot save"),
+            text=f"Saving {len(self.patches)} patches…",
         )
-        stack = layer_named(self.viewer, f"{self.source.name} patches", Image)
+
+    def _saved(self, patch_set: PatchSet) -> None:
+        stack = layer_named(self.viewer, self.source.name + STACK_SUFFIX, Image)
         if stack is not None:  # lets the GAN training widget take the layer as its patch set
-            stack.metadata = {**stack.metadata, "patch_set": str(Path(path).resolve())}
-        self.status.setText(f"Saved {len(self.patches)} patches to {path}.")
-        return path
+            stack.metadata = {**stack.metadata, "patch_set": str(Path(patch_set.folder).resolve())}
+        self.status.setText(
+            f"Saved {len(self.patches)} patches to {patch_set.folder} "
+            f"({len(patch_set.patches)} in the set)."
+        )

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from napari.layers import Image, Shapes
-from qtpy.QtCore import Signal
+from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,116 +15,122 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
-from ..analysis import table_rows
+from ..analysis.particles import MIN_AREA, SPLIT_DISTANCE, table_rows
 from ..backend import DEVICES
+from ..errors import DiffRenderGANError
 from ..io import write_csv
-from ..segmentation import (
-    Cancelled,
-    Segmentation,
-    SegmentationError,
-    Segmenter,
-    segment_image,
-    train_model,
-)
-from ._layers import layer_named, layer_pixel_size_nm, refill, regions_of
+from ..segment.model import ModelFolder
+from ..segment.predict import Segmentation, Segmenter, segment_image
+from ..segment.training import train_model
+from ._base import TaskWidget
+from ._layers import calibration, layer_named, layer_pixel_size_nm, path_row, refill, regions_of
 
 
-def _folder_row(edit: QLineEdit, parent: QWidget, caption: str) -> QHBoxLayout:
-    row = QHBoxLayout()
-    browse = QPushButton("Browse…")
-    browse.clicked.connect(
-        lambda: edit.setText(QFileDialog.getExistingDirectory(parent, caption) or edit.text())
-    )
-    row.addWidget(edit)
-    row.addWidget(browse)
-    return row
-
-
-class SegmentationWidget(QWidget):
+class SegmentationWidget(TaskWidget):
     """nnU-Net training and "Segment open image" with particle statistics."""
 
     title = "Segmentation"
-    run_synchronously = False  # tests set this to avoid thread workers
-    training_progress = Signal(int, int, str)
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.segmenter: Segmenter | None = None
         self.result: Segmentation | None = None
         self.source: Image | None = None
-        self._cancel = False
 
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText("model folder (from training below or the CLI)")
+        self.model_path.setToolTip(
+            "A model folder made by Train below or `diffrendergan segment-train`"
+        )
         self.model_info = QLabel("No model loaded.")
         self.model_info.setWordWrap(True)
         self.dataset_path = QLineEdit()
         self.dataset_path.setPlaceholderText("nnU-Net dataset folder (dataset.json)")
+        self.dataset_path.setToolTip(
+            "An nnU-Net dataset, e.g. exported by the Synthetic data widget"
+        )
         self.config = QComboBox()
         self.config.addItems(["small", "default"])
+        self.config.setToolTip(
+            "small: a 1.9 M-parameter U-Net that trains on a CPU; default: nnU-Net's own (GPU)"
+        )
         self.iterations = QSpinBox()
         self.iterations.setRange(1, 1_000_000)
         self.iterations.setValue(1000)
+        self.iterations.setToolTip("Training iterations (batches); small: 50 per epoch")
         self.device = QComboBox()
         self.device.addItems(list(DEVICES))
+        self.device.setToolTip("auto: the GPU when one is present, else the CPU")
         self.train_button = QPushButton("Train")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.train_bar = QProgressBar()
-        self.train_status = QLabel()
-        self.train_status.setWordWrap(True)
+        self.train_button.setToolTip(
+            "Train into the model folder above (continues an interrupted training there)"
+        )
 
         self.image_box = QComboBox()
+        self.image_box.setToolTip("The image layer to segment")
         self.region_box = QComboBox()
+        self.region_box.setToolTip("Segment only inside the first rectangle of this Shapes layer")
         self.watershed = QCheckBox("Split touching particles (watershed)")
+        self.watershed.setChecked(True)
+        self.watershed.setToolTip(
+            "Split particles the contour class left joined at narrow necks (distance-transform "
+            "watershed); the TiO2 experiment's rule"
+        )
+        self.split_distance = QSpinBox()
+        self.split_distance.setRange(1, 1000)
+        self.split_distance.setValue(SPLIT_DISTANCE)
+        self.split_distance.setSuffix(" px")
+        self.split_distance.setToolTip(
+            "Least distance between watershed seeds, px (about a third of a particle diameter)"
+        )
+        self.min_area = QSpinBox()
+        self.min_area.setRange(1, 1_000_000)
+        self.min_area.setValue(MIN_AREA)
+        self.min_area.setSuffix(" px")
+        self.min_area.setToolTip("Smaller fragments are dropped, px")
         self.mirroring = QCheckBox("Test-time mirroring (4× slower)")
+        self.mirroring.setToolTip("Average the prediction over flipped copies of the image")
         self.pixel_size = QDoubleSpinBox()
         self.pixel_size.setRange(0.0, 1e6)
-        self.pixel_size.setDecimals(4)
+        self.pixel_size.setDecimals(3)
         self.pixel_size.setSpecialValueText("unknown (pixels)")
         self.pixel_size.setSuffix(" nm")
+        self.pixel_size.setToolTip("nm per pixel, for statistics in nm (from the layer if known)")
         self.segment_button = QPushButton("Segment open image")
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.segment_button.setToolTip("Segment the chosen image with the model above")
         self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(200)
         self.stats = QLabel()
         self.stats.setWordWrap(True)
         self.export_button = QPushButton("Export particle CSV…")
+        self.export_button.setToolTip("Per-particle statistics of the last segmentation as CSV")
         self.export_button.setEnabled(False)
+        self.while_busy(self.train_button, self.segment_button, self.export_button)
+        self.status.setText("Load a model (or train one), then segment an open image.")
 
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"<b>{self.title}</b>"))
         model_box = QGroupBox("Model")
         model_form = QFormLayout(model_box)
-        model_form.addRow(_folder_row(self.model_path, self, "nnU-Net model folder"))
+        model_form.addRow(path_row(self.model_path, self, "nnU-Net model folder", self.load_model))
         model_form.addRow(self.model_info)
         layout.addWidget(model_box)
 
         train_box = QGroupBox("Train nnU-Net")
         train_form = QFormLayout(train_box)
-        train_form.addRow("Dataset", _folder_row(self.dataset_path, self, "nnU-Net dataset"))
+        train_form.addRow("Dataset", path_row(self.dataset_path, self, "nnU-Net dataset"))
         train_form.addRow("Network", self.config)
         train_form.addRow("Iterations", self.iterations)
         train_form.addRow("Device", self.device)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.train_button)
-        buttons.addWidget(self.cancel_button)
-        train_form.addRow(buttons)
-        train_form.addRow(self.train_bar)
-        train_form.addRow(self.train_status)
+        train_form.addRow(self.train_button)
         layout.addWidget(train_box)
 
         segment_box = QGroupBox("Segment")
@@ -134,10 +139,12 @@ class SegmentationWidget(QWidget):
         segment_form.addRow("Region", self.region_box)
         segment_form.addRow("Pixel size", self.pixel_size)
         segment_form.addRow(self.watershed)
+        segment_form.addRow("Seed distance", self.split_distance)
+        segment_form.addRow("Smallest particle", self.min_area)
         segment_form.addRow(self.mirroring)
         segment_form.addRow(self.segment_button)
-        segment_form.addRow(self.status)
         layout.addWidget(segment_box)
+        layout.addWidget(self.progress_panel())
         layout.addWidget(self.canvas)
         layout.addWidget(self.stats)
         layout.addWidget(self.export_button)
@@ -145,15 +152,14 @@ class SegmentationWidget(QWidget):
 
         self.model_path.editingFinished.connect(self.load_model)
         self.model_path.textChanged.connect(self._forget_model)
+        self.mirroring.toggled.connect(self._forget_model)
+        self.device.currentTextChanged.connect(self._forget_model)
+        self.watershed.toggled.connect(self.split_distance.setEnabled)
         self.train_button.clicked.connect(self.train)
-        self.cancel_button.clicked.connect(self._request_cancel)
         self.segment_button.clicked.connect(self.segment)
         self.export_button.clicked.connect(self._ask_export)
         self.image_box.currentTextChanged.connect(self._image_chosen)
-        self.training_progress.connect(self._show_training_progress)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.follow_layers()
 
     # --- layers -------------------------------------------------------------------------------
 
@@ -173,89 +179,63 @@ class SegmentationWidget(QWidget):
 
     def _forget_model(self) -> None:
         self.segmenter = None
+        text = self.model_path.text().strip()
+        self.model_info.setText(
+            "Model not loaded yet: it loads when you segment." if text else "No model loaded."
+        )
+
+    def _load_settings(self) -> dict:
+        return {
+            "device": self.device.currentText(),
+            "mirroring": "all" if self.mirroring.isChecked() else "none",
+        }
 
     def load_model(self) -> bool:
-        """Load the model folder typed or browsed; says what is wrong otherwise."""
+        """Check the model folder typed or browsed (quick); the network itself loads in the
+        worker when segmenting. Says what is wrong otherwise."""
         path = self.model_path.text().strip()
         if not path:
             self.model_info.setText("No model loaded.")
             return False
         try:
-            self.segmenter = Segmenter(
-                path,
-                device=self.device.currentText(),
-                mirroring="all" if self.mirroring.isChecked() else "none",
-            )
-        except SegmentationError as err:
-            self.segmenter = None
+            meta = ModelFolder(path).metadata()
+        except DiffRenderGANError as err:
             self.model_info.setText(f"Cannot use this model: {err}")
             return False
-        meta = self.segmenter.metadata
         self.model_info.setText(
-            f"{meta.get('config', '?')} network, {meta.get('iterations', '?')} iterations, "
-            f"patch {'×'.join(map(str, self.segmenter.patch))}"
+            f"{meta.get('config', '?')} network, {meta.get('iterations', '?')} iterations "
+            f"({Path(path).name})"
         )
         return True
 
     # --- training -----------------------------------------------------------------------------
 
-    def _request_cancel(self) -> None:
-        self._cancel = True
-        self.train_status.setText("Cancelling…")
-
-    def _show_training_progress(self, done: int, total: int, message: str) -> None:
-        self.train_bar.setMaximum(max(total, 1))
-        self.train_bar.setValue(done)
-        self.train_status.setText(message)
-
-    def _train_work(self, dataset: str, out: str):
-        return train_model(
-            dataset,
-            out,
-            config=self.config.currentText(),
-            iterations=self.iterations.value(),
-            device=self.device.currentText(),
-            resume=Path(out, "workspace").is_dir(),
-            progress=self.training_progress.emit,
-            cancelled=lambda: self._cancel,
-        )
-
     def train(self) -> None:
         """Train on the dataset folder into the model folder (resumes an interrupted run)."""
         dataset, out = self.dataset_path.text().strip(), self.model_path.text().strip()
         if not dataset or not out:
-            self.train_status.setText("Choose a dataset folder and a (new) model folder first.")
+            self.status.setText("Choose a dataset folder and a (new) model folder first.")
             return
-        self._cancel = False
-        self.train_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        if self.run_synchronously:
-            try:
-                self._trained(self._train_work(dataset, out))
-            except (SegmentationError, Cancelled) as err:
-                self._training_failed(err)
-            return
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(self._train_work, dataset, out)
-        worker.returned.connect(self._trained)
-        worker.errored.connect(self._training_failed)
-        worker.start()
+        self.launch(
+            train_model,
+            dataset,
+            out,
+            self.config.currentText(),
+            self.iterations.value(),
+            self.device.currentText(),
+            ModelFolder(out).workspace.is_dir(),
+            done=self._trained,
+            failed=lambda err: self.show_error(err, "Training failed"),
+            text="Starting nnU-Net…",
+        )
 
     def _trained(self, report) -> None:
-        self.train_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
         last = report.epochs[-1] if report.epochs else {}
-        self.train_status.setText(
+        self.status.setText(
             f"Trained: pseudo-Dice {last.get('pseudo_dice', 0):.3f}; model in {report.model}"
         )
+        self.segmenter = None
         self.load_model()
-
-    def _training_failed(self, err: Exception) -> None:
-        self.train_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        prefix = "Cancelled" if isinstance(err, Cancelled) else "Training failed"
-        self.train_status.setText(f"{prefix}: {err}")
 
     # --- segmentation -------------------------------------------------------------------------
 
@@ -269,58 +249,42 @@ class SegmentationWidget(QWidget):
             self.status.setText("Load a model first (see Model above).")
             return
         self.source = self.viewer.layers[name]
-        region_name = self.region_box.currentText()
-        shapes = layer_named(self.viewer, region_name, Shapes)
+        shapes = layer_named(self.viewer, self.region_box.currentText(), Shapes)
         regions = regions_of(shapes, self.source)
-        region = regions[0] if regions else None
         data = np.asarray(self.source.data)
         if self.source.rgb:
             data = data[..., :3]
-        args = (
+        options = {
+            "region": regions[0] if regions else None,
+            "watershed": self.watershed.isChecked(),
+            "pixel_size_nm": self.pixel_size.value() or None,
+            "split_distance": self.split_distance.value(),
+            "min_area": self.min_area.value(),
+        }
+        self.launch(
+            self._segment_work,
             self.segmenter,
+            self.model_path.text().strip(),
+            self._load_settings(),
             data,
-            region,
-            self.watershed.isChecked(),
-            self.pixel_size.value() or None,
-        )
-        self.segment_button.setEnabled(False)
-        self.status.setText(f"Segmenting {name}…")
-        if self.run_synchronously:
-            try:
-                self._show(segment_image(*args))
-            except (SegmentationError, ValueError) as err:
-                self._failed(err)
-            return
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(segment_image, *args, _progress={"desc": "segmenting"})
-        worker.returned.connect(self._show)
-        worker.errored.connect(self._failed)
-        worker.start()
-
-    def _failed(self, err: Exception) -> None:
-        self.segment_button.setEnabled(True)
-        self.status.setText(f"Cannot segment: {err}")
-
-    def _add_labels(self, data, name, **kwargs):
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
-            layer.data = data
-            for key, value in kwargs.items():
-                setattr(layer, key, value)
-            return layer
-        return self.viewer.add_labels(
-            data,
-            name=name,
-            scale=self.source.scale[-2:],
-            translate=self.source.translate[-2:],
-            units=self.source.units[-2:],
-            **kwargs,
+            options,
+            done=self._show,
+            failed=lambda err: self.show_error(err, "Cannot segment"),
+            text=f"Segmenting {name}…",
         )
 
-    def _show(self, result: Segmentation) -> None:
+    @staticmethod
+    def _segment_work(segmenter, model: str, settings: dict, data, options: dict, monitor):
+        """Load the model if needed (in the worker: it takes seconds), then segment."""
+        if segmenter is None:
+            monitor.report(0, 1, "loading the model")
+            segmenter = Segmenter(model, **settings)
+        monitor.check()
+        return segmenter, segment_image(segmenter, data, monitor=monitor, **options)
+
+    def _show(self, outcome) -> None:
+        self.segmenter, result = outcome
         self.result = result
-        self.segment_button.setEnabled(True)
         self.export_button.setEnabled(True)
         pixel = self.pixel_size.value() or None
         metadata = {
@@ -361,6 +325,15 @@ class SegmentationWidget(QWidget):
         else:
             self.stats.setText("No particles found.")
 
+    def _add_labels(self, data, name, **kwargs):
+        layer = layer_named(self.viewer, name, Labels)
+        if layer is not None:
+            layer.data = data
+            for key, value in {**kwargs, **calibration(self.source)}.items():
+                setattr(layer, key, value)
+            return layer
+        return self.viewer.add_labels(data, name=name, **calibration(self.source), **kwargs)
+
     def _ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export particle statistics", "", "CSV (*.csv)")
         if path:
@@ -368,6 +341,10 @@ class SegmentationWidget(QWidget):
 
     def export_csv(self, path) -> str:
         """Particle statistics of the last segmentation as CSV."""
-        write_csv(path, table_rows(self.result.table))
+        try:
+            write_csv(path, table_rows(self.result.table))
+        except DiffRenderGANError as err:
+            self.status.setText(f"Cannot export: {err}")
+            return ""
         self.status.setText(f"Exported {Path(path).name}.")
         return str(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
@@ -14,12 +16,19 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QVBoxLayout,
-    QWidget,
 )
 
+from ..analysis.thickness import (
+    ThicknessError,
+    ThicknessResult,
+    analyse,
+    distribution_rows,
+    plot_distributions,
+)
+from ..errors import DiffRenderGANError
 from ..io import write_csv
-from ..thickness import ThicknessError, ThicknessResult, analyse, plot_distributions
-from ._layers import layer_pixel_size_nm, refill
+from ._base import TaskWidget
+from ._layers import calibration, layer_pixel_size_nm, refill
 
 
 def layer_mask(layer) -> np.ndarray:
@@ -39,29 +48,36 @@ def layer_mask(layer) -> np.ndarray:
     return data > threshold_otsu(data)
 
 
-class ThicknessAnalysisWidget(QWidget):
+class ThicknessAnalysisWidget(TaskWidget):
     """Local thickness of a segmentation: heatmap layer, histograms, statistics, CSV export."""
 
     title = "Thickness analysis"
-    run_synchronously = False  # tests set this to avoid thread workers
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.result: ThicknessResult | None = None
         self.source = None
 
         self.layer_box = QComboBox()
+        self.layer_box.setToolTip(
+            "The mask to measure: a Labels layer (any label > 0 is wire), or an Image layer "
+            "thresholded by Otsu's method"
+        )
         self.pixel_size = QDoubleSpinBox()
         self.pixel_size.setRange(0.0, 1e6)
-        self.pixel_size.setDecimals(4)
+        self.pixel_size.setDecimals(3)
         self.pixel_size.setSpecialValueText("unknown (pixels)")
         self.pixel_size.setSuffix(" nm")
+        self.pixel_size.setToolTip("nm per pixel, for thickness in nm (from the layer if known)")
         self.run_button = QPushButton("Compute local thickness")
+        self.run_button.setToolTip(
+            "Local thickness: the diameter of the largest disk inside the mask covering each pixel"
+        )
         self.export_button = QPushButton("Export CSV…")
+        self.export_button.setToolTip("Per-wire statistics and the thickness distribution as CSV")
         self.export_button.setEnabled(False)
-        self.status = QLabel("Choose a Labels layer (segmentation or binary mask) or an Image.")
-        self.status.setWordWrap(True)
+        self.while_busy(self.run_button, self.export_button)
+        self.status.setText("Choose a Labels layer (segmentation or binary mask) or an Image.")
         self.stats = QLabel()
         self.stats.setWordWrap(True)
         self.figure = Figure(figsize=(4, 2.8), tight_layout=True)
@@ -75,7 +91,7 @@ class ThicknessAnalysisWidget(QWidget):
         layout.addWidget(QLabel(f"<b>{self.title}</b>"))
         layout.addLayout(form)
         layout.addWidget(self.run_button)
-        layout.addWidget(self.status)
+        layout.addWidget(self.progress_panel())
         layout.addWidget(self.canvas)
         layout.addWidget(self.stats)
         layout.addWidget(self.export_button)
@@ -84,9 +100,7 @@ class ThicknessAnalysisWidget(QWidget):
         self.run_button.clicked.connect(self.run)
         self.export_button.clicked.connect(self._ask_export)
         self.layer_box.currentTextChanged.connect(self._layer_chosen)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.follow_layers()
 
     def _candidates(self):
         return [
@@ -96,11 +110,16 @@ class ThicknessAnalysisWidget(QWidget):
         ]
 
     def _refresh_layers(self, event=None) -> None:
+        """Labels layers first; a Labels layer just added becomes the choice (a mask added after
+        the scan is what the user wants measured)."""
         names = [layer.name for layer in self._candidates()]
         refill(
             self.layer_box,
             sorted(names, key=lambda n: not isinstance(self.viewer.layers[n], Labels)),
         )
+        added = getattr(event, "value", None)
+        if isinstance(added, Labels) and added.name in names:
+            self.layer_box.setCurrentText(added.name)
         self._layer_chosen(self.layer_box.currentText())
 
     def _layer_chosen(self, name: str) -> None:
@@ -108,40 +127,29 @@ class ThicknessAnalysisWidget(QWidget):
             self.pixel_size.setValue(layer_pixel_size_nm(self.viewer.layers[name]) or 0.0)
 
     def run(self) -> None:
-        """Analyse the chosen layer (in a thread worker unless running synchronously)."""
+        """Analyse the chosen layer in a thread worker."""
         name = self.layer_box.currentText()
         if name not in self.viewer.layers:
             self.status.setText("No mask layer to analyse: add a Labels or Image layer.")
             return
         self.source = self.viewer.layers[name]
-        pixel_size = self.pixel_size.value() or None
         try:
             mask = layer_mask(self.source)
         except ThicknessError as err:
             self.status.setText(f"Cannot analyse {name}: {err}")
             return
-        self.run_button.setEnabled(False)
-        self.status.setText(f"Computing local thickness of {name}…")
-        if self.run_synchronously:
-            try:
-                self._show(analyse(mask, pixel_size))
-            except ThicknessError as err:
-                self._failed(err)
-            return
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(analyse, mask, pixel_size, _progress={"desc": "local thickness"})
-        worker.returned.connect(self._show)
-        worker.errored.connect(self._failed)
-        worker.start()
-
-    def _failed(self, err: Exception) -> None:
-        self.run_button.setEnabled(True)
-        self.status.setText(f"Cannot analyse {self.source.name}: {err}")
+        how = "" if isinstance(self.source, Labels) else " (Image layer: Otsu threshold)"
+        self.launch(
+            analyse,
+            mask,
+            self.pixel_size.value() or None,
+            done=self._show,
+            failed=lambda err: self.show_error(err, f"Cannot analyse {name}"),
+            text=f"Computing local thickness of {name}{how}…",
+        )
 
     def _show(self, result: ThicknessResult) -> None:
         self.result = result
-        self.run_button.setEnabled(True)
         self.export_button.setEnabled(True)
         summary = result.summary()
         name = f"{self.source.name} thickness"
@@ -162,10 +170,8 @@ class ThicknessAnalysisWidget(QWidget):
                 colormap="inferno",
                 blending="additive",
                 contrast_limits=limits,
-                scale=self.source.scale,
-                translate=self.source.translate,
-                units=self.source.units,
                 metadata=metadata,
+                **calibration(self.source),
             )
         if hasattr(layer, "colorbar"):
             layer.colorbar.visible = True
@@ -173,7 +179,10 @@ class ThicknessAnalysisWidget(QWidget):
         plot_distributions(result, self.figure.add_subplot(111))
         self.canvas.draw_idle()
         unit = summary["unit"]
-        self.status.setText(f"Added layer “{name}” (thickness in {unit}, 0 outside the mask).")
+        self.status.setText(
+            f"Added layer “{name}” (local thickness in {unit}, 0 outside the mask; colour bar "
+            f"in {unit})."
+        )
         self.stats.setText(
             f"{summary['n_wires']} connected wire component(s) · median wire diameter "
             f"{summary['median']:.3g} {unit}"
@@ -188,13 +197,13 @@ class ThicknessAnalysisWidget(QWidget):
 
     def export_csv(self, path) -> tuple[str, str]:
         """Per-wire statistics to ``path`` and the distribution beside it."""
-        from pathlib import Path
-
-        from ..thickness import distribution_rows
-
         path = Path(path)
         distribution = path.with_name(f"{path.stem}_distribution.csv")
-        write_csv(path, self.result.per_wire())
-        write_csv(distribution, distribution_rows(self.result))
+        try:
+            write_csv(path, self.result.per_wire())
+            write_csv(distribution, distribution_rows(self.result))
+        except DiffRenderGANError as err:
+            self.status.setText(f"Cannot export: {err}")
+            return "", ""
         self.status.setText(f"Exported {path.name} and {distribution.name}.")
         return str(path), str(distribution)

@@ -19,10 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from ..errors import InputError
+from ..progress import Monitor, ensure
+
 NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
 
-class ThicknessError(ValueError):
+class ThicknessError(InputError):
     """The input cannot be analysed; the message says why."""
 
 
@@ -225,19 +228,28 @@ class ThicknessResult:
         return rows
 
 
-def analyse(mask: np.ndarray, pixel_size_nm: float | None = None) -> ThicknessResult:
+def analyse(
+    mask: np.ndarray, pixel_size_nm: float | None = None, monitor: Monitor | None = None
+) -> ThicknessResult:
     """Local thickness, skeleton and wire components of a mask (nm when pixel size given)."""
     from scipy import ndimage
     from skimage.morphology import skeletonize
 
-    if pixel_size_nm is not None and not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        raise ThicknessError(f"pixel size must be a positive number of nm, got {pixel_size_nm}")
+    from ..io import positive_pixel_size
+
+    monitor = ensure(monitor)
+    pixel_size_nm = positive_pixel_size(pixel_size_nm)
     binary = as_binary_mask(mask)
+    monitor.report(0, 2, "local thickness")
     thickness = local_thickness(binary, scale=pixel_size_nm or 1.0)
+    monitor.check()
+    monitor.report(1, 2, "skeleton and wires")
     wires, _ = ndimage.label(binary, structure=np.ones((3, 3)))
+    skeleton = skeletonize(binary)
+    monitor.report(2, 2, "done")
     return ThicknessResult(
         thickness=thickness,
-        skeleton=skeletonize(binary),
+        skeleton=skeleton,
         wires=wires.astype(np.int32),
         unit="nm" if pixel_size_nm else "px",
         pixel_size_nm=pixel_size_nm,
@@ -324,36 +336,33 @@ def write_outputs(result: ThicknessResult, out, name: str, source: str = "") -> 
     (per wire), ``<name>_thickness_distribution.csv`` and ``<name>_thickness.png``."""
     from pathlib import Path
 
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .io import atomic_path, write_csv, write_tiff
+    from ..io import file_group, write_csv, write_figure, write_tiff
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {
         "thickness": out / f"{name}_thickness.tif",
         "wires": out / f"{name}_thickness.csv",
         "distribution": out / f"{name}_thickness_distribution.csv",
         "histogram": out / f"{name}_thickness.png",
     }
-    write_tiff(
-        paths["thickness"],
-        result.thickness,
-        pixel_size_nm=result.pixel_size_nm,
-        unit=result.unit,
-        source=source,
-        summary=result.summary(),
-    )
-    write_csv(paths["wires"], result.per_wire())
-    write_csv(paths["distribution"], distribution_rows(result))
-    figure, axes = plt.subplots(figsize=(5, 3.2))
+    figure = Figure(figsize=(5, 3.2))
+    axes = figure.add_subplot()
     plot_distributions(result, axes)
     axes.set_title(name, fontsize=9)
     figure.tight_layout()
-    with atomic_path(paths["histogram"]) as tmp:
-        figure.savefig(tmp, dpi=100, format="png")
-    plt.close(figure)
+    with file_group(out, f"{name}_thickness") as written:
+        written.extend(paths.values())
+        write_tiff(
+            paths["thickness"],
+            result.thickness,
+            pixel_size_nm=result.pixel_size_nm,
+            unit=result.unit,
+            source=source,
+            summary=result.summary(),
+        )
+        write_csv(paths["wires"], result.per_wire())
+        write_csv(paths["distribution"], distribution_rows(result))
+        write_figure(paths["histogram"], figure)
     return {k: str(v) for k, v in paths.items()}

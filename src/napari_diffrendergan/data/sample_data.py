@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DiffRenderGANError
 from ._tio2_registry import REGISTRY
 
 TIO2_ENV = "DIFFRENDERGAN_TIO2_SEM_DIR"
@@ -35,7 +36,7 @@ TIO2_ATTRIBUTION = (
 )
 
 
-class SampleDataError(RuntimeError):
+class SampleDataError(DiffRenderGANError):
     """Sample files are unavailable; the message says how to provide them."""
 
 
@@ -125,8 +126,8 @@ def tio2_sem_sample(image_id: str = TIO2_DEFAULT_ID) -> list[tuple]:
 
 def rendered_sample(preset_name: str = "tio2-sem", seed: int = 0) -> list[tuple]:
     """LayerData for a freshly rendered synthetic scene (no network needed)."""
-    from .config import preset
-    from .scene import render_sample
+    from ..config import preset
+    from ..render.sampling import render_sample
 
     sample = render_sample(preset(preset_name), seed=seed)
     metadata = {"pixel_size_nm": None, "scene": sample.info}

@@ -1,13 +1,13 @@
-"""nnU-Net v2 training, run as a separate process: ``python -m napari_diffrendergan.nnunet``.
+"""nnU-Net v2 training, run as a separate process:
+``python -m napari_diffrendergan.segment.nnunet_child``.
 
 nnU-Net's planning and preprocessing use spawn pools, which need a ``__main__`` guard and must
-not start inside napari; :func:`napari_diffrendergan.segmentation.train_model` runs this module
+not start inside napari; :func:`napari_diffrendergan.segment.training.train_model` runs this module
 as a subprocess and reads its progress, one JSON object per stdout line prefixed ``@@``.
 
 The trainer is a plain ``nnUNetTrainer`` instance (other trainer names make nnU-Net search
 modules that import timm), with epochs/iterations set on the instance. The result is a
-self-contained model folder: ``plans.json``, ``dataset.json``, ``dataset_fingerprint.json``,
-``fold_all/checkpoint_final.pth`` and ``model.json`` (our metadata).
+self-contained :class:`~.model.ModelFolder`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import shutil
 import sys
 import time
 from pathlib import Path
+
+from .model import ModelFolder
 
 DATASET_ID = 1
 CONFIGS = ("small", "default")
@@ -167,9 +169,8 @@ def train(args) -> None:
     emit(stage="training", epochs=epochs, iterations_per_epoch=per_epoch)
     started = time.time()
     trainer.run_training()
-    export_model(
+    ModelFolder(args.out).export(
         Path(trainer.output_folder_base),
-        Path(args.out),
         {
             "config": args.config,
             "configuration": configuration,
@@ -183,19 +184,6 @@ def train(args) -> None:
         },
     )
     emit(stage="done", model=str(args.out))
-
-
-def export_model(trained: Path, out: Path, metadata: dict) -> None:
-    """Copy what prediction needs next to ``model.json`` (written last: marks completeness)."""
-    for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
-        shutil.copy2(trained / name, out / name)
-    (out / "fold_all").mkdir(exist_ok=True)
-    shutil.copy2(
-        trained / "fold_all" / "checkpoint_final.pth", out / "fold_all" / "checkpoint_final.pth"
-    )
-    tmp = out / "model.json.part"
-    tmp.write_text(json.dumps(metadata, indent=2))
-    tmp.replace(out / "model.json")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,9 @@ import numpy as np
 import torch
 from scipy import linalg
 
+from ..errors import DiffRenderGANError
+from ..progress import Monitor, ensure
+
 WEIGHTS_ENV = "DIFFRENDERGAN_FID_WEIGHTS"
 WEIGHTS_FILE = "default_1.pt"
 SIZE = 299
@@ -32,7 +35,7 @@ DIMS = 2048
 _NETS: dict[tuple[str, str], torch.jit.ScriptModule] = {}
 
 
-class FIDError(RuntimeError):
+class FIDError(DiffRenderGANError):
     """The FID network is missing or unusable, or the statistics give no real FID."""
 
 
@@ -94,7 +97,9 @@ class InceptionFeatures:
         self.network = _load_network(find_weights(), self.device)
 
     @torch.inference_mode()
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def __call__(self, images: np.ndarray, monitor: Monitor | None = None) -> np.ndarray:
+        """Features (N, 2048); ``monitor`` is checked for cancellation between batches."""
+        monitor = ensure(monitor)
         images = np.asarray(images)
         if images.ndim != 3 or len(images) == 0:
             raise ValueError(f"expected a non-empty (N, H, W) image stack, got {images.shape}")
@@ -102,6 +107,7 @@ class InceptionFeatures:
         cols = _resize_matrix(images.shape[2]).to(self.device).T
         features = []
         for start in range(0, len(images), self.batch_size):
+            monitor.check()
             batch = np.clip(images[start : start + self.batch_size], 0, 1)
             x = torch.as_tensor(batch, dtype=torch.float32, device=self.device) * 255
             x = (rows @ x @ cols - 128) / 128

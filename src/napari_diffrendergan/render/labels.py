@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..errors import InputError
+
 BACKGROUND, PARTICLE, CONTOUR = 0, 1, 2
 
 
@@ -25,7 +27,7 @@ def semantic_mask(instances: np.ndarray, contour_thickness: int) -> np.ndarray:
     """
     instances = np.asarray(instances)
     if instances.ndim != 2:
-        raise ValueError(f"instance labels must be 2D, got shape {instances.shape}")
+        raise InputError(f"instance labels must be 2D, got shape {instances.shape}")
     mask = (instances > 0).astype(np.uint8)
     if contour_thickness > 0:
         footprint = _diamond(int(contour_thickness))
@@ -56,7 +58,7 @@ def contrast_check(
     image = np.asarray(image, dtype=np.float64)
     particles = np.asarray(instances) > 0
     if image.shape != particles.shape:
-        raise ValueError(f"image {image.shape} and labels {particles.shape} differ in shape")
+        raise InputError(f"image {image.shape} and labels {particles.shape} differ in shape")
     if not particles.any():
         return ContrastCheck(False, float("nan"), float(image.mean()), "no particle is visible")
     if particles.all():

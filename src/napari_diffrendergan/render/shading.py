@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import InputError
 from .scene import VirtualScene
 
 
@@ -154,7 +155,7 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
     spp = spp or scene.config.scene.spp
     strata = int(round(np.sqrt(spp)))
     if strata * strata != spp:
-        raise ValueError(f"spp must be a square number (4, 9, 16, 25, ...), got {spp}")
+        raise InputError(f"spp must be a square number (1, 4, 9, 16, 25, ...), got {spp}")
     sensor = scene.scene.sensors()[0]
     width, height = scene.config.scene.width, scene.config.scene.height
     count = width * height * spp

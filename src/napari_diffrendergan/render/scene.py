@@ -9,13 +9,13 @@ recompilation). Labels come from a duplicate scene without the stage, rendered w
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from contextlib import contextmanager
 
 import numpy as np
 
-from . import backend
-from .config import MaterialConfig
-from .mesh_library import ParticleMesh, select_meshes
+from .. import backend
+from ..config import MaterialConfig
+from .meshes import ParticleMesh, select_meshes
 
 PARTICLE_BSDF = "particle_bsdf"
 STAGE_BSDF = "stage_bsdf"
@@ -82,6 +82,21 @@ def _properties(mi, props: dict):
     for key, value in props.items():
         properties[key] = value
     return properties
+
+
+@contextmanager
+def _one_thread():
+    """Rebuild acceleration structures on one thread: a parallel build can order a BVH
+    differently from run to run, which changes rendered pixels in the last bit (measured);
+    one thread keeps every render bit-for-bit reproducible."""
+    import drjit as dr
+
+    threads = dr.thread_count()
+    dr.set_thread_count(1)
+    try:
+        yield
+    finally:
+        dr.set_thread_count(threads)
 
 
 class VirtualScene:
@@ -245,7 +260,8 @@ class VirtualScene:
                 [x, y, z - mesh.bottom * scale], dtype=np.float32
             )
             self.params[f"particle_{i:03d}.vertex_positions"] = self.mi.Float(placed.ravel())
-        self.params.update()
+        with _one_thread():
+            self.params.update()
         self.phi = phi
         self._labels_placed = False
 
@@ -271,7 +287,8 @@ class VirtualScene:
             for i in range(self.n):
                 key = f"particle_{i:03d}.vertex_positions"
                 self.label_params[key] = self.mi.Float(self.params[key])
-            self.label_params.update()
+            with _one_thread():
+                self.label_params.update()
             self._labels_placed = True
         raw = np.asarray(self.mi.render(self.label_scene, spp=1))[:, :, 0]
         ids = np.rint(raw).astype(np.int64)
@@ -279,185 +296,3 @@ class VirtualScene:
         for raw_id, slot in self._id_to_slot.items():
             labels[ids == raw_id] = slot + 1
         return labels
-
-
-def mid_range_values(config: MaterialConfig) -> tuple[dict[str, float], float]:
-    """The middle of every learned parameter's range, and of the noise range."""
-    learning = config.learning
-    values = {}
-    for name in learning.learned():
-        low, high = learning.limits_for(*name.split(".", 1))
-        values[name] = (low + high) / 2
-    return values, sum(learning.noise_limits) / 2
-
-
-def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Zero-mean Gaussian noise of standard deviation ``sigma`` (the generator's last module)."""
-    return (image + rng.normal(0.0, sigma, image.shape)).astype(np.float32)
-
-
-@dataclass
-class SceneSample:
-    """One annotated synthetic image with everything needed to reproduce it."""
-
-    image: np.ndarray  # (H, W) float32, noise included
-    instances: np.ndarray  # (H, W) uint16
-    mask: np.ndarray  # (H, W) uint8 in {0, 1, 2}
-    info: dict  # config, seed, phi, BSDF values, noise sigma, contrast check
-
-
-def render_sample(
-    config: MaterialConfig,
-    seed: int = 0,
-    device: str = "auto",
-    spp: int | None = None,
-    progress=None,
-) -> SceneSample:
-    """Render one random constellation of ``config`` with mid-range BSDF and noise values.
-
-    ``progress(step, total, message)`` is called between steps when given.
-    """
-    from .labels import contrast_check, semantic_mask
-    from .placement import constellation
-
-    steps = ["building scene", "placing particles", "rendering image", "rendering labels"]
-
-    def report(i):
-        if progress:
-            progress(i, len(steps), steps[i] if i < len(steps) else "done")
-
-    report(0)
-    scene = VirtualScene(config, device=device)
-    rng = np.random.default_rng(seed)
-    report(1)
-    phi = constellation(config, rng)
-    bsdf, sigma = mid_range_values(config)
-    scene.place(phi)
-    scene.set_bsdf(bsdf)
-    report(2)
-    clean = scene.render(seed=seed, spp=spp)
-    image = add_noise(clean, sigma, rng)
-    report(3)
-    instances = scene.instances()
-    mask = semantic_mask(instances, config.contour_thickness)
-    check = contrast_check(clean, instances, config.contrast_threshold)
-    report(4)
-    info = {
-        "config": config.to_dict(),
-        "seed": seed,
-        "spp": spp or config.scene.spp,
-        "backend": scene.backend.describe(),
-        "phi_columns": ["x", "y", "z", "scale"],
-        "phi": phi.tolist(),
-        "bsdf": {k: scene.bsdf[k] for k in bsdf},
-        "noise_sigma": sigma,
-        "visible_particles": int(len(np.unique(instances[instances > 0]))),
-        "contrast": {
-            "accepted": check.accepted,
-            "reason": check.reason,
-            "particle_mean": check.particle_mean,
-            "background_mean": check.background_mean,
-        },
-    }
-    return SceneSample(image, instances, mask, info)
-
-
-def write_sample(sample: SceneSample, out) -> dict[str, str]:
-    """Write image.tif (float32), instances.tif (uint16), mask.tif (uint8) and scene.json."""
-    from pathlib import Path
-
-    from .io import write_json_atomic, write_tiff
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / f"{name}.tif" for name in ("image", "instances", "mask")}
-    provenance = {
-        "source": "diffrendergan scene",
-        "seed": sample.info["seed"],
-        "preset": sample.info["config"]["name"],
-    }
-    write_tiff(paths["image"], sample.image, **provenance)
-    write_tiff(paths["instances"], sample.instances, **provenance)
-    write_tiff(
-        paths["mask"],
-        sample.mask,
-        classes={"0": "background", "1": "particle", "2": "contour"},
-        **provenance,
-    )
-    paths["scene"] = out / "scene.json"
-    write_json_atomic(paths["scene"], sample.info)
-    return {k: str(v) for k, v in paths.items()}
-
-
-def jittered_values(
-    config: MaterialConfig, rng: np.random.Generator, spread: float = 1 / 3
-) -> tuple[dict[str, float], float]:
-    """BSDF and noise values drawn uniformly from the middle ``spread`` of each range: varied
-    images before a GAN has learned the real distribution."""
-    learning = config.learning
-    ranges = {name: learning.limits_for(*name.split(".", 1)) for name in learning.learned()}
-    ranges["noise"] = learning.noise_limits
-    values = {}
-    for name, (low, high) in ranges.items():
-        middle, half = (low + high) / 2, (high - low) * spread / 2
-        values[name] = float(rng.uniform(middle - half, middle + half))
-    sigma = values.pop("noise")
-    return values, sigma
-
-
-def render_samples(
-    config: MaterialConfig,
-    count: int,
-    seed: int = 0,
-    device: str = "auto",
-    spp: int | None = None,
-    values=jittered_values,
-    progress=None,
-    cancelled=None,
-    max_rejections: int = 1000,
-):
-    """Yield ``count`` annotated samples from one reused scene, each a fresh constellation with
-    BSDF/noise values from ``values(config, rng)``. Images failing the contrast filter are
-    replaced; the number replaced is in each sample's ``info["rejected_before"]``."""
-    from .labels import contrast_check, semantic_mask
-    from .placement import constellation
-
-    scene = VirtualScene(config, device=device)
-    rng = np.random.default_rng(seed)
-    made = rejected = 0
-    while made < count:
-        if cancelled and cancelled():
-            return
-        phi = constellation(config, rng)
-        bsdf, sigma = values(config, rng)
-        scene.place(phi)
-        scene.set_bsdf(bsdf)
-        image_seed = int(rng.integers(2**31))
-        clean = scene.render(seed=image_seed, spp=spp)
-        instances = scene.instances()
-        check = contrast_check(clean, instances, config.contrast_threshold)
-        if not check:
-            rejected += 1
-            if rejected > max_rejections:
-                raise RuntimeError(
-                    f"{rejected} images failed the contrast filter while making {made + 1} "
-                    f"(last: {check.reason}); check the configuration"
-                )
-            continue
-        made += 1
-        if progress:
-            progress(made, count, f"rendered {made}/{count} ({rejected} rejected)")
-        info = {
-            "seed": image_seed,
-            "phi": phi.tolist(),
-            "bsdf": bsdf,
-            "noise_sigma": sigma,
-            "rejected_before": rejected,
-            "visible_particles": int(len(np.unique(instances[instances > 0]))),
-        }
-        yield SceneSample(
-            add_noise(clean, sigma, rng),
-            instances,
-            semantic_mask(instances, config.contour_thickness),
-            info,
-        )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import MaterialConfig, PlacementConfig, SizeDistribution
+from ..config import MaterialConfig, PlacementConfig, SizeDistribution
+from ..errors import InputError
 
 PHI_COLUMNS = ("x", "y", "z", "scale")
 
 
-class PlacementError(ValueError):
+class PlacementError(InputError):
     """Particles cannot be placed as configured; the message says what to change."""
 
 
@@ -154,10 +155,9 @@ def transformation_tensor(config: MaterialConfig, m: int, seed: int) -> np.ndarr
 
 def save_transformation_tensor(path, phi: np.ndarray, seed: int) -> None:
     """Write Φ atomically as ``.npz`` with its seed and column names, for reuse by a run."""
-    from .io import atomic_path
+    from ..io import write_npz_atomic
 
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, phi=phi, seed=seed, columns=np.array(PHI_COLUMNS))
+    write_npz_atomic(path, phi=phi, seed=seed, columns=np.array(PHI_COLUMNS))
 
 
 def load_transformation_tensor(path) -> tuple[np.ndarray, int]:

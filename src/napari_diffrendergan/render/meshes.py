@@ -2,7 +2,7 @@
 
 Every mesh is centred at the origin and scaled so that its largest extent is 1.0 mesh unit;
 size distributions in the configuration multiply that unit. The built-in libraries are made
-by :func:`generate_library` (``python -m napari_diffrendergan.mesh_library OUT``),
+by :func:`generate_library` (``python -m napari_diffrendergan.render.meshes OUT``),
 deterministically from a seed.
 """
 
@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+
 MESH_SUFFIXES = (".ply", ".obj", ".stl", ".off")
 LIBRARY_SEED = 20250213
 
 
-class MeshError(ValueError):
+class MeshError(InputError):
     """A mesh file or folder cannot be used; the message names the file."""
 
 
@@ -207,6 +209,8 @@ def generate_library(
     out: str | Path, seed: int = LIBRARY_SEED, n_cubes: int = 12, n_wires: int = 12
 ) -> dict[str, list[Path]]:
     """Write the built-in libraries (spheres, cubes, wires) as binary PLY files under ``out``."""
+    from ..io import write_bytes_atomic
+
     out = Path(out)
     rng = np.random.default_rng(seed)
     made: dict[str, list[Path]] = {"spheres": [], "cubes": [], "wires": []}
@@ -216,10 +220,9 @@ def generate_library(
         ("wires", "wire", n_wires, lambda: make_bent_wire(rng)),
     ]
     for folder, stem, count, build in builders:
-        (out / folder).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             path = out / folder / f"{stem}_{i:02d}.ply"
-            path.write_bytes(build().export(file_type="ply", encoding="binary"))
+            write_bytes_atomic(path, build().export(file_type="ply", encoding="binary"))
             made[folder].append(path)
     return made
 

@@ -10,7 +10,7 @@ Definitions (per image):
 Label images (:func:`to_instances`) are binary masks whose touching particles are separated by
 1-px background lines (labelled with 4-connectivity, as the TiO2 SEM masks need), 3-class masks
 (``*_mask``: 0 background, 1 particle, 2 contour; particle-class components grown back into
-their contour, as :func:`~napari_diffrendergan.analysis.instances_from_mask` does for
+their contour, as :func:`~napari_diffrendergan.analysis.particles.instances_from_mask` does for
 predictions) or instance label images (``*_instances``). Images with no particle in truth and
 prediction score 1.0.
 """
@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import read_image
+from ..errors import InputError
+from ..io import read_image
 
 SUFFIXES = ("_instances", "_mask", "_m", "_labels")
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InputError):
     """Inputs cannot be compared; the message names the file or problem."""
 
 
@@ -55,7 +56,7 @@ def to_instances(labels: np.ndarray, kind: str = "auto") -> np.ndarray:
     if kind == "binary":  # particles separated by background lines
         return label(labels > 0, connectivity=1).astype(np.int32)
     if kind == "mask":  # particle-class components grown into their contour
-        from .analysis import instances_from_mask
+        from .particles import instances_from_mask
 
         return instances_from_mask(labels, contour_thickness=4, min_area=1).astype(np.int32)
     return labels.astype(np.int32)

@@ -9,18 +9,19 @@ coordinates, role, scores, pixel size).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .io import as_gray
+from ..errors import InputError
+from ..io import as_gray, positive_pixel_size
+from ..progress import Monitor, ensure
 
 ROLES = ("particle", "background", "auto")
 
 
-class PatchError(ValueError):
+class PatchError(InputError):
     """Patches cannot be cut as asked; the message says why."""
 
 
@@ -87,6 +88,7 @@ def cut_patches(
     max_background_fraction: float = 0.01,
     min_area: int = 20,
     max_overlap: float = 0.5,
+    monitor: Monitor | None = None,
 ) -> tuple[list[Patch], list[np.ndarray], list[str]]:
     """Patches of ``image`` inside ``regions`` (whole image if None), their pixels and notes.
 
@@ -97,24 +99,26 @@ def cut_patches(
     """
     from skimage.filters import threshold_otsu
 
+    monitor = ensure(monitor)
     if role not in ROLES:
         raise PatchError(f"role must be one of {', '.join(ROLES)}")
     if size < 16 or stride < 1:
         raise PatchError("patch size must be at least 16 px and stride at least 1 px")
-    try:
-        image, notes = as_gray(image)
-    except ValueError as err:
-        raise PatchError(str(err)) from err
+    image, notes = as_gray(image)
     if min(image.shape) < size:
         raise PatchError(f"image {image.shape} is smaller than one {size}×{size} patch")
     foreground = image > threshold_otsu(image)
     regions = regions or [(0, image.shape[0], 0, image.shape[1])]
     candidates = []
-    for region in regions:
+    for number, region in enumerate(regions, start=1):
         clipped = clip_region(region, image.shape, size)
         if tuple(clipped) != tuple(int(round(v)) for v in region):
             notes.append(f"region {tuple(region)} clipped to the image: {clipped}")
-        for y, x in tile_positions(clipped, size, stride):
+        tiles = tile_positions(clipped, size, stride)
+        for done, (y, x) in enumerate(tiles):
+            if done % 64 == 0:
+                monitor.check()
+                monitor.report(done, len(tiles), f"region {number}/{len(regions)}")
             fraction, whole, cut = score_patch(foreground[y : y + size, x : x + size], min_area)
             if role == "auto":
                 kind = (
@@ -141,52 +145,116 @@ def cut_patches(
     return kept, pixels, notes
 
 
-def save_patch_set(
-    folder: str | Path,
-    patches: list[Patch],
-    pixels: list[np.ndarray],
-    pixel_size_nm: float | None,
-    settings: dict,
-) -> Path:
-    """Write ``patch_NNNNN.tif`` files and ``patches.json`` (atomically, appended if present)."""
-    import tifffile
+class PatchSet:
+    """A patch set folder: ``patch_NNNNN.tif`` files (float32) and ``patches.json`` (written
+    last: the index of what is complete)."""
 
-    from .io import atomic_path, write_json_atomic
+    INDEX = "patches.json"
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    existing = load_patch_set(folder)[0] if (folder / "patches.json").is_file() else []
-    for index, (patch, data) in enumerate(zip(patches, pixels, strict=True), start=len(existing)):
-        patch.file = f"patch_{index:05d}.tif"
-        with atomic_path(folder / patch.file) as tmp:
-            tifffile.imwrite(tmp, data.astype(np.float32))
-    all_patches = existing + patches
-    write_json_atomic(
-        folder / "patches.json",
-        {
+    def __init__(self, folder: str | Path, patches: list[Patch], meta: dict):
+        self.folder = Path(folder)
+        self.patches = patches
+        self.meta = meta
+
+    @classmethod
+    def is_patch_set(cls, folder: str | Path) -> bool:
+        return (Path(folder) / cls.INDEX).is_file()
+
+    @classmethod
+    def open(cls, folder: str | Path) -> PatchSet:
+        """The set in ``folder`` (every listed file checked); clear errors otherwise."""
+        from ..io import read_json
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise PatchError(f"{folder} is not a patch set (no such folder)")
+        if not cls.is_patch_set(folder):
+            raise PatchError(f"{folder} is not a patch set (no patches.json)")
+        try:
+            meta = read_json(folder / cls.INDEX, "the patch index")
+            patches = [Patch(**p) for p in meta["patches"]]
+        except (InputError, KeyError, TypeError) as err:
+            raise PatchError(f"{folder / cls.INDEX} is corrupt: {err}") from err
+        missing = [p.file for p in patches if not (folder / p.file).is_file()]
+        if missing:
+            raise PatchError(f"{folder}: patch files missing: {', '.join(missing[:5])}")
+        return cls(folder, patches, meta)
+
+    @property
+    def pixel_size_nm(self) -> float | None:
+        return self.meta.get("pixel_size_nm")
+
+    def with_role(self, role: str) -> list[Patch]:
+        return [p for p in self.patches if p.role == role]
+
+    def read(self, patch: Patch) -> np.ndarray:
+        import tifffile
+
+        return tifffile.imread(self.folder / patch.file).astype(np.float32)
+
+    def read_stack(self, patches: list[Patch]) -> np.ndarray:
+        return np.stack([self.read(p) for p in patches])
+
+    @staticmethod
+    def intensity_range(images: np.ndarray) -> float:
+        """The full range of the source type, inferred from the largest value: 1 for float data
+        in [0, 1], else 255 or 65535."""
+        top = float(np.max(images))
+        return 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0
+
+    @classmethod
+    def save(
+        cls,
+        folder: str | Path,
+        patches: list[Patch],
+        pixels: list[np.ndarray],
+        pixel_size_nm: float | None,
+        settings: dict,
+    ) -> PatchSet:
+        """Write the patches into ``folder``, appended to the set there if any: patches already
+        listed (same source and position) are skipped, so a retry after a failure adds nothing
+        twice. Refuses a folder holding patch files without an index, and a pixel size other
+        than the set's."""
+        import tifffile
+
+        from ..io import atomic_path, make_folder, write_json_atomic
+
+        folder = make_folder(folder)
+        pixel_size_nm = positive_pixel_size(pixel_size_nm)
+        if cls.is_patch_set(folder):
+            existing = cls.open(folder)
+            if (
+                existing.pixel_size_nm is not None
+                and pixel_size_nm is not None
+                and not np.isclose(existing.pixel_size_nm, pixel_size_nm)
+            ):
+                raise PatchError(
+                    f"{folder} holds patches at {existing.pixel_size_nm:g} nm per pixel, these "
+                    f"are at {pixel_size_nm:g}: save them into another patch set"
+                )
+            listed, pixel_size_nm = existing.patches, existing.pixel_size_nm or pixel_size_nm
+        elif any(folder.glob("patch_*.tif")):
+            raise PatchError(
+                f"{folder} holds patch files but no patches.json: choose another folder (or move "
+                "the files away)"
+            )
+        else:
+            listed = []
+        seen = {(p.source, p.y, p.x, p.size) for p in listed}
+        added = []
+        for patch, data in zip(patches, pixels, strict=True):
+            if (patch.source, patch.y, patch.x, patch.size) in seen:
+                continue
+            patch.file = f"patch_{len(listed) + len(added):05d}.tif"
+            with atomic_path(folder / patch.file) as tmp:
+                tifffile.imwrite(tmp, np.asarray(data, np.float32))
+            added.append(patch)
+        everything = listed + added
+        meta = {
             "pixel_size_nm": pixel_size_nm,
             "settings": settings,
-            "counts": {
-                r: sum(p.role == r for p in all_patches) for r in ("particle", "background")
-            },
-            "patches": [asdict(p) for p in all_patches],
-        },
-    )
-    return folder
-
-
-def load_patch_set(folder: str | Path) -> tuple[list[Patch], dict]:
-    """Patches listed in ``patches.json`` (files checked) and the set's metadata."""
-    folder = Path(folder)
-    index = folder / "patches.json"
-    if not index.is_file():
-        raise PatchError(f"{folder} is not a patch set (no patches.json)")
-    try:
-        meta = json.loads(index.read_text())
-        patches = [Patch(**p) for p in meta["patches"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise PatchError(f"{index} is corrupt: {err}") from err
-    missing = [p.file for p in patches if not (folder / p.file).is_file()]
-    if missing:
-        raise PatchError(f"{folder}: patch files missing: {', '.join(missing[:5])}")
-    return patches, meta
+            "counts": {r: sum(p.role == r for p in everything) for r in ("particle", "background")},
+            "patches": [asdict(p) for p in everything],
+        }
+        write_json_atomic(folder / cls.INDEX, meta)
+        return cls(folder, everything, meta)

@@ -1,0 +1,27 @@
+"""The real TiO2 SEM scans of ../shared/data/tio2-sem as the experiments use them: where they
+are, their fixed training/validation split, and the paper's figures to compare with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_diffrendergan.data.sample_data import TIO2_DATA_BAR_ROWS, TIO2_PIXEL_SIZE_NM
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tio2-sem"
+PIXEL_SIZE_NM = TIO2_PIXEL_SIZE_NM
+DATA_BAR_ROWS = TIO2_DATA_BAR_ROWS
+PATCHES = 124  # particle patches, as in the paper
+PAPER = {  # Possart et al. 2025, Table 1, TiO2 SEM: Dice, AP50, PQ
+    "DiffRenderGAN (paper, full nnU-Net on a GPU)": (0.916, 0.474, 0.845),
+    "real-trained (paper, full nnU-Net on a GPU)": (0.964, 0.567, 0.930),
+}
+TARGETS = {"dsc": 0.93, "ap50": 0.50, "pq": 0.86}
+
+
+def split(ids: list[str], seed: int = 0, validation: int = 8) -> tuple[list[str], list[str]]:
+    """Fixed-seed split of the scan ids into training and validation ids."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    chosen = sorted(ids[i] for i in order[:validation])
+    return [i for i in ids if i not in chosen], chosen

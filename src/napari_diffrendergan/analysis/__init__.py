@@ -1,0 +1,2 @@
+"""What follows a segmentation: particle instances and statistics, scores against manual masks,
+local thickness of nanowires."""

@@ -1,0 +1,297 @@
+"""Synthetic training data from a trained run (paper 5.2.6 and 5.3).
+
+Each pair is an :class:`~..render.sampling.AnnotatedRenderer` sample: a fresh constellation
+from the run's size and placement distributions, parameters sampled from the trained
+generator, rendered by the training estimator at the run's spp (or a higher export spp), kept
+only if it passes the contrast filter. Pair ``i`` depends only on (seed, i), so generation is
+resumable (pairs already written are skipped) and any split over worker processes gives
+identical files. The output is an :class:`~.dataset.NnunetDataset` (+ real background patches
+``bg_NNNNN`` with empty labels).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DiffRenderGANError
+from ..gan.run import GanRun, TrainedGenerator
+from ..progress import Monitor, ensure
+from .dataset import BACKGROUND_PREFIX, NnunetDataset, pair_name
+
+# settings a dataset's pairs must share: mixing them would break its provenance
+REQUEST_KEYS = ("run", "epoch", "seed", "spp", "contour_thickness")
+
+
+class SynthesisError(DiffRenderGANError):
+    """Synthetic data cannot be generated as asked; the message says why."""
+
+
+@dataclass
+class SyntheticPair:
+    """One synthetic image with its labels and what made it."""
+
+    name: str
+    image: np.ndarray  # float32 (H, W), noise included
+    instances: np.ndarray  # uint16
+    mask: np.ndarray  # uint8 in {0, 1, 2}
+    info: dict  # request, attempt, rejected, BSDF values, noise σ, visible particles
+
+
+class PairRenderer:
+    """Renders synthetic pairs ``i`` of a trained generator, deterministically from (seed, i)."""
+
+    def __init__(
+        self,
+        generator: TrainedGenerator,
+        seed: int = 0,
+        spp: int | None = None,
+        contour_thickness: int | None = None,
+        device: str = "auto",
+    ):
+        from ..render.sampling import AnnotatedRenderer
+
+        self.generator = generator
+        self.config = generator.config
+        self.seed = seed
+        self.request = pair_request(generator, seed, spp, contour_thickness)
+        self.renderer = AnnotatedRenderer(
+            self.config, device, self.request["spp"], self.request["contour_thickness"]
+        )
+
+    @property
+    def scene(self):
+        return self.renderer.scene
+
+    def render(self, index: int) -> SyntheticPair:
+        """Pair ``index`` (``info["rejected"]``: attempts the contrast filter refused)."""
+        from ..render.sampling import RenderError
+
+        try:
+            sample = self.renderer.render((self.seed, index), self.generator.values)
+        except RenderError as err:
+            raise SynthesisError(f"image {index}: {err}") from err
+        info = {"index": index, **self.request, **sample.info}
+        return SyntheticPair(pair_name(index), sample.image, sample.instances, sample.mask, info)
+
+
+def iter_pairs(renderer: PairRenderer, indices, monitor: Monitor | None = None):
+    """Render the pairs ``indices`` one by one, checking ``monitor`` before each."""
+    monitor = ensure(monitor)
+    for count, index in enumerate(indices):
+        monitor.check(f"cancelled after {count} pairs")
+        yield renderer.render(index)
+
+
+def write_pair(dataset: NnunetDataset, pair: SyntheticPair) -> None:
+    dataset.write_pair(pair.name, pair.image, pair.mask, pair.instances, pair.info)
+
+
+_WORKER_RENDERERS: dict[tuple, PairRenderer] = {}
+
+
+def _render_chunk(run, epoch, indices, folder, seed, spp, contour, device, threads) -> list[int]:
+    """Worker task: render and write the pairs ``indices`` not written yet (one renderer per
+    worker process and run, reused across tasks)."""
+    import drjit as dr
+    import torch
+
+    key = (run, epoch, seed, spp, contour, device)
+    if key not in _WORKER_RENDERERS:
+        dr.set_thread_count(threads)
+        torch.set_num_threads(threads)
+        _WORKER_RENDERERS.clear()
+        _WORKER_RENDERERS[key] = PairRenderer(
+            GanRun.open(run).generator(epoch), seed, spp, contour, device
+        )
+    renderer, dataset = _WORKER_RENDERERS[key], NnunetDataset(folder)
+    for index in indices:
+        if not dataset.pair_done(index):
+            write_pair(dataset, renderer.render(index))
+    return list(indices)
+
+
+def background_choice(patches: str | Path, count: int, seed: int) -> tuple[list, list[int]]:
+    """The background patches of a patch set and the sorted indices of the ``count`` (seeded)
+    that a dataset takes; a clear error if the set has none."""
+    from .patches import PatchSet
+
+    background = PatchSet.open(patches).with_role("background")
+    if not background:
+        raise SynthesisError(f"{patches}: the patch set holds no background patches")
+    chosen = np.random.default_rng(seed).permutation(len(background))[:count]
+    return background, sorted(chosen.tolist())
+
+
+def add_background_patches(
+    dataset: NnunetDataset, patches: str | Path, count: int, seed: int, intensity_range: float
+) -> int:
+    """Copy ``count`` real background patches (random, seeded) with all-background labels into
+    the dataset as ``bg_NNNNN``, divided by ``intensity_range`` as the GAN's real patches were;
+    returns how many were available and written."""
+    from .patches import PatchSet
+
+    patch_set = PatchSet.open(patches)
+    background, chosen = background_choice(patches, count, seed)
+    for j, k in enumerate(chosen):
+        image = patch_set.read(background[k]) / intensity_range
+        dataset.write_case(f"{BACKGROUND_PREFIX}{j:05d}", image, np.zeros(image.shape, np.uint8))
+    return len(chosen)
+
+
+def _check_request(dataset: NnunetDataset, request: dict) -> None:
+    """Refuse a folder holding pairs made with other settings (mixing would lie about them)."""
+    done = dataset.done_pairs()
+    if not done:
+        return
+    before = dataset.pair_info(done[0])
+    differ = {k: (before.get(k), request[k]) for k in REQUEST_KEYS if before.get(k) != request[k]}
+    if differ:
+        listed = ", ".join(f"{k} {old!r} (asked: {new!r})" for k, (old, new) in differ.items())
+        raise SynthesisError(
+            f"{dataset.folder} already holds {len(done)} pairs made with other settings: "
+            f"{listed}; choose a new folder, or the same settings to continue it"
+        )
+
+
+def generate(
+    run: str | Path,
+    out: str | Path,
+    count: int,
+    epoch: int | str = "best",
+    seed: int = 0,
+    spp: int | None = None,
+    contour_thickness: int | None = None,
+    background_patches: str | Path | None = None,
+    n_background: int = 200,
+    workers: int = 1,
+    scheduler: str | None = None,
+    device: str = "auto",
+    monitor: Monitor | None = None,
+) -> dict:
+    """Write ``count`` synthetic pairs (+ background patches) into the nnU-Net dataset ``out``
+    (see module doc); returns the summary also written to ``generation.json``.
+
+    ``workers`` > 1 renders on a local Dask cluster of that many processes; ``scheduler`` uses
+    an existing Dask scheduler. Pairs already written are skipped.
+    """
+    from ..parallel import check_workers, map_on_dask
+
+    monitor = ensure(monitor)
+    if not isinstance(count, int) or count < 1:
+        raise SynthesisError(f"count must be at least 1, got {count}")
+    if not isinstance(n_background, int) or n_background < 0:
+        raise SynthesisError(f"the number of background patches must be >= 0, got {n_background}")
+    check_workers(workers)
+    run = GanRun.open(run)
+    generator = run.generator(epoch)
+    if background_patches:
+        background_choice(background_patches, n_background, seed)  # fail before rendering
+    dataset = NnunetDataset(Path(out).resolve())
+    request = pair_request(generator, seed, spp, contour_thickness)
+    _check_request(dataset, request)
+    todo = [i for i in range(count) if not dataset.pair_done(i)]
+    done = count - len(todo)
+    monitor.report(done, count, f"{done} pairs already written")
+    if todo and workers == 1 and not scheduler:
+        renderer = PairRenderer(generator, seed, spp, contour_thickness, device)
+        for pair in iter_pairs(renderer, todo, monitor):
+            write_pair(dataset, pair)
+            done += 1
+            monitor.report(done, count, f"{pair.name}: {pair.info['rejected']} rejected")
+    elif todo:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        chunks = [todo[i : i + 2] for i in range(0, len(todo), 2)]
+        tasks = [
+            (
+                str(run.folder.resolve()),
+                generator.epoch,
+                chunk,
+                str(dataset.folder),
+                seed,
+                request["spp"],
+                request["contour_thickness"],
+                device,
+                threads,
+            )
+            for chunk in chunks
+        ]
+        for finished in map_on_dask(_render_chunk, tasks, workers, scheduler, monitor):
+            done += len(finished)
+            monitor.report(done, count, f"{done}/{count} pairs")
+    return finish_dataset(dataset, generator, count, background_patches, n_background)
+
+
+def pair_request(generator: TrainedGenerator, seed, spp=None, contour_thickness=None) -> dict:
+    """The settings every pair of a dataset records (:data:`REQUEST_KEYS`), defaults filled."""
+    config = generator.config
+    return {
+        "run": str(generator.run.folder.resolve()),
+        "epoch": generator.epoch,
+        "seed": seed,
+        "spp": spp or config.scene.spp,
+        "contour_thickness": (
+            config.contour_thickness if contour_thickness is None else contour_thickness
+        ),
+    }
+
+
+def finish_dataset(
+    dataset: NnunetDataset,
+    generator: TrainedGenerator,
+    count: int,
+    background_patches: str | Path | None = None,
+    n_background: int = 200,
+) -> dict:
+    """Add background patches, ``dataset.json`` and ``generation.json`` once pairs
+    0..count-1 are written; returns the summary."""
+    from .. import __version__
+
+    missing = [i for i in range(count) if not dataset.pair_done(i)]
+    if missing:
+        raise SynthesisError(f"{dataset.folder}: {len(missing)} of {count} pairs are not written")
+    infos = [dataset.pair_info(i) for i in range(count)]
+    backgrounds = 0
+    seed = infos[0]["seed"]
+    if background_patches and n_background > 0:
+        backgrounds = add_background_patches(
+            dataset, background_patches, n_background, seed, generator.run.intensity_range
+        )
+    dataset.write_index()
+    summary = {
+        **{k: infos[0][k] for k in REQUEST_KEYS},
+        "synthetic_pairs": count,
+        "rejected": int(sum(i["rejected"] for i in infos)),
+        "background_patches": backgrounds,
+        "background_requested": n_background if background_patches else 0,
+        "pixel_size_nm": generator.run.pixel_size_nm,
+        "config": generator.config.to_dict(),
+        "version": __version__,
+        "images": infos,
+    }
+    dataset.write_generation(summary)
+    return summary
+
+
+def export_pairs(
+    dataset: NnunetDataset,
+    pairs: list[SyntheticPair],
+    generator: TrainedGenerator,
+    background_patches: str | Path | None = None,
+    n_background: int = 200,
+    monitor: Monitor | None = None,
+) -> dict:
+    """Write pairs rendered elsewhere (e.g. shown in napari) as ``generate`` would with the same
+    request, then finish the dataset; returns its summary."""
+    monitor = ensure(monitor)
+    for done, pair in enumerate(pairs):
+        monitor.check(f"export cancelled after {done} pairs")
+        monitor.report(done, len(pairs) + 1, f"writing {pair.name}")
+        write_pair(dataset, pair)
+    monitor.report(len(pairs), len(pairs) + 1, "background patches and dataset.json")
+    summary = finish_dataset(dataset, generator, len(pairs), background_patches, n_background)
+    monitor.report(len(pairs) + 1, len(pairs) + 1, "done")
+    return summary

@@ -1,0 +1,1 @@
+"""DiffRenderGAN: generator and discriminator, the run folder, training, FID and its plots."""

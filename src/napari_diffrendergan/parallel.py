@@ -1,0 +1,80 @@
+"""The one Dask helper: run tasks on a local cluster of worker processes or an existing
+scheduler, with progress, cancellation and clear errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from .errors import Cancelled, InputError
+from .progress import Monitor, ensure
+
+CONNECT_TIMEOUT_S = 10
+
+
+def check_workers(workers: int | None) -> None:
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise InputError(f"workers must be a whole number >= 1, got {workers!r}")
+
+
+@contextmanager
+def dask_client(workers: int = 1, scheduler: str | None = None, env: dict | None = None):
+    """A Dask client: connected to ``scheduler`` (failing fast with a clear message), else to a
+    local cluster of ``workers`` single-threaded processes (``env`` set in each)."""
+    from dask.distributed import Client, LocalCluster
+
+    check_workers(workers)
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
+        except (OSError, TimeoutError, ValueError) as err:
+            raise InputError(
+                f"cannot reach the Dask scheduler at {scheduler!r} ({type(err).__name__}: {err}); "
+                "check the address (e.g. tcp://host:8786) or leave --scheduler out"
+            ) from err
+    else:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=env or {},
+        )
+        client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def map_on_dask(
+    function: Callable,
+    tasks: list[tuple],
+    workers: int = 1,
+    scheduler: str | None = None,
+    monitor: Monitor | None = None,
+    env: dict | None = None,
+    poll_s: float = 0.2,
+) -> Iterator:
+    """Yield ``function(*task)`` for every task as results arrive (any order). Cancelling
+    ``monitor`` cancels the tasks not yet finished and raises
+    :class:`~napari_diffrendergan.errors.Cancelled`; a task's exception is re-raised here."""
+    from dask.distributed import as_completed
+
+    monitor = ensure(monitor)
+    with dask_client(workers, scheduler, env) as client:
+        futures = [client.submit(function, *task, pure=False) for task in tasks]
+        pending = as_completed(futures)
+        while not pending.is_empty():
+            if monitor.cancelled:
+                client.cancel(futures)
+                raise Cancelled("cancelled; finished results are kept")
+            if not pending.has_ready():
+                time.sleep(poll_s)
+                continue
+            for future in pending.next_batch(block=False):
+                yield future.result()

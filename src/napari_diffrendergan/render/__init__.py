@@ -1,0 +1,2 @@
+"""The virtual microscope: particle meshes, their placement, the Mitsuba scene, deferred
+shading and the labels of every render."""

@@ -1,0 +1,1 @@
+"""nnU-Net segmentation: model folders, training in a child process, prediction, batches."""
