@@ -17,28 +17,51 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from napari_diffrendergan.config import preset
+from napari_diffrendergan.gan.networks import ParameterSpace
 from napari_diffrendergan.gan.recovery import TRUTH, recover, render_truth_patches
 from napari_diffrendergan.gan.run import fit_scene_to_patches
-from napari_diffrendergan.render.sampling import mid_range_values
+
+
+def figure(path: Path, rows: dict, space: ParameterSpace) -> None:
+    """Learned mean per epoch of every parameter, its truth and its start, on its limits."""
+    from matplotlib.figure import Figure
+
+    from napari_diffrendergan.io import write_figure
+
+    fig = Figure(figsize=(3 * len(rows), 2.6))
+    for ax, (name, row) in zip(fig.subplots(1, len(rows)), rows.items(), strict=True):
+        i = space.names.index(name)
+        ax.plot(range(len(row["means"])), row["means"], "o-", ms=3, label="learned mean")
+        ax.axhline(row["truth"], color="tab:green", ls="--", label="truth")
+        ax.axhline(row["start"], color="grey", ls=":", label="start (mid-range)")
+        ax.set_ylim(space.low[i], space.high[i])
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    write_figure(path, fig, dpi=100)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--patches", type=int, default=24)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--patches", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=64)
     parser.add_argument("--out", help="keep the run here (default: a temporary folder)")
+    parser.add_argument("--figure", type=Path, help="write the learned means per epoch here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
         started = time.perf_counter()
         truth = render_truth_patches(out / "patches", args.size, args.patches)
         metrics = recover(out / "patches", out / "run", args.epochs, args.iterations)
-        config = fit_scene_to_patches(preset("tio2-sem"), args.size)
-        start, _ = mid_range_values(config)
-        start["noise"] = sum(config.learning.noise_limits) / 2
+        space = ParameterSpace.from_config(fit_scene_to_patches(preset("tio2-sem"), args.size))
+        start = dict(zip(space.names, space.scale(np.full(len(space.names), 0.5)), strict=True))
         print(
             f"{args.patches} truth patches {args.size}², {args.epochs} epochs × "
             f"{args.iterations} iterations, {time.perf_counter() - started:.0f} s"
@@ -47,18 +70,22 @@ def main() -> None:
         for name in TRUTH:
             learned = [e["parameters"][name] for e in metrics["epochs"]]
             covered = (start[name] - learned[-1]["mean"]) / (start[name] - truth[name])
+            error = abs(learned[-1]["mean"] - truth[name]) / truth[name]
             rows[name] = {
                 "truth": truth[name],
-                "start": start[name],
+                "start": float(start[name]),
                 "means": [p["mean"] for p in learned],
                 "covered": covered,
+                "relative_error": error,
             }
-            trail = " → ".join(f"{p['mean']:.3g}±{p['std']:.2g}" for p in learned)
+            trail = " → ".join(f"{p['mean']:.3g}" for p in learned)
             print(
                 f"  {name:20s} truth {truth[name]:.3g}, start {start[name]:.3g}: {trail} "
-                f"({covered:.0%} of the way)"
+                f"({covered:.0%} of the way, {error:.0%} off)"
             )
         print("  FID per epoch: " + ", ".join(f"{e['fid']:.0f}" for e in metrics["epochs"]))
+        if args.figure:
+            figure(args.figure, rows, space)
         print(json.dumps(rows))
 
 

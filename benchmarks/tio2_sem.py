@@ -1,27 +1,31 @@
 """The paper's Table 1 for real TiO2 SEM scans, on a CPU budget: nnU-Net trained only on
 DiffRenderGAN data vs nnU-Net trained on manual annotations, both scored on held-out scans.
 
-Stages (each resumable: run the same command again to continue where it stopped):
+Stages (each resumable: run the same command again to continue where it stopped; a stage made
+by another commit of the code is refused, ``--redo STAGE`` makes it and all after it again):
 
-1. split     the 32 scans of ../shared/data/tio2-sem into 24 training and 8 validation scans
-             (fixed seed); the validation scans are used only for the final scores.
-2. patches   256² patches from the training scans, without their masks: 124 particle patches
-             (≥ 3 whole particles by Otsu threshold) for the GAN, and background patches.
-3. gan       DiffRenderGAN, preset tio2-sem, FID after every epoch, best epoch by the paper's rule.
-4. synthetic 1000 synthetic pairs from the best epoch + 200 real background patches.
-5. real      the baseline's dataset: the 24 training scans with their manual masks (3-class).
-6. nnunet    the small nnU-Net on each dataset, with the same number of iterations.
-7. predict   how touching particles are split (contour class only, or + watershed at a peak
-             distance) and the smallest particle kept are chosen by AP50 on 24 held-out
-             synthetic pairs + the background patches the dataset left out; both models then
-             segment the 8 validation scans (data bar removed); Dice, AP50, PQ and particle
-             counts against the manual masks (4-connected instances).
-8. report    ``report.md`` with the table, FID per epoch, size distributions and TP/FP/FN
-             overlays; ``--docs DIR`` also copies it there.
+1. patches   256² patches from the 24 training scans, without their masks: 124 particle
+             patches (≥ 3 whole particles by Otsu threshold) for the GAN, and every empty
+             background patch.
+2. gan       DiffRenderGAN, preset tio2-sem: FID before training (epoch 0) and after every
+             epoch, the real-vs-real floor, best epoch by the paper's rule.
+3. synthetic synthetic pairs from the best epoch + the most structured background patches of
+             every training scan; with ``--ablation`` also the same from the untrained
+             generator (epoch 0).
+4. real      the baseline's dataset: the training scans with their manual masks (3-class).
+5. nnunet    the small nnU-Net on each dataset, with the same number of iterations (and
+             ``--seeds`` seeds each).
+6. predict   how touching particles are split and the smallest particle kept are chosen by
+             AP50 on held-out synthetic pairs + the background patches the dataset left out
+             (no real annotation); every model, and the classic Otsu + watershed route,
+             segments the 8 validation scans (data bar removed): Dice, AP50, PQ (instance and
+             the paper's convention), counts and the error breakdown against the manual masks.
+7. report    ``report.md`` and ``report.json``; ``--docs DIR`` writes
+             ``tio2-sem-experiment.md``/``.json`` and the figures there.
 
 Budgets (``--budget``): ``cpu`` fits 2 hours on 2 cores; ``gpu`` trains the GAN for the paper's
 50 epochs and nnU-Net's default network for longer; ``auto`` (default) picks ``gpu`` when
-CUDA is present (or ``--device cuda``). Any budget value can be overridden by its option.
+CUDA is present. Any budget value can be overridden by its option.
 
 Run: ``.venv/bin/python benchmarks/tio2_sem.py --out DIR [--budget auto|cpu|gpu] [--docs docs]``
 """
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,26 +47,44 @@ from tio2_data import DATA_BAR_ROWS, PATCHES, PIXEL_SIZE_NM, SHARED, split
 
 BUDGETS = {
     "cpu": {
-        "gan_epochs": 4,
+        "gan_epochs": 20,
+        "gan_spp": 64,
         "spp": 64,
         "pairs": 1000,
         "background": 200,
         "seg_config": "small",
         "seg_iterations": 1500,
+        "seeds": 1,
+        "ablation": False,
     },
     "gpu": {
         "gan_epochs": 50,
-        "spp": 64,
+        "gan_spp": 121,
+        "spp": 121,
         "pairs": 1000,
         "background": 200,
         "seg_config": "default",
         "seg_iterations": 12500,
+        "seeds": 3,
+        "ablation": True,
     },
 }
-MODELS = ("synthetic", "real")
+STAGES = ("patches", "gan", "synthetic", "real", "nnunet", "predict")
 SELECTION_PAIRS = 24
-SPLIT_DISTANCES = (3, 6, 9, 12, 15)
-MIN_AREAS = (4, 20, 40, 80)
+SPLIT_DISTANCES = (6, 9, 12)
+MIN_AREAS = (4, 20, 40)
+
+
+def commit() -> str:
+    """The code's commit (with ``+dirty`` when the working tree differs from it)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 class Experiment:
@@ -69,10 +92,9 @@ class Experiment:
         self.out, self.data, self.settings = out, data, settings
         ids = sorted(p.stem for p in (data / "images").glob("*.tif"))
         self.train_ids, self.validation_ids = split(ids, seed=settings["seed"])
-        self.timings_file = out / "timings.json"
-        self.timings = (
-            json.loads(self.timings_file.read_text()) if self.timings_file.is_file() else {}
-        )
+        self.commit = commit()
+        self.stages = STAGES
+        self.models = ["synthetic", "real"] + (["untrained"] if settings["ablation"] else [])
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -85,15 +107,56 @@ class Experiment:
         rows = image.shape[0] - DATA_BAR_ROWS
         return image[:rows].astype(np.float32) / 255, mask[:rows] > 0
 
-    def timed(self, name: str, work) -> None:
-        from napari_diffrendergan.io import write_json_atomic
+    def marker(self, stage: str) -> Path:
+        return self.out / "stages" / f"{stage}.json"
 
-        started = time.perf_counter()
+    def stage(self, name: str, work) -> None:
+        """Run a stage unless it is done; refuse one that another commit made."""
+        from napari_diffrendergan.io import read_json, write_json_atomic
+
+        marker = self.marker(name)
+        if marker.is_file():
+            done = read_json(marker, "stage marker")
+            if done["commit"] != self.commit:
+                sys.exit(
+                    f"stage {name!r} in {self.out} was made by commit {done['commit']}, the code "
+                    f"is now {self.commit}: run again with --redo {name} (it and the stages after "
+                    "it are made anew) or choose another --out"
+                )
+            print(f"== {name}: done ({done['seconds'] / 60:.1f} min)", flush=True)
+            return
         print(f"== {name}", flush=True)
+        started = time.perf_counter()
         work()
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
-        write_json_atomic(self.timings_file, self.timings)
-        print(f"   {name}: {self.timings[name] / 60:.1f} min in all", flush=True)
+        seconds = time.perf_counter() - started
+        write_json_atomic(marker, {"commit": self.commit, "seconds": seconds})
+        print(f"   {name}: {seconds / 60:.1f} min", flush=True)
+
+    def redo(self, first: str) -> None:
+        """Forget ``first`` and every stage after it (their outputs and markers)."""
+        outputs = {
+            "patches": ["patches"],
+            "gan": ["gan"],
+            "synthetic": ["synthetic", "untrained"],
+            "real": ["real"],
+            "nnunet": [p.name for p in self.out.glob("model_*")],
+            "predict": ["predictions", "splitting.json"],
+        }
+        for name in STAGES[STAGES.index(first) :]:
+            for item in outputs[name]:
+                path = self.out / item
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+            self.marker(name).unlink(missing_ok=True)
+
+    def seeded(self, which: str) -> list[str]:
+        return (
+            [which]
+            if self.settings["seeds"] == 1
+            else [f"{which}_seed{s}" for s in range(self.settings["seeds"])]
+        )
 
     # --- stages ----------------------------------------------------------------------------
 
@@ -102,10 +165,6 @@ class Experiment:
         every background patch (stride 64, up to 75 % overlap), all without masks."""
         from napari_diffrendergan.data.patches import PatchSet, cut_patches
 
-        folder = self.out / "patches"
-        if (self.out / "patches.done").is_file():
-            return
-        shutil.rmtree(folder, ignore_errors=True)
         particle, background = [], []
         for image_id in self.train_ids:
             image, _ = self.scan(image_id)
@@ -120,14 +179,11 @@ class Experiment:
         chosen = np.random.default_rng(self.settings["seed"]).permutation(len(particle))[:PATCHES]
         kept = [particle[i] for i in sorted(chosen)] + background
         PatchSet.save(
-            folder,
+            self.out / "patches",
             [p for p, _ in kept],
             [x for _, x in kept],
             PIXEL_SIZE_NM,
             {"source": "tio2-sem training scans (masks not used)"},
-        )
-        (self.out / "patches.done").write_text(
-            json.dumps({"particle": len(chosen), "background": len(background)})
         )
 
     def gan(self) -> None:
@@ -137,31 +193,36 @@ class Experiment:
 
         run, epochs = GanRun(self.out / "gan"), self.settings["gan_epochs"]
         if not run.exists:
+            config = preset("tio2-sem")
+            config.scene.spp = self.settings["gan_spp"]
             settings = TrainingSettings(
                 epochs=epochs, seed=self.settings["seed"], device=self.settings["device"]
             )
-            run = GanRun.create(run.folder, self.out / "patches", preset("tio2-sem"), settings)
+            run = GanRun.create(run.folder, self.out / "patches", config, settings)
         with progress_bar("GAN") as monitor:
             for event in train_iter(run, epochs=epochs, monitor=monitor):
                 if event.kind == "epoch":
-                    print(f"   epoch {event.epoch}: FID {event.metrics['fid']:.1f}", flush=True)
+                    print(f"   {event.message}", flush=True)
 
     def synthetic(self) -> None:
         from napari_diffrendergan.data.synthesis import generate
 
-        with progress_bar("synthetic pairs") as monitor:
-            summary = generate(
-                self.out / "gan",
-                self.out / "synthetic" / "Dataset001_TiO2Synthetic",
-                self.settings["pairs"],
-                seed=self.settings["seed"],
-                spp=self.settings["spp"],
-                background_patches=self.out / "patches",
-                n_background=self.settings["background"],
-                device=self.settings["device"],
-                monitor=monitor,
-            )
-        print(f"   {summary['rejected']} rejected by the contrast filter", flush=True)
+        epochs = {"synthetic": "best"} | ({"untrained": 0} if self.settings["ablation"] else {})
+        for which, epoch in epochs.items():
+            with progress_bar(f"pairs ({which})") as monitor:
+                summary = generate(
+                    self.out / "gan",
+                    self.out / which / f"Dataset001_TiO2{which.title()}",
+                    self.settings["pairs"],
+                    epoch=epoch,
+                    seed=self.settings["seed"],
+                    spp=self.settings["spp"],
+                    background_patches=self.out / "patches",
+                    n_background=self.settings["background"],
+                    device=self.settings["device"],
+                    monitor=monitor,
+                )
+            print(f"   {which}: {summary['rejected']} rejected by the contrast filter", flush=True)
 
     def real(self) -> None:
         from skimage.measure import label
@@ -178,24 +239,27 @@ class Experiment:
             images, masks, names=self.train_ids
         )
 
-    def nnunet(self, which: str) -> None:
+    def nnunet(self) -> None:
         from napari_diffrendergan.segment.model import ModelFolder
         from napari_diffrendergan.segment.training import train_model
 
-        dataset = next((self.out / which).glob("Dataset*"))
-        model = ModelFolder(self.out / f"model_{which}")
-        if model.is_complete:
-            return
-        with progress_bar(f"nnU-Net ({which})") as monitor:
-            train_model(
-                dataset,
-                model.folder,
-                config=self.settings["seg_config"],
-                iterations=self.settings["seg_iterations"],
-                device=self.settings["device"],
-                resume=model.workspace.is_dir(),
-                monitor=monitor,
-            )
+        for which in self.models:
+            dataset = next((self.out / which).glob("Dataset*"))
+            for seed, name in enumerate(self.seeded(which)):
+                model = ModelFolder(self.out / f"model_{name}")
+                if model.is_complete:
+                    continue
+                with progress_bar(f"nnU-Net ({name})") as monitor:
+                    train_model(
+                        dataset,
+                        model.folder,
+                        config=self.settings["seg_config"],
+                        iterations=self.settings["seg_iterations"],
+                        device=self.settings["device"],
+                        resume=model.workspace.is_dir(),
+                        seed=seed,
+                        monitor=monitor,
+                    )
 
     def select_splitting(self) -> dict:
         """Choose how touching particles are split (contour class only, or + watershed with a
@@ -207,19 +271,20 @@ class Experiment:
         from napari_diffrendergan.data.patches import PatchSet
         from napari_diffrendergan.data.synthesis import PairRenderer, background_choice
         from napari_diffrendergan.gan.run import load_generator
-        from napari_diffrendergan.io import write_json_atomic
+        from napari_diffrendergan.io import read_json, write_json_atomic
         from napari_diffrendergan.segment.predict import Segmenter
 
         chosen_file = self.out / "splitting.json"
         if chosen_file.is_file():
-            return json.loads(chosen_file.read_text())
+            return read_json(chosen_file)
         renderer = PairRenderer(
             load_generator(self.out / "gan"),
             seed=self.settings["seed"],
             spp=self.settings["spp"],
             device=self.settings["device"],
         )
-        segmenter = Segmenter(self.out / "model_synthetic", device=self.settings["device"])
+        model = self.out / f"model_{self.seeded('synthetic')[0]}"
+        segmenter = Segmenter(model, device=self.settings["device"])
         first = self.settings["pairs"]  # indices after the training pairs: unseen constellations
         held_out = []
         for index in range(first, first + SELECTION_PAIRS):
@@ -277,85 +342,74 @@ class Experiment:
 
     def predict(self) -> None:
         from napari_diffrendergan.analysis.evaluation import score_image
-        from napari_diffrendergan.analysis.particles import instances_from_mask, table_rows
+        from napari_diffrendergan.analysis.particles import classic_instances, table_rows
         from napari_diffrendergan.io import write_csv, write_json_atomic, write_tiff
         from napari_diffrendergan.segment.predict import Segmenter, segment_image
 
         splitting = self.select_splitting()
-        for which in MODELS:
-            folder = self.out / "predictions" / which
-            scores_file = folder / "scores.json"
-            if scores_file.is_file():
+        rule = {
+            "watershed": splitting["watershed"],
+            "split_distance": splitting["split_distance"] or 9,
+            "min_area": splitting["min_area"],
+        }
+        names = [n for which in self.models for n in self.seeded(which)] + ["classic"]
+        for name in names:
+            folder = self.out / "predictions" / name
+            if (folder / "scores.json").is_file():
                 continue
-            segmenter = Segmenter(self.out / f"model_{which}", device=self.settings["device"])
+            segmenter = None
+            if name != "classic":
+                segmenter = Segmenter(self.out / f"model_{name}", device=self.settings["device"])
             scores = []
             for image_id in self.validation_ids:
                 image, manual = self.scan(image_id)
                 started = time.perf_counter()
-                result = segment_image(
-                    segmenter,
-                    image,
-                    pixel_size_nm=PIXEL_SIZE_NM,
-                    watershed=splitting["watershed"],
-                    split_distance=splitting["split_distance"] or 9,
-                    min_area=splitting["min_area"],
-                )
+                if segmenter is None:
+                    instances = classic_instances(image, rule["split_distance"], rule["min_area"])
+                else:
+                    result = segment_image(segmenter, image, pixel_size_nm=PIXEL_SIZE_NM, **rule)
+                    instances = result.instances
+                    write_csv(folder / f"{image_id}_particles.csv", table_rows(result.table))
                 seconds = time.perf_counter() - started
-                write_tiff(
-                    folder / f"{image_id}_instances.tif",
-                    result.instances,
-                    pixel_size_nm=PIXEL_SIZE_NM,
-                    model=str(self.out / f"model_{which}"),
-                )
-                write_csv(folder / f"{image_id}_particles.csv", table_rows(result.table))
-                score = score_image(manual, result.instances, image_id, "binary", "instances")
-                plain = score_image(
-                    manual, instances_from_mask(result.mask, 1), image_id, "binary", "instances"
-                )
-                scores.append(
-                    {
-                        **score.__dict__,
-                        "seconds": seconds,
-                        "contour_only": {k: getattr(plain, k) for k in ("ap50", "pq", "n_pred")},
-                    }
-                )
+                path = folder / f"{image_id}_instances.tif"
+                write_tiff(path, instances, pixel_size_nm=PIXEL_SIZE_NM)
+                score = score_image(manual, instances, image_id, "binary", "instances")
+                scores.append({**score.__dict__, "seconds": seconds})
                 print(
-                    f"   {which:9s} {image_id}: Dice {score.dsc:.3f}  AP50 {score.ap50:.3f}  "
-                    f"PQ {score.pq:.3f}  {score.n_pred} vs {score.n_true} particles",
+                    f"   {name:12s} {image_id}: Dice {score.dsc:.3f}  AP50 {score.ap50:.3f}  "
+                    f"PQ {score.pq:.3f}  {score.n_pred} vs {score.n_true} particles "
+                    f"({score.merged} merges, {score.split} split, {score.missed} missed, "
+                    f"{score.false_positive} FP)",
                     flush=True,
                 )
-            write_json_atomic(scores_file, scores)
-
-    def report(self, docs: Path | None) -> None:
-        from report_tio2_sem import write_report
-
-        write_report(self, docs)
+            write_json_atomic(folder / "scores.json", scores)
 
     def run(self, docs: Path | None) -> None:
-        (self.out / "experiment.json").write_text(
-            json.dumps(
-                {
-                    **self.settings,
-                    "train_ids": self.train_ids,
-                    "validation_ids": self.validation_ids,
-                },
-                indent=2,
-            )
+        from napari_diffrendergan.io import write_json_atomic
+        from report_tio2_sem import write_report
+
+        write_json_atomic(
+            self.out / "experiment.json",
+            {
+                **self.settings,
+                "commit": self.commit,
+                "train_ids": self.train_ids,
+                "validation_ids": self.validation_ids,
+            },
         )
         print(
-            f"{len(self.train_ids)} training / {len(self.validation_ids)} validation scans; "
-            f"validation: {', '.join(self.validation_ids)}",
+            f"commit {self.commit}; {len(self.train_ids)} training / "
+            f"{len(self.validation_ids)} validation scans: {', '.join(self.validation_ids)}",
             flush=True,
         )
-        self.timed("patches", self.patches)
-        self.timed("gan", self.gan)
-        self.timed("synthetic", self.synthetic)
-        self.timed("real", self.real)
-        for which in MODELS:
-            self.timed(f"nnunet_{which}", lambda which=which: self.nnunet(which))
-        self.timed("predict", self.predict)
-        self.report(docs)
-        print(f"report: {self.out / 'report.md'}", flush=True)
+        for name in STAGES:
+            self.stage(name, getattr(self, name))
+        report = write_report(self, docs)
+        print(f"report: {report}", flush=True)
+
+
+def _yes(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes", "on")
 
 
 def main() -> None:
@@ -366,8 +420,10 @@ def main() -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--docs", help="also write the report and figures into this docs folder")
+    parser.add_argument("--redo", choices=STAGES, help="make this stage and all after it anew")
     for name, value in BUDGETS["cpu"].items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=None)
+        kind = type(value) if not isinstance(value, bool) else _yes
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     args = parser.parse_args()
     data, out = Path(args.data), Path(args.out)
     if not (data / "images").is_dir() or not (data / "masks").is_dir():
@@ -387,7 +443,10 @@ def main() -> None:
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             sys.exit(f"{out} holds an experiment with other settings {changed}: use another --out")
-    Experiment(out, data, settings).run(Path(args.docs) if args.docs else None)
+    experiment = Experiment(out, data, settings)
+    if args.redo:
+        experiment.redo(args.redo)
+    experiment.run(Path(args.docs) if args.docs else None)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,6 @@ def tiny_run(tmp_path_factory) -> Path:
         fid_constellations=2,
         pool=2,
         reuse=2,
-        histogram_samples=50,
     )
     run = GanRun.create(work / "run", patches, preset("tio2-sem"), settings)
     train(run)

@@ -57,3 +57,19 @@ def test_statistics_of_a_disk_and_a_rectangle_in_nm():
 def test_empty_segmentation_gives_empty_table():
     table = particle_table(np.zeros((10, 10), np.uint16))
     assert all(len(column) == 0 for column in table.values())
+
+
+def test_classic_otsu_watershed_splits_two_touching_disks():
+    import numpy as np
+
+    from napari_diffrendergan.analysis.particles import classic_instances
+
+    yy, xx = np.mgrid[:80, :120]
+    image = 0.1 + 0.7 * (
+        ((yy - 40) ** 2 + (xx - 40) ** 2 < 20**2) | ((yy - 40) ** 2 + (xx - 76) ** 2 < 20**2)
+    )
+    image += np.random.default_rng(0).normal(0, 0.02, image.shape)
+    image[5:7, 5:7] = 0.9  # a speck under the size floor
+    instances = classic_instances(image)
+    assert instances.max() == 2
+    assert instances[40, 40] != instances[40, 76] and instances[6, 6] == 0

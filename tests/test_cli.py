@@ -7,6 +7,7 @@ import pytest
 import tifffile
 
 from napari_diffrendergan.cli import main
+from napari_diffrendergan.gan.run import GanRun
 
 SUBCOMMANDS = [
     "demo",
@@ -83,8 +84,6 @@ def test_scene_writes_annotated_files(tmp_path):
         "particle.roughness",
         "particle.base_color",
         "particle.sheen",
-        "particle.sheen_tint",
-        "particle.spec_tint",
         "stage.base_color",
     }
     sidecar = json.loads((out / "image.json").read_text())
@@ -115,7 +114,8 @@ def test_demo_runs_the_pipeline_and_reports(tmp_path, capsys, tio2_dir):
     printed = capsys.readouterr().out
     assert "sio2-him" in printed and str(tmp_path / "overview.png") in printed
     assert "Synthetic nnU-Net dataset from the best epoch: 4 TiO2 images" in printed
-    assert "DiffRenderGAN: 1 epochs" in printed and "Segmented the real scan" in printed
+    assert "DiffRenderGAN: 1 epochs" in printed and "Segmented the scan" in printed
+    assert "Scan: real TiO2 SEM scan 1908248" in printed
     assert "Dice" in printed and "median wire diameter" in printed
     metrics = json.loads((tmp_path / "gan" / "metrics.json").read_text())
     assert metrics["best_epoch"] == 1 and np.isfinite(metrics["epochs"][0]["fid"])
@@ -168,12 +168,12 @@ def test_train_best_epoch_and_generate_commands(tmp_path, capsys, tiny_run):
     )
     assert "best epoch 1" in capsys.readouterr().out
     assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--device", "cpu"]) == 0
-    assert [e["epoch"] for e in json.loads((run / "metrics.json").read_text())["epochs"]] == [1, 2]
+    assert GanRun(run).finished_epochs() == [1, 2]
     assert main(["best-epoch", str(run), "1"]) == 0
     assert "best epoch of" in capsys.readouterr().out
     assert json.loads((run / "metrics.json").read_text())["best_epoch"] == 1
     assert main(["train", "--out", str(run), "--resume", "--device", "cpu"]) == 0
-    assert [e["epoch"] for e in json.loads((run / "metrics.json").read_text())["epochs"]] == [1, 2]
+    assert GanRun(run).finished_epochs() == [1, 2]
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "not a DiffRenderGAN run folder" in capsys.readouterr().err
 

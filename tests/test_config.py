@@ -23,11 +23,12 @@ def test_preset_json_round_trip(name, tmp_path):
 
 def test_presets_follow_the_paper():
     sem, him, sio2, agnw = (preset(n) for n in ("tio2-sem", "tio2-him", "sio2-him", "agnw-sem"))
-    assert (sem.meshes.library, sem.meshes.count) == ("cubes", 20)
+    assert (sem.meshes.library, sem.meshes.count) == ("pebbles", 26)
     assert sem.placement.kind == "poisson-3d" and sem.size.kind == "lognormal"
     assert sem.learning.noise_limits == (0.001, 0.1)
-    assert sem.learning.stage_limits == (0.01, 0.4)
+    assert sem.learning.stage_limits == (0.01, 0.8)
     assert sem.learning.particle_limits == (0.01, 5.0)
+    assert sem.learning.film and sem.learning.blur and sem.learning.clamp
     assert sem.contour_thickness == 1
     assert (him.meshes.library, him.meshes.count, him.contour_thickness) == ("cubes", 15, 4)
     assert him.learning.noise_limits == (0.001, 0.2) and him.learning.stage_limits == (0.01, 0.3)
@@ -35,23 +36,28 @@ def test_presets_follow_the_paper():
     assert sio2.contour_thickness == 4 and sio2.learning.stage_limits == (0.01, 0.3)
     assert (agnw.meshes.library, agnw.meshes.count) == ("wires", 10)
     assert agnw.placement.kind == "random-2d" and agnw.learning.stage_limits == (0.01, 5.0)
+    assert him.scene.filter_stddev == sio2.scene.filter_stddev == 3.0  # the paper's HIM cases
     for config in (sem, him, sio2, agnw):
-        assert config.learning.particle_params == [
-            "roughness",
-            "base_color",
-            "sheen",
-            "sheen_tint",
-            "spec_tint",
-        ]
+        # sheen and specular tint change nothing in a gray render without specular (measured)
+        assert config.learning.particle_params == ["roughness", "base_color", "sheen"]
         assert config.learning.stage_params == ["base_color"]
+        assert config.learning.particle_fixed == {"specular": 0.0, "metallic": 0.0}
+        assert config.learning.stage_fixed == {"roughness": 0.5, "specular": 0.0}
         assert config.scene.torus_radiance == 1.0 and config.scene.rect_radiance == 0.1
+        assert round(config.scene.spp**0.5) ** 2 == config.scene.spp
 
 
-def test_limits_are_clipped_to_valid_principled_ranges():
+def test_limits_reach_past_one_as_the_paper_allows():
     learning = preset("tio2-sem").learning
-    assert learning.limits_for("particle", "roughness") == (0.01, 1.0)
+    assert learning.limits_for("particle", "roughness") == (0.01, 5.0)
     assert learning.limits_for("particle", "base_color") == (0.01, 5.0)
-    assert learning.limits_for("stage", "base_color") == (0.01, 0.4)
+    assert learning.limits_for("stage", "base_color") == (0.01, 0.8)
+    bad = preset("tio2-sem").to_dict()
+    bad["learning"]["particle_fixed"] = {"roughness": 0.5, "glow": 1.0}  # learned; unknown
+    bad["scene"]["spp"] = 10
+    with pytest.raises(ConfigError) as err:
+        MaterialConfig.from_dict(bad)
+    assert "roughness, glow not fixable" in str(err.value) and "square number" in str(err.value)
 
 
 def test_validation_lists_every_problem():

@@ -137,3 +137,26 @@ def test_real_masks_score_one_against_themselves(tio2_dir):
     result = evaluate_folders(folder, folder)
     assert result["dsc"] == result["ap50"] == result["pq"] == 1.0
     assert len(result["images"]) == 32
+
+
+def test_errors_are_broken_down_into_merges_splits_misses_and_false_positives():
+    from napari_diffrendergan.analysis.evaluation import match_overlay, score_image
+
+    truth = np.zeros((60, 120), np.int32)
+    truth[5:15, 5:15] = 1  # matched
+    truth[5:15, 20:30] = 2  # merged with 3
+    truth[5:15, 31:41] = 3
+    truth[30:50, 5:25] = 4  # split in two
+    truth[30:40, 60:70] = 5  # missed
+    pred = np.zeros_like(truth)
+    pred[5:15, 5:15] = 1
+    pred[5:15, 20:41] = 2  # one prediction over particles 2 and 3
+    pred[30:50, 5:15] = 3
+    pred[30:50, 15:25] = 4
+    pred[45:55, 90:100] = 5  # on background
+    s = score_image(truth, pred, "x", "instances", "instances")
+    assert (s.tp, s.n_true, s.n_pred) == (1, 5, 5)
+    assert (s.merged, s.merged_truth, s.split, s.missed, s.false_positive) == (1, 2, 1, 1, 1)
+    assert s.pq_paper == pytest.approx(s.dsc / (2 - s.dsc))
+    overlay = match_overlay(np.zeros(truth.shape), truth, pred, "instances", "instances")
+    assert tuple(overlay[10, 25]) != tuple(overlay[10, 8])  # merge drawn unlike a match

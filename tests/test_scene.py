@@ -15,6 +15,7 @@ def spheres():
     config = preset("sio2-him")
     config.meshes.count = 6
     config.scene.spp = 4
+    config.scene.filter_stddev = 0.5  # sharp silhouettes (the preset blurs as HIM does)
     return VirtualScene(config, device="cpu")
 
 

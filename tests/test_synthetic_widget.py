@@ -130,6 +130,8 @@ def test_explains_missing_and_bad_runs(make_napari_viewer, tiny_run, tmp_path):
     assert widget.epoch_box.count() == 0 and len(viewer.layers) == 0
 
     widget.run_path.setText(str(tiny_run))
+    assert widget.show_run()
+    assert "Warning: images this small" in widget.status.text()  # 64-px patches
     widget.count.setValue(2)
     shown = widget._on_pair
 

@@ -65,7 +65,7 @@ def test_thickness_widget_makes_heatmap_plot_and_csv(make_napari_viewer, tmp_pat
     assert widget.layer_box.currentText() == "wires"
     assert widget.pixel_size.value() == 10.0
     widget.run_button.click()
-    heatmap = viewer.layers["wires thickness"]
+    heatmap = viewer.layers["wires thickness (nm)"]
     assert heatmap.data.dtype == np.float32 and heatmap.data.shape == mask.shape
     assert tuple(heatmap.scale) == (10, 10) and tuple(heatmap.translate) == (5, 7)
     assert (heatmap.data[mask == 0] == 0).all()
@@ -90,7 +90,7 @@ def test_thickness_widget_explains_bad_input(make_napari_viewer):
     widget.run_synchronously = True
     widget.run_button.click()
     assert "empty" in widget.status.text()
-    assert "empty thickness" not in viewer.layers
+    assert not any("thickness" in layer.name for layer in viewer.layers)
 
 
 def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model, tmp_path):
@@ -195,3 +195,45 @@ def test_patch_selection_explains_small_regions(make_napari_viewer, qtbot):
     )
     assert widget.cut_button.isEnabled() and not widget.cancel_button.isEnabled()
     assert "scan patches" not in viewer.layers
+
+
+def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, tmp_path):
+    import numpy as np
+    from napari.layers import Image, Labels
+
+    from napari_diffrendergan.analysis.thickness import analyse, synthetic_wires, write_outputs
+    from napari_diffrendergan.data.patches import Patch, PatchSet
+    from napari_diffrendergan.data.reader import get_reader
+    from napari_diffrendergan.io import write_tiff
+
+    mask = np.zeros((40, 50), np.uint8)
+    mask[5:20, 5:30] = 1
+    write_tiff(tmp_path / "scan_mask.tif", mask, pixel_size_nm=7.5, classes={"1": "particle"})
+    write_tiff(tmp_path / "scan_instances.tif", mask.astype(np.uint16), pixel_size_nm=7.5)
+    write_outputs(analyse(synthetic_wires((60, 60), [8]), 2.0), tmp_path, "wire")
+    PatchSet.save(
+        tmp_path / "set",
+        [Patch("s", 0, 0, 16, "particle", 0.0, 3), Patch("s", 0, 16, 16, "background", 0.0, 0)],
+        [np.ones((16, 16)), np.zeros((16, 16))],
+        7.5,
+        {},
+    )
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "foreign.tif", mask)  # not ours: left to napari's own reader
+    assert get_reader(str(tmp_path / "foreign.tif")) is None
+    assert get_reader(str(tmp_path)) is None
+
+    viewer = make_napari_viewer()
+    for name in ("scan_mask.tif", "scan_instances.tif", "wire_thickness.tif"):
+        viewer.open(str(tmp_path / name), plugin="napari-diffrendergan")
+    viewer.open(str(tmp_path / "set"), plugin="napari-diffrendergan")
+    masks, instances, thickness, patches = viewer.layers
+    assert isinstance(masks, Labels) and isinstance(instances, Labels)
+    assert tuple(masks.scale) == tuple(instances.scale) == (7.5, 7.5)
+    assert [str(u) for u in masks.units] == ["nanometer", "nanometer"]
+    assert isinstance(thickness, Image) and thickness.name == "wire_thickness (nm)"
+    assert tuple(thickness.scale) == (2.0, 2.0) and thickness.data.max() > 10  # nm
+    assert patches.data.shape == (2, 16, 16) and tuple(patches.scale) == (1.0, 7.5, 7.5)
+    assert patches.metadata["roles"] == ["particle", "background"]
+    assert patches.metadata["patch_set"] == str((tmp_path / "set").resolve())

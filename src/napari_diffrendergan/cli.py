@@ -23,7 +23,7 @@ def progress_bar(desc: str):
 
     from .progress import Monitor
 
-    bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False)
+    bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False, delay=1.0)
 
     def report(done: int, total: int, message: str) -> None:
         bar.total, bar.n = total, done
@@ -257,16 +257,19 @@ def cmd_evaluate(args) -> int:
     result = evaluate_folders(
         args.pred, args.truth, truth_kind=args.truth_kind, pred_kind=args.pred_kind
     )
+    columns = ("dsc", "ap50", "pq", "pq_paper", "n_true", "n_pred", "tp", "merged", "split")
+    columns += ("missed", "false_positive")
+    titles = ("Dice", "AP50", "PQ", "PQpap", "true", "found", "match", "merge", "split")
+    titles += ("miss", "FP")
+    print(f"{'image':16s}" + "".join(f" {t:>6s}" for t in titles))
+    for row in [*result["images"], {"name": "all (mean/sum)", **result}]:
+        cells = [f"{row[c]:6.3f}" if isinstance(row[c], float) else f"{row[c]:6d}" for c in columns]
+        print(f"{row['name'][:16]:16s} " + " ".join(cells))
     print(
-        f"{'image':20s} {'Dice':>6s} {'AP50':>6s} {'PQ':>6s} {'TP':>5s} {'FP':>5s} {'FN':>5s}"
-        f" {'true':>5s} {'pred':>5s}"
+        f"found/manual {result['count_ratio']:.3f}; merge: one prediction over ≥ 2 manual "
+        "particles, split: a manual particle cut in ≥ 2, miss: neither matched, merged nor "
+        "split, FP: predictions on background; PQpap: the paper's PQ (IoU of the foreground)"
     )
-    for s in result["images"]:
-        print(
-            f"{s['name']:20s} {s['dsc']:>6.3f} {s['ap50']:>6.3f} {s['pq']:>6.3f} {s['tp']:>5d}"
-            f" {s['fp']:>5d} {s['fn']:>5d} {s['n_true']:>5d} {s['n_pred']:>5d}"
-        )
-    print(f"{'mean':20s} {result['dsc']:>6.3f} {result['ap50']:>6.3f} {result['pq']:>6.3f}")
     if result["missing_predictions"]:
         print(f"no prediction for: {', '.join(result['missing_predictions'])}")
     if args.json:
@@ -333,7 +336,9 @@ def cmd_train(args) -> int:
         run = GanRun.create(args.out, args.patches, _config_from_args(args), settings)
     with progress_bar("train") as monitor:
         for event in train_iter(run, epochs=args.epochs, monitor=monitor):
-            if event.kind == "epoch":
+            if event.kind == "epoch" and event.epoch == 0:
+                tqdm.write(f"{event.message} (real vs real: {run.fid_floor:.1f})", file=sys.stderr)
+            elif event.kind == "epoch":
                 m = event.metrics
                 tqdm.write(
                     f"epoch {event.epoch}: FID {m['fid']:.1f}, loss G {m['loss_g']:.3f}, "

@@ -24,7 +24,7 @@ SIZE_KINDS = {
     "bimodal": ("mean1", "std1", "mean2", "std2", "weight2"),
 }
 PLACEMENT_KINDS = ("random-2d", "random-3d", "poisson-3d")
-MESH_LIBRARIES = ("cubes", "spheres", "wires")
+MESH_LIBRARIES = ("cubes", "spheres", "wires", "pebbles")
 PARTICLE_BSDF_PARAMS = (
     "roughness",
     "base_color",
@@ -39,6 +39,7 @@ PARTICLE_BSDF_PARAMS = (
 )
 STAGE_BSDF_PARAMS = PARTICLE_BSDF_PARAMS
 INTEGRATORS = ("direct", "prb", "direct_projective")
+SAMPLERS = ("stratified", "multijitter", "ldsampler", "independent")
 
 
 class ConfigError(InputError):
@@ -92,7 +93,9 @@ class PlacementConfig:
     ``random-2d``: uniform on the stage plane; ``random-3d``: uniform in a slab of
     ``slab_height`` above it; ``poisson-3d``: ``agglomerates`` clusters of Poisson-disk
     (Bridson) points at least ``min_distance`` apart, which packs particles into agglomerates.
-    ``margin`` lets particles reach past the image edge (fraction of the field width).
+    ``margin`` lets particles reach past the image edge (fraction of the field width);
+    ``lift`` raises the slab above the stage (mesh units): particles float, casting no contact
+    shadows.
     """
 
     kind: str = "poisson-3d"
@@ -100,6 +103,7 @@ class PlacementConfig:
     min_distance: float = 0.9
     slab_height: float = 1.0
     margin: float = 0.05
+    lift: float = 0.0
 
     def problems(self) -> list[str]:
         found = []
@@ -111,8 +115,9 @@ class PlacementConfig:
             )
         if not _positive(self.min_distance):
             found.append(f"placement.min_distance must be positive, got {self.min_distance!r}")
-        if not _non_negative(self.slab_height):
-            found.append(f"placement.slab_height must be >= 0, got {self.slab_height!r}")
+        for name in ("slab_height", "lift"):
+            if not _non_negative(getattr(self, name)):
+                found.append(f"placement.{name} must be >= 0, got {getattr(self, name)!r}")
         if not (_non_negative(self.margin) and self.margin < 0.5):
             found.append(f"placement.margin must lie in [0, 0.5), got {self.margin!r}")
         return found
@@ -122,19 +127,23 @@ class PlacementConfig:
 class SceneConfig:
     """Virtual microscope: camera above a stage, torus emitter around it, rectangle above.
 
-    Distances are multiples of ``field_width`` (the stage width visible in the image).
+    Distances are multiples of ``field_width`` (the stage width visible in the image). The
+    torus tube is ``torus_tube_radius`` wide and ``torus_tube_height`` tall (half-axes; 0:
+    round), so a tall thin torus is a band of light around the scene.
     """
 
     field_width: float = 8.0
     width: int = 256
     height: int = 256
     spp: int = 16
+    sampler: str = "stratified"
     filter_stddev: float = 0.5
     integrator: str = "direct"
     camera_height: float = 2.0
     stage_extent: float = 2.4
     torus_radius: float = 0.9
     torus_tube_radius: float = 0.12
+    torus_tube_height: float = 0.0
     torus_z: float = 0.15
     torus_radiance: float = 1.0
     rect_size: float = 1.0
@@ -155,7 +164,7 @@ class SceneConfig:
         ):
             if not _positive(getattr(self, name)):
                 found.append(f"scene.{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("torus_radiance", "rect_radiance"):
+        for name in ("torus_radiance", "rect_radiance", "torus_tube_height"):
             if not _non_negative(getattr(self, name)):
                 found.append(f"scene.{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("width", "height", "spp"):
@@ -168,6 +177,13 @@ class SceneConfig:
             and min(self.width, self.height) < 16
         ):
             found.append(f"scene image {self.width}x{self.height} is too small (minimum 16 px)")
+        if isinstance(self.spp, int) and self.spp >= 1 and round(self.spp**0.5) ** 2 != self.spp:
+            found.append(
+                f"scene.spp must be a square number (1, 4, 9, 16, …, 121: one sample per stratum "
+                f"of a square grid), got {self.spp!r}"
+            )
+        if self.sampler not in SAMPLERS:
+            found.append(f"scene.sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         if self.integrator not in INTEGRATORS:
             found.append(
                 f"scene.integrator {self.integrator!r} is not one of {', '.join(INTEGRATORS)}"
@@ -182,23 +198,39 @@ class SceneConfig:
 
 @dataclass
 class LearningConfig:
-    """What the generator learns and the ranges its sigmoid outputs are rescaled to."""
+    """What the generator learns, the ranges its sigmoid outputs are rescaled to, the fixed
+    values of the BSDF parameters it does not learn (Mitsuba's defaults otherwise), and
+    whether renders are clamped to the detector's [0, 1] before and after the noise."""
 
-    particle_params: list[str] = field(
-        default_factory=lambda: ["roughness", "base_color", "sheen", "sheen_tint", "spec_tint"]
-    )
+    particle_params: list[str] = field(default_factory=lambda: ["roughness", "base_color", "sheen"])
     stage_params: list[str] = field(default_factory=lambda: ["base_color"])
     particle_limits: tuple[float, float] = (0.01, 5.0)
     stage_limits: tuple[float, float] = (0.01, 0.4)
     noise_limits: tuple[float, float] = (0.001, 0.1)
+    particle_fixed: dict[str, float] = field(
+        default_factory=lambda: {"specular": 0.0, "metallic": 0.0}
+    )
+    # a diffuse stage: the paper's mirror-like stage (roughness 0, specular 0.5) shows the
+    # reflection of our ring light as a bright ring around a dark disk (measured)
+    stage_fixed: dict[str, float] = field(
+        default_factory=lambda: {"roughness": 0.5, "specular": 0.0}
+    )
+    clamp: bool = True
+    film: bool = False  # learn the contrasts of a support-film texture on the stage
+    film_limits: tuple[float, float] = (0.0, 0.5)
+    blur: bool = False  # learn the detector's point-spread function (Gaussian σ, px)
+    blur_limits: tuple[float, float] = (0.0, 2.0)
 
     def limits_for(self, role: str, name: str) -> tuple[float, float]:
-        """Range of a learned BSDF parameter: the role's limits, intersected with [0, 1] for
-        every principled parameter except ``base_color`` (which the paper lets exceed 1)."""
-        low, high = self.particle_limits if role == "particle" else self.stage_limits
-        if name != "base_color":
-            low, high = max(low, 0.0), min(high, 1.0)
-        return low, high
+        """Range of a learned BSDF parameter: the role's limits (principled parameters above 1
+        are allowed: roughness and sheen above 1 brighten rims)."""
+        return self.particle_limits if role == "particle" else self.stage_limits
+
+    def fixed(self) -> dict[str, float]:
+        """The fixed BSDF values by full name, e.g. ``particle.specular``."""
+        return {f"particle.{k}": v for k, v in self.particle_fixed.items()} | {
+            f"stage.{k}": v for k, v in self.stage_fixed.items()
+        }
 
     def learned(self) -> list[str]:
         """Learned parameter names in generator output order, e.g. ``particle.roughness``."""
@@ -220,7 +252,25 @@ class LearningConfig:
                 )
             if len(set(names)) != len(names):
                 found.append(f"learning.{role}_params lists a parameter twice")
-        for name in ("particle_limits", "stage_limits", "noise_limits"):
+            fixed = getattr(self, f"{role}_fixed")
+            if not isinstance(fixed, dict):
+                found.append(f"learning.{role}_fixed must map parameter names to numbers")
+                continue
+            wrong = [n for n in fixed if n not in allowed or n in names]
+            if wrong:
+                found.append(
+                    f"learning.{role}_fixed: {', '.join(wrong)} not fixable (unknown, or learned)"
+                )
+            for name, value in fixed.items():
+                if not _non_negative(value):
+                    found.append(f"learning.{role}_fixed.{name} must be >= 0, got {value!r}")
+        for name in (
+            "particle_limits",
+            "stage_limits",
+            "noise_limits",
+            "film_limits",
+            "blur_limits",
+        ):
             limits = getattr(self, name)
             if (
                 len(limits) != 2
@@ -235,7 +285,8 @@ class LearningConfig:
 
 @dataclass
 class MeshSetConfig:
-    """Which meshes: a built-in library (cubes, spheres, wires) or a folder, and how many."""
+    """Which meshes: a built-in library (cubes, spheres, wires, pebbles) or a folder, and how
+    many."""
 
     library: str = "cubes"
     count: int = 40
@@ -285,6 +336,17 @@ class MaterialConfig:
         if found:
             raise ConfigError(f"Invalid configuration {self.name!r}:\n  - " + "\n  - ".join(found))
         return self
+
+    def resized(self, width: int, height: int) -> MaterialConfig:
+        """This configuration rendering ``width`` × ``height`` pixels at the same pixel scale
+        (mesh units per pixel) and particle density (meshes per pixel area)."""
+        scene = self.scene
+        if (scene.width, scene.height) != (width, height):
+            area = width * height / (scene.width * scene.height)
+            scene.field_width *= width / scene.width
+            self.meshes.count = max(1, round(self.meshes.count * area))
+            scene.width, scene.height = width, height
+        return self.validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -356,12 +418,12 @@ def _non_negative(value: Any) -> bool:
 def _tio2_sem() -> MaterialConfig:
     return MaterialConfig(
         name="tio2-sem",
-        description="TiO2 nanoparticles in SEM (Rühle et al. 2021): 20 deformed, smoothed cubes "
-        "per 256² field, Poisson-disk agglomerates in 3D, lognormal sizes.",
-        # the paper places 40 meshes; in a 256² field at the real pixel scale that is three
-        # times the real density (the training scans hold ~13 particles per 256² on average,
-        # their particle patches about twice that), so 20
-        meshes=MeshSetConfig("cubes", 20),
+        description="TiO2 nanoparticles in SEM (Rühle et al. 2021): 26 rounded grains per 256² "
+        "field, Poisson-disk agglomerates in 3D, lognormal sizes, on a textured support film.",
+        # the paper places 40 meshes; in a 256² field at the real pixel scale that is far more
+        # than the real density (the training scans hold ~13 particles per 256² on average,
+        # the particle patches the GAN learns from about twice that), so 26
+        meshes=MeshSetConfig("pebbles", 26),
         # real scans: median equivalent diameter 27 px at 7.34 nm/px, log-std ~0.45 (manual masks)
         size=SizeDistribution("lognormal", {"median": 1.0, "sigma": 0.35}),
         placement=PlacementConfig("poisson-3d", agglomerates=3, min_distance=0.85),
@@ -369,8 +431,16 @@ def _tio2_sem() -> MaterialConfig:
         # with the paper's limits the stage then reaches the real background (~0.15 of full
         # scale) and the particles their brightness (~0.5); a thinner, lower torus leaves both
         # at a quarter of that
-        scene=SceneConfig(field_width=8.0, torus_tube_radius=0.3, torus_z=0.45),
-        learning=LearningConfig(stage_limits=(0.01, 0.4), noise_limits=(0.001, 0.1)),
+        scene=SceneConfig(field_width=8.0, spp=64, torus_tube_radius=0.3, torus_z=0.45),
+        # decided by FID on the real training patches (docs/gan.md): the stage limit raised
+        # (the learned stage sat at 0.4), a learned support film and detector blur
+        learning=LearningConfig(
+            stage_limits=(0.01, 0.8),
+            noise_limits=(0.001, 0.1),
+            film=True,
+            film_limits=(0.0, 0.2),
+            blur=True,
+        ),
         contour_thickness=1,
     )
 
@@ -383,8 +453,9 @@ def _tio2_him() -> MaterialConfig:
         meshes=MeshSetConfig("cubes", 15),
         size=SizeDistribution("lognormal", {"median": 1.0, "sigma": 0.35}),
         placement=PlacementConfig("poisson-3d", agglomerates=2, min_distance=0.9),
-        scene=SceneConfig(field_width=7.0),
-        learning=LearningConfig(stage_limits=(0.01, 0.3), noise_limits=(0.001, 0.2)),
+        # the paper's HIM cases: spp 16 with a film filter of σ 3 px
+        scene=SceneConfig(field_width=7.0, filter_stddev=3.0),
+        learning=LearningConfig(stage_limits=(0.01, 0.3), noise_limits=(0.001, 0.2), blur=True),
         contour_thickness=4,
     )
 
@@ -399,8 +470,8 @@ def _sio2_him() -> MaterialConfig:
             "bimodal", {"mean1": 0.7, "std1": 0.05, "mean2": 1.4, "std2": 0.08, "weight2": 0.5}
         ),
         placement=PlacementConfig("poisson-3d", agglomerates=3, min_distance=1.0),
-        scene=SceneConfig(field_width=9.0),
-        learning=LearningConfig(stage_limits=(0.01, 0.3), noise_limits=(0.001, 0.2)),
+        scene=SceneConfig(field_width=9.0, filter_stddev=3.0),
+        learning=LearningConfig(stage_limits=(0.01, 0.3), noise_limits=(0.001, 0.2), blur=True),
         contour_thickness=4,
     )
 
@@ -415,8 +486,8 @@ def _agnw_sem() -> MaterialConfig:
         placement=PlacementConfig(
             "random-2d", agglomerates=1, min_distance=0.5, slab_height=0.0, margin=0.2
         ),
-        scene=SceneConfig(field_width=1.2),
-        learning=LearningConfig(stage_limits=(0.01, 5.0), noise_limits=(0.001, 0.2)),
+        scene=SceneConfig(field_width=1.2, spp=64),
+        learning=LearningConfig(stage_limits=(0.01, 5.0), noise_limits=(0.001, 1.0), blur=True),
         contour_thickness=4,
     )
 

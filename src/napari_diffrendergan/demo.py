@@ -1,12 +1,16 @@
 """``diffrendergan demo``: the whole pipeline on the built-in TiO2 SEM sample, at a small budget.
 
-Renders one annotated scene per preset; cuts patches from the real sample scan (its masks are
-not used), trains DiffRenderGAN on them for a few epochs, generates a synthetic TiO2 training
-set from the best epoch (+ real background patches), trains the small nnU-Net on it, segments
-held-out synthetic images (scored against their known labels) and the real scan (scored against
-its manual masks, particle statistics in nm), splitting touching particles by watershed as the
-TiO2 experiment chose; measures local thickness on the nanowire scene. :func:`report_lines`
-says what was made and where; :func:`overview_figure` draws the scenes.
+Renders one annotated scene per preset; cuts patches from the sample scan (its labels are not
+used), trains DiffRenderGAN on them for a few epochs, generates a synthetic TiO2 training set
+from the best epoch (+ background patches of the scan), trains the small nnU-Net on it,
+segments held-out synthetic images (scored against their known labels) and the scan (scored
+against its labels, particle statistics in nm), splitting touching particles by watershed as
+the TiO2 experiment chose; measures local thickness on the nanowire scene.
+
+The scan is the real TiO2 SEM sample when it can be had (``DIFFRENDERGAN_TIO2_SEM_DIR``, the
+download cache, or a download); otherwise (offline) a stand-in rendered with hidden parameters
+(:func:`~.data.sample_data.demo_scan`), and the report compares what the GAN learned with them.
+:func:`report_lines` says what was made and where; :func:`overview_figure` draws the scenes.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def run_demo(
     from .analysis.thickness import analyse, write_outputs
     from .config import preset
     from .data.patches import PatchSet, cut_patches
-    from .data.sample_data import TIO2_DEFAULT_ID, TIO2_PIXEL_SIZE_NM, read_tio2
+    from .data.sample_data import demo_scan
     from .data.synthesis import PairRenderer, generate
     from .gan.run import GanRun, TrainingSettings
     from .gan.training import train_iter
@@ -66,11 +70,12 @@ def run_demo(
     stage("scenes", started)
 
     started = time.perf_counter()
-    scan, manual = read_tio2()
-    patches, pixels, _ = cut_patches(scan, f"{TIO2_DEFAULT_ID}.tif")
+    scan = demo_scan(seed=seed, device=device)
+    report["scan"] = {"name": scan.name, "source": scan.source, "truth": scan.truth}
+    patches, pixels, _ = cut_patches(scan.image, scan.name)
     patch_folder = out / "patches"
     if not PatchSet.is_patch_set(patch_folder):
-        PatchSet.save(patch_folder, patches, pixels, TIO2_PIXEL_SIZE_NM, {"source": "demo"})
+        PatchSet.save(patch_folder, patches, pixels, scan.pixel_size_nm, {"source": scan.source})
     report["patches"] = {
         "folder": str(patch_folder),
         "particle": sum(p.role == "particle" for p in patches),
@@ -154,11 +159,11 @@ def run_demo(
         write_csv(folder / f"{name}_particles.csv", table_rows(result.table))
         scores.append(score_image(pair.instances, result.instances, name))
         counts.append((int(result.instances.max()), pair.info["visible_particles"]))
-    real = segment_image(segmenter, scan.astype(np.float32) / 255, pixel_size_nm=TIO2_PIXEL_SIZE_NM)
-    name = f"real_{TIO2_DEFAULT_ID}"
-    write_tiff(folder / f"{name}_instances.tif", real.instances, pixel_size_nm=TIO2_PIXEL_SIZE_NM)
+    real = segment_image(segmenter, scan.image, pixel_size_nm=scan.pixel_size_nm)
+    name = "scan"
+    write_tiff(folder / f"{name}_instances.tif", real.instances, pixel_size_nm=scan.pixel_size_nm)
     write_csv(folder / f"{name}_particles.csv", table_rows(real.table))
-    real_score = score_image(manual, real.instances, name)
+    real_score = score_image(scan.instances, real.instances, name, "instances", "instances")
     report["segmentation"] = {
         "folder": str(folder),
         "dsc": float(np.mean([s.dsc for s in scores])),
@@ -170,10 +175,10 @@ def run_demo(
             "ap50": real_score.ap50,
             "pq": real_score.pq,
             "particles_found": int(real.instances.max()),
-            "particles_manual": int(manual.max()),
+            "particles_manual": int(scan.instances.max()),
             "median_diameter_nm": _median(real.table["equivalent_diameter_nm"]),
             "manual_median_diameter_nm": _median(
-                particle_table(manual, TIO2_PIXEL_SIZE_NM)["equivalent_diameter_nm"]
+                particle_table(scan.instances, scan.pixel_size_nm)["equivalent_diameter_nm"]
             ),
         },
     }
@@ -210,13 +215,17 @@ def report_lines(report: dict, seconds: float) -> list[str]:
             f"   {name:9s} {info['visible_particles']:3d}/{len(info['phi'])} particles "
             f"visible, {contrast}"
         )
-    p = report["patches"]
+    p, source = report["patches"], report["scan"]
     lines.append(
-        f"2. Patches from the real TiO2 SEM sample (masks unused): {p['particle']} particle, "
-        f"{p['background']} background patches in {p['folder']}"
+        f"2. Scan: {source['source']}. Patches from it (labels unused): {p['particle']} "
+        f"particle, {p['background']} background patches in {p['folder']}"
     )
     gan = report["gan"]
-    learned = ", ".join(f"{k} {v:.3g}" for k, v in gan["parameters"].items())
+    truth = source["truth"]
+    learned = ", ".join(
+        f"{k} {v:.3g}" + (f" (hidden truth {truth[k]:.3g})" if k in truth else "")
+        for k, v in gan["parameters"].items()
+    )
     lines.append(
         f"3. DiffRenderGAN: {len(gan['fid'])} epochs ({gan['seconds_per_iteration']:.2f} s per "
         f"iteration), FID per epoch {', '.join(f'{f:.0f}' for f in gan['fid'])}, best epoch "
@@ -239,10 +248,11 @@ def report_lines(report: dict, seconds: float) -> list[str]:
         f"found/true {found}"
     )
     real = seg["real"]
+    labels = "exact labels" if truth else "manual masks"
     lines.append(
-        f"7. Segmented the real scan: Dice {real['dsc']:.3f}, AP50 {real['ap50']:.3f}, PQ "
-        f"{real['pq']:.3f} against its manual masks; {real['particles_found']} particles found "
-        f"({real['particles_manual']} annotated), median equivalent diameter "
+        f"7. Segmented the scan: Dice {real['dsc']:.3f}, AP50 {real['ap50']:.3f}, PQ "
+        f"{real['pq']:.3f} against its {labels}; {real['particles_found']} particles found "
+        f"({real['particles_manual']} labelled), median equivalent diameter "
         f"{real['median_diameter_nm']:.1f} nm (manual {real['manual_median_diameter_nm']:.1f} "
         f"nm); statistics CSVs in {seg['folder']}"
     )

@@ -28,14 +28,24 @@ INCOMPLETE_SUFFIX = ".incomplete"
 
 
 def output_error(path: str | Path, err: OSError) -> OutputError:
-    """An :class:`OutputError` naming ``path`` and what to do about ``err``."""
-    if err.errno == errno.ENOSPC:
+    """An :class:`OutputError` naming ``path`` and what to do about ``err`` (writers report a
+    full disk as ENOSPC, or as a short write: the free space tells)."""
+    if err.errno == errno.ENOSPC or _disk_full(Path(path).parent):
         hint = "the disk is full: free some space or choose another output folder"
     elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = "no permission to write there: choose another output folder"
     else:
         hint = err.strerror or str(err)
     return OutputError(f"cannot write {path}: {hint}")
+
+
+def _disk_full(folder: Path, margin: int = 1 << 20) -> bool:
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def make_folder(path: str | Path) -> Path:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from .errors import Cancelled, InputError
 from .progress import Monitor, ensure
 
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
 
 
 def check_workers(workers: int | None) -> None:

@@ -48,7 +48,14 @@ def to_instances(labels: np.ndarray, kind: str = "auto") -> np.ndarray:
     if labels.dtype.kind == "f":
         if not np.isfinite(labels).all():
             raise EvaluationError("label image contains NaN or infinite values")
+        if (labels != np.round(labels)).any():
+            raise EvaluationError(
+                "label image holds fractional values (a probability map?): threshold it into "
+                "a mask or label image first"
+            )
         labels = labels.astype(np.int64)
+    if labels.dtype.kind not in "biuf":
+        raise EvaluationError(f"label image must be numeric, got {labels.dtype}")
     if kind not in KINDS:
         raise EvaluationError(f"unknown label kind {kind!r}; choose one of {', '.join(KINDS)}")
     if kind == "auto":
@@ -62,31 +69,110 @@ def to_instances(labels: np.ndarray, kind: str = "auto") -> np.ndarray:
     return labels.astype(np.int32)
 
 
+SCORES = ("dsc", "ap50", "pq", "pq_paper")
+
+
 @dataclass
 class ImageScores:
+    """Scores of one image (see the module doc), and why counts are off: ``merged``
+    predictions each cover two or more truth particles (``merged_truth`` of them), ``split``
+    truth particles are cut into two or more predictions, ``missed`` truth particles are
+    neither matched, merged nor split, ``false_positive`` predictions lie mostly on
+    background."""
+
     name: str
     dsc: float
     ap50: float
-    pq: float
+    pq: float  # instance PQ (Kirillov et al.)
+    pq_paper: float  # the paper's Table 1 convention: IoU of the binary foreground
     tp: int
     fp: int
     fn: int
     n_true: int
     n_pred: int
+    merged: int = 0
+    merged_truth: int = 0
+    split: int = 0
+    missed: int = 0
+    false_positive: int = 0
 
 
-def iou_matrix(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """IoU between every truth instance (rows) and predicted instance (columns), 1-based."""
+@dataclass
+class Overlaps:
+    """Pixel overlaps of truth instances (rows) with predicted instances (columns), sparse:
+    only overlapping pairs are stored, so tens of thousands of labels fit in memory."""
+
+    rows: np.ndarray  # truth index (0-based over truth ids)
+    cols: np.ndarray  # prediction index
+    pixels: np.ndarray  # overlapping pixels
+    area_true: np.ndarray
+    area_pred: np.ndarray
+    true_ids: np.ndarray
+    pred_ids: np.ndarray
+
+    @property
+    def iou(self) -> np.ndarray:
+        union = self.area_true[self.rows] + self.area_pred[self.cols] - self.pixels
+        return self.pixels / union
+
+
+def overlaps(truth: np.ndarray, pred: np.ndarray) -> Overlaps:
+    from scipy import sparse
+
     t_ids, t = np.unique(truth, return_inverse=True)
     p_ids, p = np.unique(pred, return_inverse=True)
-    counts = np.bincount(
-        t.ravel() * len(p_ids) + p.ravel(), minlength=len(t_ids) * len(p_ids)
-    ).reshape(len(t_ids), len(p_ids))
-    counts = counts[t_ids > 0][:, p_ids > 0].astype(np.float64)
-    area_t = np.bincount(t.ravel(), minlength=len(t_ids))[t_ids > 0]
-    area_p = np.bincount(p.ravel(), minlength=len(p_ids))[p_ids > 0]
-    union = area_t[:, None] + area_p[None, :] - counts
-    return np.divide(counts, union, out=np.zeros_like(counts), where=union > 0)
+    t, p = t.ravel(), p.ravel()
+    both = (t_ids[t] > 0) & (p_ids[p] > 0)
+    shape = (len(t_ids), len(p_ids))
+    counts = sparse.coo_matrix((np.ones(both.sum()), (t[both], p[both])), shape=shape).tocsr()
+    counts = counts[np.flatnonzero(t_ids > 0)][:, np.flatnonzero(p_ids > 0)].tocoo()
+    return Overlaps(
+        counts.row,
+        counts.col,
+        counts.data,
+        np.bincount(t, minlength=len(t_ids))[t_ids > 0],
+        np.bincount(p, minlength=len(p_ids))[p_ids > 0],
+        t_ids[t_ids > 0],
+        p_ids[p_ids > 0],
+    )
+
+
+def classify(o: Overlaps) -> dict[str, np.ndarray]:
+    """Boolean flags per truth instance (``matched``, ``merged``, ``split``, ``missed``) and per
+    prediction (``matched``, ``merge``, ``part``, ``false``): matched at IoU > 0.5; a merge
+    holds most of two or more truth particles; a truth particle is split when two or more
+    predictions lie mostly inside it."""
+    n_true, n_pred = len(o.true_ids), len(o.pred_ids)
+    good = o.iou > 0.5
+    true_matched = np.isin(np.arange(n_true), o.rows[good])
+    pred_matched = np.isin(np.arange(n_pred), o.cols[good])
+    held = o.pixels / o.area_true[o.rows] > 0.5  # most of the truth particle is in this pred
+    holds = np.bincount(o.cols[held], minlength=n_pred)
+    merge = holds >= 2
+    true_merged = np.isin(np.arange(n_true), o.rows[held & merge[o.cols]])
+    inside = o.pixels / o.area_pred[o.cols] > 0.5  # most of the prediction lies in this truth
+    parts = np.bincount(o.rows[inside], minlength=n_true)
+    true_split = (parts >= 2) & ~true_matched
+    part = np.isin(np.arange(n_pred), o.cols[inside & true_split[o.rows]])
+    return {
+        "true_matched": true_matched,
+        "true_merged": true_merged & ~true_matched,
+        "true_split": true_split,
+        "true_missed": ~(true_matched | true_merged | true_split),
+        "pred_matched": pred_matched,
+        "pred_merge": merge & ~pred_matched,
+        "pred_part": part & ~pred_matched & ~merge,
+        "pred_false": ~(pred_matched | merge | part),
+    }
+
+
+def iou_matrix(truth: np.ndarray, pred: np.ndarray):
+    """IoU between every truth instance (rows) and predicted instance (columns), sparse."""
+    from scipy import sparse
+
+    o = overlaps(truth, pred)
+    shape = (len(o.true_ids), len(o.pred_ids))
+    return sparse.csr_matrix((o.iou, (o.rows, o.cols)), shape=shape)
 
 
 def score_image(
@@ -96,7 +182,8 @@ def score_image(
     truth_kind: str = "auto",
     pred_kind: str = "auto",
 ) -> ImageScores:
-    """Dice, AP50 and PQ of one predicted label image against its truth."""
+    """Dice, AP50, PQ (both conventions) and the error breakdown of one predicted label image
+    against its truth."""
     truth, pred = to_instances(truth, truth_kind), to_instances(pred, pred_kind)
     if truth.shape != pred.shape:
         raise EvaluationError(
@@ -105,17 +192,35 @@ def score_image(
     t_fg, p_fg = truth > 0, pred > 0
     total = t_fg.sum() + p_fg.sum()
     dsc = 1.0 if total == 0 else 2.0 * (t_fg & p_fg).sum() / total
-    iou = iou_matrix(truth, pred)
+    o = overlaps(truth, pred)
+    iou = o.iou
     matched = iou > 0.5
     tp = int(matched.sum())
-    n_true, n_pred = iou.shape
+    n_true, n_pred = len(o.true_ids), len(o.pred_ids)
     fp, fn = n_pred - tp, n_true - tp
     if n_true + n_pred == 0:
         ap50 = pq = 1.0
     else:
         ap50 = tp / (tp + fp + fn)
         pq = float(iou[matched].sum()) / (tp + fp / 2 + fn / 2)
-    return ImageScores(name, float(dsc), float(ap50), float(pq), tp, fp, fn, n_true, n_pred)
+    flags = classify(o)
+    return ImageScores(
+        name,
+        float(dsc),
+        float(ap50),
+        float(pq),
+        float(dsc / (2 - dsc)),
+        tp,
+        fp,
+        fn,
+        n_true,
+        n_pred,
+        merged=int(flags["pred_merge"].sum()),
+        merged_truth=int(flags["true_merged"].sum()),
+        split=int(flags["true_split"].sum()),
+        missed=int(flags["true_missed"].sum()),
+        false_positive=int(flags["pred_false"].sum()),
+    )
 
 
 def case_key(path: str | Path) -> str:
@@ -184,19 +289,27 @@ def evaluate_folders(
                 pred_kind or label_kind(preds[key]),
             )
         )
-    return {
-        "dsc": float(np.mean([s.dsc for s in images])),
-        "ap50": float(np.mean([s.ap50 for s in images])),
-        "pq": float(np.mean([s.pq for s in images])),
-        "images": [asdict(s) for s in images],
-        "missing_predictions": sorted(set(truths) - set(preds)),
-    }
+    return {**summarise(images), "missing_predictions": sorted(set(truths) - set(preds))}
+
+
+COUNTS = ("tp", "fp", "fn", "n_true", "n_pred", "merged", "merged_truth", "split", "missed")
+COUNTS += ("false_positive",)
+
+
+def summarise(images: list[ImageScores]) -> dict:
+    """Means of the scores over images, sums of the counts, the found/manual ratio, and the
+    per-image rows."""
+    means = {k: float(np.mean([getattr(s, k) for s in images])) for k in SCORES}
+    sums = {k: int(sum(getattr(s, k) for s in images)) for k in COUNTS}
+    ratio = sums["n_pred"] / sums["n_true"] if sums["n_true"] else float("nan")
+    return {**means, **sums, "count_ratio": ratio, "images": [asdict(s) for s in images]}
 
 
 MATCH_COLOURS = {
     "true positive": (0, 200, 0),
     "false positive": (230, 0, 0),
     "false negative": (30, 110, 255),
+    "merged": (255, 170, 0),
 }
 
 
@@ -209,8 +322,9 @@ def match_overlay(
     alpha: float = 0.45,
 ) -> np.ndarray:
     """RGB uint8 picture of ``image`` with predicted instances matched at IoU > 0.5 in green
-    (true positives), unmatched predictions in red (false positives) and unmatched truth
-    instances in blue (false negatives), as in the paper's Fig. 4 (:data:`MATCH_COLOURS`)."""
+    (true positives), unmatched predictions in red (false positives), predictions merging two
+    or more truth particles in orange, and unmatched truth instances in blue (false
+    negatives), as in the paper's Fig. 4 (:data:`MATCH_COLOURS`)."""
     truth, pred = to_instances(truth, truth_kind), to_instances(pred, pred_kind)
     if not (image.shape == truth.shape == pred.shape):
         raise EvaluationError(
@@ -220,12 +334,13 @@ def match_overlay(
     lo, hi = np.percentile(gray, (0.5, 99.5))
     gray = np.clip((gray - lo) / max(hi - lo, 1e-12), 0, 1)
     rgb = np.repeat(gray[..., None] * 255, 3, axis=2)
-    matched = iou_matrix(truth, pred) > 0.5
-    t_ids, p_ids = np.unique(truth[truth > 0]), np.unique(pred[pred > 0])
+    o = overlaps(truth, pred)
+    flags = classify(o)
     layers = {
-        "false negative": np.isin(truth, t_ids[~matched.any(axis=1)]),
-        "true positive": np.isin(pred, p_ids[matched.any(axis=0)]),
-        "false positive": np.isin(pred, p_ids[~matched.any(axis=0)]),
+        "false negative": np.isin(truth, o.true_ids[~flags["true_matched"]]),
+        "true positive": np.isin(pred, o.pred_ids[flags["pred_matched"]]),
+        "false positive": np.isin(pred, o.pred_ids[~flags["pred_matched"] & ~flags["pred_merge"]]),
+        "merged": np.isin(pred, o.pred_ids[flags["pred_merge"]]),
     }
     for name, where in layers.items():
         rgb[where] = (1 - alpha) * rgb[where] + alpha * np.array(MATCH_COLOURS[name])

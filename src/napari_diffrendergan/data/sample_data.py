@@ -1,15 +1,19 @@
-"""Sample data: real TiO2 SEM scans (Rühle et al. 2021) and a rendered synthetic scene.
+"""Sample data: real TiO2 SEM scans (Rühle et al. 2021) and rendered synthetic scenes.
 
-The real images are fetched with pooch from the public repository
-BAMresearch/automatic-sem-image-segmentation at a pinned commit (sha256-checked, cached).
-Set ``DIFFRENDERGAN_TIO2_SEM_DIR`` to a local folder holding ``images/<id>.tif`` and
-``masks/<id>_m.tif`` to work offline. Functions here return napari ``LayerData`` tuples but
-never import napari.
+The real images come from ``DIFFRENDERGAN_TIO2_SEM_DIR`` (a folder holding
+``images/<id>.tif`` and ``masks/<id>_m.tif``) when it is set, else from pooch's cache, else
+they are downloaded once (sha256-pinned) from the public repository
+BAMresearch/automatic-sem-image-segmentation. Without any of these (offline, first use),
+:func:`demo_scan` renders a stand-in scan of the same size and pixel scale with hidden "true"
+parameters and exact labels. Functions here return napari ``LayerData`` tuples but never
+import napari.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +78,7 @@ def tio2_file(kind: str, image_id: str) -> Path:
         },
     )
     try:
-        return Path(fetcher.fetch(name))
+        return Path(fetcher.fetch(name, downloader=pooch.HTTPDownloader(timeout=30)))
     except Exception as err:  # network errors come in many types
         raise SampleDataError(
             f"Could not download the TiO2 SEM sample {name} ({err}). Without network access, "
@@ -94,34 +98,106 @@ def read_tio2(image_id: str = TIO2_DEFAULT_ID) -> tuple[np.ndarray, np.ndarray]:
     return image[keep], instances
 
 
-def tio2_sem_sample(image_id: str = TIO2_DEFAULT_ID) -> list[tuple]:
-    """LayerData for the TiO2 SEM sample: the scan (data bar cropped) and its manual masks."""
-    image, instances = read_tio2(image_id)
-    scale = (TIO2_PIXEL_SIZE_NM, TIO2_PIXEL_SIZE_NM)
-    metadata = {
-        "pixel_size_nm": TIO2_PIXEL_SIZE_NM,
-        "source": f"{image_id}.tif",
-        "attribution": TIO2_ATTRIBUTION,
-        "note": f"bottom {TIO2_DATA_BAR_ROWS} rows (microscope data bar) left out",
-    }
+# what the offline stand-in scan is rendered with (the demo shows how much of it the GAN finds)
+HIDDEN_TRUTH = {
+    "particle.base_color": 0.9,
+    "particle.roughness": 2.0,
+    "particle.sheen": 1.0,
+    "stage.base_color": 0.25,
+    "film.mottle": 0.05,
+    "film.lines": 0.08,
+    "detector.blur": 0.7,
+    "noise": 0.03,
+}
+
+
+@dataclass
+class Scan:
+    """A scan to try the pipeline on: pixels in [0, 1], per-particle labels, pixel size, and
+    (for a rendered stand-in) the hidden parameters it was rendered with."""
+
+    name: str
+    image: np.ndarray  # float32 (H, W) in [0, 1]
+    instances: np.ndarray  # uint16 (H, W): manual (real) or exact (rendered) labels
+    pixel_size_nm: float
+    source: str  # where it came from, for reports
+    truth: dict = field(default_factory=dict)  # hidden parameters (rendered stand-ins)
+
+
+def demo_scan(image_id: str = TIO2_DEFAULT_ID, seed: int = 0, device: str = "auto") -> Scan:
+    """The real TiO2 SEM sample scan when it can be had (local folder, cache, download),
+    else a rendered stand-in (:func:`rendered_scan`), its ``source`` saying why."""
+    try:
+        image, instances = read_tio2(image_id)
+    except SampleDataError as err:
+        return rendered_scan(seed, device=device, reason=str(err))
+    return Scan(
+        f"TiO2 SEM {image_id}",
+        image.astype(np.float32) / 255,
+        instances,
+        TIO2_PIXEL_SIZE_NM,
+        f"real TiO2 SEM scan {image_id} (Rühle et al. 2021), manual masks",
+    )
+
+
+def rendered_scan(
+    seed: int = 0,
+    height: int = 712,
+    width: int = 1024,
+    truth: dict | None = None,
+    device: str = "auto",
+    reason: str = "",
+) -> Scan:
+    """A stand-in for a real scan: the ``tio2-sem`` scene at a real scan's size and pixel scale,
+    rendered with hidden parameters (:data:`HIDDEN_TRUTH`), labels exact."""
+    from ..config import preset
+    from ..render.sampling import AnnotatedRenderer
+
+    truth = dict(truth or HIDDEN_TRUTH)
+    config = preset("tio2-sem").resized(width, height)
+    values = {k: v for k, v in truth.items() if k != "noise"}
+    renderer = AnnotatedRenderer(config, device=device)
+    sample = renderer.render((seed,), lambda phi, rng: (values, truth["noise"]))
+    why = f" ({reason})" if reason else ""
+    return Scan(
+        "rendered TiO2 scan",
+        sample.image,
+        sample.instances,
+        TIO2_PIXEL_SIZE_NM,
+        f"rendered stand-in scan, {width}×{height} px, hidden parameters, exact labels{why}",
+        truth,
+    )
+
+
+def _scan_layers(scan: Scan, metadata: dict) -> list[tuple]:
+    scale = (scan.pixel_size_nm, scan.pixel_size_nm)
+    metadata = {"pixel_size_nm": scan.pixel_size_nm, "source": scan.source, **metadata}
+    common = {"scale": scale, "units": "nm", "metadata": metadata}
+    labels = "manual masks" if not scan.truth else "labels"
     return [
-        (
-            image,
-            {"name": f"TiO2 SEM {image_id}", "scale": scale, "units": "nm", "metadata": metadata},
-            "image",
-        ),
-        (
-            instances,
-            {
-                "name": f"TiO2 SEM {image_id} manual masks",
-                "scale": scale,
-                "units": "nm",
-                "metadata": metadata,
-                "opacity": 0.4,
-            },
-            "labels",
-        ),
+        (scan.image, {"name": scan.name, **common}, "image"),
+        (scan.instances, {"name": f"{scan.name} {labels}", "opacity": 0.4, **common}, "labels"),
     ]
+
+
+def tio2_sem_sample(image_id: str = TIO2_DEFAULT_ID) -> list[tuple]:
+    """LayerData for the TiO2 SEM sample: the scan (data bar cropped) and its manual masks;
+    offline, a rendered stand-in with a warning saying how to get the real one."""
+    scan = demo_scan(image_id)
+    if scan.truth:
+        warnings.warn(
+            f"The TiO2 SEM sample is not available here; showing a rendered stand-in instead. "
+            f"{scan.source}",
+            stacklevel=2,
+        )
+        return _scan_layers(scan, {"truth": scan.truth})
+    return _scan_layers(
+        scan,
+        {
+            "attribution": TIO2_ATTRIBUTION,
+            "note": f"bottom {TIO2_DATA_BAR_ROWS} rows (microscope data bar) left out",
+        },
+    )
 
 
 def rendered_sample(preset_name: str = "tio2-sem", seed: int = 0) -> list[tuple]:

@@ -114,16 +114,33 @@ def _render_chunk(run, epoch, indices, folder, seed, spp, contour, device, threa
     return list(indices)
 
 
+def structure(image: np.ndarray) -> float:
+    """How much a particle-free patch shows of the support film (curls, edges, contamination):
+    the standard deviation of its detail above a 3-px blur, relative to its mean level."""
+    from scipy import ndimage
+
+    image = np.asarray(image, np.float64)
+    return float((image - ndimage.gaussian_filter(image, 3)).std() / max(image.mean(), 1e-6))
+
+
 def background_choice(patches: str | Path, count: int, seed: int) -> tuple[list, list[int]]:
-    """The background patches of a patch set and the sorted indices of the ``count`` (seeded)
-    that a dataset takes; a clear error if the set has none."""
+    """The background patches of a patch set and the sorted indices of the ``count`` that a
+    dataset takes: the most structured (:func:`structure`) of every source scan in turn, so
+    the film's curls and edges of all scans are there (ties broken by ``seed``); a clear
+    error if the set has none."""
     from .patches import PatchSet
 
-    background = PatchSet.open(patches).with_role("background")
+    patch_set = PatchSet.open(patches)
+    background = patch_set.with_role("background")
     if not background:
         raise SynthesisError(f"{patches}: the patch set holds no background patches")
-    chosen = np.random.default_rng(seed).permutation(len(background))[:count]
-    return background, sorted(chosen.tolist())
+    tie = np.random.default_rng(seed).random(len(background))
+    by_source: dict[str, list[int]] = {}
+    for index in np.lexsort((tie, [-structure(patch_set.read(p)) for p in background])):
+        by_source.setdefault(background[index].source, []).append(int(index))
+    queues = list(by_source.values())
+    chosen = [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
+    return background, sorted(chosen[:count])
 
 
 def add_background_patches(

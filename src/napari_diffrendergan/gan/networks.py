@@ -37,22 +37,27 @@ def build_generator(n_meshes: int, n_outputs: int, dropout: float, hidden: int =
 
 
 def build_discriminator(channels: int = 64):
-    """CycleGAN's 3-layer PatchGAN (70×70 receptive field), instance norm, Xavier init."""
+    """CycleGAN's 3-layer PatchGAN (70×70 receptive field), Xavier init, with spectral instead
+    of instance normalisation: instance norm hides every image's overall brightness and
+    contrast from the discriminator, exactly what the generator must learn (measured: with it,
+    parameter recovery drove the particle base colour from 2.5 to 4.7 for a truth of 1.2;
+    without it, to 1.96 in the same iterations)."""
     import torch.nn as nn
+    from torch.nn.utils.parametrizations import spectral_norm
 
-    def block(c_in, c_out, stride, norm=True):
+    def block(c_in, c_out, stride):
         conv = nn.Conv2d(c_in, c_out, 4, stride, 1)
         nn.init.xavier_normal_(conv.weight)
         nn.init.zeros_(conv.bias)
-        return [conv] + ([nn.InstanceNorm2d(c_out)] if norm else []) + [nn.LeakyReLU(0.2)]
+        return [spectral_norm(conv), nn.LeakyReLU(0.2)]
 
-    layers = block(1, channels, 2, norm=False)
+    layers = block(1, channels, 2)
     layers += block(channels, channels * 2, 2) + block(channels * 2, channels * 4, 2)
     layers += block(channels * 4, channels * 8, 1)
     head = nn.Conv2d(channels * 8, 1, 4, 1, 1)
     nn.init.xavier_normal_(head.weight)
     nn.init.zeros_(head.bias)
-    return nn.Sequential(*layers, head)
+    return nn.Sequential(*layers, spectral_norm(head))
 
 
 @dataclass
@@ -65,17 +70,44 @@ class ParameterSpace:
 
     @classmethod
     def from_config(cls, config: MaterialConfig) -> ParameterSpace:
+        from ..render.film import FILM_NAMES
+        from ..render.sampling import BLUR
+
         learning = config.learning
         names = learning.learned()
         limits = [learning.limits_for(*name.split(".", 1)) for name in names]
+        if learning.film:
+            names += list(FILM_NAMES)
+            limits += [tuple(learning.film_limits)] * len(FILM_NAMES)
+        if learning.blur:
+            names.append(BLUR)
+            limits.append(tuple(learning.blur_limits))
         limits.append(tuple(learning.noise_limits))
         low, high = (np.array(v, dtype=np.float32) for v in zip(*limits, strict=True))
         return cls(names + [NOISE], low, high)
 
     @property
     def bsdf_names(self) -> list[str]:
-        """The learned BSDF parameters (all outputs but the noise σ)."""
-        return self.names[:-1]
+        """The learned BSDF parameters (of the particles and the stage)."""
+        return [n for n in self.names if n.split(".", 1)[0] in ("particle", "stage")]
+
+    @property
+    def film_names(self) -> list[str]:
+        """The learned film contrasts (empty unless the configuration learns a film)."""
+        return [n for n in self.names if n.startswith("film.")]
+
+    def index(self, name: str) -> int | None:
+        """Where output ``name`` is, or None when it is not learned."""
+        return self.names.index(name) if name in self.names else None
+
+    def limits(self) -> dict[str, tuple[float, float]]:
+        """(low, high) of every learned BSDF parameter."""
+        bsdf = set(self.bsdf_names)
+        return {
+            name: (float(low), float(high))
+            for name, low, high in zip(self.names, self.low, self.high, strict=True)
+            if name in bsdf
+        }
 
     def scale(self, unit):
         """Generator outputs in [0, 1] → physical values (numpy or torch, last axis)."""
@@ -90,9 +122,9 @@ class ParameterSpace:
         return (np.asarray(values, dtype=np.float32) - self.low) / (self.high - self.low)
 
     def split(self, values) -> tuple[dict[str, float], float]:
-        """One row of physical values → (BSDF parameters by name, noise σ)."""
+        """One row of physical values → (BSDF parameters and film contrasts by name, noise σ)."""
         values = [float(v) for v in values]
-        return dict(zip(self.bsdf_names, values[:-1], strict=True)), values[-1]
+        return dict(zip(self.names[:-1], values[:-1], strict=True)), values[-1]
 
 
 def normalise_phi(phi: np.ndarray, config: MaterialConfig) -> np.ndarray:

@@ -16,7 +16,17 @@ from ..config import MaterialConfig, preset
 from ..progress import Monitor
 from .run import GanRun, TrainingSettings, fit_scene_to_patches
 
-TRUTH = {"particle.base_color": 4.0, "stage.base_color": 0.08, "noise": 0.02}
+# a look the untrained generator is far from: roughness and sheen above 1, a darker stage
+TRUTH = {
+    "particle.base_color": 1.2,
+    "particle.roughness": 3.8,
+    "particle.sheen": 0.6,
+    "stage.base_color": 0.15,
+    "film.mottle": 0.08,
+    "film.lines": 0.05,
+    "detector.blur": 0.8,
+    "noise": 0.03,
+}
 
 
 def truth_values(config: MaterialConfig, truth: dict[str, float]) -> tuple[dict, float]:
@@ -69,7 +79,7 @@ def recover(
     mean/std of every parameter)."""
     from .training import train
 
-    defaults = dict(fid_images=8, fid_constellations=4, pool=4, histogram_samples=500, device="cpu")
+    defaults = dict(fid_images=8, fid_constellations=4, pool=4, device="cpu")
     training = TrainingSettings(
         epochs=epochs, iterations_per_epoch=iterations, seed=seed, **{**defaults, **settings}
     )

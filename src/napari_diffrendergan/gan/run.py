@@ -41,17 +41,19 @@ class TrainingSettings:
     seed: int = 0
     lr_generator: float = 2e-4
     lr_discriminator: float = 1e-4
-    dropout: float = 0.5
+    dropout: float = 0.2
+    augment: bool = True  # real patches flipped and rotated at random, as the paper does
+    average: float = 0.995  # decay of the generator's weight average per iteration (0: none)
+    # only where BSDFs are not polynomial in the learned parameters (per-sample re-shading):
     reuse: int = 8  # iterations each traced constellation is used for
     pool: int = 8  # traced constellations held in memory
     fid_constellations: int = 8  # traced once; the per-epoch FID set is shaded from them
-    fid_images: int = 0  # 0: as many as real patches
-    histogram_samples: int = 1000
+    fid_images: int = 0  # 0: one per real patch
     device: str = "auto"
 
     def problems(self) -> list[str]:
         found = []
-        for name in ("epochs", "reuse", "pool", "fid_constellations", "histogram_samples"):
+        for name in ("epochs", "reuse", "pool", "fid_constellations"):
             if not _integer(getattr(self, name), 1):
                 found.append(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         for name in ("iterations_per_epoch", "fid_images", "seed"):
@@ -59,6 +61,8 @@ class TrainingSettings:
                 found.append(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.dropout < 1:
             found.append(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if not 0 <= self.average < 1:
+            found.append(f"average must lie in [0, 1), got {self.average!r}")
         for name in ("lr_generator", "lr_discriminator"):
             if not (isinstance(getattr(self, name), int | float) and getattr(self, name) > 0):
                 found.append(f"{name} must be a positive number, got {getattr(self, name)!r}")
@@ -127,13 +131,7 @@ def load_real_patches(folder: str | Path) -> tuple[np.ndarray, dict]:
 def fit_scene_to_patches(config: MaterialConfig, size: int) -> MaterialConfig:
     """Render at the patch size, keeping the preset's pixel scale (mesh units per pixel) and
     particle density (mesh count scaled with the image area)."""
-    scene = config.scene
-    if scene.width != size or scene.height != size:
-        ratio = size / scene.width
-        scene.field_width *= ratio
-        config.meshes.count = max(1, round(config.meshes.count * ratio * size / scene.height))
-        scene.width = scene.height = size
-    return config.validate()
+    return config.resized(size, size)
 
 
 @dataclass
@@ -146,20 +144,20 @@ class TrainedGenerator:
     epoch: int
     run: GanRun
 
-    def sample(self, phi: np.ndarray, rng_seed: int = 0) -> np.ndarray:
-        """Physical parameter values (m, P) for constellations ``phi`` (m, n, 4); dropout stays
-        active, as during training, so repeated draws differ."""
+    def sample(self, phi: np.ndarray) -> np.ndarray:
+        """Physical parameter values (m, P) for constellations ``phi`` (m, n, 4), the network in
+        eval mode (no dropout) as for the FID that chose the epoch: each constellation has its
+        own values."""
         import torch
 
-        torch.manual_seed(rng_seed)
-        self.network.train()
+        self.network.eval()
         with torch.no_grad():
             unit = self.network(torch.from_numpy(normalise_phi(phi, self.config))).numpy()
         return self.space.scale(unit)
 
     def values(self, phi: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, float], float]:
         """BSDF parameters and noise σ for one constellation (a sampling ``values`` function)."""
-        return self.space.split(self.sample(phi[None], rng_seed=int(rng.integers(2**31)))[0])
+        return self.space.split(self.sample(phi[None])[0])
 
 
 class GanRun:
@@ -204,7 +202,7 @@ class GanRun:
 
         settings.validate()
         run = cls(folder)
-        if run.exists and (run.finished_epochs() or run._checkpoint_files()):
+        if run.exists and run.finished_epochs():
             raise TrainingError(
                 f"{folder} already holds a run with finished epochs: resume it or choose "
                 "another folder"
@@ -285,6 +283,11 @@ class GanRun:
         return [e["epoch"] for e in self.metrics()["epochs"] if e["epoch"] > 0]
 
     @property
+    def fid_floor(self) -> float | None:
+        """FID between the two halves of the real patches: what "indistinguishable" scores."""
+        return self.metrics().get("fid_floor")
+
+    @property
     def best_epoch(self) -> int | None:
         return self.metrics().get("best_epoch")
 
@@ -299,9 +302,10 @@ class GanRun:
         write_json_atomic(self.folder / self.METRICS, metrics)
         return metrics["best_epoch"]
 
-    def record_epoch(self, record: dict) -> dict:
-        """Add (or replace) one epoch's record, update the best epoch; returns the metrics."""
-        metrics = self.metrics()
+    def record_epoch(self, record: dict, **facts) -> dict:
+        """Add (or replace) one epoch's record (and run-wide ``facts``, e.g. ``fid_floor``),
+        update the best epoch; returns the metrics."""
+        metrics = {**self.metrics(), **facts}
         epoch = record["epoch"]
         metrics["epochs"] = sorted(
             [e for e in metrics["epochs"] if e["epoch"] != epoch] + [record],
@@ -328,10 +332,6 @@ class GanRun:
 
     def checkpoint_path(self, epoch: int) -> Path:
         return self.folder / "checkpoints" / f"epoch_{epoch:03d}.pt"
-
-    def _checkpoint_files(self) -> list[Path]:
-        folder = self.folder / "checkpoints"
-        return sorted(folder.glob("epoch_*.pt")) if folder.is_dir() else []
 
     def load_checkpoint(self, epoch: int) -> dict:
         import torch
@@ -432,6 +432,8 @@ class GanRun:
             number = int(epoch)
         except (TypeError, ValueError):
             raise InputError(f"epoch must be best, last or a number, got {epoch!r}") from None
+        if number == 0 and self.checkpoint_path(0).is_file():
+            return 0  # the untrained generator, kept for comparisons
         if number not in done:
             raise TrainingError(
                 f"{self.folder}: no checkpoint for epoch {number} (finished: {done})"
@@ -444,7 +446,7 @@ class GanRun:
         state = self.load_checkpoint(epoch)
         space = self.space
         network = build_generator(self.config.meshes.count, len(space.names), self.settings.dropout)
-        network.load_state_dict(state["generator"])
+        network.load_state_dict(state.get("average", state["generator"]))
         return TrainedGenerator(self.config, space, network, epoch, self)
 
 

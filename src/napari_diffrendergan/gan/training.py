@@ -1,13 +1,23 @@
 """DiffRenderGAN training (paper 5.2): generator FCN → differentiable render → noise, against a
 PatchGAN discriminator, with FID and parameter histograms after every epoch.
 
-Rendering uses deferred shading (:mod:`..render.shading`): each traced constellation is
-re-shaded for ``reuse`` iterations, drawn at random from a pool of ``pool`` traced
-constellations. Everything is stored in a :class:`~.run.GanRun`.
+Geometry is fixed per constellation φ, so each is traced once (:mod:`..render.shading`). When
+the BSDFs are polynomials of the learned parameters (the presets: measured exact), a trace is
+reduced to a few basis images and every render, gradient and FID image costs a handful of
+image additions (:class:`_BasisRenders`); otherwise the cached samples are re-shaded, each
+trace serving ``reuse`` iterations from a pool (:class:`_SampleRenders`).
+
+After every epoch (and once before training, "epoch 0", for the untrained generator) the FID
+is computed the paper's way: one synthetic image per real patch, each of a distinct
+constellation, generator in eval mode, clamped like the training images. What is evaluated,
+checkpointed for use and sampled from is the running average of the generator's weights
+(``average``: the training's G jumps with the discriminator from epoch to epoch; measured).
+The run records the real-vs-real floor (FID between the two halves of the real patches).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,15 +44,108 @@ class TrainingEvent:
     samples: np.ndarray | None = None  # parameter samples (epoch events)
 
 
-class _ConstellationPool:
-    """Traced constellations held for re-shading; each serves ``reuse`` iterations."""
+SMALL_PATCH = 128  # px: smaller patches get a note
 
-    def __init__(self, scene, phis, size: int, reuse: int, rng: np.random.Generator):
-        self.scene, self.phis, self.reuse, self.rng = scene, phis, reuse, rng
-        self.slots: list[list] = [[None, None, reuse] for _ in range(size)]  # index, cache, uses
+
+def _trace_seeds(settings, count: int) -> np.ndarray:
+    """Render seeds of the constellations: fixed by the run's seed, so a resumed run traces
+    exactly the images it trained on before."""
+    return np.random.default_rng([settings.seed, 1]).integers(2**31, size=count)
+
+
+class _Film:
+    """The learned support-film texture (:mod:`..render.film`) of the training renders: one
+    pair of fields per constellation, made from its seed when first needed."""
+
+    def __init__(self, space, seeds, shape):
+        self.count = len(space.film_names)
+        self.seeds, self.shape, self.fields = seeds, shape, {}
+
+    def _fields(self, index: int) -> np.ndarray:
+        from ..render.film import film_fields
+
+        if index not in self.fields:
+            self.fields[index] = film_fields(self.shape, int(self.seeds[index]))
+        return self.fields[index]
+
+    def numpy(self, image, coverage, index: int, contrasts) -> np.ndarray:
+        from ..render.film import apply_film
+
+        if not self.count:
+            return image
+        return apply_film(image, coverage, self._fields(index), contrasts).astype(np.float32)
+
+    def torch(self, image, coverage, index: int, contrasts):
+        import torch
+
+        from ..render.film import apply_film
+
+        if not self.count:
+            return image
+        fields = torch.from_numpy(self._fields(index))
+        return apply_film(image, torch.from_numpy(coverage), fields, contrasts)
+
+
+class _BasisRenders:
+    """Every constellation of Φ traced once and reduced to basis images (a few MB each)."""
+
+    exact = True
+
+    def __init__(self, scene, phis, basis, seeds, film: _Film, monitor: Monitor):
+        from ..render.shading import trace
+
+        self.film = film
+        self.images = []
+        for index, phi in enumerate(phis):
+            monitor.check()
+            monitor.report(index, len(phis), f"tracing constellation {index + 1}/{len(phis)}")
+            scene.place(phi)
+            self.images.append(trace(scene, seed=int(seeds[index])).reduce(basis))
+
+    def pick(self, index: int, reference: dict) -> int:
+        return index
+
+    def torch_image(self, index: int, values, contrasts):
+        basis = self.images[index]
+        return self.film.torch(basis.render_torch(values), basis.coverage, index, contrasts)
+
+    def numpy_image(self, index: int, values: np.ndarray, contrasts) -> np.ndarray:
+        index %= len(self.images)
+        basis = self.images[index]
+        return self.film.numpy(basis.render(values), basis.coverage, index, contrasts)
+
+
+class _SampleRenders:
+    """Traced constellations re-shaded per sample: a pool whose members each serve ``reuse``
+    iterations (then a fresh one is traced), and a few traced once for the FID set."""
+
+    exact = False
+
+    def __init__(self, scene, phis, names, settings, seeds, film: _Film, rng, monitor: Monitor):
+        from ..render.shading import trace
+
+        self.scene, self.phis, self.names, self.reuse, self.rng = (
+            scene,
+            phis,
+            names,
+            settings.reuse,
+            rng,
+        )
+        self.film = film
+        self.slots: list[list] = [[None, None, settings.reuse] for _ in range(settings.pool)]
         self.queue: list[int] = []
+        self.current = None
+        count = min(settings.fid_constellations, len(phis))
+        self.fid = []
+        for index in range(count):
+            monitor.check()
+            monitor.report(index, count, f"tracing FID constellation {index + 1}/{count}")
+            scene.place(phis[index])
+            self.fid.append(trace(scene, seed=int(seeds[index])))
 
-    def take(self, reference: dict[str, float]):
+    def pick(self, index: int, reference: dict) -> int:
+        """The pool constellation to train on next (``index`` is only a suggestion), traced
+        afresh when its slot has served ``reuse`` iterations."""
         from ..render.shading import trace
 
         slot = self.slots[self.rng.integers(len(self.slots))]
@@ -55,7 +158,27 @@ class _ConstellationPool:
             self.scene.set_bsdf(reference)
             slot[1], slot[2] = trace(self.scene, seed=int(self.rng.integers(2**31))), 0
         slot[2] += 1
-        return slot[0], slot[1]
+        self.current = slot[1]
+        return slot[0]
+
+    def torch_image(self, index: int, values, contrasts):
+        from ..render.shading import shade_torch
+
+        image = shade_torch(self.current, self.names, values)
+        return self.film.torch(image, self.current.coverage(), index, contrasts)
+
+    def numpy_image(self, index: int, values: np.ndarray, contrasts) -> np.ndarray:
+        cache = self.fid[index % len(self.fid)]
+        self.scene.set_bsdf(dict(zip(self.names, values, strict=True)))
+        return self.film.numpy(cache.render(), cache.coverage(), index, contrasts)
+
+
+def _augment(image, k: int):
+    """One of the 8 flips/rotations of a square image (k in 0..7), as the paper augments."""
+    import torch
+
+    image = torch.rot90(image, k % 4, dims=(-2, -1))
+    return torch.flip(image, dims=(-1,)) if k >= 4 else image
 
 
 def train_iter(
@@ -68,15 +191,16 @@ def train_iter(
     import torch
 
     from .. import backend
-    from ..render.sampling import mid_range_values
+    from ..render.sampling import BLUR, detector
     from ..render.scene import VirtualScene
-    from ..render.shading import shade_torch, trace
+    from ..render.shading import find_shading_basis
 
     monitor = ensure(monitor)
     run = run if isinstance(run, GanRun) else GanRun.open(run)
     settings = run.settings
     epochs = epochs or settings.epochs
     config = run.config
+    clamp = config.learning.clamp
     phis = run.phi()
     real, _ = load_real_patches(run.patches)
     space = run.space
@@ -86,6 +210,7 @@ def train_iter(
     yield TrainingEvent("setup", 0, 0, 0, "building the scene")
     torch.manual_seed(settings.seed)
     generator = build_generator(config.meshes.count, len(space.names), settings.dropout).to(device)
+    average = copy.deepcopy(generator).requires_grad_(False)  # EMA of the weights: evaluated
     discriminator = build_discriminator().to(device)
     opt_g = torch.optim.Adam(generator.parameters(), settings.lr_generator, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(
@@ -93,10 +218,16 @@ def train_iter(
     )
     rng = np.random.default_rng(settings.seed)
     last, state, notes = run.resume_point()
+    if config.scene.width < SMALL_PATCH:
+        notes.append(
+            f"patches of {config.scene.width} px hold only a particle or two at this pixel scale: "
+            "the GAN and the synthetic data see little of how particles touch (the paper: 256 px)"
+        )
     for note in notes:
         yield TrainingEvent("note", last, 0, 0, note)
     if state is not None:
         generator.load_state_dict(state["generator"])
+        average.load_state_dict(state.get("average", state["generator"]))
         discriminator.load_state_dict(state["discriminator"])
         opt_g.load_state_dict(state["opt_generator"])
         opt_d.load_state_dict(state["opt_discriminator"])
@@ -107,40 +238,82 @@ def train_iter(
         return
 
     scene = VirtualScene(config, device=settings.device)
-    mid, _ = mid_range_values(config)
+    basis = find_shading_basis(scene, space.bsdf_names, space.limits())
+    seeds = _trace_seeds(settings, len(phis))
+    film = _Film(space, seeds, (config.scene.height, config.scene.width))
+    yield TrainingEvent("setup", start, 0, 0, "tracing the constellations")
+    if basis is not None:
+        renders = _BasisRenders(scene, phis, basis, seeds, film, monitor)
+    else:
+        names = space.bsdf_names
+        renders = _SampleRenders(scene, phis, names, settings, seeds, film, rng, monitor)
+    n_bsdf = len(space.bsdf_names)
+    film_slice = slice(n_bsdf, n_bsdf + len(space.film_names))
+    blur = space.index(BLUR)
     phi_input = torch.from_numpy(normalise_phi(phis, config)).to(device)
     real_t = torch.from_numpy(real).to(device)
     iterations = len(phis)
     total = (epochs - start + 1) * iterations
+    fid = _FID(run, real, resolved.torch_device, monitor)
     fid_count = settings.fid_images or len(real)
-
     yield TrainingEvent("setup", start, 0, total, "real-image FID statistics")
-    fid_stats_real = _real_fid_statistics(run, real, resolved.torch_device, monitor)
-    yield TrainingEvent("setup", start, 0, total, "tracing the FID constellations")
-    fid_rng = np.random.default_rng(settings.seed + 1)
-    fid_indices = fid_rng.choice(iterations, min(settings.fid_constellations, iterations), False)
-    scene.set_bsdf(mid)
-    fid_caches = []
-    for index in fid_indices:
-        monitor.check()
-        scene.place(phis[index])
-        fid_caches.append(trace(scene, seed=int(fid_rng.integers(2**31))))
-    fid_phi = phi_input[torch.from_numpy(fid_indices)]
-    pool = _ConstellationPool(scene, phis, settings.pool, settings.reuse, rng)
-    reference = dict(mid)
+    fid.prepare()
+
+    def evaluate(epoch: int) -> tuple[dict, np.ndarray, np.ndarray]:
+        """FID, parameter statistics and figures of the generator as it is now."""
+        started = time.perf_counter()
+        synthetic, values = _synthetic_set(
+            average, space, renders, phi_input, fid_count, clamp, monitor
+        )
+        record = {
+            "epoch": epoch,
+            "fid": fid(synthetic),
+            "seconds_fid": time.perf_counter() - started,
+            "breadth": breadth(space.unscale(values)),
+            "parameters": _summary(space, values),
+        }
+        return record, synthetic, values
+
+    if start == 1 and not any(e["epoch"] == 0 for e in run.metrics()["epochs"]):
+        yield TrainingEvent("setup", 0, 0, total, "FID of the untrained generator (epoch 0)")
+        record, synthetic, values = evaluate(0)
+        run.save_checkpoint(
+            0, {"generator": generator.state_dict(), "discriminator": {}, "epoch": 0}
+        )
+        run.record_epoch(record, fid_floor=fid.floor, exact_renders=renders.exact)
+        yield TrainingEvent(
+            "epoch",
+            0,
+            0,
+            total,
+            f"epoch 0 (untrained generator): FID {record['fid']:.1f}",
+            record,
+            preview=synthetic[0],
+            samples=values,
+        )
+
+    mid = space.scale(np.full(len(space.names), 0.5, np.float32))
+    reference = dict(zip(space.bsdf_names, mid[:n_bsdf], strict=True))
     step = 0
     for epoch in range(start, epochs + 1):
         generator.train()
         losses_g, losses_d, started = [], [], time.perf_counter()
         order = rng.permutation(len(real))
+        constellations = rng.permutation(iterations)
         for it in range(iterations):
             monitor.check(f"cancelled in epoch {epoch}; finished epochs are kept")
-            index, cache = pool.take(reference)
+            index = renders.pick(int(constellations[it]), reference)
             unit = generator(phi_input[index : index + 1])[0]
             values = space.scale(unit)
-            image = shade_torch(cache, space.bsdf_names, values[:-1].cpu()).to(device)
-            fake = (image + values[-1] * torch.randn_like(image))[None, None]
-            target = real_t[order[it % len(real)]][None, None]
+            values_cpu = values.cpu()
+            image = renders.torch_image(index, values_cpu[:n_bsdf], values_cpu[film_slice])
+            image = image.to(device)
+            psf = None if blur is None else values[blur]
+            fake = detector(image, values[-1], torch.randn_like(image), clamp, psf)[None, None]
+            target = real_t[order[it % len(real)]]
+            if settings.augment:
+                target = _augment(target, int(rng.integers(8)))
+            target = target[None, None]
 
             opt_d.zero_grad(set_to_none=True)
             out = discriminator(torch.cat([target, fake.detach()]))
@@ -154,8 +327,11 @@ def train_iter(
             loss_g.backward()
             discriminator.requires_grad_(True)
             opt_g.step()
+            with torch.no_grad():
+                for mean, weight in zip(average.parameters(), generator.parameters(), strict=True):
+                    mean.lerp_(weight, 1 - settings.average)
 
-            reference = dict(zip(space.bsdf_names, values[:-1].tolist(), strict=True))
+            reference = dict(zip(space.bsdf_names, values[:n_bsdf].tolist(), strict=True))
             losses_g.append(loss_g.item())
             losses_d.append(loss_d.item())
             step += 1
@@ -171,27 +347,18 @@ def train_iter(
             )
         seconds_per_iteration = (time.perf_counter() - started) / iterations
         yield TrainingEvent("setup", epoch, step, total, f"epoch {epoch}: FID and histograms")
-        fid_started = time.perf_counter()
-        synthetic = _synthetic_set(generator, space, fid_caches, fid_phi, fid_count, monitor)
-        fid_value = _fid(synthetic, fid_stats_real, resolved.torch_device, monitor)
-        fid_seconds = time.perf_counter() - fid_started
-        unit_samples = _unit_samples(generator, phi_input, settings.histogram_samples, rng)
-        record = {
-            "epoch": epoch,
-            "fid": fid_value,
-            "loss_g": float(np.mean(losses_g)),
-            "loss_d": float(np.mean(losses_d)),
-            "seconds_per_iteration": seconds_per_iteration,
-            "seconds_fid": fid_seconds,
-            "breadth": breadth(unit_samples),
-            "parameters": _summary(space, unit_samples),
-        }
-        samples = space.scale(unit_samples)
+        record, synthetic, values = evaluate(epoch)
+        record.update(
+            loss_g=float(np.mean(losses_g)),
+            loss_d=float(np.mean(losses_d)),
+            seconds_per_iteration=seconds_per_iteration,
+        )
         _save_epoch(
             run,
             epoch,
             {
                 "generator": generator.state_dict(),
+                "average": average.state_dict(),
                 "discriminator": discriminator.state_dict(),
                 "opt_generator": opt_g.state_dict(),
                 "opt_discriminator": opt_d.state_dict(),
@@ -200,7 +367,7 @@ def train_iter(
                 "epoch": epoch,
             },
             record,
-            samples,
+            values,
             synthetic,
             real,
         )
@@ -209,10 +376,10 @@ def train_iter(
             epoch,
             step,
             total,
-            f"epoch {epoch}/{epochs}: FID {fid_value:.1f}",
+            f"epoch {epoch}/{epochs}: FID {record['fid']:.1f}",
             record,
             preview=synthetic[0],
-            samples=samples,
+            samples=values,
         )
 
 
@@ -224,35 +391,34 @@ def train(run: str | Path | GanRun, epochs: int | None = None, monitor: Monitor 
     return run.metrics()
 
 
-def _synthetic_set(generator, space, caches, phi_input, count, monitor: Monitor) -> np.ndarray:
-    """``count`` synthetic images shaded from the FID constellations with fresh parameter
-    draws (dropout active), noise included."""
+def _synthetic_set(generator, space, renders, phi_input, count, clamp, monitor):
+    """The FID set: ``count`` synthetic images, image k of constellation k (distinct while
+    there are as many constellations), ``generator`` (the weight average) in eval mode, noise
+    and clamping as in training; and the physical parameter values they were made with."""
     import torch
 
+    from ..render.sampling import BLUR, detector
+
+    n_bsdf, blur = len(space.bsdf_names), space.index(BLUR)
+    film_slice = slice(n_bsdf, n_bsdf + len(space.film_names))
     rng = np.random.default_rng(int(torch.randint(2**31, ())))
+    generator.eval()
+    with torch.no_grad():
+        chosen = torch.arange(count) % len(phi_input)
+        values = space.scale(generator(phi_input[chosen]).cpu().numpy())
+    generator.train()
     images = []
-    with torch.no_grad():
-        for k in range(count):
-            monitor.check("cancelled during the FID; finished epochs are kept")
-            cache = caches[k % len(caches)]
-            values = space.scale(generator(phi_input[k % len(caches)][None])[0]).cpu().numpy()
-            bsdf, sigma = space.split(values)
-            cache.scene.set_bsdf(bsdf)
-            image = cache.render()
-            images.append(image + rng.normal(0, sigma, image.shape).astype(np.float32))
-    return np.stack(images)
+    for k in range(count):
+        monitor.check("cancelled during the FID; finished epochs are kept")
+        row = values[k]
+        image = renders.numpy_image(int(chosen[k]), row[:n_bsdf], row[film_slice])
+        noise = rng.normal(0, 1, image.shape).astype(np.float32)
+        psf = None if blur is None else row[blur]
+        images.append(detector(image, row[-1], noise, clamp, psf).astype(np.float32))
+    return np.stack(images), values
 
 
-def _unit_samples(generator, phi_input, count, rng) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        chosen = torch.from_numpy(rng.integers(len(phi_input), size=count))
-        return generator(phi_input[chosen.to(phi_input.device)]).cpu().numpy()
-
-
-def _summary(space, unit_samples: np.ndarray) -> dict:
-    values = space.scale(unit_samples)
+def _summary(space, values: np.ndarray) -> dict:
     return {
         name: {
             "mean": float(values[:, i].mean()),
@@ -264,23 +430,40 @@ def _summary(space, unit_samples: np.ndarray) -> dict:
     }
 
 
-def _real_fid_statistics(run: GanRun, real: np.ndarray, device: str, monitor: Monitor):
-    from .fid import FIDError, InceptionFeatures, find_weights, statistics
+class _FID:
+    """FID against the run's real patches (statistics cached in the run), and the real-vs-real
+    floor: the FID between the two halves of the real patches."""
 
-    try:
-        find_weights()
-    except FIDError as err:
-        raise TrainingError(str(err)) from err
-    return run.real_fid_statistics(
-        lambda: statistics(InceptionFeatures(device)(real, monitor=monitor))
-    )
+    def __init__(self, run: GanRun, real: np.ndarray, device: str, monitor: Monitor):
+        self.run, self.real, self.device, self.monitor = run, real, device, monitor
+        self.floor: float | None = None
 
+    def prepare(self) -> None:
+        from .fid import FIDError, InceptionFeatures, find_weights, frechet_distance, statistics
 
-def _fid(images: np.ndarray, real_stats, device: str, monitor: Monitor) -> float:
-    from .fid import InceptionFeatures, frechet_distance, statistics
+        try:
+            find_weights()
+        except FIDError as err:
+            raise TrainingError(str(err)) from err
+        features = None
 
-    features = InceptionFeatures(device)(images, monitor=monitor)  # clips to [0, 1]
-    return float(frechet_distance(*statistics(features), *real_stats))
+        def real_features():
+            nonlocal features
+            if features is None:
+                features = InceptionFeatures(self.device)(self.real, monitor=self.monitor)
+            return features
+
+        self.stats = self.run.real_fid_statistics(lambda: statistics(real_features()))
+        self.floor = self.run.metrics().get("fid_floor")
+        if self.floor is None and len(self.real) >= 4:
+            half = real_features()[: len(self.real) // 2], real_features()[len(self.real) // 2 :]
+            self.floor = float(frechet_distance(*statistics(half[0]), *statistics(half[1])))
+
+    def __call__(self, images: np.ndarray) -> float:
+        from .fid import InceptionFeatures, frechet_distance, statistics
+
+        features = InceptionFeatures(self.device)(images, monitor=self.monitor)
+        return float(frechet_distance(*statistics(features), *self.stats))
 
 
 def _save_epoch(run: GanRun, epoch, state, record, samples, synthetic, real) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import InputError
 
 MESH_SUFFIXES = (".ply", ".obj", ".stl", ".off")
+LIBRARIES = ("spheres", "cubes", "wires", "pebbles")
 LIBRARY_SEED = 20250213
 
 
@@ -54,7 +55,7 @@ def builtin_mesh_root() -> Path:
 def library_folder(library: str | Path) -> Path:
     """A built-in library name (cubes, spheres, wires) or a user folder, as a path."""
     candidate = builtin_mesh_root() / str(library)
-    if str(library) in {"cubes", "spheres", "wires"} and candidate.is_dir():
+    if str(library) in LIBRARIES and candidate.is_dir():
         return candidate
     return Path(library).expanduser()
 
@@ -129,15 +130,18 @@ def make_sphere():
     return _normalised(trimesh.creation.icosphere(subdivisions=3))
 
 
-def make_deformed_cube(rng: np.random.Generator, subdivisions: int = 3):
-    """A rounded cube (superellipsoid), randomly stretched, sheared, dented and smoothed."""
+def make_deformed_cube(
+    rng: np.random.Generator, subdivisions: int = 3, exponents: tuple[float, float] = (4.0, 7.0)
+):
+    """A rounded cube (superellipsoid with an exponent drawn from ``exponents``: 2 is an
+    ellipsoid, larger is boxier), randomly stretched, sheared, dented and smoothed."""
     import trimesh
 
     mesh = trimesh.creation.box(extents=(2, 2, 2))
     for _ in range(subdivisions):
         mesh = mesh.subdivide()
     v = mesh.vertices
-    exponent = rng.uniform(4.0, 7.0)  # superellipsoid: larger = sharper corners
+    exponent = rng.uniform(*exponents)
     norm = (np.abs(v) ** exponent).sum(axis=1, keepdims=True) ** (1.0 / exponent)
     v = v / norm
     stretch = np.diag(rng.uniform(0.7, 1.15, size=3))
@@ -205,19 +209,27 @@ def make_bent_wire(rng: np.random.Generator, segments: int = 48, sides: int = 12
     return _normalised(mesh)
 
 
+def make_pebble(rng: np.random.Generator):
+    """A rounded TiO2-like grain: a smooth superellipsoid between an ellipsoid and a rounded
+    cube, stretched, dented and smoothed (finer than the cubes: round silhouettes)."""
+    return make_deformed_cube(rng, subdivisions=4, exponents=(2.6, 3.6))
+
+
 def generate_library(
     out: str | Path, seed: int = LIBRARY_SEED, n_cubes: int = 12, n_wires: int = 12
 ) -> dict[str, list[Path]]:
-    """Write the built-in libraries (spheres, cubes, wires) as binary PLY files under ``out``."""
+    """Write the built-in libraries (spheres, cubes, wires, pebbles) as binary PLY files under
+    ``out``; the seed makes them the same every time."""
     from ..io import write_bytes_atomic
 
     out = Path(out)
     rng = np.random.default_rng(seed)
-    made: dict[str, list[Path]] = {"spheres": [], "cubes": [], "wires": []}
+    made: dict[str, list[Path]] = {name: [] for name in LIBRARIES}
     builders = [
         ("spheres", "sphere", 1, make_sphere),
         ("cubes", "cube", n_cubes, lambda: make_deformed_cube(rng)),
         ("wires", "wire", n_wires, lambda: make_bent_wire(rng)),
+        ("pebbles", "pebble", n_cubes, lambda: make_pebble(rng)),
     ]
     for folder, stem, count, build in builders:
         for i in range(count):

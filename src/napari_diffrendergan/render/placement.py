@@ -144,6 +144,7 @@ def constellation(config: MaterialConfig, rng: np.random.Generator) -> np.ndarra
     positions = sample_positions(
         config.placement, n, config.scene.field_width, rng, unit=typical_size(config.size)
     )
+    positions[:, 2] += config.placement.lift
     return np.column_stack([positions, sizes]).astype(np.float32)
 
 

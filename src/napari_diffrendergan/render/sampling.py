@@ -49,9 +49,51 @@ def mid_range_values(config: MaterialConfig) -> tuple[dict[str, float], float]:
     return values, sum(learning.noise_limits) / 2
 
 
-def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Zero-mean Gaussian noise of standard deviation ``sigma`` (the generator's last module)."""
-    return (image + rng.normal(0.0, sigma, image.shape)).astype(np.float32)
+BLUR = "detector.blur"
+BLUR_RADIUS = 8  # px: the Gaussian kernel's half width (4 σ at the largest σ of 2 px)
+
+
+def detector(image, sigma, noise, clamp: bool, blur=None):
+    """The generator's last module: the image blurred by the detector's point-spread function
+    (a Gaussian of ``blur`` px, when learned), Gaussian ``noise`` (standard normal) scaled by
+    ``sigma``, and the image clamped to the detector's [0, 1] before and after the noise when
+    ``clamp``. Works on numpy arrays and, differentiably, on torch tensors: gradients pass the
+    clamp unchanged (straight-through), so a saturated render still learns to be darker where
+    a plain clamp would give it no gradient at all."""
+    if blur is not None:
+        image = gaussian_blur(image, blur)
+    if clamp:
+        image = _clip(image)
+    image = image + sigma * noise
+    return _clip(image) if clamp else image
+
+
+def gaussian_blur(image, sigma):
+    """Separable Gaussian blur of σ px (mirror borders), the same for numpy and torch (where it
+    is differentiable in σ)."""
+    if isinstance(image, np.ndarray):
+        offsets = np.arange(-BLUR_RADIUS, BLUR_RADIUS + 1)
+        kernel = np.exp(-(offsets**2) / (2 * max(float(sigma), 0.05) ** 2))
+        kernel /= kernel.sum()
+        padded = np.pad(image.astype(np.float64), BLUR_RADIUS, mode="reflect")
+        rows = sum(w * padded[i : i + image.shape[0]] for i, w in enumerate(kernel))
+        out = sum(w * rows[:, i : i + image.shape[1]] for i, w in enumerate(kernel))
+        return out.astype(np.float32)
+    import torch
+
+    offsets = torch.arange(-BLUR_RADIUS, BLUR_RADIUS + 1, dtype=image.dtype)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma.clamp(min=0.05) ** 2))
+    kernel = kernel / kernel.sum()
+    padded = torch.nn.functional.pad(image[None, None], (BLUR_RADIUS,) * 4, mode="reflect")
+    out = torch.nn.functional.conv2d(padded, kernel.view(1, 1, -1, 1))
+    return torch.nn.functional.conv2d(out, kernel.view(1, 1, 1, -1))[0, 0]
+
+
+def _clip(image):
+    clipped = image.clip(0, 1)
+    if isinstance(image, np.ndarray):
+        return clipped
+    return image + (clipped - image).detach()
 
 
 class AnnotatedRenderer:
@@ -81,6 +123,7 @@ class AnnotatedRenderer:
         """The sample of ``key``: attempts with new constellations and parameters until one
         passes the contrast filter (or, without ``require_contrast``, the first attempt, its
         check recorded in ``info["contrast"]``)."""
+        from .film import FILM_NAMES, apply_film, film_fields
         from .labels import contrast_check, semantic_mask
         from .placement import constellation
         from .shading import trace
@@ -89,11 +132,17 @@ class AnnotatedRenderer:
         for attempt in range(max_attempts):
             rng = np.random.default_rng([*key, attempt])
             phi = constellation(self.config, rng)
-            bsdf, sigma = values(phi, rng)
+            learned, sigma = values(phi, rng)
+            bsdf = {k: v for k, v in learned.items() if k not in (*FILM_NAMES, BLUR)}
             self.scene.place(phi)
             self.scene.set_bsdf(bsdf)
             render_seed = int(rng.integers(2**31))
-            clean = trace(self.scene, seed=render_seed, spp=self.spp).render()
+            cache = trace(self.scene, seed=render_seed, spp=self.spp)
+            clean = cache.render()
+            if self.config.learning.film:
+                contrasts = [learned.get(name, 0.0) for name in FILM_NAMES]
+                fields = film_fields(clean.shape, render_seed)
+                clean = apply_film(clean, cache.coverage("stage"), fields, contrasts)
             instances = self.scene.instances()
             check = contrast_check(clean, instances, self.config.contrast_threshold)
             if check or not require_contrast:
@@ -104,7 +153,7 @@ class AnnotatedRenderer:
                     "render_seed": render_seed,
                     "spp": self.spp,
                     "phi": phi.tolist(),
-                    "bsdf": {name: float(v) for name, v in bsdf.items()},
+                    "bsdf": {name: float(v) for name, v in learned.items()},
                     "noise_sigma": float(sigma),
                     "visible_particles": int(len(np.unique(instances[instances > 0]))),
                     "contrast": {
@@ -114,8 +163,10 @@ class AnnotatedRenderer:
                         "background_mean": check.background_mean,
                     },
                 }
+                noise = rng.normal(0.0, 1.0, clean.shape)
+                image = detector(clean, sigma, noise, self.config.learning.clamp, learned.get(BLUR))
                 return SceneSample(
-                    add_noise(clean, sigma, rng),
+                    image.astype(np.float32),
                     instances,
                     semantic_mask(instances, self.contour),
                     info,

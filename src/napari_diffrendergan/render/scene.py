@@ -17,6 +17,7 @@ from .. import backend
 from ..config import MaterialConfig
 from .meshes import ParticleMesh, select_meshes
 
+ROLES = ("particle", "stage")
 PARTICLE_BSDF = "particle_bsdf"
 STAGE_BSDF = "stage_bsdf"
 PRINCIPLED_DEFAULTS = {  # Mitsuba's principled BSDF defaults for parameters we expose
@@ -33,13 +34,18 @@ PRINCIPLED_DEFAULTS = {  # Mitsuba's principled BSDF defaults for parameters we 
 }
 
 
-def torus_arrays(major: float, minor: float, rings: int = 96, sides: int = 16):
-    """Vertices and faces of a torus around the z axis (outward normals)."""
+def torus_arrays(
+    major: float, minor: float, rings: int = 96, sides: int = 16, tall: float | None = None
+):
+    """Vertices and faces of a torus around the z axis (outward normals); the tube's
+    cross-section is an ellipse of half-axes ``minor`` (radial) and ``tall`` (vertical,
+    default ``minor``)."""
     u = np.linspace(0, 2 * np.pi, rings, endpoint=False)
     v = np.linspace(0, 2 * np.pi, sides, endpoint=False)
     uu, vv = np.meshgrid(u, v, indexing="ij")
     radial = major + minor * np.cos(vv)
-    vertices = np.stack([radial * np.cos(uu), radial * np.sin(uu), minor * np.sin(vv)], -1)
+    height = (tall or minor) * np.sin(vv)
+    vertices = np.stack([radial * np.cos(uu), radial * np.sin(uu), height], -1)
     i, j = np.meshgrid(np.arange(rings), np.arange(sides), indexing="ij")
     a = i * sides + j
     b = ((i + 1) % rings) * sides + j
@@ -110,8 +116,13 @@ class VirtualScene:
         self.backend = backend.active_backend()
         self.meshes = meshes or select_meshes(config.meshes.library, config.meshes.count)
         self.n = len(self.meshes)
-        self.bsdf = {f"particle.{k}": v for k, v in PRINCIPLED_DEFAULTS.items()}
-        self.bsdf.update({f"stage.{k}": v for k, v in PRINCIPLED_DEFAULTS.items()})
+        # the fixed values are built into the BSDFs (Mitsuba derives e.g. the specular lobe's
+        # index of refraction at load time); learned ones start mid-range
+        self.bsdf = {f"{role}.{k}": v for role in ROLES for k, v in PRINCIPLED_DEFAULTS.items()}
+        self.bsdf.update(config.learning.fixed())
+        learning = config.learning
+        for name in learning.learned():
+            self.bsdf[name] = sum(learning.limits_for(*name.split(".", 1))) / 2
         self.scene = self.mi.load_dict(self._scene_dict(with_stage=True), optimize=False)
         self.label_scene = self.mi.load_dict(self._scene_dict(with_stage=False), optimize=False)
         self.params = self.mi.traverse(self.scene)
@@ -154,7 +165,7 @@ class VirtualScene:
             },
             "sampler": {"type": "stratified", "sample_count": 1, "jitter": False}
             if labels
-            else {"type": "stratified", "sample_count": s.spp},
+            else {"type": s.sampler, "sample_count": s.spp},
         }
 
     def _scene_dict(self, with_stage: bool) -> dict:
@@ -177,7 +188,9 @@ class VirtualScene:
                 "to_world": mi.ScalarTransform4f().scale([half, half, 1]),
                 "bsdf": {"type": "ref", "id": STAGE_BSDF},
             }
-            vertices, faces = torus_arrays(s.torus_radius * fw, s.torus_tube_radius * fw)
+            vertices, faces = torus_arrays(
+                s.torus_radius * fw, s.torus_tube_radius * fw, tall=s.torus_tube_height * fw
+            )
             vertices[:, 2] += s.torus_z * fw
             scene["torus_light"] = _mi_mesh(
                 mi,

@@ -60,16 +60,19 @@ class ShadingCache:
         s = self.scene.config.scene
         return s.width * s.height * self.strata**2
 
-    def shade_cells(self):
+    def shade_cells(self, roles=None, emitted: bool = True):
         """Radiance of every stratum cell (drjit ``Float``) for the scene's current BSDF
-        parameters, differentiable with respect to any parameter with gradients enabled."""
+        parameters (of ``roles``, default all, plus directly seen emitters unless not
+        ``emitted``), differentiable with respect to any parameter with gradients enabled."""
         import drjit as dr
 
         mi = self.scene.mi
         context = mi.BSDFContext()
         frame = mi.Frame3f(mi.Vector3f(1, 0, 0), mi.Vector3f(0, 1, 0), mi.Vector3f(0, 0, 1))
-        cells = mi.Float(self.emitted)
+        cells = mi.Float(self.emitted) if emitted else dr.zeros(mi.Float, self.cells)
         for role, samples in self.samples.items():
+            if roles is not None and role not in roles:
+                continue
             if dr.width(samples.cell) == 0:  # no sample hit this role (e.g. no particle in view)
                 continue
             bsdf = self.scene.bsdf_objects[role]
@@ -81,15 +84,53 @@ class ShadingCache:
             dr.scatter(cells, value, samples.cell)
         return cells
 
-    def render(self) -> np.ndarray:
-        """The image (float32 (H, W)) for the scene's current BSDF parameters. Reconstructed
-        with sparse filter matrices in float64 on one thread: fast at any spp, and bit-for-bit
-        reproducible (no atomic additions as in a film, no thread-dependent sums)."""
+    def render(self, roles=None, emitted: bool = True) -> np.ndarray:
+        """The image (float32 (H, W)) for the scene's current BSDF parameters (see
+        :meth:`shade_cells`). Reconstructed with sparse filter matrices in float64 on one
+        thread: fast at any spp, and bit-for-bit reproducible (no atomic additions as in a
+        film, no thread-dependent sums)."""
         s = self.scene.config.scene
         rows, columns, norm = _sparse_filter(s.width, s.height, self.strata, s.filter_stddev)
-        grid = self.shade_cells().numpy().astype(np.float64)
+        grid = self.shade_cells(roles, emitted).numpy().astype(np.float64)
         grid = grid.reshape(s.height * self.strata, s.width * self.strata)
         return ((columns.T @ (rows @ grid).T).T / norm).astype(np.float32)
+
+    def coverage(self, role: str = "stage") -> np.ndarray:
+        """float32 (H, W): how much of every pixel (filter-weighted share of its samples)
+        the camera sees of ``role``."""
+        import drjit as dr
+
+        mi = self.scene.mi
+        cells = dr.zeros(mi.Float, self.cells)
+        samples = self.samples[role]
+        if dr.width(samples.cell):
+            dr.scatter(cells, mi.Float(1.0), samples.cell)
+        s = self.scene.config.scene
+        rows, columns, norm = _sparse_filter(s.width, s.height, self.strata, s.filter_stddev)
+        grid = cells.numpy().astype(np.float64).reshape(s.height * self.strata, -1)
+        return ((columns.T @ (rows @ grid).T).T / norm).astype(np.float32)
+
+    def reduce(self, basis: ShadingBasis) -> BasisImages:
+        """The few per-pixel images that render this constellation exactly for any values of
+        the learned parameters (see :class:`ShadingBasis`); the per-sample cache can then be
+        dropped. Restores the scene's BSDF values."""
+        scene = self.scene
+        before = {name: scene.bsdf[name] for name in basis.names}
+        terms = []
+        try:
+            for role in basis.roles:
+                probes = []
+                for point in role.points:
+                    scene.set_bsdf(dict(zip(role.names, point, strict=True)))
+                    probes.append(self.render(roles=(role.role,), emitted=False))
+                images = np.tensordot(role.inverse, np.stack(probes), axes=1).astype(np.float32)
+                for exponents, image in zip(role.monomials, images, strict=True):
+                    powers = dict(zip(role.names, exponents, strict=True))
+                    terms.append((tuple(powers.get(n, 0) for n in basis.names), image))
+        finally:
+            scene.set_bsdf(before)
+        emitted = self.render(roles=(), emitted=True)
+        return BasisImages(basis.names, emitted, terms, self.coverage("stage"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -134,12 +175,6 @@ def reconstruct(cells, cache: ShadingCache):
     return rows @ grid @ columns / norm
 
 
-def _sampler(mi, spp: int, seed: int, count: int):
-    sampler = mi.load_dict({"type": "stratified", "sample_count": spp})
-    sampler.seed(seed, count)
-    return sampler
-
-
 def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> ShadingCache:
     """Trace the current constellation of ``scene`` and cache its samples (see module doc).
 
@@ -160,7 +195,7 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
     width, height = scene.config.scene.width, scene.config.scene.height
     count = width * height * spp
     with dr.suspend_grad():
-        sampler = mi.load_dict({"type": "stratified", "sample_count": spp})
+        sampler = mi.load_dict({"type": scene.config.scene.sampler, "sample_count": spp})
         sampler.seed(seed, count)
         lane = dr.arange(mi.UInt32, count)
         pixel = mi.Vector2u((lane // spp) % width, (lane // spp) // width)
@@ -178,6 +213,9 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
         )
         wo_emitter = si.to_local(emitter_sample.d)
         pdf_bsdf = bsdf.pdf(context, si, wo_emitter, valid)
+        # roughness far above 1 (allowed) makes the principled pdf NaN at a few grazing
+        # directions: count them as not reachable by BSDF sampling
+        pdf_bsdf = dr.select(dr.isfinite(pdf_bsdf), pdf_bsdf, 0.0)
         weight_emitter = dr.select(
             valid & (emitter_sample.pdf > 0),
             emitter_value[0] * emitter_sample.pdf / (emitter_sample.pdf + pdf_bsdf),
@@ -240,7 +278,7 @@ class _ShadeCells(torch.autograd.Function):
         scene.params.update()
         cells = cache.shade_cells()
         ctx.state = (cells, tracked, scene, names)
-        return torch.from_numpy(cells.numpy()).to(values.device)
+        return cells.torch().to(values.device)  # DLPack: no copy through the host on CUDA
 
     @staticmethod
     def backward(ctx, grad):
@@ -248,8 +286,171 @@ class _ShadeCells(torch.autograd.Function):
 
         cells, tracked, scene, names = ctx.state
         mi = scene.mi
-        dr.backward(dr.sum(cells * mi.Float(grad.detach().cpu().numpy().ravel())))
+        dr.backward(dr.sum(cells * mi.Float(grad.detach().ravel().contiguous())))
         grads = [float(dr.grad(value)[0]) for value in tracked]
         scene.set_bsdf({name: scene.bsdf[name] for name in names})  # drop AD tracking
         ctx.state = None
         return torch.tensor(grads, dtype=grad.dtype, device=grad.device), None, None
+
+
+# --- polynomial basis shading -----------------------------------------------------------------
+
+MAX_DEGREE = 2  # per parameter; principled BSDFs are at most quadratic in roughness
+MAX_MONOMIALS = 243
+
+
+@dataclass
+class RoleBasis:
+    """How one role's BSDF depends on its learned parameters: exactly a sum of ``monomials``
+    (tuples of exponents, one per name); ``points`` are parameter values whose renders,
+    combined with ``inverse``, give the image of each monomial."""
+
+    role: str
+    names: list[str]
+    monomials: list[tuple[int, ...]]
+    points: np.ndarray  # (K, P)
+    inverse: np.ndarray  # (K, K)
+
+
+@dataclass
+class ShadingBasis:
+    """The polynomial structure of every role's BSDF in the learned parameters ``names``."""
+
+    names: list[str]
+    roles: list[RoleBasis]
+
+
+def find_shading_basis(
+    scene: VirtualScene, names: list[str], limits: dict[str, tuple[float, float]], seed: int = 0
+) -> ShadingBasis | None:
+    """The polynomial basis of the scene's BSDFs in the learned ``names`` (each within its
+    ``limits``), found by evaluating the BSDFs on random directions at random parameter values
+    and checked on others; None when some role is not an exact polynomial of degree <= 2 per
+    parameter (then shade per sample instead)."""
+    import itertools
+
+    rng = np.random.default_rng(seed)
+    wi, wo = _hemisphere(rng, 256), _hemisphere(rng, 256)
+    before = {name: scene.bsdf[name] for name in names}
+    roles = []
+    try:
+        for role in sorted({n.split(".", 1)[0] for n in names}):
+            mine = [n for n in names if n.startswith(role + ".")]
+            candidates = list(itertools.product(range(MAX_DEGREE + 1), repeat=len(mine)))
+            if len(candidates) > MAX_MONOMIALS:
+                return None
+            low = np.array([limits[n][0] for n in mine])
+            high = np.array([limits[n][1] for n in mine])
+            points = low + rng.random((2 * len(candidates) + 8, len(mine))) * (high - low)
+            values = np.stack(
+                [_eval_role(scene, role, dict(zip(mine, p, strict=True)), wi, wo) for p in points]
+            )
+            kept = _sparsest_fit(_monomials(points, candidates), values, candidates)
+            if kept is None:
+                return None
+            probes = low + rng.random((len(kept), len(mine))) * (high - low)
+            matrix = _monomials(probes, kept)
+            if np.linalg.cond(matrix) > 1e8:
+                probes = low + (np.arange(len(kept))[:, None] + 0.5) / len(kept) * (high - low)
+                matrix = _monomials(probes, kept)
+            roles.append(RoleBasis(role, mine, kept, probes, np.linalg.inv(matrix)))
+    finally:
+        scene.set_bsdf(before)
+    return ShadingBasis(list(names), roles)
+
+
+def _sparsest_fit(design: np.ndarray, values: np.ndarray, candidates: list, tolerance=1e-5):
+    """The fewest monomials (columns of ``design``) that still fit ``values`` exactly (relative
+    residual below ``tolerance``), dropping one at a time; None if all of them do not."""
+
+    def residual(columns) -> float:
+        fit = np.linalg.lstsq(design[:, columns], values, rcond=None)[0]
+        return float(np.abs(design[:, columns] @ fit - values).max())
+
+    scale = float(np.abs(values).max()) or 1.0
+    columns = list(range(len(candidates)))
+    if residual(columns) > tolerance * scale:
+        return None
+    while len(columns) > 1:
+        trials = [(residual([c for c in columns if c != drop]), drop) for drop in columns]
+        best, drop = min(trials)
+        if best > tolerance * scale:
+            break
+        columns.remove(drop)
+    return [candidates[c] for c in columns]
+
+
+def _hemisphere(rng, count: int) -> np.ndarray:
+    v = rng.normal(size=(count, 3))
+    v[:, 2] = np.abs(v[:, 2]) + 1e-3
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _monomials(points: np.ndarray, exponents: list[tuple[int, ...]]) -> np.ndarray:
+    """(N, M): every point's value of every monomial."""
+    return np.stack([np.prod(points ** np.array(e), axis=1) for e in exponents], axis=1)
+
+
+def _eval_role(scene: VirtualScene, role: str, values: dict, wi, wo) -> np.ndarray:
+    import drjit as dr
+
+    mi = scene.mi
+    scene.set_bsdf(values)
+    si = dr.zeros(mi.SurfaceInteraction3f, len(wi))
+    si.wi = mi.Vector3f(wi.T.astype(np.float32))
+    si.sh_frame = mi.Frame3f(mi.Vector3f(1, 0, 0), mi.Vector3f(0, 1, 0), mi.Vector3f(0, 0, 1))
+    out = scene.bsdf_objects[role].eval(mi.BSDFContext(), si, mi.Vector3f(wo.T.astype(np.float32)))
+    return np.asarray(out[0], np.float64)
+
+
+@dataclass
+class BasisImages:
+    """One traced constellation as per-pixel images: the render for learned values θ is
+    ``emitted + Σ_terms Π_i θ_i^e_i · image`` exactly (the same Monte-Carlo estimate as shading
+    the cached samples), at any spp for the cost of a few image additions."""
+
+    names: list[str]
+    emitted: np.ndarray  # (H, W) float32
+    terms: list[tuple[tuple[int, ...], np.ndarray]]  # (exponents over names, image)
+    coverage: np.ndarray  # (H, W) float32: the stage's share of every pixel
+
+    @property
+    def nbytes(self) -> int:
+        return self.emitted.nbytes * (2 + len(self.terms))
+
+    def _factors(self, values) -> list:
+        """Each term's coefficient for ``values`` (a sequence over :attr:`names`, numpy or
+        torch scalars)."""
+        factors = []
+        for exponents, _ in self.terms:
+            factor = 1.0
+            for value, power in zip(values, exponents, strict=True):
+                for _ in range(power):
+                    factor = factor * value
+            factors.append(factor)
+        return factors
+
+    def render(self, values) -> np.ndarray:
+        """float32 (H, W) image for learned ``values`` (numpy, ordered as :attr:`names`)."""
+        image = self.emitted.astype(np.float64)
+        for factor, (_, term) in zip(self._factors(values), self.terms, strict=True):
+            image = image + float(factor) * term
+        return image.astype(np.float32)
+
+    def render_torch(self, values):
+        """(H, W) torch image, differentiable with respect to the torch vector ``values``; the
+        images are moved to its device once and kept there."""
+        emitted, *terms = self._on(values.device)
+        image = emitted
+        for factor, term in zip(self._factors(list(values)), terms, strict=True):
+            image = image + factor * term
+        return image
+
+    def _on(self, device) -> list:
+        import torch
+
+        cached = self.__dict__.setdefault("_devices", {})
+        if str(device) not in cached:
+            images = [self.emitted] + [term for _, term in self.terms]
+            cached[str(device)] = [torch.from_numpy(i).to(device) for i in images]
+        return cached[str(device)]

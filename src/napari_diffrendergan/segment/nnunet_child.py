@@ -115,6 +115,18 @@ def plan_and_preprocess(name: str, processes: int, config: str) -> tuple[dict, s
     return plans, configuration
 
 
+def seed_everything(seed: int) -> None:
+    """Seed the generators nnU-Net draws weights, patches and augmentations from."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - nnU-Net draws from the legacy global generator
+    torch.manual_seed(seed)
+
+
 def train(args) -> None:
     workspace = Path(args.out) / "workspace"
     set_environment(workspace, args.processes)
@@ -127,6 +139,7 @@ def train(args) -> None:
 
     os.environ["nnUNet_n_proc_DA"] = "0" if args.processes <= 2 else str(args.processes)
     torch.set_num_threads(args.processes)
+    seed_everything(args.seed)
     epochs = -(-args.iterations // ITERATIONS_PER_EPOCH[args.config])  # ceil
     per_epoch = -(-args.iterations // epochs)
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
@@ -195,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights and sampling")
     args = parser.parse_args(argv)
     try:
         train(args)

@@ -88,8 +88,10 @@ class Segmenter:
     def _predict_block(self, block: np.ndarray) -> np.ndarray:
         import torch
 
-        if self.window == "whole":
-            self._settings["patch_size"] = [-(-n // self.stride) * self.stride for n in block.shape]
+        if self.window == "whole":  # one pass over the block, at least two strides wide
+            self._settings["patch_size"] = [
+                max(2 * self.stride, -(-n // self.stride) * self.stride) for n in block.shape
+            ]
         with torch.no_grad():
             seg = self.predictor.predict_single_npy_array(
                 block[None, None], {"spacing": (999, 1, 1)}

@@ -55,6 +55,7 @@ def train_model(
     device: str = "auto",
     resume: bool = False,
     monitor: Monitor | None = None,
+    seed: int = 0,
 ) -> TrainingReport:
     """Plan, preprocess and train nnU-Net on ``dataset`` (an nnU-Net raw dataset folder) into
     the model folder ``out``; ``resume`` continues an interrupted training there. Cancelling
@@ -86,6 +87,8 @@ def train_model(
         str(iterations),
         "--device",
         torch_device(device),
+        "--seed",
+        str(seed),
     ]
     if resume:
         command.append("--resume")

@@ -73,12 +73,35 @@ class GanTrainingWidget(TaskWidget):
         self.fid_constellations = spin_box(1, 10_000, defaults.fid_constellations)
         self.pool = spin_box(1, 1000, defaults.pool)
         self.reuse = spin_box(1, 1000, defaults.reuse)
-        self.histogram_samples = spin_box(1, 1_000_000, defaults.histogram_samples)
         self.run_path = QLineEdit()
         self.run_path.setPlaceholderText("run folder (new for Start, existing for Resume)")
 
         self.start_button = QPushButton("Start")
         self.resume_button = QPushButton("Resume")
+        tips = {
+            self.patch_layer_box: "A patch stack saved by the Patch selection widget",
+            self.patches_path: "A patch set folder (patches.json): its particle patches are "
+            "the real images the GAN learns to imitate",
+            self.preset_box: "The material case: meshes, sizes, placement, scene, learned "
+            "parameters and their limits",
+            self.epochs: "Epochs to train to; one epoch = one iteration per constellation",
+            self.iterations: "Iterations (constellations) per epoch; auto: one per real "
+            "particle patch, as in the paper",
+            self.seed: "Seed of the constellations, the networks and the noise: same seed, "
+            "same run",
+            self.device: "auto: the GPU when one is present, else the CPU",
+            self.fid_images: "Synthetic images in each epoch's FID set, one per "
+            "constellation (default: one per real patch, as the paper measures)",
+            self.fid_constellations: "Per-sample shading only (BSDFs that are not polynomial "
+            "in the learned parameters): constellations traced for the FID set",
+            self.pool: "Per-sample shading only: traced constellations held in memory",
+            self.reuse: "Per-sample shading only: iterations each traced constellation serves",
+            self.run_path: "Where the run is written (config, Φ, checkpoints, FID, figures)",
+            self.start_button: "Create the run folder from the fields and train it",
+            self.resume_button: "Continue the run in the folder up to Epochs",
+        }
+        for control, tip in tips.items():
+            control.setToolTip(tip)
         self.while_busy(self.start_button, self.resume_button)
         self.status.setText("Choose a patch set, a preset and a new run folder, then Start.")
         self.run_label = QLabel("No run yet.")
@@ -89,7 +112,12 @@ class GanTrainingWidget(TaskWidget):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(420)
         self.best_epoch = spin_box(0, 0, 0, "automatic")
+        self.best_epoch.setToolTip(
+            "The epoch whose generator makes synthetic data; automatic: the paper's rule "
+            "(broadest parameters among the 5 lowest FIDs)"
+        )
         self.best_button = QPushButton("Use this epoch")
+        self.best_button.setToolTip("Make the epoch above the run's best epoch")
         self.best_button.setEnabled(False)
         self.best_label = QLabel()
 
@@ -108,8 +136,10 @@ class GanTrainingWidget(TaskWidget):
         advanced = QWidget()
         advanced_form = QFormLayout(advanced)
         note = QLabel(
-            "FID is computed after every epoch on synthetic images shaded from a few traced "
-            "constellations; training re-shades each traced constellation several times."
+            "Every constellation is traced once; with the presets' BSDFs (polynomial in the "
+            "learned values) each render is then exact and nearly free. The FID after every "
+            "epoch uses one image per constellation. Pool, reuse and FID constellations only "
+            "apply to BSDFs that must be re-shaded per sample."
         )
         note.setWordWrap(True)
         advanced_form.addRow(note)
@@ -117,7 +147,6 @@ class GanTrainingWidget(TaskWidget):
         advanced_form.addRow("FID constellations", self.fid_constellations)
         advanced_form.addRow("Constellation pool", self.pool)
         advanced_form.addRow("Reuse per trace", self.reuse)
-        advanced_form.addRow("Histogram samples", self.histogram_samples)
         results = QWidget()
         results_layout = QVBoxLayout(results)
         results_layout.addWidget(self.canvas)
@@ -218,7 +247,6 @@ class GanTrainingWidget(TaskWidget):
             pool=self.pool.value(),
             fid_constellations=self.fid_constellations.value(),
             fid_images=self.fid_images.value(),
-            histogram_samples=self.histogram_samples.value(),
             device=self.device.currentText(),
         )
 
@@ -288,6 +316,8 @@ class GanTrainingWidget(TaskWidget):
         if event.kind == "epoch":
             self._show_preview(event)
             self._draw(self.run.metrics(), event.samples)
+        elif event.kind == "note":
+            self.run_label.setText(f"{self.run_label.text()}\nNote: {event.message}")
         elif event.kind != "iteration":
             self.status.setText(event.message)
 
@@ -351,7 +381,7 @@ class GanTrainingWidget(TaskWidget):
             limits = (self._space.low, self._space.high)
             plot_histograms(axes, samples, [n.replace("particle.", "") for n in names], limits)
         self.canvas.draw_idle()
-        epochs = [e["epoch"] for e in metrics["epochs"]]
+        epochs = [e["epoch"] for e in metrics["epochs"] if e["epoch"] > 0]
         self.best_epoch.setRange(0, max(epochs, default=0))
         if metrics.get("best_epoch"):
             self.best_epoch.setValue(metrics["best_epoch"])

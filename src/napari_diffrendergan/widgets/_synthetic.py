@@ -29,6 +29,7 @@ from ._layers import layer_named, path_row, pixel_calibration, spin_box
 
 IMAGES, INSTANCES, MASKS = "synthetic images", "synthetic instances", "synthetic masks"
 DATASET_NAME = "Dataset101_Synthetic"
+SMALL_IMAGE_PX = 128  # below this, a synthetic image holds too few particles for agglomerates
 
 
 def _pairs_text(count: int) -> str:
@@ -55,7 +56,9 @@ class SyntheticDataWidget(TaskWidget):
         self.count = spin_box(1, 1_000_000, 20)
         self.seed = spin_box(0, 2**31 - 1, 0)
         self.contour = spin_box(0, 100, 1)
-        self.contour.setToolTip("Contour class width in pixels (0: no contour class)")
+        self.contour.setToolTip(
+            "Width of the contour class that separates touching particles, px (0: none)"
+        )
         self.spp = spin_box(0, 4096, 0, "the run's")
         self.spp.setToolTip("Samples per pixel when rendering (0: the run's)")
         self.device = QComboBox()
@@ -72,6 +75,22 @@ class SyntheticDataWidget(TaskWidget):
             "Real background patches (random, seeded) added with empty labels"
         )
         self.export_button = QPushButton("Export")
+        tips = {
+            self.run_path: "The run folder of a GAN training",
+            self.epoch_box: "Whose generator makes the parameters: the best epoch (the "
+            "paper's rule) or any finished one",
+            self.count: "Synthetic image + label pairs to render",
+            self.seed: "Pair i depends only on (seed, i): the same seed gives the same pairs",
+            self.device: "auto: the GPU when one is present, else the CPU",
+            self.generate_button: "Render the pairs into image, instance and mask layers",
+            self.dataset_path: "A new nnU-Net dataset folder (DatasetNNN_Name)",
+            self.background_path: "A patch set whose background (particle-free) patches are "
+            "added with empty labels",
+            self.export_button: "Write the generated pairs as an nnU-Net dataset (the same "
+            "files as `diffrendergan generate`)",
+        }
+        for control, tip in tips.items():
+            control.setToolTip(tip)
         self.while_busy(self.generate_button, self.export_button)
         self.export_status = QLabel("Generate pairs first, then Export them.")
         self.export_status.setWordWrap(True)
@@ -144,10 +163,16 @@ class SyntheticDataWidget(TaskWidget):
             self._suggested = str(run.folder.resolve().parent / DATASET_NAME)
             self.dataset_path.setText(self._suggested)
         size = f"{self._pixel_size:g} nm per pixel" if self._pixel_size else "pixel size unknown"
-        self.status.setText(
+        text = (
             f"Run with {len(done)} finished epoch(s), best epoch {best}; "
             f"{config.scene.width}×{config.scene.height} px images, {size}."
         )
+        if min(config.scene.width, config.scene.height) < SMALL_IMAGE_PX:
+            text += (
+                f" Warning: images this small hold only {config.meshes.count} particle(s) each;"
+                f" train on patches of {SMALL_IMAGE_PX} px or more for agglomerates."
+            )
+        self.status.setText(text)
         return True
 
     # --- generating ---------------------------------------------------------------------------
@@ -211,7 +236,10 @@ class SyntheticDataWidget(TaskWidget):
             f"{_pairs_text(len(self._pairs))}, {self._rejected()} rejected by the contrast "
             f"filter (epoch {self._generator.epoch}, seed {request['seed']})."
         )
-        self.export_status.setText("Ready to export the generated pairs.")
+        self.export_status.setText(
+            "Ready to export: choose a patch set with background patches too (real empty "
+            "patches teach nnU-Net what the support film looks like), then Export."
+        )
 
     def _failed(self, err: Exception, request: dict) -> None:
         if not isinstance(err, Cancelled):
@@ -226,7 +254,10 @@ class SyntheticDataWidget(TaskWidget):
             f"Cancelled after {done} of {request['count']}: {_pairs_text(done)}, "
             f"{self._rejected()} rejected by the contrast filter."
         )
-        self.export_status.setText("Ready to export the generated pairs.")
+        self.export_status.setText(
+            "Ready to export: choose a patch set with background patches too (real empty "
+            "patches teach nnU-Net what the support film looks like), then Export."
+        )
 
     # --- layers -------------------------------------------------------------------------------
 

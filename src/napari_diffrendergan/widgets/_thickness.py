@@ -106,7 +106,7 @@ class ThicknessAnalysisWidget(TaskWidget):
         return [
             layer
             for layer in self.viewer.layers
-            if isinstance(layer, Labels | Image) and not layer.name.endswith(" thickness")
+            if isinstance(layer, Labels | Image) and " thickness (" not in layer.name
         ]
 
     def _refresh_layers(self, event=None) -> None:
@@ -152,7 +152,7 @@ class ThicknessAnalysisWidget(TaskWidget):
         self.result = result
         self.export_button.setEnabled(True)
         summary = result.summary()
-        name = f"{self.source.name} thickness"
+        name = f"{self.source.name} thickness ({result.unit})"  # the colour bar's unit
         limits = (0.0, float(np.percentile(result.pixel_values, 99.5)) or 1.0)
         metadata = {
             "pixel_size_nm": result.pixel_size_nm,
