@@ -86,9 +86,9 @@ def test_gan_widget_cancel_stops_between_iterations(make_napari_viewer, tmp_path
     widget.run_path.setText(str(tmp_path / "run"))
     shown = widget._on_event
 
-    def cancel_at_first_iteration(event):
-        shown(event)
-        if event.kind == "iteration":
+    def cancel_at_first_iteration(item):
+        shown(item)
+        if item[0].kind == "iteration":
             assert widget.cancel_button.isEnabled() and not widget.start_button.isEnabled()
             widget.cancel_button.click()
 

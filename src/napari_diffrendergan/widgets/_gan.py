@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from napari.layers import Image
@@ -28,7 +27,15 @@ from ..gan.plots import plot_fid, plot_histograms
 from ..gan.run import GanRun, TrainingSettings
 from ..gan.training import TrainingEvent, train_iter
 from ._base import TaskWidget
-from ._layers import layer_named, path_row, pixel_calibration, refill, spin_box
+from ._layers import (
+    FigureView,
+    layer_named,
+    path_row,
+    pixel_calibration,
+    refill,
+    rendered,
+    spin_box,
+)
 
 PREVIEW = "GAN preview"
 NO_LAYER = "none (use the folder)"
@@ -108,9 +115,7 @@ class GanTrainingWidget(TaskWidget):
         self.run_label.setWordWrap(True)
         self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        self.figure = Figure(figsize=(4, 5.2), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(420)
+        self.plot = FigureView(results_figure({"epochs": []}, None, None))
         self.best_epoch = spin_box(0, 0, 0, "automatic")
         self.best_epoch.setToolTip(
             "The epoch whose generator makes synthetic data; automatic: the paper's rule "
@@ -149,7 +154,7 @@ class GanTrainingWidget(TaskWidget):
         advanced_form.addRow("Reuse per trace", self.reuse)
         results = QWidget()
         results_layout = QVBoxLayout(results)
-        results_layout.addWidget(self.canvas)
+        results_layout.addWidget(self.plot)
         best = QHBoxLayout()
         best.addWidget(QLabel("Best epoch"))
         best.addWidget(self.best_epoch)
@@ -185,7 +190,6 @@ class GanTrainingWidget(TaskWidget):
         self._preset_chosen(self.preset_box.currentText())
         self._show_backend(self.device.currentText())
         self.follow_layers()
-        self._draw({"epochs": [], "best_epoch": None}, None)
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -282,12 +286,25 @@ class GanTrainingWidget(TaskWidget):
             return
         self._launch(run, None, self.epochs.value())
 
+    @property
+    def figure(self) -> Figure:
+        """The results figure on show (FID per epoch, histograms of the latest epoch)."""
+        return self.plot.figure
+
     @staticmethod
     def _work(run: str, new: tuple | None, epochs: int | None, monitor):
-        """Thread-worker generator: create a new run if asked, then yield training events."""
+        """Thread-worker generator: create a new run if asked, then yield training events,
+        each epoch's with its results figure, drawn here rather than in the GUI thread."""
         if new is not None:
             GanRun.create(run, *new)
-        yield from train_iter(run, epochs, monitor)
+        for event in train_iter(run, epochs, monitor):
+            figure = pixels = metrics = None
+            if event.kind == "epoch":
+                gan_run = GanRun(run)
+                metrics = gan_run.metrics()
+                figure = results_figure(metrics, event.samples, gan_run.space)
+                pixels = rendered(figure)
+            yield event, metrics, figure, pixels
 
     def _launch(self, run: str, new: tuple | None, epochs: int | None) -> None:
         self.run = GanRun(run)
@@ -310,12 +327,14 @@ class GanTrainingWidget(TaskWidget):
         self._pixel_size = self.run.pixel_size_nm
         self.run_label.setText(f"Run folder: {self.run.folder.resolve()}")
 
-    def _on_event(self, event: TrainingEvent) -> None:
+    def _on_event(self, item: tuple[TrainingEvent, dict | None, Figure | None, np.ndarray]) -> None:
+        event, metrics, figure, pixels = item
         if self._space is None and self.run.exists:
             self._load_run_info()
         if event.kind == "epoch":
             self._show_preview(event)
-            self._draw(self.run.metrics(), event.samples)
+            self.plot.show_figure(figure, pixels)
+            self._show_best_epoch(metrics)
         elif event.kind == "note":
             self.run_label.setText(f"{self.run_label.text()}\nNote: {event.message}")
         elif event.kind != "iteration":
@@ -362,25 +381,11 @@ class GanTrainingWidget(TaskWidget):
         )
 
     def _draw(self, metrics: dict, samples: np.ndarray | None) -> None:
-        """FID per epoch on top, the latest epoch's parameter histograms below."""
-        self.figure.clear()
-        names = self._space.names if self._space is not None else []
-        rows = 1 + max(1, -(-len(names) // HISTOGRAM_COLUMNS))
-        grid = self.figure.add_gridspec(
-            rows, HISTOGRAM_COLUMNS, height_ratios=[1.6] + [1] * (rows - 1)
-        )
-        fid_axes = self.figure.add_subplot(grid[0, :])
-        plot_fid(fid_axes, metrics)
-        fid_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        fid_axes.tick_params(labelsize=7)
-        if samples is not None and names:
-            axes = [
-                self.figure.add_subplot(grid[1 + i // HISTOGRAM_COLUMNS, i % HISTOGRAM_COLUMNS])
-                for i in range(len(names))
-            ]
-            limits = (self._space.low, self._space.high)
-            plot_histograms(axes, samples, [n.replace("particle.", "") for n in names], limits)
-        self.canvas.draw_idle()
+        """Plots and best epoch of a run read in the GUI thread (opening or editing a run)."""
+        self.plot.show_figure(results_figure(metrics, samples, self._space))
+        self._show_best_epoch(metrics)
+
+    def _show_best_epoch(self, metrics: dict) -> None:
         epochs = [e["epoch"] for e in metrics["epochs"] if e["epoch"] > 0]
         self.best_epoch.setRange(0, max(epochs, default=0))
         if metrics.get("best_epoch"):
@@ -420,3 +425,25 @@ class GanTrainingWidget(TaskWidget):
             return
         self._draw(self.run.metrics(), self.run.samples())
         self.status.setText(f"Best epoch is now {best}{'' if epoch else ' (automatic)'}.")
+
+
+def results_figure(
+    metrics: dict, samples: np.ndarray | None, space: ParameterSpace | None
+) -> Figure:
+    """FID per epoch on top, the latest epoch's parameter histograms below."""
+    figure = Figure(figsize=(4, 5.2), dpi=100, tight_layout=True)
+    names = space.names if space is not None else []
+    rows = 1 + max(1, -(-len(names) // HISTOGRAM_COLUMNS))
+    grid = figure.add_gridspec(rows, HISTOGRAM_COLUMNS, height_ratios=[1.6] + [1] * (rows - 1))
+    fid_axes = figure.add_subplot(grid[0, :])
+    plot_fid(fid_axes, metrics)
+    fid_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fid_axes.tick_params(labelsize=7)
+    if samples is not None and names:
+        axes = [
+            figure.add_subplot(grid[1 + i // HISTOGRAM_COLUMNS, i % HISTOGRAM_COLUMNS])
+            for i in range(len(names))
+        ]
+        limits = (space.low, space.high)
+        plot_histograms(axes, samples, [n.replace("particle.", "") for n in names], limits)
+    return figure

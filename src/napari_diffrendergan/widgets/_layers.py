@@ -1,9 +1,39 @@
 """Helpers shared by the dock widgets: pixel size and rectangles from napari layers, layer
-look-up, and the small Qt rows the widgets build their forms from."""
+look-up, figures shown as images, and the small Qt rows the widgets build their forms from."""
 
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtWidgets import QLabel
+
+
+def rendered(figure) -> np.ndarray:
+    """RGBA pixels of a matplotlib figure, drawn by Agg: safe in a worker thread, so the GUI
+    thread never spends the ~1 s a many-axes figure takes to draw."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+class FigureView(QLabel):
+    """Shows a matplotlib figure as a picture (drawn beforehand, e.g. by a worker)."""
+
+    def __init__(self, figure):
+        super().__init__()
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.show_figure(figure)
+
+    def show_figure(self, figure, pixels: np.ndarray | None = None) -> None:
+        """Show ``figure`` (its ``pixels`` from :func:`rendered`, drawn now if not given)."""
+        self.figure = figure
+        pixels = rendered(figure) if pixels is None else pixels
+        height, width = pixels.shape[:2]
+        image = QImage(pixels.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
+        self.setPixmap(QPixmap.fromImage(image.copy()))
 
 
 def layer_pixel_size_nm(layer) -> float | None:
