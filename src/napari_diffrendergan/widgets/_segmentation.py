@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
@@ -30,7 +29,16 @@ from ..segment.model import ModelFolder
 from ..segment.predict import Segmentation, Segmenter, segment_image
 from ..segment.training import train_model
 from ._base import TaskWidget
-from ._layers import calibration, layer_named, layer_pixel_size_nm, path_row, refill, regions_of
+from ._layers import (
+    FigureView,
+    calibration,
+    layer_named,
+    layer_pixel_size_nm,
+    path_row,
+    refill,
+    regions_of,
+    rendered,
+)
 
 
 class SegmentationWidget(TaskWidget):
@@ -105,9 +113,7 @@ class SegmentationWidget(TaskWidget):
         self.pixel_size.setToolTip("nm per pixel, for statistics in nm (from the layer if known)")
         self.segment_button = QPushButton("Segment open image")
         self.segment_button.setToolTip("Segment the chosen image with the model above")
-        self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(200)
+        self.plot = FigureView(Figure(figsize=(4, 2.6), dpi=100))
         self.stats = QLabel()
         self.stats.setWordWrap(True)
         self.export_button = QPushButton("Export particle CSV…")
@@ -145,7 +151,7 @@ class SegmentationWidget(TaskWidget):
         segment_form.addRow(self.segment_button)
         layout.addWidget(segment_box)
         layout.addWidget(self.progress_panel())
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.plot)
         layout.addWidget(self.stats)
         layout.addWidget(self.export_button)
         layout.addStretch(1)
@@ -280,10 +286,17 @@ class SegmentationWidget(TaskWidget):
             monitor.report(0, 1, "loading the model")
             segmenter = Segmenter(model, **settings)
         monitor.check()
-        return segmenter, segment_image(segmenter, data, monitor=monitor, **options)
+        result = segment_image(segmenter, data, monitor=monitor, **options)
+        figure = size_figure(result, options["pixel_size_nm"])
+        return segmenter, result, figure, rendered(figure)
+
+    @property
+    def figure(self) -> Figure:
+        """The size histogram on show."""
+        return self.plot.figure
 
     def _show(self, outcome) -> None:
-        self.segmenter, result = outcome
+        self.segmenter, result, figure, pixels = outcome
         self.result = result
         self.export_button.setEnabled(True)
         pixel = self.pixel_size.value() or None
@@ -306,14 +319,7 @@ class SegmentationWidget(TaskWidget):
         )
         diameters = next(v for k, v in result.table.items() if k.startswith("equivalent_diameter"))
         unit = "nm" if pixel else "px"
-        self.figure.clear()
-        axes = self.figure.add_subplot(111)
-        if len(diameters):
-            axes.hist(diameters, bins=min(30, max(5, len(diameters) // 3)), color="tab:blue")
-            axes.axvline(np.median(diameters), color="k", ls="--", lw=1)
-        axes.set_xlabel(f"equivalent diameter ({unit})")
-        axes.set_ylabel("particles")
-        self.canvas.draw_idle()
+        self.plot.show_figure(figure, pixels)
         notes = f" ({'; '.join(result.notes)})" if result.notes else ""
         self.status.setText(f"Added “{self.source.name} particles” and “… mask”{notes}.")
         if len(diameters):
@@ -348,3 +354,16 @@ class SegmentationWidget(TaskWidget):
             return ""
         self.status.setText(f"Exported {Path(path).name}.")
         return str(path)
+
+
+def size_figure(result: Segmentation, pixel_size_nm: float | None) -> Figure:
+    """Histogram of the particles' equivalent diameters (nm when the pixel size is known)."""
+    diameters = next(v for k, v in result.table.items() if k.startswith("equivalent_diameter"))
+    figure = Figure(figsize=(4, 2.6), dpi=100, tight_layout=True)
+    axes = figure.add_subplot(111)
+    if len(diameters):
+        axes.hist(diameters, bins=min(30, max(5, len(diameters) // 3)), color="tab:blue")
+        axes.axvline(np.median(diameters), color="k", ls="--", lw=1)
+    axes.set_xlabel(f"equivalent diameter ({'nm' if pixel_size_nm else 'px'})")
+    axes.set_ylabel("particles")
+    return figure

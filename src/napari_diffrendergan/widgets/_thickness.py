@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
@@ -28,7 +27,7 @@ from ..analysis.thickness import (
 from ..errors import DiffRenderGANError
 from ..io import write_csv
 from ._base import TaskWidget
-from ._layers import calibration, layer_pixel_size_nm, refill
+from ._layers import FigureView, calibration, layer_pixel_size_nm, refill, rendered
 
 
 def layer_mask(layer) -> np.ndarray:
@@ -80,9 +79,7 @@ class ThicknessAnalysisWidget(TaskWidget):
         self.status.setText("Choose a Labels layer (segmentation or binary mask) or an Image.")
         self.stats = QLabel()
         self.stats.setWordWrap(True)
-        self.figure = Figure(figsize=(4, 2.8), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(220)
+        self.plot = FigureView(Figure(figsize=(4, 2.8), dpi=100))
 
         form = QFormLayout()
         form.addRow("Mask layer", self.layer_box)
@@ -92,7 +89,7 @@ class ThicknessAnalysisWidget(TaskWidget):
         layout.addLayout(form)
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress_panel())
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.plot)
         layout.addWidget(self.stats)
         layout.addWidget(self.export_button)
         layout.addStretch(1)
@@ -140,7 +137,7 @@ class ThicknessAnalysisWidget(TaskWidget):
             return
         how = "" if isinstance(self.source, Labels) else " (Image layer: Otsu threshold)"
         self.launch(
-            analyse,
+            self._analyse,
             mask,
             self.pixel_size.value() or None,
             done=self._show,
@@ -148,7 +145,21 @@ class ThicknessAnalysisWidget(TaskWidget):
             text=f"Computing local thickness of {name}{how}…",
         )
 
-    def _show(self, result: ThicknessResult) -> None:
+    @property
+    def figure(self) -> Figure:
+        """The distributions figure on show."""
+        return self.plot.figure
+
+    @staticmethod
+    def _analyse(mask: np.ndarray, pixel_size_nm: float | None, monitor):
+        """Thread worker: the analysis, and its figure drawn here rather than in the GUI."""
+        result = analyse(mask, pixel_size_nm, monitor=monitor)
+        figure = Figure(figsize=(4, 2.8), dpi=100, tight_layout=True)
+        plot_distributions(result, figure.add_subplot(111))
+        return result, figure, rendered(figure)
+
+    def _show(self, outcome: tuple[ThicknessResult, Figure, np.ndarray]) -> None:
+        result, figure, pixels = outcome
         self.result = result
         self.export_button.setEnabled(True)
         summary = result.summary()
@@ -175,9 +186,7 @@ class ThicknessAnalysisWidget(TaskWidget):
             )
         if hasattr(layer, "colorbar"):
             layer.colorbar.visible = True
-        self.figure.clear()
-        plot_distributions(result, self.figure.add_subplot(111))
-        self.canvas.draw_idle()
+        self.plot.show_figure(figure, pixels)
         unit = summary["unit"]
         self.status.setText(
             f"Added layer “{name}” (local thickness in {unit}, 0 outside the mask; colour bar "
