@@ -71,7 +71,9 @@ def main() -> None:
 
     # patches from a blob scan, then the GAN: 2 epochs (FID after each), then a cancelled resume
     image, _, _ = blob_sample(0, (512, 512), 120)
-    viewer.add_image(image, name="scan", scale=(7.0, 7.0), metadata={"pixel_size_nm": 7.0})
+    viewer.add_image(
+        image, name="scan", scale=(7.0, 7.0), units="nm", metadata={"pixel_size_nm": 7.0}
+    )
     patches = dock("Patch selection")
     patches.size.setValue(128)
     patches.stride.setValue(128)
@@ -121,6 +123,7 @@ def main() -> None:
         lambda: segmentation.segment_button.isEnabled()
     )
 
+    viewer.layers.clear()  # a new sample: nanowires in pixels, not over the nm-scaled scan
     viewer.add_labels(
         synthetic_wires((2000, 2000), [12, 20, 30], seed=1).astype(np.uint8), name="wires"
     )
