@@ -151,13 +151,14 @@ def rendered_scan(
     """A stand-in for a real scan: the ``tio2-sem`` scene at a real scan's size and pixel scale,
     rendered with hidden parameters (:data:`HIDDEN_TRUTH`), labels exact."""
     from ..config import preset
+    from ..gan.recovery import truth_values
     from ..render.sampling import AnnotatedRenderer
 
     truth = dict(truth or HIDDEN_TRUTH)
     config = preset("tio2-sem").resized(width, height)
-    values = {k: v for k, v in truth.items() if k != "noise"}
+    values, noise = truth_values(config, truth)
     renderer = AnnotatedRenderer(config, device=device)
-    sample = renderer.render((seed,), lambda phi, rng: (values, truth["noise"]))
+    sample = renderer.render((seed,), lambda phi, rng: (values, noise))
     why = f" ({reason})" if reason else ""
     return Scan(
         "rendered TiO2 scan",
