@@ -1,26 +1,40 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from napari_diffrendergan.config import preset
 from napari_diffrendergan.errors import InputError
+from napari_diffrendergan.render.denoise import RADIUS, GuidedFilter, traced_spp
 from napari_diffrendergan.render.placement import transformation_tensor
 from napari_diffrendergan.render.sampling import mid_range_values
 from napari_diffrendergan.render.scene import VirtualScene
-from napari_diffrendergan.render.shading import shade_torch, trace
+from napari_diffrendergan.render.shading import find_shading_basis, shade_torch, trace
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def scene():
+def small_scene(denoise: bool, size: int = 64, field_width: float = 3.0, meshes: int = 6):
     config = preset("tio2-sem")
-    config.scene.width = config.scene.height = 64
-    config.scene.field_width = 3.0
-    config.meshes.count = 6
+    config.scene.width = config.scene.height = size
+    config.scene.field_width = field_width
+    config.scene.spp = 16
+    config.scene.denoise = denoise
+    config.meshes.count = meshes
     scene = VirtualScene(config, device="cpu")
     scene.place(transformation_tensor(config, 1, 3)[0])
     scene.set_bsdf(mid_range_values(config)[0])
     return scene
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return small_scene(denoise=False)
+
+
+@pytest.fixture(scope="module")
+def denoised_scene():
+    """At the tio2-sem preset's pixel scale (32 px per mesh unit), where the denoiser applies."""
+    return small_scene(denoise=True, size=128, field_width=4.0, meshes=8)
 
 
 def test_one_sample_per_stratum_cell(scene):
@@ -78,3 +92,81 @@ def test_gradients_match_mitsuba_and_finite_differences(scene):
     mitsuba = [float(dr.grad(scene.params[k])[0]) for k in keys]
     scene.set_bsdf(base)
     assert ours[:2] == pytest.approx(mitsuba, rel=0.1)
+
+
+def test_traced_samples_for_a_quality():
+    assert [traced_spp(n, True) for n in (1, 16, 64, 121, 256, 1024)] == [1, 4, 16, 25, 64, 1024]
+    assert traced_spp(121, False) == 121
+
+
+def test_guided_filter_is_linear_keeps_depth_edges_and_matches_torch():
+    import torch
+
+    rng = np.random.default_rng(0)
+    depth = np.zeros((24, 24), np.float32)
+    depth[:, 12:] = 30.0  # a step of 30 pixel footprints: another surface
+    normals = np.zeros((3, 24, 24), np.float32)
+    normals[2] = 1
+    denoiser = GuidedFilter.from_guides(normals, depth, pixel_size=1.0)
+    assert np.allclose(denoiser.weights.sum(0), 1)
+    a, b = rng.random((2, 24, 24)).astype(np.float32)
+    assert np.allclose(denoiser(a + 2 * b), denoiser(a) + 2 * denoiser(b), atol=1e-5)
+    assert np.allclose(denoiser(np.full((24, 24), 0.3, np.float32)), 0.3)
+    changed = a.copy()
+    changed[:, 12:] += 5.0  # the far surface's pixels must not leak into the near one
+    assert np.allclose(denoiser(changed)[:, :12], denoiser(a)[:, :12], atol=1e-6)
+    assert denoiser(a)[:, 12 - RADIUS : 12].std() < a[:, 12 - RADIUS : 12].std() / 2
+
+    image = torch.from_numpy(a).requires_grad_()
+    filtered = denoiser(image)
+    assert np.allclose(filtered.detach().numpy(), denoiser(a), atol=1e-6)
+    filtered.sum().backward()  # linear: d(sum)/d(pixel) = sum of the weights it receives
+    received = np.zeros((24 + 2 * RADIUS,) * 2, np.float32)
+    for k, (dy, dx) in enumerate(
+        (dy, dx) for dy in range(-RADIUS, RADIUS + 1) for dx in range(-RADIUS, RADIUS + 1)
+    ):
+        received[RADIUS + dy : RADIUS + dy + 24, RADIUS + dx : RADIUS + dx + 24] += (
+            denoiser.weights[k]
+        )
+    inner = received[2 * RADIUS : 24, 2 * RADIUS : 24]  # away from the replicated border
+    assert np.allclose(image.grad.numpy()[RADIUS : 24 - RADIUS, RADIUS : 24 - RADIUS], inner)
+
+
+def test_denoised_trace_reaches_the_quality_it_is_asked_for(denoised_scene, scene):
+    raw = small_scene(denoise=False, size=128, field_width=4.0, meshes=8)
+    reference = np.mean([raw.render(seed=s, spp=256) for s in range(3)], axis=0)
+    mitsuba = raw.render(seed=7, spp=121)
+    cache = trace(denoised_scene, seed=8, spp=121)
+    assert cache.strata**2 == 25 and cache.denoiser is not None
+    denoised = cache.render()
+    raw_25 = trace(raw, seed=8, spp=25).render()
+
+    def error(image):
+        return float(np.abs(image - reference).mean())
+
+    def grain(image):
+        return float((image - ndimage.gaussian_filter(image, 2)).std())
+
+    assert denoised.mean() == pytest.approx(reference.mean(), rel=0.02)
+    assert error(denoised) < 1.05 * error(mitsuba) < error(raw_25) / 1.4
+    assert grain(denoised) < grain(mitsuba)
+    # too coarse for the filter (21 px per mesh unit): the full spp is traced instead
+    assert trace(small_scene(denoise=True), seed=1, spp=121).denoiser is None
+
+
+def test_basis_images_render_the_trace_exactly_also_denoised(scene, denoised_scene):
+    rng = np.random.default_rng(2)
+    for s in (scene, denoised_scene):
+        learning = s.config.learning
+        names = learning.learned()
+        limits = {n: learning.limits_for(*n.split(".", 1)) for n in names}
+        basis = find_shading_basis(s, names, limits)
+        assert basis is not None
+        cache = trace(s, seed=4, spp=64)
+        images = cache.reduce(basis)
+        for _ in range(2):
+            values = [float(rng.uniform(*limits[n])) for n in names]
+            s.set_bsdf(dict(zip(names, values, strict=True)))
+            expected = cache.render()
+            assert np.allclose(images.render(values), expected, atol=1e-4 * expected.max())
+        s.set_bsdf(mid_range_values(s.config)[0])

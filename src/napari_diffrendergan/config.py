@@ -129,7 +129,9 @@ class SceneConfig:
 
     Distances are multiples of ``field_width`` (the stage width visible in the image). The
     torus tube is ``torus_tube_radius`` wide and ``torus_tube_height`` tall (half-axes; 0:
-    round), so a tall thin torus is a band of light around the scene.
+    round), so a tall thin torus is a band of light around the scene. ``spp`` is the quality
+    of that many samples per pixel; with ``denoise`` the renderer traces fewer and filters
+    them guided by the geometry (render/denoise.py: 25 traced for spp-121 quality).
     """
 
     field_width: float = 8.0
@@ -141,6 +143,7 @@ class SceneConfig:
     integrator: str = "direct"
     camera_height: float = 2.0
     stage_extent: float = 2.4
+    denoise: bool = False
     torus_radius: float = 0.9
     torus_tube_radius: float = 0.12
     torus_tube_height: float = 0.0
@@ -431,7 +434,9 @@ def _tio2_sem() -> MaterialConfig:
         # with the paper's limits the stage then reaches the real background (~0.15 of full
         # scale) and the particles their brightness (~0.5); a thinner, lower torus leaves both
         # at a quarter of that
-        scene=SceneConfig(field_width=8.0, spp=64, torus_tube_radius=0.3, torus_z=0.45),
+        scene=SceneConfig(
+            field_width=8.0, spp=121, denoise=True, torus_tube_radius=0.3, torus_z=0.45
+        ),
         # decided by FID on the real training patches (docs/gan.md): the stage limit raised
         # (the learned stage sat at 0.4), a learned support film and detector blur
         learning=LearningConfig(

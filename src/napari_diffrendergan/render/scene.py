@@ -2,8 +2,7 @@
 
 A :class:`VirtualScene` is built once per configuration. Placing particles for another
 constellation only rewrites vertex positions in place (no scene rebuild, no kernel
-recompilation). Labels come from a duplicate scene without the stage, rendered with the
-``aov`` integrator (``shape_index``) at one centred sample per pixel.
+recompilation). Labels are the particle that a ray through each pixel's centre meets first.
 """
 
 from __future__ import annotations
@@ -123,11 +122,9 @@ class VirtualScene:
         learning = config.learning
         for name in learning.learned():
             self.bsdf[name] = sum(learning.limits_for(*name.split(".", 1))) / 2
-        self.scene = self.mi.load_dict(self._scene_dict(with_stage=True), optimize=False)
-        self.label_scene = self.mi.load_dict(self._scene_dict(with_stage=False), optimize=False)
+        self.scene = self.mi.load_dict(self._scene_dict(), optimize=False)
         self.params = self.mi.traverse(self.scene)
-        self.label_params = self.mi.traverse(self.label_scene)
-        self._id_to_slot = self._shape_ids()
+        self._slot_of_id = self._slot_lookup()
         shapes = {shape.id(): shape for shape in self.scene.shapes()}
         self.stage_shape = shapes["stage"]
         self.bsdf_objects = {
@@ -135,11 +132,10 @@ class VirtualScene:
             "stage": self.stage_shape.bsdf(),
         }
         self.phi: np.ndarray | None = None
-        self._labels_placed = False
 
     # --- scene description ----------------------------------------------------------------
 
-    def _sensor(self, labels: bool) -> dict:
+    def _sensor(self) -> dict:
         s = self.config.scene
         fw = s.field_width
         distance = s.camera_height * fw
@@ -159,80 +155,77 @@ class VirtualScene:
                 "width": s.width,
                 "height": s.height,
                 "pixel_format": "luminance",
-                "rfilter": {"type": "box"}
-                if labels
-                else {"type": "gaussian", "stddev": s.filter_stddev},
+                "rfilter": {"type": "gaussian", "stddev": s.filter_stddev},
             },
-            "sampler": {"type": "stratified", "sample_count": 1, "jitter": False}
-            if labels
-            else {"type": s.sampler, "sample_count": s.spp},
+            "sampler": {"type": s.sampler, "sample_count": s.spp},
         }
 
-    def _scene_dict(self, with_stage: bool) -> dict:
+    def _scene_dict(self) -> dict:
         mi = self.mi
         s = self.config.scene
         fw = s.field_width
-        scene: dict = {"type": "scene", "sensor": self._sensor(labels=not with_stage)}
-        particle_props: dict = {}
-        if with_stage:
-            scene["integrator"] = {"type": s.integrator}
-            particle_bsdf = mi.load_dict(
-                {"type": "principled", "id": PARTICLE_BSDF, **self._bsdf_values("particle")}
-            )
-            particle_props["bsdf"] = particle_bsdf
-            scene[PARTICLE_BSDF] = particle_bsdf
-            scene[STAGE_BSDF] = {"type": "principled", **self._bsdf_values("stage")}
-            half = s.stage_extent * fw / 2
-            scene["stage"] = {
+        particle_bsdf = mi.load_dict(
+            {"type": "principled", "id": PARTICLE_BSDF, **self._bsdf_values("particle")}
+        )
+        half = s.stage_extent * fw / 2
+        vertices, faces = torus_arrays(
+            s.torus_radius * fw, s.torus_tube_radius * fw, tall=s.torus_tube_height * fw
+        )
+        vertices[:, 2] += s.torus_z * fw
+        rect = s.rect_size * fw / 2
+        scene: dict = {
+            "type": "scene",
+            "sensor": self._sensor(),
+            "integrator": {"type": s.integrator},
+            PARTICLE_BSDF: particle_bsdf,
+            STAGE_BSDF: {"type": "principled", **self._bsdf_values("stage")},
+            "stage": {
                 "type": "rectangle",
                 "to_world": mi.ScalarTransform4f().scale([half, half, 1]),
                 "bsdf": {"type": "ref", "id": STAGE_BSDF},
-            }
-            vertices, faces = torus_arrays(
-                s.torus_radius * fw, s.torus_tube_radius * fw, tall=s.torus_tube_height * fw
-            )
-            vertices[:, 2] += s.torus_z * fw
-            scene["torus_light"] = _mi_mesh(
+            },
+            "torus_light": _mi_mesh(
                 mi,
                 "torus_light",
                 vertices,
                 faces,
                 emitter=mi.load_dict({"type": "area", "radiance": s.torus_radiance}),
-            )
-            rect = s.rect_size * fw / 2
-            scene["top_light"] = {
+            ),
+            "top_light": {
                 "type": "rectangle",
                 "flip_normals": True,
                 "to_world": mi.ScalarTransform4f().translate([0, 0, s.rect_height * fw])
                 @ mi.ScalarTransform4f().scale([rect, rect, 1]),
                 "emitter": {"type": "area", "radiance": s.rect_radiance},
-            }
-        else:
-            scene["integrator"] = {"type": "aov", "aovs": "index:shape_index"}
+            },
+        }
         for i, mesh in enumerate(self.meshes):
             name = f"particle_{i:03d}"
             scene[name] = _mi_mesh(
-                mi, name, mesh.vertices, mesh.faces, mesh.normals, **particle_props
+                mi, name, mesh.vertices, mesh.faces, mesh.normals, bsdf=particle_bsdf
             )
         return scene
 
     def _bsdf_values(self, role: str) -> dict:
         return {name: self.bsdf[f"{role}.{name}"] for name in PRINCIPLED_DEFAULTS}
 
-    def _shape_ids(self) -> dict[int, int]:
-        """Map raw ``shape_index`` AOV values (Mitsuba's shape registry ids, not positions in
-        the scene) to particle slots, via each shape's own id."""
+    def _slot_lookup(self) -> np.ndarray:
+        """uint16 table from a shape's registry id (what ``ShapePtr`` holds) to its instance
+        label: particle slot + 1, 0 for the stage and the emitters."""
         import drjit as dr
 
-        mapping = {}
-        for shape in self.label_scene.shapes():
+        ids = {}
+        for shape in self.scene.shapes():
+            raw = int(dr.reinterpret_array(self.mi.UInt32, self.mi.ShapePtr(shape))[0])
             name = shape.id()
-            if name.startswith("particle_"):
-                raw = dr.reinterpret_array(self.mi.UInt32, self.mi.ShapePtr(shape))
-                mapping[int(raw[0])] = int(name.split("_")[1])
-        if len(mapping) != self.n:
-            raise RuntimeError(f"label scene holds {len(mapping)} particles, expected {self.n}")
-        return mapping
+            ids[raw] = int(name.split("_")[1]) + 1 if name.startswith("particle_") else 0
+        table = np.zeros(max(ids) + 1, np.uint16)
+        for raw, label in ids.items():
+            table[raw] = label
+        if np.count_nonzero(table) != self.n:
+            found = np.count_nonzero(table)
+            raise RuntimeError(f"scene holds {found} particles, expected {self.n}")
+        return table
 
     # --- state ----------------------------------------------------------------------------
 
@@ -257,9 +250,8 @@ class VirtualScene:
     def place(self, phi: np.ndarray) -> None:
         """Move particles to constellation ``phi`` ((n, 4): x, y, z, scale).
 
-        Only vertex buffers change; the scenes are not rebuilt. The label scene follows on the
-        next :meth:`instances` call, so rendering without labels (training) pays for one
-        acceleration-structure update only.
+        Only vertex buffers change; the scene is not rebuilt, one acceleration-structure
+        update serves the image and the labels.
         """
         phi = np.asarray(phi, dtype=np.float32)
         if phi.shape != (self.n, 4) or not np.isfinite(phi).all():
@@ -276,7 +268,6 @@ class VirtualScene:
         with _one_thread():
             self.params.update()
         self.phi = phi
-        self._labels_placed = False
 
     # --- rendering ------------------------------------------------------------------------
 
@@ -293,19 +284,24 @@ class VirtualScene:
         return np.asarray(self.render_tensor(seed, spp), dtype=np.float32)
 
     def instances(self) -> np.ndarray:
-        """Instance labels of the current constellation: uint16, 0 = background, slot + 1."""
+        """Instance labels of the current constellation: uint16, 0 = background, slot + 1.
+
+        The particle that a ray through each pixel's centre meets first, in the render scene
+        itself (the stage lies below every particle and the emitters out of view, so they hide
+        none): no second scene to keep placed, no second acceleration structure to build.
+        """
+        import drjit as dr
+
         if self.phi is None:
             raise RuntimeError("place() particles before rendering labels")
-        if not self._labels_placed:
-            for i in range(self.n):
-                key = f"particle_{i:03d}.vertex_positions"
-                self.label_params[key] = self.mi.Float(self.params[key])
-            with _one_thread():
-                self.label_params.update()
-            self._labels_placed = True
-        raw = np.asarray(self.mi.render(self.label_scene, spp=1))[:, :, 0]
-        ids = np.rint(raw).astype(np.int64)
-        labels = np.zeros(ids.shape, np.uint16)
-        for raw_id, slot in self._id_to_slot.items():
-            labels[ids == raw_id] = slot + 1
-        return labels
+        mi = self.mi
+        s = self.config.scene
+        with dr.suspend_grad():
+            lane = dr.arange(mi.UInt32, s.width * s.height)
+            centre = mi.Vector2f(mi.Float(lane % s.width), mi.Float(lane // s.width)) + 0.5
+            ray, _ = self.scene.sensors()[0].sample_ray(
+                0.0, 0.0, centre / mi.ScalarVector2f(s.width, s.height), 0.5
+            )
+            si = self.scene.ray_intersect(ray)
+            raw = dr.select(si.is_valid(), dr.reinterpret_array(mi.UInt32, si.shape), 0)
+        return self._slot_of_id[np.asarray(raw, np.int64).reshape(s.height, s.width)]

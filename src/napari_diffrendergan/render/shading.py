@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .denoise import GuidedFilter, applies, traced_spp
 from .scene import VirtualScene
 
 
@@ -48,6 +49,7 @@ class ShadingCache:
     samples: dict  # role -> _Samples
     emitted: object  # Float grid of directly seen emitted radiance (constant)
     strata: int
+    denoiser: GuidedFilter | None = None  # applied to every render (linear in the radiance)
 
     @property
     def nbytes(self) -> int:
@@ -93,7 +95,8 @@ class ShadingCache:
         rows, columns, norm = _sparse_filter(s.width, s.height, self.strata, s.filter_stddev)
         grid = self.shade_cells(roles, emitted).numpy().astype(np.float64)
         grid = grid.reshape(s.height * self.strata, s.width * self.strata)
-        return ((columns.T @ (rows @ grid).T).T / norm).astype(np.float32)
+        image = ((columns.T @ (rows @ grid).T).T / norm).astype(np.float32)
+        return self.denoiser(image) if self.denoiser else image
 
     def coverage(self, role: str = "stage") -> np.ndarray:
         """float32 (H, W): how much of every pixel (filter-weighted share of its samples)
@@ -172,15 +175,18 @@ def reconstruct(cells, cache: ShadingCache):
         for m in filter_matrices(s.width, s.height, cache.strata, s.filter_stddev)
     )
     grid = cells.reshape(s.height * cache.strata, s.width * cache.strata)
-    return rows @ grid @ columns / norm
+    image = rows @ grid @ columns / norm
+    return cache.denoiser(image) if cache.denoiser else image
 
 
 def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> ShadingCache:
     """Trace the current constellation of ``scene`` and cache its samples (see module doc).
 
-    ``spp`` must be a square number (one sample per stratum cell). BSDF samples are drawn
-    from the BSDFs' current parameter values: set them to the values you expect (e.g. the
-    generator's latest output) for the lowest variance.
+    ``spp`` (a square number) is the quality asked for: with the scene's ``denoise`` on, fewer
+    samples are traced (:func:`.denoise.traced_spp`) and every render is filtered by the
+    geometry-guided :class:`.denoise.GuidedFilter`; otherwise one sample per stratum cell. BSDF
+    samples are drawn from the BSDFs' current parameter values: set them to the values you
+    expect (e.g. the generator's latest output) for the lowest variance.
     """
     import drjit as dr
 
@@ -188,9 +194,11 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
         raise RuntimeError("place() particles before tracing")
     mi = scene.mi
     spp = spp or scene.config.scene.spp
-    strata = int(round(np.sqrt(spp)))
-    if strata * strata != spp:
+    if round(np.sqrt(spp)) ** 2 != spp:
         raise InputError(f"spp must be a square number (1, 4, 9, 16, 25, ...), got {spp}")
+    denoise = applies(scene.config.scene, spp)
+    spp = traced_spp(spp, denoise)
+    strata = int(round(np.sqrt(spp)))
     sensor = scene.scene.sensors()[0]
     width, height = scene.config.scene.width, scene.config.scene.height
     count = width * height * spp
@@ -239,7 +247,8 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
         stage = dr.reinterpret_array(mi.UInt32, mi.ShapePtr(scene.stage_shape))[0]
         particle = valid & ~si.shape.is_emitter() & (shape != stage)
         roles = {"particle": particle, "stage": valid & (shape == stage)}
-        dr.eval(cell, si.wi, wo_emitter, weight_emitter, bsdf_sample.wo, weight_bsdf, roles)
+        guides = _guide_pixels(scene, si, valid, lane // spp, spp) if denoise else []
+        dr.eval(cell, si.wi, wo_emitter, weight_emitter, bsdf_sample.wo, weight_bsdf, roles, guides)
         samples = {}
         for role, mask in roles.items():
             chosen = dr.compress(mask)
@@ -252,7 +261,29 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
                 weight_bsdf=dr.gather(mi.Float, weight_bsdf, chosen),
             )
         dr.eval(samples, emitted)
-    return ShadingCache(scene, samples, emitted, strata)
+    denoiser = None
+    if denoise:
+        s = scene.config.scene
+        *normals, depth = (np.asarray(g).reshape(s.height, s.width) for g in guides)
+        denoiser = GuidedFilter.from_guides(np.stack(normals), depth, s.field_width / s.width)
+    return ShadingCache(scene, samples, emitted, strata, denoiser)
+
+
+def _guide_pixels(scene: VirtualScene, si, valid, pixel, spp: int) -> list:
+    """The denoiser's guides: the mean normal (x, y, z) and depth that each pixel's camera
+    samples saw (nothing seen: normal 0, depth far away)."""
+    import drjit as dr
+
+    mi = scene.mi
+    s = scene.config.scene
+    normal = si.sh_frame.n
+    far = 10 * s.camera_height * s.field_width
+    guides = []
+    for value, missed in ((normal.x, 0.0), (normal.y, 0.0), (normal.z, 0.0), (si.t, far)):
+        pixels = dr.zeros(mi.Float, s.width * s.height)
+        dr.scatter_reduce(dr.ReduceOp.Add, pixels, dr.select(valid, value, missed) / spp, pixel)
+        guides.append(pixels)
+    return guides
 
 
 def shade_torch(cache: ShadingCache, names: list[str], values):
