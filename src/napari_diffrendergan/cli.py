@@ -614,7 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--background-patches", help="patch set whose background patches to add")
     gen.add_argument("--n-background", type=_whole(0), default=200)
-    gen.add_argument("--spp", type=_square, help="samples per pixel (default: the run's)")
+    gen.add_argument(
+        "--spp", type=_square, help="quality in samples per pixel (default: the run's)"
+    )
     gen.add_argument("--contour-thickness", type=_whole(0), help="px (default: the preset's)")
     gen.add_argument("--seed", type=_whole(0), default=0)
     gen.add_argument("--workers", type=_whole(1), default=1, help="local worker processes")
