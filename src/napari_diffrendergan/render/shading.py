@@ -247,7 +247,7 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
         stage = dr.reinterpret_array(mi.UInt32, mi.ShapePtr(scene.stage_shape))[0]
         particle = valid & ~si.shape.is_emitter() & (shape != stage)
         roles = {"particle": particle, "stage": valid & (shape == stage)}
-        guides = _guide_pixels(scene, si, valid, lane // spp, spp) if denoise else []
+        guides = _guide_cells(scene, si, valid, cell, strata) if denoise else []
         dr.eval(cell, si.wi, wo_emitter, weight_emitter, bsdf_sample.wo, weight_bsdf, roles, guides)
         samples = {}
         for role, mask in roles.items():
@@ -264,14 +264,17 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
     denoiser = None
     if denoise:
         s = scene.config.scene
-        *normals, depth = (np.asarray(g).reshape(s.height, s.width) for g in guides)
+        *normals, depth = (
+            np.asarray(g).reshape(s.height, strata, s.width, strata).mean((1, 3)) for g in guides
+        )
         denoiser = GuidedFilter.from_guides(np.stack(normals), depth, s.field_width / s.width)
     return ShadingCache(scene, samples, emitted, strata, denoiser)
 
 
-def _guide_pixels(scene: VirtualScene, si, valid, pixel, spp: int) -> list:
-    """The denoiser's guides: the mean normal (x, y, z) and depth that each pixel's camera
-    samples saw (nothing seen: normal 0, depth far away)."""
+def _guide_cells(scene: VirtualScene, si, valid, cell, strata: int) -> list:
+    """The denoiser's guides per stratum cell: the normal (x, y, z) and depth that each camera
+    sample saw (nothing seen: normal 0, depth far away). One sample per cell: no atomic sums,
+    so the guides are bit-for-bit reproducible."""
     import drjit as dr
 
     mi = scene.mi
@@ -280,9 +283,9 @@ def _guide_pixels(scene: VirtualScene, si, valid, pixel, spp: int) -> list:
     far = 10 * s.camera_height * s.field_width
     guides = []
     for value, missed in ((normal.x, 0.0), (normal.y, 0.0), (normal.z, 0.0), (si.t, far)):
-        pixels = dr.zeros(mi.Float, s.width * s.height)
-        dr.scatter_reduce(dr.ReduceOp.Add, pixels, dr.select(valid, value, missed) / spp, pixel)
-        guides.append(pixels)
+        cells = dr.zeros(mi.Float, s.width * s.height * strata**2)
+        dr.scatter(cells, dr.select(valid, value, missed), cell)
+        guides.append(cells)
     return guides
 
 
