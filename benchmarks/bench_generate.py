@@ -1,4 +1,4 @@
-"""Synthetic-data benchmark: pairs per minute at 256², spp-121 quality (tio2-sem: 16 traced
+"""Synthetic-data benchmark: pairs per minute at 256², spp-121 quality (tio2-sem: 25 traced
 samples, denoised; its 26 meshes or ``--meshes N``), with 1 and 2 worker processes, and the
 time per pair split into placement, rendering and labels.
 

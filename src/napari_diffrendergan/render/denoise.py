@@ -50,8 +50,8 @@ class GuidedFilter:
 
     @classmethod
     def from_guides(cls, normals: np.ndarray, depth: np.ndarray, pixel_size: float):
-        """``normals`` (3, H, W) and ``depth`` (H, W) as the camera sees them (filter-weighted
-        like the image; 0 normal where it sees nothing), ``pixel_size`` in scene units."""
+        """``normals`` (3, H, W) and ``depth`` (H, W) as the camera sees them (each pixel's mean
+        over its samples; 0 normal where it sees nothing), ``pixel_size`` in scene units."""
         guides = np.concatenate(
             [normals / NORMAL_SIGMA, depth[None] / (DEPTH_SIGMA * pixel_size)]
         ).astype(np.float32)
@@ -70,17 +70,15 @@ class GuidedFilter:
         device)."""
         height, width = image.shape
         if isinstance(image, np.ndarray):
+            weights = self.weights
             padded = np.pad(image.astype(np.float32), RADIUS, mode="edge")
-            out = np.zeros((height, width), np.float32)
-            for k, (dy, dx) in enumerate(_OFFSETS):
-                rows = slice(RADIUS + dy, RADIUS + dy + height)
-                out += self.weights[k] * padded[rows, RADIUS + dx : RADIUS + dx + width]
-            return out
-        import torch
+        else:
+            import torch
 
-        weights = self._torch_weights(image.device, image.dtype)
-        padded = torch.nn.functional.pad(image[None, None], (RADIUS,) * 4, mode="replicate")[0, 0]
-        out = torch.zeros_like(image)
+            weights = self._torch_weights(image.device, image.dtype)
+            padded = torch.nn.functional.pad(image[None, None], (RADIUS,) * 4, mode="replicate")
+            padded = padded[0, 0]
+        out = 0
         for k, (dy, dx) in enumerate(_OFFSETS):
             rows = slice(RADIUS + dy, RADIUS + dy + height)
             out = out + weights[k] * padded[rows, RADIUS + dx : RADIUS + dx + width]
