@@ -48,14 +48,14 @@ from tio2_data import DATA_BAR_ROWS, PATCHES, PIXEL_SIZE_NM, SHARED, split
 BUDGETS = {
     "cpu": {
         "gan_epochs": 20,
-        "gan_spp": 64,
-        "spp": 64,
+        "gan_spp": 121,
+        "spp": 121,
         "pairs": 1000,
         "background": 200,
         "seg_config": "small",
-        "seg_iterations": 1500,
+        "seg_iterations": 1000,
         "seeds": 1,
-        "ablation": False,
+        "ablation": True,
     },
     "gpu": {
         "gan_epochs": 50,
