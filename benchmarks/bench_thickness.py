@@ -39,10 +39,6 @@ def main() -> None:
     mask = synthetic_wires((1092, 1252), rng.uniform(10, 25, 30), seed=3, bend=0.3)
     print(f"mask 1252x1092, 30 wires 10-25 px, foreground {mask.mean():.1%}")
 
-    start = time.perf_counter()
-    local_thickness(mask[:64, :64] | np.eye(64, dtype=bool))
-    print(f"first call (numba compile or cache load): {time.perf_counter() - start:.2f} s")
-
     _, ref_time, reference = best_of(lambda: local_thickness_reference(mask), 1)
     rows = [
         ("localthickness (scale 1)", lambda: 2 * localthickness.local_thickness(mask)),

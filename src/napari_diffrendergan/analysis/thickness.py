@@ -8,8 +8,8 @@ is the convention of the ``localthickness`` package (it returns the radius ``D``
 pixels wide measures ``w`` (``w + 1`` for odd ``w``).
 
 :func:`local_thickness` computes it exactly and fast: disks contained in a neighbour's disk are
-dropped (an exact test on the pixel grid) and the remaining ones are painted by a compiled
-(numba) loop. :func:`local_thickness_reference` is the slow definition itself.
+dropped (an exact test on the pixel grid) and only the remaining ones are painted, one radius at
+a time. :func:`local_thickness_reference` is the slow definition itself.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from ..errors import InputError
 from ..progress import Monitor, ensure
@@ -65,60 +64,33 @@ def _disk_offsets(radius_squared: int) -> tuple[np.ndarray, np.ndarray]:
     return dy[inside], dx[inside]
 
 
-@njit(cache=True, nogil=True)
-def _paint_disks(out, ys, xs, radii_squared):  # pragma: no cover - compiled
-    """out[p] = max(out[p], sqrt(r²)) over each centre's open disk {p : |p - c|² < r²}."""
-    h, w = out.shape
-    for i in range(ys.shape[0]):
-        r2 = radii_squared[i]
-        value = np.float32(np.sqrt(r2))
-        reach = int(np.sqrt(r2)) + 1
-        for dy in range(-reach, reach + 1):
-            y = ys[i] + dy
-            rest = r2 - dy * dy
-            if y < 0 or y >= h or rest <= 0:
-                continue
-            dx = int(np.sqrt(rest))
-            while dx * dx >= rest:
-                dx -= 1
-            for x in range(max(0, xs[i] - dx), min(w, xs[i] + dx + 1)):
-                if out[y, x] < value:
-                    out[y, x] = value
-
-
 def _farthest_table(values: np.ndarray) -> np.ndarray:
     """For each neighbour direction k and disk radius² ``values[i]``: the largest squared
-    distance from the neighbour's centre to a point of the disk."""
+    distance from the neighbour's centre to a point of the disk (a running maximum over the
+    grid points sorted by their distance to the disk's centre)."""
+    dy, dx = _disk_offsets(int(values.max()))
+    order = np.argsort(dy**2 + dx**2, kind="stable")
+    dy, dx = dy[order], dx[order]
+    inside = np.searchsorted(dy**2 + dx**2, values, side="left")  # points with d² < value
     table = np.empty((len(NEIGHBOURS), len(values)), np.int64)
-    for i, value in enumerate(values):
-        dy, dx = _disk_offsets(int(value))
-        for k, (oy, ox) in enumerate(NEIGHBOURS):
-            table[k, i] = ((dy - oy) ** 2 + (dx - ox) ** 2).max()
+    for k, (oy, ox) in enumerate(NEIGHBOURS):
+        table[k] = np.maximum.accumulate((dy - oy) ** 2 + (dx - ox) ** 2)[inside - 1]
     return table
 
 
-@njit(cache=True, nogil=True)
-def _maximal_centres(radii_squared, values, farthest, offsets):  # pragma: no cover - compiled
-    """Foreground pixels whose disk is not inside an 8-neighbour's disk of equal or larger
-    radius: ``disk(c) ⊆ disk(n)`` iff ``farthest[k, r²(c)] < r²(n)`` (exact on the grid)."""
-    h, w = radii_squared.shape
-    keep = np.zeros((h, w), np.bool_)
-    for y in range(h):
-        for x in range(w):
-            r2 = radii_squared[y, x]
-            if r2 == 0:
-                continue
-            i = np.searchsorted(values, r2)
-            redundant = False
-            for k in range(offsets.shape[0]):
-                ny, nx = y + offsets[k, 0], x + offsets[k, 1]
-                if 0 <= ny < h and 0 <= nx < w:
-                    n2 = radii_squared[ny, nx]
-                    if n2 >= r2 and n2 > farthest[k, i]:
-                        redundant = True
-                        break
-            keep[y, x] = not redundant
-    return keep
+def _maximal_centres(radii_squared: np.ndarray, values: np.ndarray, farthest: np.ndarray):
+    """(ys, xs) of the foreground pixels whose disk is not inside an 8-neighbour's disk of equal
+    or larger radius: ``disk(c) ⊆ disk(n)`` iff ``farthest[k, r²(c)] < r²(n)`` (exact on the
+    grid)."""
+    ys, xs = np.nonzero(radii_squared)
+    own = radii_squared[ys, xs]
+    row = np.searchsorted(values, own)
+    padded = np.pad(radii_squared, 1)
+    redundant = np.zeros(len(ys), bool)
+    for k, (oy, ox) in enumerate(NEIGHBOURS):
+        neighbour = padded[ys + 1 + oy, xs + 1 + ox]
+        redundant |= (neighbour >= own) & (neighbour > farthest[k, row])
+    return ys[~redundant], xs[~redundant]
 
 
 def local_thickness(mask: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -127,13 +99,8 @@ def local_thickness(mask: np.ndarray, scale: float = 1.0) -> np.ndarray:
     binary = as_binary_mask(mask)
     radii_squared = np.rint(_distance(binary) ** 2).astype(np.int64)  # integer on the grid
     values = np.unique(radii_squared[binary])
-    keep = _maximal_centres(
-        radii_squared, values, _farthest_table(values), np.array(NEIGHBOURS, np.int64)
-    )
-    ys, xs = np.nonzero(keep)
-    radius = np.zeros(binary.shape, np.float32)
-    _paint_disks(radius, ys, xs, radii_squared[ys, xs])
-    thickness = 2 * radius
+    ys, xs = _maximal_centres(radii_squared, values, _farthest_table(values))
+    thickness = 2 * _paint_disks(binary.shape, ys, xs, radii_squared[ys, xs])
     thickness[~binary] = 0
     return thickness * np.float32(scale)
 
@@ -144,13 +111,14 @@ def local_thickness_reference(mask: np.ndarray) -> np.ndarray:
     distance = _distance(binary)
     ys, xs = np.nonzero(binary)
     radii_squared = np.rint(distance[ys, xs] ** 2).astype(np.int64)
-    thickness = 2 * _reference_paint(binary.shape, ys, xs, radii_squared)
+    thickness = 2 * _paint_disks(binary.shape, ys, xs, radii_squared)
     thickness[~binary] = 0
     return thickness
 
 
-def _reference_paint(shape, ys, xs, radii_squared, chunk: int = 4096) -> np.ndarray:
-    """Plain NumPy: every centre writes sqrt(r²) into its open disk, radii in ascending order."""
+def _paint_disks(shape, ys, xs, radii_squared, chunk: int = 4096) -> np.ndarray:
+    """Every centre writes sqrt(r²) into its open disk, radii in ascending order (so each
+    pixel keeps the largest disk covering it)."""
     pad = int(np.ceil(np.sqrt(radii_squared.max()))) + 1
     out = np.zeros((shape[0] + 2 * pad, shape[1] + 2 * pad), np.float32)
     flat, width = out.ravel(), out.shape[1]
