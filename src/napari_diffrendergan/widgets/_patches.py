@@ -165,36 +165,53 @@ class PatchSelectionWidget(TaskWidget):
         self.status.setText(note + self.status.text() + extra)
 
     def _show(self) -> None:
+        """Show the patches as a stack layer and their outlines over the scan; layers already
+        there are updated in place (removing and re-adding a Shapes layer crashes napari on
+        software OpenGL)."""
         name, outlines = self.source.name + STACK_SUFFIX, self.source.name + OUTLINE_SUFFIX
-        for layer_name in (name, outlines):
-            if layer_name in self.viewer.layers:
-                self.viewer.layers.remove(layer_name)
         counts = {r: sum(p.role == r for p in self.patches) for r in ROLE_COLOURS}
         self.remove_button.setEnabled(bool(self.patches))
         self.save_button.setEnabled(bool(self.patches))
         if not self.patches:
+            for layer_name in (name, outlines):
+                if layer_name in self.viewer.layers:
+                    self.viewer.layers.remove(layer_name)
             self.status.setText("No patch qualified: draw larger regions or choose a role.")
             return
-        boxes = [[[p.y, p.x], [p.y + p.size, p.x + p.size]] for p in self.patches]
-        self.viewer.add_shapes(
-            boxes,
-            shape_type="rectangle",
-            name=outlines,
-            face_color=[0] * 4,
-            edge_color=[ROLE_COLOURS[p.role] for p in self.patches],
-            edge_width=2,
-            **calibration(self.source),
+        boxes = [np.array([[p.y, p.x], [p.y + p.size, p.x + p.size]]) for p in self.patches]
+        colours = [ROLE_COLOURS[p.role] for p in self.patches]
+        metadata = {
+            "pixel_size_nm": layer_pixel_size_nm(self.source),
+            "roles": [p.role for p in self.patches],
+        }
+        shapes, stack = (
+            layer_named(self.viewer, outlines, Shapes),
+            layer_named(self.viewer, name, Image),
         )
-        self.viewer.add_image(
-            np.stack(self.pixels),
-            name=name,
-            colormap="gray",
-            metadata={
-                "pixel_size_nm": layer_pixel_size_nm(self.source),
-                "roles": [p.role for p in self.patches],
-            },
-            **calibration(self.source, stack=True),
-        )
+        if shapes is None:
+            self.viewer.add_shapes(
+                boxes,
+                shape_type="rectangle",
+                name=outlines,
+                face_color=[0] * 4,
+                edge_color=colours,
+                edge_width=2,
+                **calibration(self.source),
+            )
+        else:
+            shapes.data = [(box, "rectangle") for box in boxes]
+            shapes.edge_color = colours
+        if stack is None:
+            self.viewer.add_image(
+                np.stack(self.pixels),
+                name=name,
+                colormap="gray",
+                metadata=metadata,
+                **calibration(self.source, stack=True),
+            )
+        else:
+            stack.data, stack.metadata = np.stack(self.pixels), metadata
+            stack.reset_contrast_limits()
         self.status.setText(
             f"{len(self.patches)} patches ({counts['particle']} particle, "
             f"{counts['background']} background). Step through them with the slider; remove "
