@@ -55,6 +55,7 @@ def train_tiny_run(viewer, epochs: int = 3):
     viewer.open_sample("napari-diffrendergan", "tio2_sem")
     viewer.layers.remove(viewer.layers[-1])  # manual masks
     dock, patches = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
+    patches.run_synchronously = True
     patches.draw_button.click()
     viewer.layers["regions"].add_rectangles([[[0, 0], [256, 384]]])
     patches.size.setValue(64)
@@ -134,6 +135,7 @@ def patches_screenshot(viewer) -> None:
     viewer.open_sample("napari-diffrendergan", "tio2_sem")
     viewer.layers.remove(viewer.layers[-1])  # manual masks
     dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
+    widget.run_synchronously = True
     widget.draw_button.click()
     viewer.layers["regions"].add_rectangles([[[0, 0], [712, 1024]]])
     widget.cut_button.click()
