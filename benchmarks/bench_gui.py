@@ -123,7 +123,10 @@ def main() -> None:
         lambda: segmentation.segment_button.isEnabled()
     )
 
-    viewer.layers.clear()  # a new sample: nanowires in pixels, not over the nm-scaled scan
+    # a new sample, nanowires in pixels, in a new viewer: removing the Shapes layers of this one
+    # (layers.clear()) crashes napari 0.9 in glDrawArrays on software GL (napari#8471, #6472)
+    viewer.close()
+    viewer = napari.Viewer(show=True)
     viewer.add_labels(
         synthetic_wires((2000, 2000), [12, 20, 30], seed=1).astype(np.uint8), name="wires"
     )
