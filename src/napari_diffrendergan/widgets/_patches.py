@@ -172,10 +172,15 @@ class PatchSelectionWidget(TaskWidget):
         counts = {r: sum(p.role == r for p in self.patches) for r in ROLE_COLOURS}
         self.remove_button.setEnabled(bool(self.patches))
         self.save_button.setEnabled(bool(self.patches))
+        shapes, stack = (
+            layer_named(self.viewer, outlines, Shapes),
+            layer_named(self.viewer, name, Image),
+        )
         if not self.patches:
-            for layer_name in (name, outlines):
-                if layer_name in self.viewer.layers:
-                    self.viewer.layers.remove(layer_name)
+            if stack is not None:
+                self.viewer.layers.remove(stack)
+            if shapes is not None:
+                shapes.data = []
             self.status.setText("No patch qualified: draw larger regions or choose a role.")
             return
         boxes = [np.array([[p.y, p.x], [p.y + p.size, p.x + p.size]]) for p in self.patches]
@@ -184,10 +189,6 @@ class PatchSelectionWidget(TaskWidget):
             "pixel_size_nm": layer_pixel_size_nm(self.source),
             "roles": [p.role for p in self.patches],
         }
-        shapes, stack = (
-            layer_named(self.viewer, outlines, Shapes),
-            layer_named(self.viewer, name, Image),
-        )
         if shapes is None:
             self.viewer.add_shapes(
                 boxes,
