@@ -6,7 +6,7 @@ start (mid-range), the learned mean ± std after each epoch, and the fraction of
 to the truth that was covered.
 
 Run: ``.venv/bin/python benchmarks/parameter_recovery.py [--size 64] [--epochs 4]
-[--iterations 100] [--out DIR]``
+[--iterations 100] [--dropout 0.2] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -54,17 +54,21 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=64)
     parser.add_argument("--out", help="keep the run here (default: a temporary folder)")
     parser.add_argument("--figure", type=Path, help="write the learned means per epoch here")
+    parser.add_argument("--dropout", type=float, default=0.2, help="the generator's dropout")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
         started = time.perf_counter()
         truth = render_truth_patches(out / "patches", args.size, args.patches)
-        metrics = recover(out / "patches", out / "run", args.epochs, args.iterations)
+        metrics = recover(
+            out / "patches", out / "run", args.epochs, args.iterations, dropout=args.dropout
+        )
         space = ParameterSpace.from_config(fit_scene_to_patches(preset("tio2-sem"), args.size))
         start = dict(zip(space.names, space.scale(np.full(len(space.names), 0.5)), strict=True))
         print(
             f"{args.patches} truth patches {args.size}², {args.epochs} epochs × "
-            f"{args.iterations} iterations, {time.perf_counter() - started:.0f} s"
+            f"{args.iterations} iterations, dropout {args.dropout}, "
+            f"{time.perf_counter() - started:.0f} s"
         )
         rows = {}
         for name in TRUTH:
