@@ -69,9 +69,10 @@ def _farthest_table(values: np.ndarray) -> np.ndarray:
     distance from the neighbour's centre to a point of the disk (a running maximum over the
     grid points sorted by their distance to the disk's centre)."""
     dy, dx = _disk_offsets(int(values.max()))
-    order = np.argsort(dy**2 + dx**2, kind="stable")
+    squared = dy**2 + dx**2
+    order = np.argsort(squared, kind="stable")
     dy, dx = dy[order], dx[order]
-    inside = np.searchsorted(dy**2 + dx**2, values, side="left")  # points with d² < value
+    inside = np.searchsorted(squared[order], values)  # how many points have d² < value
     table = np.empty((len(NEIGHBOURS), len(values)), np.int64)
     for k, (oy, ox) in enumerate(NEIGHBOURS):
         table[k] = np.maximum.accumulate((dy - oy) ** 2 + (dx - ox) ** 2)[inside - 1]
