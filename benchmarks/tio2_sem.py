@@ -51,6 +51,7 @@ BUDGETS = {
         "gan_spp": 121,
         "spp": 121,
         "pairs": 1000,
+        "pair_workers": 2,  # two one-thread processes beat one (docs/synthesis.md)
         "background": 200,
         "seg_config": "small",
         "seg_iterations": 1000,
@@ -62,6 +63,7 @@ BUDGETS = {
         "gan_spp": 121,
         "spp": 121,
         "pairs": 1000,
+        "pair_workers": 1,
         "background": 200,
         "seg_config": "default",
         "seg_iterations": 12500,
@@ -219,6 +221,7 @@ class Experiment:
                     spp=self.settings["spp"],
                     background_patches=self.out / "patches",
                     n_background=self.settings["background"],
+                    workers=self.settings["pair_workers"],
                     device=self.settings["device"],
                     monitor=monitor,
                 )

@@ -152,3 +152,14 @@ def activate(device: str = "auto"):
 def active_backend() -> Backend | None:
     """The backend set by the last :func:`activate`, if any."""
     return _active
+
+
+def evaluate(*values) -> None:
+    """Evaluate drjit ``values`` and wait for their kernels without holding the GIL. Dr.Jit runs
+    kernels asynchronously, and the next operation that needs their results (``dr.compress``,
+    ``.numpy()``) waits *holding* the GIL: a thread worker's 0.8-s trace froze napari for all of
+    it (measured); ``dr.sync_thread`` waits with the GIL released."""
+    import drjit as dr
+
+    dr.eval(*values)
+    dr.sync_thread()

@@ -304,4 +304,5 @@ class VirtualScene:
             )
             si = self.scene.ray_intersect(ray)
             raw = dr.select(si.is_valid(), dr.reinterpret_array(mi.UInt32, si.shape), 0)
+            backend.evaluate(raw)
         return self._slot_of_id[np.asarray(raw, np.int64).reshape(s.height, s.width)]

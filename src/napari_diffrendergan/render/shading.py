@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..backend import evaluate
 from ..errors import InputError
 from .denoise import GuidedFilter, applies, traced_spp
 from .scene import VirtualScene
@@ -93,7 +94,9 @@ class ShadingCache:
         film, no thread-dependent sums)."""
         s = self.scene.config.scene
         rows, columns, norm = _sparse_filter(s.width, s.height, self.strata, s.filter_stddev)
-        grid = self.shade_cells(roles, emitted).numpy().astype(np.float64)
+        cells = self.shade_cells(roles, emitted)
+        evaluate(cells)
+        grid = cells.numpy().astype(np.float64)
         grid = grid.reshape(s.height * self.strata, s.width * self.strata)
         image = ((columns.T @ (rows @ grid).T).T / norm).astype(np.float32)
         return self.denoiser(image) if self.denoiser else image
@@ -108,6 +111,7 @@ class ShadingCache:
         samples = self.samples[role]
         if dr.width(samples.cell):
             dr.scatter(cells, mi.Float(1.0), samples.cell)
+            evaluate(cells)
         s = self.scene.config.scene
         rows, columns, norm = _sparse_filter(s.width, s.height, self.strata, s.filter_stddev)
         grid = cells.numpy().astype(np.float64).reshape(s.height * self.strata, -1)
@@ -248,7 +252,8 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
         particle = valid & ~si.shape.is_emitter() & (shape != stage)
         roles = {"particle": particle, "stage": valid & (shape == stage)}
         guides = _guide_cells(scene, si, valid, cell, strata) if denoise else []
-        dr.eval(cell, si.wi, wo_emitter, weight_emitter, bsdf_sample.wo, weight_bsdf, roles, guides)
+        traced = (cell, si.wi, wo_emitter, weight_emitter, bsdf_sample.wo, weight_bsdf)
+        evaluate(*traced, roles, guides)
         samples = {}
         for role, mask in roles.items():
             chosen = dr.compress(mask)
@@ -260,7 +265,7 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
                 wo_bsdf=dr.gather(mi.Vector3f, bsdf_sample.wo, chosen),
                 weight_bsdf=dr.gather(mi.Float, weight_bsdf, chosen),
             )
-        dr.eval(samples, emitted)
+        evaluate(samples, emitted)
     denoiser = None
     if denoise:
         s = scene.config.scene
@@ -311,6 +316,7 @@ class _ShadeCells(torch.autograd.Function):
             scene.bsdf[name] = float(value[0])
         scene.params.update()
         cells = cache.shade_cells()
+        evaluate(cells)
         ctx.state = (cells, tracked, scene, names)
         return cells.torch().to(values.device)  # DLPack: no copy through the host on CUDA
 
@@ -321,7 +327,9 @@ class _ShadeCells(torch.autograd.Function):
         cells, tracked, scene, names = ctx.state
         mi = scene.mi
         dr.backward(dr.sum(cells * mi.Float(grad.detach().ravel().contiguous())))
-        grads = [float(dr.grad(value)[0]) for value in tracked]
+        grads = [dr.grad(value) for value in tracked]
+        evaluate(*grads)
+        grads = [float(g[0]) for g in grads]
         scene.set_bsdf({name: scene.bsdf[name] for name in names})  # drop AD tracking
         ctx.state = None
         return torch.tensor(grads, dtype=grad.dtype, device=grad.device), None, None
