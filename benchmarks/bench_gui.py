@@ -23,6 +23,7 @@ from qtpy.QtWidgets import QApplication
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 TICK_MS = 10
+TAIL_S = 0.3
 
 
 class StallMeter:
@@ -49,6 +50,12 @@ class StallMeter:
             time.sleep(0.001)
             if time.perf_counter() - started > timeout:
                 raise TimeoutError("the widget did not finish in time")
+        # the callback that made ``until()`` true (e.g. adding the result layers) is only seen
+        # by the next tick: keep ticking a little
+        tail = time.perf_counter()
+        while time.perf_counter() - tail < TAIL_S:
+            QApplication.processEvents()
+            time.sleep(0.001)
         self.timer.stop()
         return self.longest
 
