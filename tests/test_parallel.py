@@ -8,12 +8,15 @@ from napari_diffrendergan.errors import InputError
 from napari_diffrendergan.parallel import map_on_dask
 
 
-def test_local_workers_get_the_env_asked_for_and_glibc_default_trimming():
+def test_local_workers_get_the_env_asked_for_and_glibc_default_trimming(monkeypatch):
+    # as another Dask cluster of the same process leaves it
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     names = [("DIFFRENDERGAN_TEST_VALUE",), ("MALLOC_TRIM_THRESHOLD_",), ("OMP_NUM_THREADS",)]
     got = list(map_on_dask(os.getenv, names, env={"DIFFRENDERGAN_TEST_VALUE": "7"}))
     # results arrive in any order; Dask's own trimming threshold (a 27 % slower render) is not
     # passed on, its one-thread numpy setting is
     assert sorted(got, key=str) == sorted(["7", None, "1"], key=str)
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's own left alone
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5])

@@ -3,6 +3,7 @@ scheduler, with progress, cancellation and clear errors."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,15 +39,22 @@ def dask_client(workers: int = 1, scheduler: str | None = None, env: dict | None
     else:
         # Dask's default MALLOC_TRIM_THRESHOLD_=65536 makes glibc hand every large buffer
         # back to the system and fault it in again: rendering a pair costs 27 % more CPU
-        # with it (measured), so the workers keep glibc's default
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                env=env or {},
-            )
+        # with it (measured). The workers start without it (any value set, even by another
+        # cluster of this process that leaked it into os.environ, fixes glibc's thresholds)
+        trim = "MALLOC_TRIM_THRESHOLD_"
+        leaked = os.environ.pop(trim, None)
+        try:
+            with dask.config.set({f"distributed.nanny.pre-spawn-environ.{trim}": None}):
+                cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    env=env or {},
+                )
+        finally:
+            if leaked is not None:
+                os.environ[trim] = leaked
         client = Client(cluster)
     try:
         yield client
