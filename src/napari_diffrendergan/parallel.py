@@ -39,8 +39,9 @@ def dask_client(workers: int = 1, scheduler: str | None = None, env: dict | None
     else:
         # Dask's default MALLOC_TRIM_THRESHOLD_=65536 makes glibc hand every large buffer
         # back to the system and fault it in again: rendering a pair costs 27 % more CPU
-        # with it (measured). The workers start without it (any value set, even by another
-        # cluster of this process that leaked it into os.environ, fixes glibc's thresholds)
+        # with it (measured). Any value switches off glibc's adaptive thresholds, so the
+        # workers start without the variable: not from Dask's config, nor from os.environ,
+        # where another cluster of this process may have left it
         trim = "MALLOC_TRIM_THRESHOLD_"
         leaked = os.environ.pop(trim, None)
         try:

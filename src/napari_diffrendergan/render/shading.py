@@ -327,9 +327,9 @@ class _ShadeCells(torch.autograd.Function):
         cells, tracked, scene, names = ctx.state
         mi = scene.mi
         dr.backward(dr.sum(cells * mi.Float(grad.detach().ravel().contiguous())))
-        grads = [dr.grad(value) for value in tracked]
-        evaluate(*grads)
-        grads = [float(g[0]) for g in grads]
+        gradients = [dr.grad(value) for value in tracked]
+        evaluate(*gradients)
+        grads = [float(g[0]) for g in gradients]
         scene.set_bsdf({name: scene.bsdf[name] for name in names})  # drop AD tracking
         ctx.state = None
         return torch.tensor(grads, dtype=grad.dtype, device=grad.device), None, None

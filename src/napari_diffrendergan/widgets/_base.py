@@ -43,8 +43,8 @@ def _guarded(work):
     if inspect.isgeneratorfunction(work):
 
         def generator(*args, **kwargs):
-            _warm_napari_imports()
             try:
+                _warm_napari_imports()
                 yield from work(*args, **kwargs)
             except (DiffRenderGANError, Cancelled, UnexpectedError):
                 raise
@@ -54,8 +54,8 @@ def _guarded(work):
         return generator
 
     def function(*args, **kwargs):
-        _warm_napari_imports()
         try:
+            _warm_napari_imports()
             return work(*args, **kwargs)
         except (DiffRenderGANError, Cancelled, UnexpectedError):
             raise
