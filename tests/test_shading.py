@@ -132,6 +132,35 @@ def test_guided_filter_is_linear_keeps_depth_edges_and_matches_torch():
     assert np.allclose(image.grad.numpy()[RADIUS : 24 - RADIUS, RADIUS : 24 - RADIUS], inner)
 
 
+def test_guided_filter_weights_match_their_definition_at_every_offset_and_border():
+    from napari_diffrendergan.render import denoise
+
+    rng = np.random.default_rng(1)
+    normals = rng.normal(0, 0.2, (3, 19, 23)).astype(np.float32)
+    depth = rng.normal(0, 2, (19, 23)).astype(np.float32)
+    guides = np.concatenate(
+        [normals / denoise.NORMAL_SIGMA, depth[None] / (denoise.DEPTH_SIGMA * 0.5)]
+    )
+    padded = np.pad(guides, ((0, 0), (RADIUS, RADIUS), (RADIUS, RADIUS)), mode="edge")
+    expected = []
+    for dy in range(-RADIUS, RADIUS + 1):  # w(p, p + o) straight from the module's doc
+        for dx in range(-RADIUS, RADIUS + 1):
+            near = padded[:, RADIUS + dy : RADIUS + dy + 19, RADIUS + dx : RADIUS + dx + 23]
+            distance = ((near - guides) ** 2).sum(0) + (dy**2 + dx**2) / denoise.SPATIAL_SIGMA**2
+            expected.append(np.exp(-0.5 * distance))
+    expected = np.array(expected) / np.sum(expected, axis=0)
+    weights = GuidedFilter.from_guides(normals, depth, pixel_size=0.5).weights
+    assert np.allclose(weights, expected, rtol=1e-5, atol=1e-30)
+
+
+def test_pixel_means_of_stratum_cells():
+    from napari_diffrendergan.render.shading import _pixel_means
+
+    cells = np.random.default_rng(2).random(6 * 3 * 7 * 3).astype(np.float32)
+    expected = cells.reshape(6, 3, 7, 3).mean((1, 3))
+    assert np.allclose(_pixel_means(cells, 6, 7, 3), expected, rtol=1e-6)
+
+
 def test_denoised_trace_reaches_the_quality_it_is_asked_for(denoised_scene, scene):
     raw = small_scene(denoise=False, size=128, field_width=4.0, meshes=8)
     reference = np.mean([raw.render(seed=s, spp=256) for s in range(3)], axis=0)

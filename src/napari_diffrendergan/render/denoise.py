@@ -56,12 +56,25 @@ class GuidedFilter:
             [normals / NORMAL_SIGMA, depth[None] / (DEPTH_SIGMA * pixel_size)]
         ).astype(np.float32)
         height, width = depth.shape
-        padded = np.pad(guides, ((0, 0), (RADIUS, RADIUS), (RADIUS, RADIUS)), mode="edge")
+        r = RADIUS
+        # The weight between two pixels is symmetric: each offset o gives the weights of o and
+        # of −o at once when computed over the image grown by r (guides padded by 2 r).
+        padded = np.pad(guides, ((0, 0), (2 * r, 2 * r), (2 * r, 2 * r)), mode="edge")
+        grown = (slice(None), slice(r, r + height + 2 * r), slice(r, r + width + 2 * r))
+        centre = padded[grown]
+        difference = np.empty_like(centre)
+        pair = np.empty(centre.shape[1:], np.float32)
         weights = np.empty((len(_OFFSETS), height, width), np.float32)
-        for k, (dy, dx) in enumerate(_OFFSETS):
-            near = padded[:, RADIUS + dy : RADIUS + dy + height, RADIUS + dx : RADIUS + dx + width]
-            distance = ((near - guides) ** 2).sum(0) + (dy * dy + dx * dx) / SPATIAL_SIGMA**2
-            np.exp(-0.5 * distance, out=weights[k])
+        for k, (dy, dx) in enumerate(_OFFSETS[: len(_OFFSETS) // 2 + 1]):
+            shifted = padded[:, r + dy : r + dy + height + 2 * r, r + dx : r + dx + width + 2 * r]
+            np.subtract(shifted, centre, out=difference)
+            np.square(difference, out=difference)
+            np.sum(difference, axis=0, out=pair)
+            pair += (dy * dy + dx * dx) / SPATIAL_SIGMA**2
+            np.minimum(pair, 170, out=pair)  # exp(−85) is float32's smallest normal: no
+            np.exp(-0.5 * pair, out=pair)  # subnormal results, which take 10× as long
+            weights[k] = pair[r : r + height, r : r + width]
+            weights[-1 - k] = pair[r - dy : r - dy + height, r - dx : r - dx + width]
         weights /= weights.sum(0)
         return cls(weights)
 

@@ -54,7 +54,9 @@ def poisson_disk_points(
     shape = np.maximum(1, np.ceil(size / cell)).astype(int)
     grid = np.full(shape + 4, -1)  # 2 cells of padding on each side: no bounds checks
     offsets = np.stack(np.meshgrid(*[np.arange(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    points = [rng.random(3) * size]
+    points = np.empty((shape.prod() + 1, 3))  # one point per cell at most
+    points[0] = rng.random(3) * size
+    count = 1
     grid[tuple((points[0] // cell).astype(int) + 2)] = 0
     active = [0]
     while active:
@@ -68,17 +70,20 @@ def poisson_disk_points(
         candidates = candidates[((candidates[:, :2] >= 0) & (candidates[:, :2] < size[:2])).all(1)]
         cells = np.minimum((candidates // cell).astype(int), shape - 1) + 2
         near = grid[tuple((cells[:, None, :] + offsets).transpose(2, 0, 1))]  # (tries, 125)
-        stored = np.asarray(points)
-        gaps = np.linalg.norm(stored[np.maximum(near, 0)] - candidates[:, None, :], axis=2)
-        free = np.flatnonzero(((gaps >= radius) | (near < 0)).all(axis=1))
+        which, slot = np.nonzero(near >= 0)  # distances to stored neighbours only
+        gaps = np.linalg.norm(points[near[which, slot]] - candidates[which], axis=1)
+        blocked = np.zeros(len(candidates), bool)
+        blocked[which[gaps < radius]] = True
+        free = np.flatnonzero(~blocked)
         if free.size:
-            grid[tuple(cells[free[0]])] = len(points)
-            points.append(candidates[free[0]])
-            active.append(len(points) - 1)
+            grid[tuple(cells[free[0]])] = count
+            points[count] = candidates[free[0]]
+            active.append(count)
+            count += 1
         else:
             active[pick] = active[-1]
             active.pop()
-    result = np.asarray(points)
+    result = points[:count]
     result[:, :2] -= extent_xy / 2
     return result
 

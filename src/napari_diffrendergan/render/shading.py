@@ -269,11 +269,17 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
     denoiser = None
     if denoise:
         s = scene.config.scene
-        *normals, depth = (
-            np.asarray(g).reshape(s.height, strata, s.width, strata).mean((1, 3)) for g in guides
-        )
+        *normals, depth = (_pixel_means(g.numpy(), s.height, s.width, strata) for g in guides)
         denoiser = GuidedFilter.from_guides(np.stack(normals), depth, s.field_width / s.width)
     return ShadingCache(scene, samples, emitted, strata, denoiser)
+
+
+def _pixel_means(cells: np.ndarray, height: int, width: int, strata: int) -> np.ndarray:
+    """(H, W) mean of each pixel's strata² cells. Summed rows first, then columns: numpy's
+    ``reshape(H, s, W, s).mean((1, 3))`` takes 8× as long (50 ms here right after a Dr.Jit
+    kernel, ten times its own time in a cold loop)."""
+    rows = cells.reshape(height, strata, width * strata).sum(1).reshape(height, width, strata)
+    return rows.sum(2) / strata**2
 
 
 def _guide_cells(scene: VirtualScene, si, valid, cell, strata: int) -> list:
