@@ -275,9 +275,9 @@ def trace(scene: VirtualScene, seed: int = 0, spp: int | None = None) -> Shading
 
 
 def _pixel_means(cells: np.ndarray, height: int, width: int, strata: int) -> np.ndarray:
-    """(H, W) mean of each pixel's strata² cells. Summed rows first, then columns: numpy's
-    ``reshape(H, s, W, s).mean((1, 3))`` takes 8× as long (50 ms here right after a Dr.Jit
-    kernel, ten times its own time in a cold loop)."""
+    """(H, W) mean of each pixel's strata² cells, rows summed first, then columns: 2 ms at
+    256², where ``reshape(H, s, W, s).mean((1, 3))`` took 50 ms right after a Dr.Jit kernel
+    (6 ms otherwise)."""
     rows = cells.reshape(height, strata, width * strata).sum(1).reshape(height, width, strata)
     return rows.sum(2) / strata**2
 
