@@ -119,7 +119,7 @@ def main() -> None:
 
     samples = [blob_sample(s) for s in range(6)]
     dataset = NnunetDataset(work / "Dataset001_Blobs").write(
-        [s[0] for s in samples], [s[1] for s in samples]
+        [s[0] for s in samples], [s[1] for s in samples], contour_thickness=1
     )
     train_model(dataset.folder, work / "model", iterations=20, device="cpu")
     segmentation = dock("Segmentation")

@@ -79,7 +79,11 @@ def main() -> None:
             for image, instances in patches(*load(image_id)):
                 images.append(image)
                 masks.append(semantic_mask(instances, 1))
-        dataset = NnunetDataset(args.work / "Dataset001_TiO2real").write(images, masks).folder
+        dataset = (
+            NnunetDataset(args.work / "Dataset001_TiO2real")
+            .write(images, masks, contour_thickness=1)
+            .folder
+        )
         start = time.perf_counter()
         train_model(
             dataset,

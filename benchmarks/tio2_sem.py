@@ -73,7 +73,7 @@ BUDGETS = {
 }
 STAGES = ("patches", "gan", "synthetic", "real", "nnunet", "predict")
 SELECTION_PAIRS = 24
-SPLIT_DISTANCES = (6, 9, 12)
+SPLIT_DISTANCES = (6, 9, 12, 15)
 MIN_AREAS = (4, 20, 40)
 
 
@@ -230,16 +230,18 @@ class Experiment:
     def real(self) -> None:
         from skimage.measure import label
 
+        from napari_diffrendergan.config import preset
         from napari_diffrendergan.data.dataset import NnunetDataset
         from napari_diffrendergan.render.labels import semantic_mask
 
+        contour = preset("tio2-sem").contour_thickness  # the synthetic masks' width
         images, masks = [], []
         for image_id in self.train_ids:
             image, manual = self.scan(image_id)
             images.append(image)
-            masks.append(semantic_mask(label(manual, connectivity=1), 1))
+            masks.append(semantic_mask(label(manual, connectivity=1), contour))
         NnunetDataset(self.out / "real" / "Dataset002_TiO2Real").write(
-            images, masks, names=self.train_ids
+            images, masks, contour, names=self.train_ids
         )
 
     def nnunet(self) -> None:
@@ -309,7 +311,7 @@ class Experiment:
                         truth,
                         instances_from_mask(
                             mask,
-                            1,
+                            segmenter.contour_thickness,
                             distance is not None,
                             min_area=floor,
                             split_distance=distance or 9,

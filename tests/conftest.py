@@ -39,7 +39,9 @@ def blob_dataset(tmp_path_factory) -> Path:
 
     samples = [blob_sample(seed) for seed in range(8)]
     folder = tmp_path_factory.mktemp("datasets") / "Dataset001_Blobs"
-    NnunetDataset(folder).write([s[0] for s in samples], [s[1] for s in samples])
+    NnunetDataset(folder).write(
+        [s[0] for s in samples], [s[1] for s in samples], contour_thickness=1
+    )
     return folder
 
 

@@ -29,7 +29,7 @@ def test_presets_follow_the_paper():
     assert sem.learning.stage_limits == (0.01, 0.8)
     assert sem.learning.particle_limits == (0.01, 5.0)
     assert sem.learning.film and sem.learning.blur and sem.learning.clamp
-    assert sem.contour_thickness == 1
+    assert sem.contour_thickness == 2
     assert (him.meshes.library, him.meshes.count, him.contour_thickness) == ("cubes", 15, 4)
     assert him.learning.noise_limits == (0.001, 0.2) and him.learning.stage_limits == (0.01, 0.3)
     assert (sio2.meshes.library, sio2.meshes.count, sio2.size.kind) == ("spheres", 20, "bimodal")

@@ -39,14 +39,15 @@ def test_dataset_passes_nnunet_integrity_check(blob_dataset):
 def test_write_dataset_rejects_bad_masks(tmp_path):
     dataset = NnunetDataset(tmp_path / "Dataset002_X")
     with pytest.raises(DatasetError, match="0, 1 or 2"):
-        dataset.write([np.zeros((8, 8))], [np.full((8, 8), 5)])
+        dataset.write([np.zeros((8, 8))], [np.full((8, 8), 5)], contour_thickness=1)
     with pytest.raises(DatasetError, match="equal in shape"):
-        dataset.write([np.zeros((8, 8))], [np.zeros((9, 8))])
+        dataset.write([np.zeros((8, 8))], [np.zeros((9, 8))], contour_thickness=1)
 
 
 def test_trained_model_folder_is_self_contained(tiny_model):
     meta = ModelFolder(tiny_model).metadata()
     assert meta["config"] == "small" and meta["iterations"] == 60
+    assert meta["contour_thickness"] == 1  # from the dataset's index
     assert (tiny_model / "fold_all" / "checkpoint_final.pth").is_file()
     assert "workspace" not in json.dumps(meta)
 
@@ -61,6 +62,21 @@ def test_segments_blobs(tiny_model):
     assert scores.dsc > 0.8
     assert len(result.table["label"]) == result.instances.max()
     assert "equivalent_diameter_nm" in result.table
+
+
+def test_particles_grow_back_into_the_models_contour_width(tiny_model):
+    from napari_diffrendergan.render.labels import semantic_mask
+
+    _, _, instances = blob_sample(1)  # 8 disks, each with a core inside a 3 px contour
+    segmenter = Segmenter(tiny_model, device="cpu")
+    segmenter.predict = lambda image, monitor=None: semantic_mask(instances, 3)
+    segmenter.contour_thickness = 3  # as if trained on masks with a 3 px contour
+    result = segment_image(segmenter, instances.astype(np.float32), watershed=False)
+    np.testing.assert_array_equal(result.instances > 0, instances > 0)
+    assert score_image(instances, result.instances).ap50 == 1.0
+    segmenter.contour_thickness = 1  # growing back too little loses the outer ring
+    thin = segment_image(segmenter, instances.astype(np.float32), watershed=False)
+    assert (thin.instances > 0).sum() < (instances > 0).sum()
 
 
 def test_whole_image_window_agrees_with_sliding_window(tiny_model):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_diffrendergan.data.dataset import NnunetDataset
 from napari_diffrendergan.data.patches import Patch, PatchSet
 from napari_diffrendergan.data.synthesis import PairRenderer, SynthesisError, generate
 from napari_diffrendergan.gan.run import TrainingError, load_generator
@@ -62,7 +63,7 @@ def test_generate_writes_a_deterministic_nnunet_dataset(tiny_run, tmp_path):
     assert written["synthetic_pairs"] == 3 and written["seed"] == 5
     assert written["background_patches"] == written["background_requested"] == 2
     assert written["rejected"] == sum(i["rejected"] for i in written["images"])
-    assert written["epoch"] == 1 and written["contour_thickness"] == 1
+    assert written["epoch"] == 1 and written["contour_thickness"] == 2  # the preset's
     for i in range(3):
         image = tifffile.imread(out / "imagesTr" / f"syn_0000{i}_0000.tif")
         mask = tifffile.imread(out / "labelsTr" / f"syn_0000{i}.tif")
@@ -77,8 +78,11 @@ def test_generate_writes_a_deterministic_nnunet_dataset(tiny_run, tmp_path):
     again = generate(tiny_run, tmp_path / "again", 3, seed=5, device="cpu")
     assert_same_pairs(tmp_path / "again", out)
     assert again["background_requested"] == again["background_patches"] == 0
-    other = generate(tiny_run, tmp_path / "other", 3, seed=6, device="cpu")
+    other = generate(tiny_run, tmp_path / "other", 3, seed=6, contour_thickness=1, device="cpu")
     assert other["seed"] == 6
+    # the index records the contour width, which models trained on it need
+    assert json.loads((out / "dataset.json").read_text())["contour_thickness"] == 2
+    assert NnunetDataset(tmp_path / "other").contour_thickness == 1
     theirs, ours = _bytes(tmp_path / "other"), _bytes(out)
     assert theirs.keys() == ours.keys() and all(theirs[k] != ours[k] for k in ours)
 

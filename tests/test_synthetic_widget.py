@@ -38,7 +38,8 @@ def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tm
         "best (1)",
         "1",
     ]
-    assert widget.contour.value() == 1 and "1 finished epoch" in widget.status.text()
+    # the contour width comes from the run's preset (tio2-sem: 2 px)
+    assert widget.contour.value() == 2 and "1 finished epoch" in widget.status.text()
     assert widget.dataset_path.text() == str(tiny_run.resolve().parent / "Dataset101_Synthetic")
     widget.export_button.click()
     assert "Generate pairs first" in widget.export_status.text()

@@ -19,6 +19,7 @@ CLASSES = {"background": 0, "particle": 1, "contour": 2}
 CLASS_NAMES = {str(v): k for k, v in CLASSES.items()}
 SYNTHETIC_PREFIX = "syn_"
 BACKGROUND_PREFIX = "bg_"
+DEFAULT_CONTOUR = 1  # px: the contour width of datasets whose index does not record it
 
 
 class DatasetError(InputError):
@@ -80,8 +81,9 @@ class NnunetDataset:
             with atomic_path(path) as tmp:
                 tifffile.imwrite(tmp, data.astype(np.uint8) if data is mask else data)
 
-    def write_index(self, channel: str = "zscore", extra: dict | None = None) -> None:
-        """``dataset.json`` for the cases written so far."""
+    def write_index(self, contour_thickness: int, channel: str = "zscore") -> None:
+        """``dataset.json`` for the cases written so far; it records the contour class's
+        width, which models trained on the dataset need to grow particles back."""
         write_json_atomic(
             self.folder / self.INDEX,
             {
@@ -90,15 +92,22 @@ class NnunetDataset:
                 "numTraining": len(self.cases()),
                 "file_ending": ".tif",
                 "overwrite_image_reader_writer": "NaturalImage2DIO",
-                **(extra or {}),
+                "contour_thickness": int(contour_thickness),
             },
         )
 
-    def write(self, images, masks, names=None) -> NnunetDataset:
-        """Write many cases (named ``case_NNNNN`` unless ``names``) and the index."""
+    @property
+    def contour_thickness(self) -> int:
+        """Width (px) of the contour class in the masks (1 where the index predates it)."""
+        index = read_json(self.folder / self.INDEX, "the dataset's dataset.json")
+        return int(index.get("contour_thickness", DEFAULT_CONTOUR))
+
+    def write(self, images, masks, contour_thickness: int, names=None) -> NnunetDataset:
+        """Write many cases (named ``case_NNNNN`` unless ``names``) whose masks have a contour
+        class ``contour_thickness`` px wide, and the index."""
         for index, (image, mask) in enumerate(zip(images, masks, strict=True)):
             self.write_case(names[index] if names else f"case_{index:05d}", image, mask)
-        self.write_index()
+        self.write_index(contour_thickness)
         return self
 
     # --- synthetic pairs ----------------------------------------------------------------------

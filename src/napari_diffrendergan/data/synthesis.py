@@ -277,7 +277,7 @@ def finish_dataset(
         backgrounds = add_background_patches(
             dataset, background_patches, n_background, seed, generator.run.intensity_range
         )
-    dataset.write_index()
+    dataset.write_index(infos[0]["contour_thickness"])
     summary = {
         **{k: infos[0][k] for k in REQUEST_KEYS},
         "synthetic_pairs": count,

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..data.dataset import NnunetDataset
 from .model import ModelFolder
 
 DATASET_ID = 1
@@ -194,6 +195,7 @@ def train(args) -> None:
             "training_seconds": time.time() - started,
             "dataset": str(Path(args.dataset).resolve()),
             "classes": {"0": "background", "1": "particle", "2": "contour"},
+            "contour_thickness": NnunetDataset(args.dataset).contour_thickness,
         },
     )
     emit(stage="done", model=str(args.out))

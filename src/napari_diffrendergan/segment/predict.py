@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.particles import MIN_AREA, SPLIT_DISTANCE, instances_from_mask, particle_table
+from ..data.dataset import DEFAULT_CONTOUR
 from ..io import as_gray
 from ..progress import Monitor, ensure
 from .model import ModelFolder, SegmentationError
@@ -54,6 +55,8 @@ class Segmenter:
             raise SegmentationError(f"mirroring must be one of {', '.join(MIRRORING)}")
         self.model = Path(model)
         self.metadata = ModelFolder(self.model).metadata()
+        # width of the contour class the model learned (models that predate the record: 1)
+        self.contour_thickness = int(self.metadata.get("contour_thickness", DEFAULT_CONTOUR))
         os.environ.setdefault("nnUNet_def_n_proc", str(min(2, os.cpu_count() or 1)))
         import torch
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -140,14 +143,15 @@ def segment_image(
     region=None,
     watershed: bool = True,
     pixel_size_nm: float | None = None,
-    contour_thickness: int = 1,
+    contour_thickness: int | None = None,
     monitor: Monitor | None = None,
     split_distance: int = SPLIT_DISTANCE,
     min_area: int = MIN_AREA,
 ) -> Segmentation:
     """Segment ``image`` (optionally only inside ``region`` = (y0, y1, x0, x1)), derive particle
     instances (see :func:`~napari_diffrendergan.analysis.particles.instances_from_mask`) and
-    statistics. Outside the region the mask is 0."""
+    statistics; particles grow back into a contour ``contour_thickness`` px wide (default:
+    the width the model was trained with). Outside the region the mask is 0."""
 
     prepared, notes = prepare_image(image)
     mask = np.zeros(prepared.shape, np.uint8)
@@ -159,6 +163,8 @@ def segment_image(
     if y1 - y0 < 8 or x1 - x0 < 8:
         raise SegmentationError(f"region {region} leaves less than 8×8 pixels of the image")
     mask[y0:y1, x0:x1] = segmenter.predict(prepared[y0:y1, x0:x1], monitor)
+    if contour_thickness is None:
+        contour_thickness = segmenter.contour_thickness
     instances = instances_from_mask(
         mask, contour_thickness, watershed, min_area=min_area, split_distance=split_distance
     )
