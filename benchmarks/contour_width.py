@@ -1,5 +1,5 @@
 """Which contour width separates touching TiO2 particles best: a small proxy of the TiO2 SEM
-experiment (about 10 min per width on 2 cores).
+experiment (about 15 min per width on 2 cores).
 
 Per width: 300 pairs of the untrained generator (epoch 0) at spp 121 + 60 real background
 patches, nnU-Net ``small`` for 400 iterations; every splitting rule of the experiment is scored
