@@ -15,43 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from tio2_data import SHARED
-from tio2_sem import BUDGETS, MIN_AREAS, SPLIT_DISTANCES, Experiment
+from tio2_sem import BUDGETS, RULES, Experiment, held_out_masks, pooled_scores
 
-PAIRS, ITERATIONS, HELD_OUT, BACKGROUND = 300, 400, 24, 60
-
-
-def pooled(pairs, width: int, distance: int | None, floor: int, truth_kind: str) -> dict:
-    """AP50 and the error breakdown pooled over (truth, predicted mask) pairs for one rule."""
-    from napari_diffrendergan.analysis.evaluation import score_image
-    from napari_diffrendergan.analysis.particles import instances_from_mask
-
-    scores = [
-        score_image(
-            truth,
-            instances_from_mask(mask, width, distance is not None, floor, distance or 9),
-            "",
-            truth_kind,
-            "instances",
-        )
-        for truth, mask in pairs
-    ]
-    total = {k: sum(getattr(x, k) for x in scores) for k in ("tp", "fp", "fn", "split", "merged")}
-    total |= {
-        "missed": sum(x.missed for x in scores),
-        "false": sum(x.false_positive for x in scores),
-        "ap50": total["tp"] / max(1, total["tp"] + total["fp"] + total["fn"]),
-        "dsc": float(np.mean([x.dsc for x in scores])),
-    }
-    return total
+PAIRS, ITERATIONS, BACKGROUND = 300, 400, 60
 
 
 def main() -> None:
     from napari_diffrendergan.config import preset
-    from napari_diffrendergan.data.patches import PatchSet
-    from napari_diffrendergan.data.synthesis import PairRenderer, background_choice, generate
+    from napari_diffrendergan.data.synthesis import PairRenderer, generate
     from napari_diffrendergan.gan.run import GanRun, TrainingSettings
     from napari_diffrendergan.gan.training import train_iter
     from napari_diffrendergan.segment.model import ModelFolder
@@ -77,9 +49,6 @@ def main() -> None:
         run = GanRun.create(run.folder, out / "patches", config, settings)
         for _ in train_iter(run, epochs=0):
             pass
-    patches = PatchSet.open(out / "patches")
-    listed, used = background_choice(patches.folder, BACKGROUND, 0)
-    unused = sorted(set(range(len(listed))) - set(used))[:BACKGROUND]
     scans = [experiment.scan(i) for i in experiment.train_ids[::4]]
     for width in (int(w) for w in args.widths.split(",")):
         started = time.time()
@@ -102,28 +71,23 @@ def main() -> None:
         print(f"width {width}: data + training {(time.time() - started) / 60:.1f} min")
         renderer = PairRenderer(run.generator(0), 0, 121, width, "cpu")
         segmenter = Segmenter(model, device="cpu")
-        held_out = []
-        for index in range(PAIRS, PAIRS + HELD_OUT):
-            pair = renderer.render(index)
-            held_out.append((pair.instances, segmenter.predict(pair.image)))
-        for k in unused:
-            image = patches.read(listed[k]) / 255
-            held_out.append((np.zeros(image.shape, np.int32), segmenter.predict(image)))
+        held_out = held_out_masks(
+            renderer, segmenter, PAIRS, out / "patches", BACKGROUND, 0, limit=BACKGROUND
+        )
         diagnosis = [(manual, segmenter.predict(image)) for image, manual in scans]
         results = {}
-        for distance in (None, *SPLIT_DISTANCES):
-            for floor in MIN_AREAS:
-                key = f"{'contour' if distance is None else f'ws{distance}'} >={floor}"
-                results[key] = {
-                    "synthetic": pooled(held_out, width, distance, floor, "instances"),
-                    "train_scans": pooled(diagnosis, width, distance, floor, "binary"),
-                }
-                print(
-                    f"width {width} {key:14s} held-out AP50 "
-                    f"{results[key]['synthetic']['ap50']:.3f} | training scans (diagnosis) "
-                    f"{json.dumps(results[key]['train_scans'])}",
-                    flush=True,
-                )
+        for distance, floor in RULES:
+            key = f"{'contour' if distance is None else f'ws{distance}'} >={floor}"
+            results[key] = {
+                "synthetic": pooled_scores(held_out, width, distance, floor, "instances"),
+                "train_scans": pooled_scores(diagnosis, width, distance, floor, "binary"),
+            }
+            print(
+                f"width {width} {key:14s} held-out AP50 "
+                f"{results[key]['synthetic']['ap50']:.3f} | training scans (diagnosis) "
+                f"{json.dumps(results[key]['train_scans'])}",
+                flush=True,
+            )
         (out / f"results_t{width}.json").write_text(json.dumps(results, indent=1))
 
 

@@ -75,6 +75,60 @@ STAGES = ("patches", "gan", "synthetic", "real", "nnunet", "predict")
 SELECTION_PAIRS = 24
 SPLIT_DISTANCES = (6, 9, 12, 15)
 MIN_AREAS = (4, 20, 40)
+# every splitting rule the selection compares: (watershed peak distance or None, minimum area)
+RULES = [(distance, floor) for distance in (None, *SPLIT_DISTANCES) for floor in MIN_AREAS]
+
+
+def held_out_masks(
+    renderer, segmenter, first: int, patches_folder: Path, n_background: int, seed: int, limit=None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(truth, predicted mask) on ``SELECTION_PAIRS`` synthetic pairs from index ``first`` on
+    (constellations the training never saw) and on the real background patches the dataset left
+    out (at most ``limit``; truth empty, so every particle found there is false)."""
+    from napari_diffrendergan.data.patches import PatchSet
+    from napari_diffrendergan.data.synthesis import background_choice
+
+    held_out = []
+    for index in range(first, first + SELECTION_PAIRS):
+        pair = renderer.render(index)
+        held_out.append((pair.instances, segmenter.predict(pair.image)))
+    patches = PatchSet.open(patches_folder)
+    listed, used = background_choice(patches.folder, n_background, seed)
+    for k in sorted(set(range(len(listed))) - set(used))[:limit]:
+        image = patches.read(listed[k]) / 255
+        held_out.append((np.zeros(image.shape, np.int32), segmenter.predict(image)))
+    return held_out
+
+
+def pooled_scores(pairs, contour: int, distance: int | None, floor: int, truth_kind: str) -> dict:
+    """Counts (tp, fp, fn, split, merged, missed, false), AP50 and mean Dice pooled over
+    (truth, predicted mask) pairs for one splitting rule (``distance`` None: contour only)."""
+    from napari_diffrendergan.analysis.evaluation import score_image
+    from napari_diffrendergan.analysis.particles import SPLIT_DISTANCE, instances_from_mask
+
+    scores = [
+        score_image(
+            truth,
+            instances_from_mask(
+                mask,
+                contour,
+                distance is not None,
+                min_area=floor,
+                split_distance=distance or SPLIT_DISTANCE,
+            ),
+            "",
+            truth_kind,
+            "instances",
+        )
+        for truth, mask in pairs
+    ]
+    total = {k: sum(getattr(x, k) for x in scores) for k in ("tp", "fp", "fn", "split", "merged")}
+    return total | {
+        "missed": sum(x.missed for x in scores),
+        "false": sum(x.false_positive for x in scores),
+        "ap50": total["tp"] / max(1, total["tp"] + total["fp"] + total["fn"]),
+        "dsc": float(np.mean([x.dsc for x in scores])),
+    }
 
 
 def commit() -> str:
@@ -271,10 +325,7 @@ class Experiment:
         peak distance) and the smallest particle kept, by AP50 pooled over held-out synthetic
         pairs and the real background patches the dataset left out (every particle found on
         those is false): no real annotation involved."""
-        from napari_diffrendergan.analysis.evaluation import score_image
-        from napari_diffrendergan.analysis.particles import instances_from_mask
-        from napari_diffrendergan.data.patches import PatchSet
-        from napari_diffrendergan.data.synthesis import PairRenderer, background_choice
+        from napari_diffrendergan.data.synthesis import PairRenderer
         from napari_diffrendergan.gan.run import load_generator
         from napari_diffrendergan.io import read_json, write_json_atomic
         from napari_diffrendergan.segment.predict import Segmenter
@@ -290,56 +341,36 @@ class Experiment:
         )
         model = self.out / f"model_{self.seeded('synthetic')[0]}"
         segmenter = Segmenter(model, device=self.settings["device"])
-        first = self.settings["pairs"]  # indices after the training pairs: unseen constellations
-        held_out = []
-        for index in range(first, first + SELECTION_PAIRS):
-            pair = renderer.render(index)
-            held_out.append((pair.instances, segmenter.predict(pair.image)))
-        patches = PatchSet.open(self.out / "patches")
-        listed, used = background_choice(
-            patches.folder, self.settings["background"], self.settings["seed"]
+        held_out = held_out_masks(
+            renderer,
+            segmenter,
+            self.settings["pairs"],  # indices after the training pairs: unseen constellations
+            self.out / "patches",
+            self.settings["background"],
+            self.settings["seed"],
         )
-        unused = sorted(set(range(len(listed))) - set(used))
-        for k in unused:
-            image = patches.read(listed[k]) / 255
-            held_out.append((np.zeros(image.shape, np.int32), segmenter.predict(image)))
         candidates = {}
-        for distance in (None, *SPLIT_DISTANCES):
-            for floor in MIN_AREAS:
-                scores = [
-                    score_image(
-                        truth,
-                        instances_from_mask(
-                            mask,
-                            segmenter.contour_thickness,
-                            distance is not None,
-                            min_area=floor,
-                            split_distance=distance or 9,
-                        ),
-                        "",
-                        "instances",
-                        "instances",
-                    )
-                    for truth, mask in held_out
-                ]
-                tp, fp, fn = (sum(getattr(x, k) for x in scores) for k in ("tp", "fp", "fn"))
-                key = "contour only" if distance is None else f"watershed {distance} px"
-                key += f", ≥ {floor} px"
-                candidates[key] = {
-                    "watershed": distance is not None,
-                    "split_distance": distance,
-                    "min_area": floor,
-                    "ap50": tp / max(1, tp + fp + fn),
-                    "found": tp + fp,
-                    "true": tp + fn,
-                }
-                print(f"   {key}: AP50 {candidates[key]['ap50']:.3f}", flush=True)
+        for distance, floor in RULES:
+            total = pooled_scores(
+                held_out, segmenter.contour_thickness, distance, floor, "instances"
+            )
+            key = "contour only" if distance is None else f"watershed {distance} px"
+            key += f", ≥ {floor} px"
+            candidates[key] = {
+                "watershed": distance is not None,
+                "split_distance": distance,
+                "min_area": floor,
+                "ap50": total["ap50"],
+                "found": total["tp"] + total["fp"],
+                "true": total["tp"] + total["fn"],
+            }
+            print(f"   {key}: AP50 {candidates[key]['ap50']:.3f}", flush=True)
         best = max(candidates, key=lambda k: candidates[k]["ap50"])
         chosen = {
             "chosen": best,
             **candidates[best],
             "pairs": SELECTION_PAIRS,
-            "background_patches": len(unused),
+            "background_patches": len(held_out) - SELECTION_PAIRS,
             "all": candidates,
         }
         write_json_atomic(chosen_file, chosen)
