@@ -1,12 +1,14 @@
-"""Which contour width separates touching TiO2 particles best: a small proxy of the TiO2 SEM
-experiment (about 15 min per width on 2 cores).
+"""Which contour width (and how many nnU-Net iterations) separates touching TiO2 particles best:
+a small proxy of the TiO2 SEM experiment (about 15 min per width at the defaults on 2 cores).
 
-Per width: 300 pairs of the untrained generator (epoch 0) at spp 121 + 60 real background
-patches, nnU-Net ``small`` for 400 iterations; every splitting rule of the experiment is scored
+Per width: ``--pairs`` pairs (300) of the untrained generator (epoch 0) at spp 121 + 60 real
+background patches; per iteration count (``--iterations``, 400), nnU-Net ``small`` trained on
+them from scratch; every splitting rule of the experiment is scored
 (AP50) on 24 held-out synthetic pairs + 60 unused background patches (the selection rule) and,
 as a diagnosis only (never used to choose), on every 4th training scan against its manual mask.
 
 Run: ``.venv/bin/python benchmarks/contour_width.py --out DIR --widths 1,2``
+(``--iterations 1000,2000 --pairs 600`` for the iteration study)
 """
 
 import argparse
@@ -18,7 +20,7 @@ from pathlib import Path
 from tio2_data import SHARED
 from tio2_sem import BUDGETS, RULES, Experiment, held_out_masks, pooled_scores
 
-PAIRS, ITERATIONS, BACKGROUND = 300, 400, 60
+BACKGROUND = 60
 
 
 def main() -> None:
@@ -33,6 +35,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--widths", default="1,2", help="contour widths in px, comma-separated")
+    parser.add_argument("--iterations", default="400", help="nnU-Net iterations, comma-separated")
+    parser.add_argument("--pairs", type=int, default=300, help="synthetic training pairs")
     args = parser.parse_args()
     if not (SHARED / "images").is_dir():
         sys.exit(f"skipped: real TiO2 SEM data not found at {SHARED}")
@@ -52,11 +56,11 @@ def main() -> None:
     scans = [experiment.scan(i) for i in experiment.train_ids[::4]]
     for width in (int(w) for w in args.widths.split(",")):
         started = time.time()
-        dataset = out / f"t{width}" / "Dataset001_Proxy"
+        dataset = out / f"p{args.pairs}_t{width}" / "Dataset001_Proxy"
         generate(
             run.folder,
             dataset,
-            PAIRS,
+            args.pairs,
             epoch=0,
             spp=121,
             contour_thickness=width,
@@ -65,30 +69,32 @@ def main() -> None:
             workers=2,
             device="cpu",
         )
-        model = out / f"model_t{width}"
-        if not ModelFolder(model).is_complete:
-            train_model(dataset, model, iterations=ITERATIONS, device="cpu", seed=0)
-        print(f"width {width}: data + training {(time.time() - started) / 60:.1f} min")
         renderer = PairRenderer(run.generator(0), 0, 121, width, "cpu")
-        segmenter = Segmenter(model, device="cpu")
-        held_out = held_out_masks(
-            renderer, segmenter, PAIRS, out / "patches", BACKGROUND, 0, limit=BACKGROUND
-        )
-        diagnosis = [(manual, segmenter.predict(image)) for image, manual in scans]
-        results = {}
-        for distance, floor in RULES:
-            key = f"{'contour' if distance is None else f'ws{distance}'} >={floor}"
-            results[key] = {
-                "synthetic": pooled_scores(held_out, width, distance, floor, "instances"),
-                "train_scans": pooled_scores(diagnosis, width, distance, floor, "binary"),
-            }
-            print(
-                f"width {width} {key:14s} held-out AP50 "
-                f"{results[key]['synthetic']['ap50']:.3f} | training scans (diagnosis) "
-                f"{json.dumps(results[key]['train_scans'])}",
-                flush=True,
+        for iterations in (int(i) for i in args.iterations.split(",")):
+            tag = f"p{args.pairs}_t{width}_i{iterations}"
+            model = out / f"model_{tag}"
+            if not ModelFolder(model).is_complete:
+                train_model(dataset, model, iterations=iterations, device="cpu", seed=0)
+            print(f"{tag}: data + training so far {(time.time() - started) / 60:.1f} min")
+            segmenter = Segmenter(model, device="cpu")
+            held_out = held_out_masks(
+                renderer, segmenter, args.pairs, out / "patches", BACKGROUND, 0, limit=BACKGROUND
             )
-        (out / f"results_t{width}.json").write_text(json.dumps(results, indent=1))
+            diagnosis = [(manual, segmenter.predict(image)) for image, manual in scans]
+            results = {}
+            for distance, floor in RULES:
+                key = f"{'contour' if distance is None else f'ws{distance}'} >={floor}"
+                results[key] = {
+                    "synthetic": pooled_scores(held_out, width, distance, floor, "instances"),
+                    "train_scans": pooled_scores(diagnosis, width, distance, floor, "binary"),
+                }
+                print(
+                    f"{tag} {key:14s} held-out AP50 "
+                    f"{results[key]['synthetic']['ap50']:.3f} | training scans (diagnosis) "
+                    f"{json.dumps(results[key]['train_scans'])}",
+                    flush=True,
+                )
+            (out / f"results_{tag}.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

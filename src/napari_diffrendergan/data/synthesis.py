@@ -146,9 +146,9 @@ def background_choice(patches: str | Path, count: int, seed: int) -> tuple[list,
 def add_background_patches(
     dataset: NnunetDataset, patches: str | Path, count: int, seed: int, intensity_range: float
 ) -> int:
-    """Copy ``count`` real background patches (random, seeded) with all-background labels into
-    the dataset as ``bg_NNNNN``, divided by ``intensity_range`` as the GAN's real patches were;
-    returns how many were available and written."""
+    """Copy the ``count`` real background patches of :func:`background_choice` with
+    all-background labels into the dataset as ``bg_NNNNN``, divided by ``intensity_range`` as the
+    GAN's real patches were; returns how many were available and written."""
     from .patches import PatchSet
 
     patch_set = PatchSet.open(patches)
