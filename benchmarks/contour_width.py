@@ -8,7 +8,7 @@ them from scratch; every splitting rule of the experiment is scored
 as a diagnosis only (never used to choose), on every 4th training scan against its manual mask.
 
 Run: ``.venv/bin/python benchmarks/contour_width.py --out DIR --widths 1,2``
-(``--iterations 1000,2000 --pairs 600`` for the iteration study)
+(``--iterations 400,1000,2000 --pairs 600``, ``--seed 1`` for the iteration study)
 """
 
 import argparse
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--widths", default="1,2", help="contour widths in px, comma-separated")
     parser.add_argument("--iterations", default="400", help="nnU-Net iterations, comma-separated")
     parser.add_argument("--pairs", type=int, default=300, help="synthetic training pairs")
+    parser.add_argument("--seed", type=int, default=0, help="nnU-Net training seed")
     args = parser.parse_args()
     if not (SHARED / "images").is_dir():
         sys.exit(f"skipped: real TiO2 SEM data not found at {SHARED}")
@@ -71,10 +72,10 @@ def main() -> None:
         )
         renderer = PairRenderer(run.generator(0), 0, 121, width, "cpu")
         for iterations in (int(i) for i in args.iterations.split(",")):
-            tag = f"p{args.pairs}_t{width}_i{iterations}"
+            tag = f"p{args.pairs}_t{width}_i{iterations}" + (f"_s{args.seed}" if args.seed else "")
             model = out / f"model_{tag}"
             if not ModelFolder(model).is_complete:
-                train_model(dataset, model, iterations=iterations, device="cpu", seed=0)
+                train_model(dataset, model, iterations=iterations, device="cpu", seed=args.seed)
             print(f"{tag}: data + training so far {(time.time() - started) / 60:.1f} min")
             segmenter = Segmenter(model, device="cpu")
             held_out = held_out_masks(
