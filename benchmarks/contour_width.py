@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from tio2_data import SHARED
-from tio2_sem import BUDGETS, RULES, Experiment, held_out_masks, pooled_scores
+from tio2_sem import BUDGETS, RULES, Experiment, held_out_images, pooled_scores, predicted
 
 BACKGROUND = 60
 
@@ -28,6 +28,7 @@ def main() -> None:
     from napari_diffrendergan.data.synthesis import PairRenderer, generate
     from napari_diffrendergan.gan.run import GanRun, TrainingSettings
     from napari_diffrendergan.gan.training import train_iter
+    from napari_diffrendergan.io import write_json_atomic
     from napari_diffrendergan.segment.model import ModelFolder
     from napari_diffrendergan.segment.predict import Segmenter
     from napari_diffrendergan.segment.training import train_model
@@ -71,6 +72,9 @@ def main() -> None:
             device="cpu",
         )
         renderer = PairRenderer(run.generator(0), 0, 121, width, "cpu")
+        held_out_set = held_out_images(
+            renderer, args.pairs, out / "patches", BACKGROUND, 0, limit=BACKGROUND
+        )
         for iterations in (int(i) for i in args.iterations.split(",")):
             tag = f"p{args.pairs}_t{width}_i{iterations}" + (f"_s{args.seed}" if args.seed else "")
             model = out / f"model_{tag}"
@@ -78,10 +82,8 @@ def main() -> None:
                 train_model(dataset, model, iterations=iterations, device="cpu", seed=args.seed)
             print(f"{tag}: data + training so far {(time.time() - started) / 60:.1f} min")
             segmenter = Segmenter(model, device="cpu")
-            held_out = held_out_masks(
-                renderer, segmenter, args.pairs, out / "patches", BACKGROUND, 0, limit=BACKGROUND
-            )
-            diagnosis = [(manual, segmenter.predict(image)) for image, manual in scans]
+            held_out = predicted(segmenter, held_out_set)
+            diagnosis = predicted(segmenter, scans)
             results = {}
             for distance, floor in RULES:
                 key = f"{'contour' if distance is None else f'ws{distance}'} >={floor}"
@@ -95,7 +97,7 @@ def main() -> None:
                     f"{json.dumps(results[key]['train_scans'])}",
                     flush=True,
                 )
-            (out / f"results_{tag}.json").write_text(json.dumps(results, indent=1))
+            write_json_atomic(out / f"results_{tag}.json", results)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,11 @@ MIN_AREAS = (4, 20, 40)
 RULES = [(distance, floor) for distance in (None, *SPLIT_DISTANCES) for floor in MIN_AREAS]
 
 
-def held_out_masks(
-    renderer, segmenter, first: int, patches_folder: Path, n_background: int, seed: int, limit=None
+def held_out_images(
+    renderer, first: int, patches_folder: Path, n_background: int, seed: int, limit=None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(truth, predicted mask) on ``SELECTION_PAIRS`` synthetic pairs from index ``first`` on
-    (constellations the training never saw) and on the real background patches the dataset left
+    """(image, truth) of ``SELECTION_PAIRS`` synthetic pairs from index ``first`` on
+    (constellations the training never saw) and of the real background patches the dataset left
     out (at most ``limit``; truth empty, so every particle found there is false)."""
     from napari_diffrendergan.data.patches import PatchSet
     from napari_diffrendergan.data.synthesis import background_choice
@@ -91,13 +91,18 @@ def held_out_masks(
     held_out = []
     for index in range(first, first + SELECTION_PAIRS):
         pair = renderer.render(index)
-        held_out.append((pair.instances, segmenter.predict(pair.image)))
+        held_out.append((pair.image, pair.instances))
     patches = PatchSet.open(patches_folder)
     listed, used = background_choice(patches.folder, n_background, seed)
     for k in sorted(set(range(len(listed))) - set(used))[:limit]:
         image = patches.read(listed[k]) / 255
-        held_out.append((np.zeros(image.shape, np.int32), segmenter.predict(image)))
+        held_out.append((image, np.zeros(image.shape, np.int32)))
     return held_out
+
+
+def predicted(segmenter, images) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(truth, predicted mask) for each (image, truth), as :func:`pooled_scores` takes them."""
+    return [(truth, segmenter.predict(image)) for image, truth in images]
 
 
 def pooled_scores(pairs, contour: int, distance: int | None, floor: int, truth_kind: str) -> dict:
@@ -341,13 +346,15 @@ class Experiment:
         )
         model = self.out / f"model_{self.seeded('synthetic')[0]}"
         segmenter = Segmenter(model, device=self.settings["device"])
-        held_out = held_out_masks(
-            renderer,
+        held_out = predicted(
             segmenter,
-            self.settings["pairs"],  # indices after the training pairs: unseen constellations
-            self.out / "patches",
-            self.settings["background"],
-            self.settings["seed"],
+            held_out_images(
+                renderer,
+                self.settings["pairs"],  # indices after the training pairs: unseen constellations
+                self.out / "patches",
+                self.settings["background"],
+                self.settings["seed"],
+            ),
         )
         candidates = {}
         for distance, floor in RULES:
