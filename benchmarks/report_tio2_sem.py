@@ -3,7 +3,8 @@
 Every figure comes from the experiment folder of one end-to-end run; the JSON carries the
 commit that made it (``report.json``: ``fid`` per epoch incl. 0, ``fid_floor``,
 ``best_epoch``, ``budget_minutes`` and per model ``dsc``, ``ap50``, ``pq``, ``pq_paper``,
-``pq_instance``, ``found``, ``manual``, ``count_ratio``, ``merged``, ``missed``, ``split``,
+``pq_instance``, ``ap50_coco`` (null where the run predates it or the model has no
+confidences), ``found``, ``manual``, ``count_ratio``, ``merged``, ``missed``, ``split``,
 ``false_positive`` with per-scan rows).
 """
 
@@ -38,18 +39,28 @@ def _scores(experiment, name: str) -> list[dict]:
 
 def _model_summary(rows: list[dict]) -> dict:
     """Means of the scores, sums of the counts and the per-scan rows of one model."""
-    from napari_diffrendergan.analysis.evaluation import COUNTS, SCORES
+    from napari_diffrendergan.analysis.evaluation import COUNTS, SCORES, coco_ap50
 
     means = {k: float(np.mean([r[k] for r in rows])) for k in SCORES}
     sums = {k: int(sum(r[k] for r in rows)) for k in COUNTS}
+    ranked = [r.get("ranked") for r in rows]
+    coco = None
+    if all(ranked):
+        coco = coco_ap50(
+            [
+                (np.array(x["confidence"]), np.array(x["matched"], bool), r["n_true"])
+                for x, r in zip(ranked, rows, strict=True)
+            ]
+        )
     return {
         **means,
         "pq_instance": means["pq"],
+        "ap50_coco": coco,
         **sums,
         "found": sums["n_pred"],
         "manual": sums["n_true"],
         "count_ratio": sums["n_pred"] / sums["n_true"],
-        "per_scan": [{k: v for k, v in r.items() if k != "seconds"} for r in rows],
+        "per_scan": [{k: v for k, v in r.items() if k not in ("seconds", "ranked")} for r in rows],
     }
 
 
@@ -234,20 +245,23 @@ def write_report(experiment, docs: Path | None) -> Path:
         "PQ is given both ways: *instance* PQ (Kirillov et al.: matched IoU over TP + FP/2 + "
         "FN/2) and the *paper's* convention, which its Table 1 shows to be the IoU of the "
         "binary foreground (Dice/(2 − Dice) on every row). AP50 = TP/(TP + FP + FN) at IoU > 0.5 "
-        "(the DSB 2018 / StarDist convention). Merges: predictions covering ≥ 2 manual "
-        "particles; split: manual particles cut in ≥ 2; missed: neither; FP: predictions on "
-        "background.",
+        "(the DSB 2018 / StarDist convention); AP50 COCO: the area under the precision-recall "
+        "curve of all validation particles ranked by their mean foreground probability "
+        "(pycocotools' 101-point interpolation, matched at IoU > 0.5; the classic method has no "
+        "confidence). Merges: predictions covering ≥ 2 manual particles; split: manual "
+        "particles cut in ≥ 2; missed: neither; FP: predictions on background.",
         "",
-        "| training data | Dice | AP50 | PQ inst. | PQ paper | found / manual | merges | split "
-        "| missed | FP |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| training data | Dice | AP50 | AP50 COCO | PQ inst. | PQ paper | found / manual | merges "
+        "| split | missed | FP |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, (dsc, ap50, pq) in PAPER.items():
-        lines.append(f"| {name} | {dsc:.3f} | {ap50:.3f} | – | {pq:.3f} | – | – | – | – | – |")
+        lines.append(f"| {name} | {dsc:.3f} | {ap50:.3f} | – | – | {pq:.3f} | – | – | – | – | – |")
     for name, m in models.items():
         label = LABELS.get(name.split("_seed")[0], name)
+        coco = "–" if m.get("ap50_coco") is None else f"{m['ap50_coco']:.3f}"
         lines.append(
-            f"| **{label}** | {m['dsc']:.3f} | {m['ap50']:.3f} | {m['pq_instance']:.3f} | "
+            f"| **{label}** | {m['dsc']:.3f} | {m['ap50']:.3f} | {coco} | {m['pq_instance']:.3f} | "
             f"{m['pq_paper']:.3f} | {m['found']} / {m['manual']} "
             f"({100 * (m['count_ratio'] - 1):+.0f} %) | {m['merged']} | {m['split']} | "
             f"{m['missed']} | {m['false_positive']} |"

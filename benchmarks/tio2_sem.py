@@ -54,7 +54,7 @@ BUDGETS = {
         "pair_workers": 2,  # two one-thread processes beat one (docs/synthesis.md)
         "background": 200,
         "seg_config": "small",
-        "seg_iterations": 1000,
+        "seg_iterations": 2000,
         "seeds": 1,
         "ablation": True,
     },
@@ -384,7 +384,7 @@ class Experiment:
         return chosen
 
     def predict(self) -> None:
-        from napari_diffrendergan.analysis.evaluation import score_image
+        from napari_diffrendergan.analysis.evaluation import ranked_matches, score_image
         from napari_diffrendergan.analysis.particles import classic_instances, table_rows
         from napari_diffrendergan.io import write_csv, write_json_atomic, write_tiff
         from napari_diffrendergan.segment.predict import Segmenter, segment_image
@@ -407,17 +407,27 @@ class Experiment:
             for image_id in self.validation_ids:
                 image, manual = self.scan(image_id)
                 started = time.perf_counter()
+                ranked = None
                 if segmenter is None:
                     instances = classic_instances(image, rule["split_distance"], rule["min_area"])
                 else:
                     result = segment_image(segmenter, image, pixel_size_nm=PIXEL_SIZE_NM, **rule)
                     instances = result.instances
                     write_csv(folder / f"{image_id}_particles.csv", table_rows(result.table))
+                    labels, confidence = result.table["label"], result.table["confidence"]
+                    scored, matched, _ = ranked_matches(
+                        manual,
+                        instances,
+                        dict(zip(labels.tolist(), confidence.tolist(), strict=True)),
+                        "binary",
+                        "instances",
+                    )
+                    ranked = {"confidence": scored.tolist(), "matched": matched.tolist()}
                 seconds = time.perf_counter() - started
                 path = folder / f"{image_id}_instances.tif"
                 write_tiff(path, instances, pixel_size_nm=PIXEL_SIZE_NM)
                 score = score_image(manual, instances, image_id, "binary", "instances")
-                scores.append({**score.__dict__, "seconds": seconds})
+                scores.append({**score.__dict__, "seconds": seconds, "ranked": ranked})
                 print(
                     f"   {name:12s} {image_id}: Dice {score.dsc:.3f}  AP50 {score.ap50:.3f}  "
                     f"PQ {score.pq:.3f}  {score.n_pred} vs {score.n_true} particles "

@@ -54,6 +54,17 @@ def test_statistics_of_a_disk_and_a_rectangle_in_nm():
     assert list(particle_table(labels))[1] == "area_px2"
 
 
+def test_confidence_is_the_mean_foreground_probability_per_particle():
+    labels = np.zeros((20, 20), np.uint16)
+    labels[2:6, 2:6], labels[10:15, 10:12] = 4, 9
+    foreground = np.full(labels.shape, 0.1, np.float32)
+    foreground[2:4, 2:6], foreground[4:6, 2:6] = 1.0, 0.5  # particle 4: mean 0.75
+    table = particle_table(labels, foreground=foreground)
+    assert table["label"].tolist() == [4, 9]
+    assert table["confidence"] == pytest.approx([0.75, 0.1])
+    assert "confidence" not in particle_table(labels)
+
+
 def test_empty_segmentation_gives_empty_table():
     table = particle_table(np.zeros((10, 10), np.uint16))
     assert all(len(column) == 0 for column in table.values())

@@ -8,8 +8,10 @@ from napari_diffrendergan.analysis.evaluation import (
     MATCH_COLOURS,
     EvaluationError,
     case_key,
+    coco_ap50,
     evaluate_folders,
     match_overlay,
+    ranked_matches,
     score_image,
     to_instances,
 )
@@ -106,12 +108,18 @@ def test_case_keys():
     assert case_key("case_00001_0000_instances.tif") == "case_00001"
 
 
-def test_cli_json_last_line(tmp_path, capsys):
+def folders_with_truth(tmp_path, truth):
+    """Empty prediction folder and a truth folder holding ``truth`` as binary mask ``a_m.tif``."""
     pred_dir, truth_dir = tmp_path / "pred", tmp_path / "truth"
     pred_dir.mkdir()
     truth_dir.mkdir()
-    truth = squares((5, 5, 10, 10), (5, 30, 10, 10))
     tifffile.imwrite(truth_dir / "a_m.tif", (truth > 0).astype(np.uint8) * 255)
+    return pred_dir, truth_dir
+
+
+def test_cli_json_last_line(tmp_path, capsys):
+    truth = squares((5, 5, 10, 10), (5, 30, 10, 10))
+    pred_dir, truth_dir = folders_with_truth(tmp_path, truth)
     tifffile.imwrite(pred_dir / "a_instances.tif", truth.astype(np.uint16))
     tifffile.imwrite(truth_dir / "b_m.tif", (truth > 0).astype(np.uint8) * 255)
     tifffile.imwrite(pred_dir / "b_instances.tif", squares((5, 5, 10, 10)).astype(np.uint16))
@@ -160,3 +168,48 @@ def test_errors_are_broken_down_into_merges_splits_misses_and_false_positives():
     assert s.pq_paper == pytest.approx(s.dsc / (2 - s.dsc))
     overlay = match_overlay(np.zeros(truth.shape), truth, pred, "instances", "instances")
     assert tuple(overlay[10, 25]) != tuple(overlay[10, 8])  # merge drawn unlike a match
+
+
+def ranked(confidences, matched, n_true):
+    return np.array(confidences, float), np.array(matched, bool), n_true
+
+
+def test_coco_ap50_integrates_the_ranked_precision_recall_curve():
+    # 4 truth particles, 2 found: precision 1 up to recall 0.5 (51 of 101 recall points)
+    assert coco_ap50([ranked([0.9, 0.8, 0.3, 0.2], [1, 1, 0, 0], 4)]) == pytest.approx(51 / 101)
+    # the same detections ranked the other way: the best precision at recall 0.5 is 2/4
+    worst = coco_ap50([ranked([0.2, 0.3, 0.8, 0.9], [1, 1, 0, 0], 4)])
+    assert worst == pytest.approx(0.5 * 51 / 101)
+    # pooled over images; every particle found and nothing false: 1
+    assert coco_ap50([ranked([0.5], [1], 1), ranked([0.4, 0.7], [1, 1], 2)]) == 1.0
+    assert coco_ap50([ranked([], [], 3)]) == 0.0
+
+
+def test_ranked_matches_need_a_confidence_per_prediction():
+    truth = squares((5, 5, 10, 10), (5, 30, 10, 10))
+    pred = squares((5, 5, 10, 10), (20, 40, 5, 5)) * 7  # labels 7 (a match) and 14 (false)
+    scores, matched, n_true = ranked_matches(truth, pred, {7: 0.9, 14: 0.4}, "instances")
+    assert scores.tolist() == [0.9, 0.4]
+    assert matched.tolist() == [True, False]
+    assert n_true == 2
+    with pytest.raises(EvaluationError, match="no confidence"):
+        ranked_matches(truth, pred, {7: 0.9}, "instances", "instances")
+
+
+def test_folders_with_particle_tables_give_coco_ap50(tmp_path, capsys):
+    from napari_diffrendergan.io import write_csv
+
+    pred_dir, truth_dir = folders_with_truth(tmp_path, squares((5, 5, 10, 10), (5, 30, 10, 10)))
+    pred = squares((5, 5, 10, 10), (25, 40, 5, 5))  # one match, one false positive
+    tifffile.imwrite(pred_dir / "a_instances.tif", pred.astype(np.uint16))
+    assert evaluate_folders(pred_dir, truth_dir)["ap50_coco"] is None  # no table yet
+    write_csv(pred_dir / "a_particles.csv", [{"label": 1, "confidence": 0.2}])
+    with pytest.raises(EvaluationError, match="no confidence"):
+        evaluate_folders(pred_dir, truth_dir)
+    rows = [{"label": 1, "confidence": 0.9}, {"label": 2, "confidence": 0.1}]
+    write_csv(pred_dir / "a_particles.csv", rows)
+    assert evaluate_folders(pred_dir, truth_dir)["ap50_coco"] == pytest.approx(51 / 101)
+    assert main(["evaluate", "--pred", str(pred_dir), "--truth", str(truth_dir)]) == 0
+    assert "COCO-style AP50 (all images, predictions ranked by confidence): 0.505" in (
+        capsys.readouterr().out
+    )

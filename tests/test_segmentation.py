@@ -62,6 +62,10 @@ def test_segments_blobs(tiny_model):
     assert scores.dsc > 0.8
     assert len(result.table["label"]) == result.instances.max()
     assert "equivalent_diameter_nm" in result.table
+    mask, foreground = segmenter.predict_foreground(image)
+    np.testing.assert_array_equal(mask, result.mask)
+    assert ((foreground > 0.5) == (mask > 0)).mean() > 0.99  # argmax and P(foreground) agree
+    assert result.table["confidence"].min() > 0.5 and result.table["confidence"].max() <= 1
 
 
 def test_particles_grow_back_into_the_models_contour_width(tiny_model):
@@ -69,7 +73,8 @@ def test_particles_grow_back_into_the_models_contour_width(tiny_model):
 
     _, _, instances = blob_sample(1)  # 8 disks, each with a core inside a 3 px contour
     segmenter = Segmenter(tiny_model, device="cpu")
-    segmenter.predict = lambda image, monitor=None: semantic_mask(instances, 3)
+    mask = semantic_mask(instances, 3)
+    segmenter.predict_foreground = lambda image, monitor=None: (mask, (mask > 0).astype(float))
     segmenter.contour_thickness = 3  # as if trained on masks with a 3 px contour
     result = segment_image(segmenter, instances.astype(np.float32), watershed=False)
     np.testing.assert_array_equal(result.instances > 0, instances > 0)
@@ -94,9 +99,10 @@ def test_whole_image_window_agrees_with_sliding_window(tiny_model):
 
 def test_tiling_matches_whole_image(tiny_model):
     image = np.tile(blob_sample(7, shape=(96, 96))[0], (2, 3))
-    whole = Segmenter(tiny_model, device="cpu").predict(image)
-    tiled = Segmenter(tiny_model, device="cpu", tile=64).predict(image)
+    whole, whole_foreground = Segmenter(tiny_model, device="cpu").predict_foreground(image)
+    tiled, tiled_foreground = Segmenter(tiny_model, device="cpu", tile=64).predict_foreground(image)
     assert (whole == tiled).mean() > 0.97
+    assert np.abs(whole_foreground - tiled_foreground).mean() < 0.03
 
 
 def test_region_leaves_the_rest_empty(tiny_model):
@@ -197,3 +203,4 @@ def test_cli_segment_writes_outputs_and_evaluates(tiny_model, tmp_path, capsys):
     assert main(["evaluate", "--pred", str(out), "--truth", str(truth), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["dsc"] > 0.8 and len(result["images"]) == 2
+    assert 0.5 < result["ap50_coco"] <= 1  # ranked by the confidences of the particle tables

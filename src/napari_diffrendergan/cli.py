@@ -270,6 +270,11 @@ def cmd_evaluate(args) -> int:
         "particles, split: a manual particle cut in ≥ 2, miss: neither matched, merged nor "
         "split, FP: predictions on background; PQpap: the paper's PQ (IoU of the foreground)"
     )
+    if result["ap50_coco"] is not None:
+        print(
+            f"COCO-style AP50 (all images, predictions ranked by confidence): "
+            f"{result['ap50_coco']:.3f}"
+        )
     if result["missing_predictions"]:
         print(f"no prediction for: {', '.join(result['missing_predictions'])}")
     if args.json:

@@ -6,6 +6,9 @@ Definitions (per image):
 - **AP50** = TP / (TP + FP + FN) with instances matched at IoU > 0.5 (the "average precision"
   of the DSB 2018 challenge and StarDist; a match above 0.5 is always unique).
 - **PQ** = (sum of IoU over matches) / (TP + FP/2 + FN/2) (Kirillov et al. 2019).
+- **COCO-style AP50** (pooled over images, where predictions carry a confidence): the area
+  under the precision-recall curve of the predictions ranked by confidence, matched at
+  IoU > 0.5, with COCO's 101-point interpolation (:func:`coco_ap50`).
 
 Label images (:func:`to_instances`) are binary masks whose touching particles are separated by
 1-px background lines (labelled with 4-connectivity, as the TiO2 SEM masks need), 3-class masks
@@ -223,6 +226,49 @@ def score_image(
     )
 
 
+def ranked_matches(
+    truth: np.ndarray,
+    pred: np.ndarray,
+    confidence: dict[int, float],
+    truth_kind: str = "auto",
+    pred_kind: str = "auto",
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One image's share of :func:`coco_ap50`: the confidence and the match (IoU > 0.5) of
+    every predicted instance, and the number of truth instances; ``confidence`` maps each
+    predicted label to its confidence."""
+    truth, pred = to_instances(truth, truth_kind), to_instances(pred, pred_kind)
+    o = overlaps(truth, pred)
+    missing = [int(i) for i in o.pred_ids if int(i) not in confidence]
+    if missing:
+        raise EvaluationError(
+            f"{len(missing)} predicted particles (labels {missing[:5]}…) have no confidence: "
+            "use the particle table written with the prediction"
+        )
+    matched = np.isin(np.arange(len(o.pred_ids)), o.cols[o.iou > 0.5])
+    scores = np.array([confidence[int(i)] for i in o.pred_ids], np.float64)
+    return scores, matched, len(o.true_ids)
+
+
+def coco_ap50(images: list[tuple[np.ndarray, np.ndarray, int]]) -> float:
+    """COCO-style AP at IoU 0.5 over the :func:`ranked_matches` of several images: precision
+    made monotone (the best precision at any higher recall), read at recalls 0, 0.01, … 1 (0
+    beyond the highest recall reached) and averaged, as pycocotools does."""
+    n_true = sum(n for _, _, n in images)
+    if n_true == 0:
+        return float("nan")
+    scores = np.concatenate([s for s, _, _ in images])
+    if not len(scores):
+        return 0.0
+    matched = np.concatenate([m for _, m, _ in images])
+    order = np.argsort(-scores, kind="mergesort")
+    tp = np.cumsum(matched[order])
+    precision = tp / np.arange(1, len(tp) + 1)
+    recall = tp / n_true
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    at = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+    return float(np.mean(np.where(at < len(envelope), envelope[np.minimum(at, len(tp) - 1)], 0)))
+
+
 def case_key(path: str | Path) -> str:
     """File stem without the usual mask suffixes and nnU-Net's channel suffix:
     ``1908248_m.tif``, ``1908248_0000_instances.tif`` -> ``1908248``."""
@@ -252,6 +298,25 @@ def _index(folder: Path) -> dict[str, Path]:
     return index
 
 
+def _confidence(pred_path: Path) -> dict[int, float] | None:
+    """Label → confidence from the particle table written beside an instance image
+    (``X_particles.csv`` for ``X_instances.tif``), or None where there is none."""
+    import csv
+
+    stem = pred_path.name.split(".")[0]
+    table = pred_path.with_name(stem.removesuffix("_instances") + "_particles.csv")
+    if not stem.endswith("_instances") or not table.is_file():
+        return None
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and "confidence" not in rows[0]:
+        return None
+    try:
+        return {int(row["label"]): float(row["confidence"]) for row in rows}
+    except (KeyError, ValueError) as err:
+        raise EvaluationError(f"{table}: unreadable label or confidence ({err})") from err
+
+
 def evaluate_folders(
     pred_dir: str | Path,
     truth_dir: str | Path,
@@ -261,7 +326,9 @@ def evaluate_folders(
 ) -> dict:
     """Score every truth image that has a prediction. Kinds (see :func:`to_instances`) default
     to what the file names say; ``crop_rows`` keeps only the first rows (e.g. 712 to leave out
-    a data bar); without it, a taller truth is cropped to the prediction's height."""
+    a data bar); without it, a taller truth is cropped to the prediction's height. When every
+    prediction is an instance image with its particle table (as ``diffrendergan segment``
+    writes them), ``ap50_coco`` is the COCO-style AP50 over all images (else None)."""
     pred_dir, truth_dir = Path(pred_dir), Path(truth_dir)
     for folder in (pred_dir, truth_dir):
         if not folder.is_dir():
@@ -273,7 +340,7 @@ def evaluate_folders(
             f"no prediction in {pred_dir} matches a truth image in {truth_dir} "
             f"(names are matched without suffixes {', '.join(SUFFIXES)})"
         )
-    images = []
+    images, ranked = [], []
     for key in common:
         truth, pred = read_image(truths[key])[0], read_image(preds[key])[0]
         if crop_rows is None and truth.shape != pred.shape and truth.shape[1:] == pred.shape[1:]:
@@ -289,7 +356,20 @@ def evaluate_folders(
                 pred_kind or label_kind(preds[key]),
             )
         )
-    return {**summarise(images), "missing_predictions": sorted(set(truths) - set(preds))}
+        confidence = _confidence(preds[key]) if ranked is not None else None
+        if confidence is None:
+            ranked = None
+        else:
+            ranked.append(
+                ranked_matches(
+                    truth, pred, confidence, truth_kind or label_kind(truths[key]), "instances"
+                )
+            )
+    return {
+        **summarise(images),
+        "ap50_coco": coco_ap50(ranked) if ranked else None,
+        "missing_predictions": sorted(set(truths) - set(preds)),
+    }
 
 
 COUNTS = ("tp", "fp", "fn", "n_true", "n_pred", "merged", "merged_truth", "split", "missed")

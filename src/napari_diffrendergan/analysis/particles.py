@@ -112,15 +112,20 @@ def _feret(coords: np.ndarray) -> tuple[float, float]:
     return feret_max, float(widths.min())
 
 
-def particle_table(instances: np.ndarray, pixel_size_nm: float | None = None) -> dict:
+def particle_table(
+    instances: np.ndarray, pixel_size_nm: float | None = None, foreground: np.ndarray | None = None
+) -> dict:
     """Per-instance statistics as columns (dict of arrays), lengths in nm when the pixel size is
-    known (else px): label, area, equivalent diameter, Feret max/min, circularity, centroid."""
+    known (else px): label, area, equivalent diameter, Feret max/min, circularity, centroid;
+    with a ``foreground`` probability map also each particle's ``confidence`` (its mean
+    foreground probability, which ranks detections for COCO-style AP)."""
     from skimage.measure import regionprops
 
     unit = "nm" if pixel_size_nm else "px"
     step = float(pixel_size_nm or 1.0)
     rows = []
-    for region in regionprops(np.asarray(instances)):
+    regions = regionprops(np.asarray(instances), intensity_image=foreground)
+    for region in regions:
         feret_max, feret_min = _feret(region.coords)
         perimeter = region.perimeter
         circularity = 4 * np.pi * region.area / perimeter**2 if perimeter > 0 else 1.0
@@ -149,6 +154,8 @@ def particle_table(instances: np.ndarray, pixel_size_nm: float | None = None) ->
     columns = np.array(rows, dtype=np.float64).reshape(-1, len(names))
     table = {name: columns[:, i] for i, name in enumerate(names)}
     table["label"] = table["label"].astype(np.int64)
+    if foreground is not None:
+        table["confidence"] = np.array([r.intensity_mean for r in regions], np.float64)
     return table
 
 

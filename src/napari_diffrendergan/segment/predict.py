@@ -88,7 +88,7 @@ class Segmenter:
         strides = configuration["architecture"]["arch_kwargs"]["strides"]
         self.stride = int(np.prod([s[0] for s in strides]))
 
-    def _predict_block(self, block: np.ndarray) -> np.ndarray:
+    def _predict_block(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         if self.window == "whole":  # one pass over the block, at least two strides wide
@@ -96,25 +96,33 @@ class Segmenter:
                 max(2 * self.stride, -(-n // self.stride) * self.stride) for n in block.shape
             ]
         with torch.no_grad():
-            seg = self.predictor.predict_single_npy_array(
-                block[None, None], {"spacing": (999, 1, 1)}
+            seg, probabilities = self.predictor.predict_single_npy_array(
+                block[None, None], {"spacing": (999, 1, 1)}, save_or_return_probabilities=True
             )
         self._settings["patch_size"] = list(self.patch)
-        return np.asarray(seg[0], np.uint8)
+        foreground = 1 - np.asarray(probabilities[0, 0], np.float32)  # class 0 is background
+        return np.asarray(seg[0], np.uint8), foreground
 
     def predict(self, image: np.ndarray, monitor: Monitor | None = None) -> np.ndarray:
-        """3-class mask (uint8) of a 2D image of any size; large images go in overlapping tiles
-        so memory stays bounded (``monitor`` follows and can cancel between tiles)."""
+        """3-class mask (uint8) of a 2D image of any size (see :meth:`predict_foreground`)."""
+        return self.predict_foreground(image, monitor)[0]
+
+    def predict_foreground(
+        self, image: np.ndarray, monitor: Monitor | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """3-class mask (uint8) and foreground probability (float32: particle + contour) of a
+        2D image of any size; large images go in overlapping tiles so memory stays bounded
+        (``monitor`` follows and can cancel between tiles)."""
         monitor = ensure(monitor)
         image, _ = prepare_image(image)
         h, w = image.shape
         if h <= self.tile and w <= self.tile:
             monitor.report(0, 1, "segmenting")
-            mask = self._predict_block(image)
+            result = self._predict_block(image)
             monitor.report(1, 1, "segmented")
-            return mask
+            return result
         halo = max(self.patch) // 2
-        mask = np.zeros((h, w), np.uint8)
+        mask, foreground = np.zeros((h, w), np.uint8), np.zeros((h, w), np.float32)
         starts = [(y, x) for y in range(0, h, self.tile) for x in range(0, w, self.tile)]
         for i, (y, x) in enumerate(starts):
             monitor.check()
@@ -122,14 +130,16 @@ class Segmenter:
             y1, x1 = min(h, y + self.tile + halo), min(w, x + self.tile + halo)
             block = self._predict_block(image[y0:y1, x0:x1])
             ty1, tx1 = min(h, y + self.tile), min(w, x + self.tile)
-            mask[y:ty1, x:tx1] = block[y - y0 : ty1 - y0, x - x0 : tx1 - x0]
+            for whole, part in zip((mask, foreground), block, strict=True):
+                whole[y:ty1, x:tx1] = part[y - y0 : ty1 - y0, x - x0 : tx1 - x0]
             monitor.report(i + 1, len(starts), f"tile {i + 1}/{len(starts)}")
-        return mask
+        return mask, foreground
 
 
 @dataclass
 class Segmentation:
-    """A segmented image: 3-class mask, particle instances and their statistics."""
+    """A segmented image: 3-class mask, particle instances and their statistics (with each
+    particle's ``confidence``, its mean foreground probability)."""
 
     mask: np.ndarray
     instances: np.ndarray
@@ -155,6 +165,7 @@ def segment_image(
 
     prepared, notes = prepare_image(image)
     mask = np.zeros(prepared.shape, np.uint8)
+    foreground = np.zeros(prepared.shape, np.float32)
     if region is None:
         region = (0, prepared.shape[0], 0, prepared.shape[1])
     y0, y1, x0, x1 = (int(v) for v in region)
@@ -162,10 +173,12 @@ def segment_image(
     y1, x1 = min(prepared.shape[0], y1), min(prepared.shape[1], x1)
     if y1 - y0 < 8 or x1 - x0 < 8:
         raise SegmentationError(f"region {region} leaves less than 8×8 pixels of the image")
-    mask[y0:y1, x0:x1] = segmenter.predict(prepared[y0:y1, x0:x1], monitor)
+    inside = np.s_[y0:y1, x0:x1]
+    mask[inside], foreground[inside] = segmenter.predict_foreground(prepared[inside], monitor)
     if contour_thickness is None:
         contour_thickness = segmenter.contour_thickness
     instances = instances_from_mask(
         mask, contour_thickness, watershed, min_area=min_area, split_distance=split_distance
     )
-    return Segmentation(mask, instances, particle_table(instances, pixel_size_nm), notes)
+    table = particle_table(instances, pixel_size_nm, foreground)
+    return Segmentation(mask, instances, table, notes)
