@@ -8,7 +8,8 @@ Definitions (per image):
 - **PQ** = (sum of IoU over matches) / (TP + FP/2 + FN/2) (Kirillov et al. 2019).
 - **COCO-style AP50** (pooled over images, where predictions carry a confidence): the area
   under the precision-recall curve of the predictions ranked by confidence, matched at
-  IoU > 0.5, with COCO's 101-point interpolation (:func:`coco_ap50`).
+  IoU > 0.5, with COCO's 101-point interpolation and no cap on detections per image
+  (:func:`coco_ap50`).
 
 Label images (:func:`to_instances`) are binary masks whose touching particles are separated by
 1-px background lines (labelled with 4-connectivity, as the TiO2 SEM masks need), 3-class masks
