@@ -420,7 +420,7 @@ class Experiment:
                         instances,
                         dict(zip(labels.tolist(), confidence.tolist(), strict=True)),
                         "binary",
-                        "instances",
+                        image_id,
                     )
                     ranked = {"confidence": scored.tolist(), "matched": matched.tolist()}
                 seconds = time.perf_counter() - started

@@ -183,6 +183,10 @@ def test_coco_ap50_integrates_the_ranked_precision_recall_curve():
     # pooled over images; every particle found and nothing false: 1
     assert coco_ap50([ranked([0.5], [1], 1), ranked([0.4, 0.7], [1, 1], 2)]) == 1.0
     assert coco_ap50([ranked([], [], 3)]) == 0.0
+    assert coco_ap50([ranked([0.5], [0], 0)]) is None  # no truth: undefined
+    # ties keep the given order (pycocotools' stable sort): a match first scores 1 up to recall 1
+    assert coco_ap50([ranked([0.5, 0.5], [1, 0], 1)]) == 1.0
+    assert coco_ap50([ranked([0.5, 0.5], [0, 1], 1)]) == 0.5
 
 
 def test_ranked_matches_need_a_confidence_per_prediction():
@@ -193,7 +197,7 @@ def test_ranked_matches_need_a_confidence_per_prediction():
     assert matched.tolist() == [True, False]
     assert n_true == 2
     with pytest.raises(EvaluationError, match="no confidence"):
-        ranked_matches(truth, pred, {7: 0.9}, "instances", "instances")
+        ranked_matches(truth, pred, {7: 0.9}, "instances", "a")
 
 
 def test_folders_with_particle_tables_give_coco_ap50(tmp_path, capsys):
@@ -203,6 +207,7 @@ def test_folders_with_particle_tables_give_coco_ap50(tmp_path, capsys):
     pred = squares((5, 5, 10, 10), (25, 40, 5, 5))  # one match, one false positive
     tifffile.imwrite(pred_dir / "a_instances.tif", pred.astype(np.uint16))
     assert evaluate_folders(pred_dir, truth_dir)["ap50_coco"] is None  # no table yet
+    assert evaluate_folders(pred_dir, truth_dir, pred_kind="binary")["ap50_coco"] is None
     write_csv(pred_dir / "a_particles.csv", [{"label": 1, "confidence": 0.2}])
     with pytest.raises(EvaluationError, match="no confidence"):
         evaluate_folders(pred_dir, truth_dir)
@@ -213,3 +218,17 @@ def test_folders_with_particle_tables_give_coco_ap50(tmp_path, capsys):
     assert "COCO-style AP50 (all images, predictions ranked by confidence): 0.505" in (
         capsys.readouterr().out
     )
+
+
+def test_coco_ap50_needs_a_table_for_every_prediction(tmp_path):
+    from napari_diffrendergan.io import write_csv
+
+    truth = squares((5, 5, 10, 10))
+    pred_dir, truth_dir = folders_with_truth(tmp_path, truth)
+    tifffile.imwrite(truth_dir / "b_m.tif", (truth > 0).astype(np.uint8) * 255)
+    for name in "ab":
+        tifffile.imwrite(pred_dir / f"{name}_instances.tif", truth.astype(np.uint16))
+    write_csv(pred_dir / "b_particles.csv", [{"label": 1, "confidence": 0.9}])
+    assert evaluate_folders(pred_dir, truth_dir)["ap50_coco"] is None  # a has no table
+    write_csv(pred_dir / "a_particles.csv", [{"label": 1, "confidence": 0.8}])
+    assert evaluate_folders(pred_dir, truth_dir)["ap50_coco"] == 1.0

@@ -272,8 +272,13 @@ def cmd_evaluate(args) -> int:
     )
     if result["ap50_coco"] is not None:
         print(
-            f"COCO-style AP50 (all images, predictions ranked by confidence): "
+            "COCO-style AP50 (all images, predictions ranked by confidence): "
             f"{result['ap50_coco']:.3f}"
+        )
+    else:
+        print(
+            "COCO-style AP50: needs every prediction as an instance image with its particle "
+            "table (confidence per particle), as `diffrendergan segment` writes them"
         )
     if result["missing_predictions"]:
         print(f"no prediction for: {', '.join(result['missing_predictions'])}")

@@ -232,31 +232,36 @@ def ranked_matches(
     pred: np.ndarray,
     confidence: dict[int, float],
     truth_kind: str = "auto",
-    pred_kind: str = "auto",
+    name: str = "",
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One image's share of :func:`coco_ap50`: the confidence and the match (IoU > 0.5) of
-    every predicted instance, and the number of truth instances; ``confidence`` maps each
-    predicted label to its confidence."""
-    truth, pred = to_instances(truth, truth_kind), to_instances(pred, pred_kind)
+    every instance of ``pred`` (an instance image), and the number of truth instances;
+    ``confidence`` maps each predicted label to its confidence."""
+    truth, pred = to_instances(truth, truth_kind), to_instances(pred, "instances")
+    if truth.shape != pred.shape:
+        raise EvaluationError(
+            f"{name or 'image'}: prediction {pred.shape} and truth {truth.shape} differ in shape"
+        )
     o = overlaps(truth, pred)
     missing = [int(i) for i in o.pred_ids if int(i) not in confidence]
     if missing:
         raise EvaluationError(
-            f"{len(missing)} predicted particles (labels {missing[:5]}…) have no confidence: "
-            "use the particle table written with the prediction"
+            f"{name or 'image'}: {len(missing)} predicted particles (labels {missing[:5]}) have "
+            "no confidence in its particle table: segment the image again (or remove the table)"
         )
     matched = np.isin(np.arange(len(o.pred_ids)), o.cols[o.iou > 0.5])
     scores = np.array([confidence[int(i)] for i in o.pred_ids], np.float64)
     return scores, matched, len(o.true_ids)
 
 
-def coco_ap50(images: list[tuple[np.ndarray, np.ndarray, int]]) -> float:
+def coco_ap50(images: list[tuple[np.ndarray, np.ndarray, int]]) -> float | None:
     """COCO-style AP at IoU 0.5 over the :func:`ranked_matches` of several images: precision
     made monotone (the best precision at any higher recall), read at recalls 0, 0.01, … 1 (0
-    beyond the highest recall reached) and averaged, as pycocotools does."""
+    beyond the highest recall reached) and averaged, as pycocotools does (which matches at
+    IoU ≥ 0.5; here > 0.5, as for AP50). None when there is no truth particle."""
     n_true = sum(n for _, _, n in images)
     if n_true == 0:
-        return float("nan")
+        return None
     scores = np.concatenate([s for s, _, _ in images])
     if not len(scores):
         return 0.0
@@ -315,7 +320,9 @@ def _confidence(pred_path: Path) -> dict[int, float] | None:
     try:
         return {int(row["label"]): float(row["confidence"]) for row in rows}
     except (KeyError, ValueError) as err:
-        raise EvaluationError(f"{table}: unreadable label or confidence ({err})") from err
+        raise EvaluationError(
+            f"{table}: unreadable label or confidence ({err}): segment the image again"
+        ) from err
 
 
 def evaluate_folders(
@@ -341,6 +348,11 @@ def evaluate_folders(
             f"no prediction in {pred_dir} matches a truth image in {truth_dir} "
             f"(names are matched without suffixes {', '.join(SUFFIXES)})"
         )
+    kinds = {
+        k: (truth_kind or label_kind(truths[k]), pred_kind or label_kind(preds[k])) for k in common
+    }
+    confidences = {k: _confidence(preds[k]) if kinds[k][1] == "instances" else None for k in common}
+    with_coco = all(c is not None for c in confidences.values())
     images, ranked = [], []
     for key in common:
         truth, pred = read_image(truths[key])[0], read_image(preds[key])[0]
@@ -348,27 +360,12 @@ def evaluate_folders(
             truth = truth[: pred.shape[0]]  # prediction made without the data bar
         elif crop_rows:
             truth, pred = truth[:crop_rows], pred[:crop_rows]
-        images.append(
-            score_image(
-                truth,
-                pred,
-                key,
-                truth_kind or label_kind(truths[key]),
-                pred_kind or label_kind(preds[key]),
-            )
-        )
-        confidence = _confidence(preds[key]) if ranked is not None else None
-        if confidence is None:
-            ranked = None
-        else:
-            ranked.append(
-                ranked_matches(
-                    truth, pred, confidence, truth_kind or label_kind(truths[key]), "instances"
-                )
-            )
+        images.append(score_image(truth, pred, key, *kinds[key]))
+        if with_coco:
+            ranked.append(ranked_matches(truth, pred, confidences[key], kinds[key][0], key))
     return {
         **summarise(images),
-        "ap50_coco": coco_ap50(ranked) if ranked else None,
+        "ap50_coco": coco_ap50(ranked) if with_coco else None,
         "missing_predictions": sorted(set(truths) - set(preds)),
     }
 
