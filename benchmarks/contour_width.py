@@ -85,14 +85,14 @@ def main() -> None:
             held_out = predicted(segmenter, held_out_set)
             diagnosis = predicted(segmenter, scans)
             results = {}
-            for distance, floor in RULES:
-                key = f"{'contour' if distance is None else f'ws{distance}'} >={floor}"
+            for rule in RULES:
+                key = rule.name
                 results[key] = {
-                    "synthetic": pooled_scores(held_out, width, distance, floor, "instances"),
-                    "train_scans": pooled_scores(diagnosis, width, distance, floor, "binary"),
+                    "synthetic": pooled_scores(held_out, width, rule, "instances"),
+                    "train_scans": pooled_scores(diagnosis, width, rule, "binary"),
                 }
                 print(
-                    f"{tag} {key:14s} held-out AP50 "
+                    f"{tag} {key:36s} held-out AP50 "
                     f"{results[key]['synthetic']['ap50']:.3f} | training scans (diagnosis) "
                     f"{json.dumps(results[key]['train_scans'])}",
                     flush=True,

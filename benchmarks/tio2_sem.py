@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -75,8 +76,45 @@ STAGES = ("patches", "gan", "synthetic", "real", "nnunet", "predict")
 SELECTION_PAIRS = 24
 SPLIT_DISTANCES = (6, 9, 12, 15)
 MIN_AREAS = (4, 20, 40)
-# every splitting rule the selection compares: (watershed peak distance or None, minimum area)
-RULES = [(distance, floor) for distance in (None, *SPLIT_DISTANCES) for floor in MIN_AREAS]
+CORE_THRESHOLDS = (0.6, 0.75, 0.9)
+
+
+class Rule(NamedTuple):
+    """How touching particles are split: at particle-probability dips below ``core`` (None:
+    not), then by a distance watershed with peaks ``distance`` px apart (None: not); pieces
+    under ``floor`` px dropped."""
+
+    core: float | None
+    distance: int | None
+    floor: int
+
+    @property
+    def name(self) -> str:
+        parts = [] if self.core is None else [f"dips < {self.core}"]
+        parts += [] if self.distance is None else [f"watershed {self.distance} px"]
+        return f"{' + '.join(parts) or 'contour only'}, ≥ {self.floor} px"
+
+    def instances(self, mask: np.ndarray, particle: np.ndarray, contour: int) -> np.ndarray:
+        from napari_diffrendergan.analysis.particles import SPLIT_DISTANCE, instances_from_mask
+
+        return instances_from_mask(
+            mask,
+            contour,
+            self.distance is not None,
+            min_area=self.floor,
+            split_distance=self.distance or SPLIT_DISTANCE,
+            particle_probability=particle,
+            core_threshold=self.core,
+        )
+
+
+# every splitting rule the selection compares
+RULES = [
+    Rule(core, distance, floor)
+    for core in (None, *CORE_THRESHOLDS)
+    for distance in (None, *SPLIT_DISTANCES)
+    for floor in MIN_AREAS
+]
 
 
 def held_out_images(
@@ -100,32 +138,21 @@ def held_out_images(
     return held_out
 
 
-def predicted(segmenter, images) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(truth, predicted mask) for each (image, truth), as :func:`pooled_scores` takes them."""
-    return [(truth, segmenter.predict(image)) for image, truth in images]
+def predicted(segmenter, images) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(truth, predicted mask, particle probability) for each (image, truth), as
+    :func:`pooled_scores` takes them."""
+    found = [(truth, segmenter.predict_probabilities(image)) for image, truth in images]
+    return [(truth, p.mask, p.particle) for truth, p in found]
 
 
-def pooled_scores(pairs, contour: int, distance: int | None, floor: int, truth_kind: str) -> dict:
+def pooled_scores(pairs, contour: int, rule: Rule, truth_kind: str) -> dict:
     """Counts (tp, fp, fn, split, merged, missed, false), AP50 and mean Dice pooled over
-    (truth, predicted mask) pairs for one splitting rule (``distance`` None: contour only)."""
+    (truth, predicted mask, particle probability) triples for one splitting ``rule``."""
     from napari_diffrendergan.analysis.evaluation import score_image
-    from napari_diffrendergan.analysis.particles import SPLIT_DISTANCE, instances_from_mask
 
     scores = [
-        score_image(
-            truth,
-            instances_from_mask(
-                mask,
-                contour,
-                distance is not None,
-                min_area=floor,
-                split_distance=distance or SPLIT_DISTANCE,
-            ),
-            "",
-            truth_kind,
-            "instances",
-        )
-        for truth, mask in pairs
+        score_image(truth, rule.instances(mask, particle, contour), "", truth_kind, "instances")
+        for truth, mask, particle in pairs
     ]
     total = {k: sum(getattr(x, k) for x in scores) for k in ("tp", "fp", "fn", "split", "merged")}
     return total | {
@@ -357,16 +384,14 @@ class Experiment:
             ),
         )
         candidates = {}
-        for distance, floor in RULES:
-            total = pooled_scores(
-                held_out, segmenter.contour_thickness, distance, floor, "instances"
-            )
-            key = "contour only" if distance is None else f"watershed {distance} px"
-            key += f", ≥ {floor} px"
+        for rule in RULES:
+            total = pooled_scores(held_out, segmenter.contour_thickness, rule, "instances")
+            key = rule.name
             candidates[key] = {
-                "watershed": distance is not None,
-                "split_distance": distance,
-                "min_area": floor,
+                "core_threshold": rule.core,
+                "watershed": rule.distance is not None,
+                "split_distance": rule.distance,
+                "min_area": rule.floor,
                 "ap50": total["ap50"],
                 "found": total["tp"] + total["fp"],
                 "true": total["tp"] + total["fn"],
@@ -391,6 +416,7 @@ class Experiment:
 
         splitting = self.select_splitting()
         rule = {
+            "core_threshold": splitting["core_threshold"],
             "watershed": splitting["watershed"],
             "split_distance": splitting["split_distance"] or 9,
             "min_area": splitting["min_area"],

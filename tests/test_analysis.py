@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from napari_diffrendergan.analysis.particles import instances_from_mask, particle_table
+from napari_diffrendergan.errors import InputError
 from napari_diffrendergan.render.labels import semantic_mask
 
 
@@ -37,6 +38,54 @@ def test_watershed_keeps_an_elongated_particle_whole():
     mask = ((((yy - 30) / 11.0) ** 2 + ((xx - 45) / 22.0) ** 2) <= 1).astype(np.uint8)
     assert instances_from_mask(mask, watershed=True).max() == 1
     assert instances_from_mask(mask, watershed=True, split_distance=3).max() > 1
+
+
+def two_touching_cores():
+    """Two disks merged into one particle-class core, the network's particle probability
+    dipping to 0.55 along the line where they touch."""
+    yy, xx = np.mgrid[:60, :90]
+    left, right = disk((60, 90), (30, 30), 14), disk((60, 90), (30, 54), 14)
+    mask = (left | right).astype(np.uint8)
+    probability = np.where(left | right, 0.95, 0.02).astype(np.float32)
+    probability[(np.abs(xx - 42) <= 1) & (mask > 0)] = 0.55
+    return mask, probability, left, right
+
+
+def test_cores_split_where_the_particle_probability_dips():
+    mask, probability, left, right = two_touching_cores()
+    assert instances_from_mask(mask).max() == 1  # argmax alone: one merged core
+    split = instances_from_mask(mask, particle_probability=probability, core_threshold=0.7)
+    assert split.max() == 2
+    assert len(np.unique(split[left & ~right])) == 1 and len(np.unique(split[right & ~left])) == 1
+    assert np.unique(split[left & ~right]) != np.unique(split[right & ~left])
+    assert ((split > 0) == (mask > 0)).all()  # the split loses no pixel
+    # a threshold under the dip keeps it whole; noise-sized confident specks seed nothing
+    assert (
+        instances_from_mask(mask, particle_probability=probability, core_threshold=0.5).max() == 1
+    )
+    speckled = np.where(mask > 0, 0.6, 0.0).astype(np.float32)
+    speckled[30, 30] = speckled[30, 54] = 0.99
+    assert instances_from_mask(mask, particle_probability=speckled, core_threshold=0.7).max() == 1
+
+
+def test_distance_watershed_keeps_cores_split_at_dips_apart():
+    mask, probability, left, right = two_touching_cores()
+    both = instances_from_mask(
+        mask,
+        watershed=True,
+        split_distance=20,
+        particle_probability=probability,
+        core_threshold=0.7,
+    )
+    assert both.max() == 2  # the watershed's one seed does not re-merge the two cores
+
+
+def test_core_threshold_needs_a_matching_probability_map():
+    mask, probability, _, _ = two_touching_cores()
+    with pytest.raises(InputError, match="particle probability map"):
+        instances_from_mask(mask, core_threshold=0.7)
+    with pytest.raises(InputError, match="particle probability map"):
+        instances_from_mask(mask, particle_probability=probability[:10], core_threshold=0.7)
 
 
 def test_statistics_of_a_disk_and_a_rectangle_in_nm():

@@ -13,7 +13,12 @@ from napari_diffrendergan.data.dataset import DatasetError, NnunetDataset
 from napari_diffrendergan.errors import Cancelled, InputError
 from napari_diffrendergan.progress import Monitor
 from napari_diffrendergan.segment.model import ModelFolder, SegmentationError
-from napari_diffrendergan.segment.predict import Segmenter, prepare_image, segment_image
+from napari_diffrendergan.segment.predict import (
+    Prediction,
+    Segmenter,
+    prepare_image,
+    segment_image,
+)
 from napari_diffrendergan.segment.training import train_model
 
 pytestmark = pytest.mark.slow
@@ -62,9 +67,11 @@ def test_segments_blobs(tiny_model):
     assert scores.dsc > 0.8
     assert len(result.table["label"]) == result.instances.max()
     assert "equivalent_diameter_nm" in result.table
-    mask, foreground = segmenter.predict_foreground(image)
-    np.testing.assert_array_equal(mask, result.mask)
-    assert ((foreground > 0.5) == (mask > 0)).mean() > 0.99  # argmax and P(foreground) agree
+    found = segmenter.predict_probabilities(image)
+    np.testing.assert_array_equal(found.mask, result.mask)
+    assert ((found.foreground > 0.5) == (found.mask > 0)).mean() > 0.99  # argmax agrees
+    assert ((found.particle > 0.5) == (found.mask == 1)).mean() > 0.97
+    assert (found.particle <= found.foreground + 1e-6).all()
     assert result.table["confidence"].min() > 0.5 and result.table["confidence"].max() <= 1
 
 
@@ -74,7 +81,9 @@ def test_particles_grow_back_into_the_models_contour_width(tiny_model):
     _, _, instances = blob_sample(1)  # 8 disks, each with a core inside a 3 px contour
     segmenter = Segmenter(tiny_model, device="cpu")
     mask = semantic_mask(instances, 3)
-    segmenter.predict_foreground = lambda image, monitor=None: (mask, (mask > 0).astype(float))
+    segmenter.predict_probabilities = lambda image, monitor=None: Prediction(
+        mask, (mask > 0).astype(np.float32), (mask == 1).astype(np.float32)
+    )
     segmenter.contour_thickness = 3  # as if trained on masks with a 3 px contour
     result = segment_image(segmenter, instances.astype(np.float32), watershed=False)
     np.testing.assert_array_equal(result.instances > 0, instances > 0)
@@ -99,10 +108,11 @@ def test_whole_image_window_agrees_with_sliding_window(tiny_model):
 
 def test_tiling_matches_whole_image(tiny_model):
     image = np.tile(blob_sample(7, shape=(96, 96))[0], (2, 3))
-    whole, whole_foreground = Segmenter(tiny_model, device="cpu").predict_foreground(image)
-    tiled, tiled_foreground = Segmenter(tiny_model, device="cpu", tile=64).predict_foreground(image)
-    assert (whole == tiled).mean() > 0.97
-    assert np.abs(whole_foreground - tiled_foreground).mean() < 0.03
+    whole = Segmenter(tiny_model, device="cpu").predict_probabilities(image)
+    tiled = Segmenter(tiny_model, device="cpu", tile=64).predict_probabilities(image)
+    assert (whole.mask == tiled.mask).mean() > 0.97
+    assert np.abs(whole.foreground - tiled.foreground).mean() < 0.03
+    assert np.abs(whole.particle - tiled.particle).mean() < 0.03
 
 
 def test_region_leaves_the_rest_empty(tiny_model):

@@ -13,6 +13,8 @@ STATISTICS = ("area", "equivalent_diameter", "feret_max", "feret_min", "circular
 # for TiO2 on carbon film, 20 px is the general default
 SPLIT_DISTANCE = 9  # px between watershed peaks
 MIN_AREA = 20  # px: smaller fragments are dropped
+# particle probability below which a core is split between two confident cores (None: off)
+CORE_THRESHOLD = None
 
 
 def instances_from_mask(
@@ -21,15 +23,20 @@ def instances_from_mask(
     watershed: bool = False,
     min_area: int = 4,
     split_distance: int = SPLIT_DISTANCE,
+    particle_probability: np.ndarray | None = None,
+    core_threshold: float | None = None,
 ) -> np.ndarray:
     """Particle instances (uint16) from a 3-class mask.
 
     Particle-class pixels form 4-connected components (the contour class separates touching
     particles); each component then grows back into the surrounding contour ring. With
-    ``watershed``, components are further split at narrow necks (distance-transform
-    watershed from maxima at least ``split_distance`` px apart, about a third of a typical
-    particle diameter) to separate touching particles the contour missed. Components smaller
-    than ``min_area`` pixels are dropped.
+    ``core_threshold`` (and the network's ``particle_probability``), a component is split
+    where that probability dips below the threshold between two confident cores (seeded
+    watershed of the probability): touching particles whose contour the network only half
+    drew. With ``watershed``, components are further split at narrow necks
+    (distance-transform watershed from maxima at least ``split_distance`` px apart, about a
+    third of a typical particle diameter) to separate touching particles the contour missed.
+    Components smaller than ``min_area`` pixels are dropped.
     """
     from skimage.measure import label
     from skimage.segmentation import expand_labels, relabel_sequential
@@ -38,6 +45,13 @@ def instances_from_mask(
     if mask.ndim != 2:
         raise InputError(f"segmentation mask must be 2D, got shape {mask.shape}")
     cores = label(mask == PARTICLE, connectivity=1)
+    if core_threshold is not None and cores.max() > 0:
+        if particle_probability is None or np.shape(particle_probability) != mask.shape:
+            raise InputError(
+                "splitting at probability dips needs the particle probability map of the same "
+                f"shape as the mask {mask.shape}: segment with the model again"
+            )
+        cores = _split_at_dips(cores, np.asarray(particle_probability), core_threshold)
     if watershed and cores.max() > 0:
         cores = _split_touching(cores, split_distance)
     sizes = np.bincount(cores.ravel())
@@ -68,16 +82,39 @@ def classic_instances(
     return relabel_sequential(components)[0].astype(np.uint16)
 
 
+# confident cores smaller than this (px) are noise, not a particle's seed
+MIN_SEED_AREA = 4
+
+
+def _split_at_dips(cores: np.ndarray, probability: np.ndarray, threshold: float) -> np.ndarray:
+    """Labelled ``cores`` split by a watershed of ``probability`` seeded from its 4-connected
+    regions ≥ ``threshold`` (at least :data:`MIN_SEED_AREA` px); a core without such a seed
+    stays whole."""
+    from skimage.measure import label
+    from skimage.segmentation import watershed
+
+    seeds = label((probability >= threshold) & (cores > 0), connectivity=1)
+    sizes = np.bincount(seeds.ravel())
+    seeds[sizes[seeds] < MIN_SEED_AREA] = 0
+    seeded = np.zeros(int(cores.max()) + 1, bool)
+    seeded[cores[seeds > 0]] = True
+    seeded[0] = True
+    whole = ~seeded[cores]
+    seeds[whole] = seeds.max() + cores[whole]
+    return watershed(-probability, seeds, mask=cores > 0, connectivity=1)
+
+
 def _split_touching(cores: np.ndarray, min_distance: int) -> np.ndarray:
     """Distance-transform watershed of labelled ``cores``: one seed per local maximum of the
     distance (maximum over a (2·min_distance + 1)² window; a plateau of equal maxima is one
-    seed), and one at the deepest point of any component left without a seed. Linear in the
-    image size (skimage's ``peak_local_max`` slows to minutes on big flat blobs)."""
+    seed), and one at the deepest point of any component left without a seed; labels already
+    apart stay apart. Linear in the image size (skimage's ``peak_local_max`` slows to minutes
+    on big flat blobs)."""
     from scipy import ndimage
     from skimage.segmentation import watershed
 
     inside = cores > 0
-    distance = ndimage.distance_transform_edt(inside)
+    distance = ndimage.distance_transform_edt(inside & ~_label_borders(cores))
     window = ndimage.maximum_filter(distance, size=2 * min_distance + 1)
     markers, count = ndimage.label((distance == window) & inside, structure=np.ones((3, 3)))
     seeded = np.zeros(int(cores.max()) + 1, bool)
@@ -86,7 +123,24 @@ def _split_touching(cores: np.ndarray, min_distance: int) -> np.ndarray:
     if len(unseeded):
         deepest = ndimage.maximum_position(distance, cores, unseeded)
         markers[tuple(np.array(deepest).T)] = count + np.arange(1, len(unseeded) + 1)
-    return watershed(-distance, markers, mask=inside)
+    basins = watershed(-distance, markers, mask=inside)
+    # a basin that flooded across two touching labels is cut at their border
+    pairs = cores.astype(np.int64) * (int(basins.max()) + 1) + basins
+    return np.unique(pairs, return_inverse=True)[1].reshape(cores.shape)
+
+
+def _label_borders(labels: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour of another non-zero label (where touching labels meet)."""
+    border = np.zeros(labels.shape, bool)
+    for axis in (0, 1):
+        before = [slice(None)] * 2
+        after = [slice(None)] * 2
+        before[axis], after[axis] = slice(None, -1), slice(1, None)
+        a, b = labels[tuple(before)], labels[tuple(after)]
+        meet = (a != b) & (a > 0) & (b > 0)
+        border[tuple(before)] |= meet
+        border[tuple(after)] |= meet
+    return border
 
 
 def _feret(coords: np.ndarray) -> tuple[float, float]:

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.particles import MIN_AREA, SPLIT_DISTANCE, instances_from_mask, particle_table
+from ..analysis.particles import (
+    CORE_THRESHOLD,
+    MIN_AREA,
+    SPLIT_DISTANCE,
+    instances_from_mask,
+    particle_table,
+)
 from ..data.dataset import DEFAULT_CONTOUR
 from ..io import as_gray
 from ..progress import Monitor, ensure
+from ..render.labels import PARTICLE
 from .model import ModelFolder, SegmentationError
 
 
@@ -26,6 +33,25 @@ def prepare_image(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 MIRRORING = {"none": None, "x": (1,), "all": (0, 1)}
 WINDOWS = ("whole", "sliding")
+
+
+@dataclass
+class Prediction:
+    """A network's answer for one image: 3-class ``mask`` (uint8), ``foreground`` probability
+    (particle + contour) and ``particle`` (particle class) probability, float32."""
+
+    mask: np.ndarray
+    foreground: np.ndarray
+    particle: np.ndarray
+
+    @classmethod
+    def empty(cls, shape: tuple[int, int]) -> Prediction:
+        return cls(
+            np.zeros(shape, np.uint8), np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        )
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.mask, self.foreground, self.particle
 
 
 class Segmenter:
@@ -88,7 +114,7 @@ class Segmenter:
         strides = configuration["architecture"]["arch_kwargs"]["strides"]
         self.stride = int(np.prod([s[0] for s in strides]))
 
-    def _predict_block(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _predict_block(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         import torch
 
         if self.window == "whole":  # one pass over the block, at least two strides wide
@@ -100,29 +126,30 @@ class Segmenter:
                 block[None, None], {"spacing": (999, 1, 1)}, save_or_return_probabilities=True
             )
         self._settings["patch_size"] = list(self.patch)
-        foreground = 1 - np.asarray(probabilities[0, 0], np.float32)  # class 0 is background
-        return np.asarray(seg[0], np.uint8), foreground
+        probabilities = np.asarray(probabilities[:, 0], np.float32)
+        foreground = 1 - probabilities[0]  # class 0 is background
+        return np.asarray(seg[0], np.uint8), foreground, probabilities[PARTICLE]
 
     def predict(self, image: np.ndarray, monitor: Monitor | None = None) -> np.ndarray:
-        """3-class mask (uint8) of a 2D image of any size (see :meth:`predict_foreground`)."""
-        return self.predict_foreground(image, monitor)[0]
+        """3-class mask (uint8) of a 2D image of any size (see :meth:`predict_probabilities`)."""
+        return self.predict_probabilities(image, monitor).mask
 
-    def predict_foreground(
+    def predict_probabilities(
         self, image: np.ndarray, monitor: Monitor | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """3-class mask (uint8) and foreground probability (float32: particle + contour) of a
-        2D image of any size; large images go in overlapping tiles so memory stays bounded
-        (``monitor`` follows and can cancel between tiles)."""
+    ) -> Prediction:
+        """3-class mask and class probabilities of a 2D image of any size; large images go in
+        overlapping tiles so memory stays bounded (``monitor`` follows and can cancel between
+        tiles)."""
         monitor = ensure(monitor)
         image, _ = prepare_image(image)
         h, w = image.shape
         if h <= self.tile and w <= self.tile:
             monitor.report(0, 1, "segmenting")
-            result = self._predict_block(image)
+            result = Prediction(*self._predict_block(image))
             monitor.report(1, 1, "segmented")
             return result
         halo = max(self.patch) // 2
-        mask, foreground = np.zeros((h, w), np.uint8), np.zeros((h, w), np.float32)
+        result = Prediction.empty((h, w))
         starts = [(y, x) for y in range(0, h, self.tile) for x in range(0, w, self.tile)]
         for i, (y, x) in enumerate(starts):
             monitor.check()
@@ -130,10 +157,10 @@ class Segmenter:
             y1, x1 = min(h, y + self.tile + halo), min(w, x + self.tile + halo)
             block = self._predict_block(image[y0:y1, x0:x1])
             ty1, tx1 = min(h, y + self.tile), min(w, x + self.tile)
-            for whole, part in zip((mask, foreground), block, strict=True):
+            for whole, part in zip(result.arrays(), block, strict=True):
                 whole[y:ty1, x:tx1] = part[y - y0 : ty1 - y0, x - x0 : tx1 - x0]
             monitor.report(i + 1, len(starts), f"tile {i + 1}/{len(starts)}")
-        return mask, foreground
+        return result
 
 
 @dataclass
@@ -157,6 +184,7 @@ def segment_image(
     monitor: Monitor | None = None,
     split_distance: int = SPLIT_DISTANCE,
     min_area: int = MIN_AREA,
+    core_threshold: float | None = CORE_THRESHOLD,
 ) -> Segmentation:
     """Segment ``image`` (optionally only inside ``region`` = (y0, y1, x0, x1)), derive particle
     instances (see :func:`~napari_diffrendergan.analysis.particles.instances_from_mask`) and
@@ -164,8 +192,7 @@ def segment_image(
     the width the model was trained with). Outside the region the mask is 0."""
 
     prepared, notes = prepare_image(image)
-    mask = np.zeros(prepared.shape, np.uint8)
-    foreground = np.zeros(prepared.shape, np.float32)
+    prediction = Prediction.empty(prepared.shape)
     if region is None:
         region = (0, prepared.shape[0], 0, prepared.shape[1])
     y0, y1, x0, x1 = (int(v) for v in region)
@@ -174,11 +201,19 @@ def segment_image(
     if y1 - y0 < 8 or x1 - x0 < 8:
         raise SegmentationError(f"region {region} leaves less than 8×8 pixels of the image")
     inside = np.s_[y0:y1, x0:x1]
-    mask[inside], foreground[inside] = segmenter.predict_foreground(prepared[inside], monitor)
+    found = segmenter.predict_probabilities(prepared[inside], monitor)
+    for whole, part in zip(prediction.arrays(), found.arrays(), strict=True):
+        whole[inside] = part
     if contour_thickness is None:
         contour_thickness = segmenter.contour_thickness
     instances = instances_from_mask(
-        mask, contour_thickness, watershed, min_area=min_area, split_distance=split_distance
+        prediction.mask,
+        contour_thickness,
+        watershed,
+        min_area=min_area,
+        split_distance=split_distance,
+        particle_probability=prediction.particle,
+        core_threshold=core_threshold,
     )
-    table = particle_table(instances, pixel_size_nm, foreground)
-    return Segmentation(mask, instances, table, notes)
+    table = particle_table(instances, pixel_size_nm, prediction.foreground)
+    return Segmentation(prediction.mask, instances, table, notes)
