@@ -24,6 +24,7 @@ from napari_diffrendergan.errors import InputError, OutputError
         (["generate", "run", "--count", "0", "--out", "o"], "--count"),
         (["segment", "x.tif", "--model", "m", "--out", "o", "--workers", "-2"], "--workers"),
         (["segment", "x.tif", "--model", "m", "--out", "o", "--pixel-size", "0"], "--pixel-size"),
+        (["segment", "x.tif", "--model", "m", "--out", "o", "--core-threshold", "1"], "--core"),
         (["patches", "x.tif", "--out", "o", "--roi", "500:0,0:600"], "--roi"),
         (["patches", "x.tif", "--out", "o", "--pixel-size", "-7"], "--pixel-size"),
         (["thickness", "x.tif", "--out", "o", "--pixel-size", "1e300"], "--pixel-size"),

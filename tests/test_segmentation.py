@@ -198,6 +198,8 @@ def test_cli_segment_writes_outputs_and_evaluates(tiny_model, tmp_path, capsys):
                 "2",
                 "--device",
                 "cpu",
+                "--core-threshold",
+                "0.8",
             ]
         )
         == 0
@@ -208,7 +210,8 @@ def test_cli_segment_writes_outputs_and_evaluates(tiny_model, tmp_path, capsys):
         assert tifffile.imread(out / f"s{seed}_instances.tif").max() > 0
         header = (out / f"s{seed}_particles.csv").read_text().splitlines()[0]
         assert "equivalent_diameter_nm" in header and "feret_min_nm" in header
-        assert json.loads((out / f"s{seed}_mask.json").read_text())["pixel_size_nm"] == 5.0
+        sidecar = json.loads((out / f"s{seed}_mask.json").read_text())
+        assert sidecar["pixel_size_nm"] == 5.0 and sidecar["core_threshold"] == 0.8
     capsys.readouterr()
     assert main(["evaluate", "--pred", str(out), "--truth", str(truth), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

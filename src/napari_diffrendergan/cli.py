@@ -72,6 +72,19 @@ def _pixel_size(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a positive number of nm, got {text!r}") from err
 
 
+def _core_threshold(text: str) -> float | None:
+    """argparse type: a particle probability in (0, 1), or ``off``."""
+    if text == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1) or off, got {text!r}")
+    return value
+
+
 def _epoch(text: str) -> int | str:
     if text in ("best", "last"):
         return text
@@ -231,6 +244,7 @@ def cmd_segment(args) -> int:
             watershed=not args.no_watershed,
             split_distance=args.split_distance,
             min_area=args.min_area,
+            core_threshold=args.core_threshold,
             pixel_size_nm=args.pixel_size,
             exclude_bottom=args.exclude_bottom,
             device=args.device,
@@ -418,7 +432,7 @@ def cmd_generate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .analysis.particles import MIN_AREA, SPLIT_DISTANCE
+    from .analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE
     from .config import PRESETS
 
     parser = argparse.ArgumentParser(
@@ -498,6 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole(1),
         default=SPLIT_DISTANCE,
         help=f"px between watershed peaks (default {SPLIT_DISTANCE})",
+    )
+    segment.add_argument(
+        "--core-threshold",
+        type=_core_threshold,
+        default=CORE_THRESHOLD,
+        metavar="P|off",
+        help="split particles where the network's particle probability dips below P between "
+        f"two confident cores (default {CORE_THRESHOLD or 'off'})",
     )
     segment.add_argument(
         "--min-area",

@@ -45,6 +45,8 @@ def instances_from_mask(
     if mask.ndim != 2:
         raise InputError(f"segmentation mask must be 2D, got shape {mask.shape}")
     cores = label(mask == PARTICLE, connectivity=1)
+    if core_threshold is not None and not 0 < core_threshold < 1:
+        raise InputError(f"core threshold must lie between 0 and 1, got {core_threshold}")
     if core_threshold is not None and cores.max() > 0:
         if particle_probability is None or np.shape(particle_probability) != mask.shape:
             raise InputError(

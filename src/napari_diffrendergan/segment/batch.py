@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.particles import MIN_AREA, SPLIT_DISTANCE
+from ..analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE
 from ..io import IMAGE_SUFFIXES, positive_pixel_size
 from ..progress import Monitor, ensure
 from .model import ModelFolder, SegmentationError
@@ -63,6 +63,7 @@ def segment_file(
     watershed: bool = True,
     split_distance: int = SPLIT_DISTANCE,
     min_area: int = MIN_AREA,
+    core_threshold: float | None = CORE_THRESHOLD,
     pixel_size_nm=None,
     exclude_bottom: int = 0,
     device="auto",
@@ -97,6 +98,7 @@ def segment_file(
         pixel_size_nm=pixel,
         split_distance=split_distance,
         min_area=min_area,
+        core_threshold=core_threshold,
     )
     meta = {
         "source": str(path),
@@ -104,6 +106,7 @@ def segment_file(
         "watershed": watershed,
         "split_distance": split_distance,
         "min_area": min_area,
+        "core_threshold": core_threshold,
         "excluded_bottom_rows": exclude_bottom,
         "notes": result.notes,
     }

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..analysis.particles import MIN_AREA, SPLIT_DISTANCE, table_rows
+from ..analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE, table_rows
 from ..backend import DEVICES
 from ..errors import DiffRenderGANError
 from ..io import write_csv
@@ -98,6 +98,17 @@ class SegmentationWidget(TaskWidget):
         self.split_distance.setToolTip(
             "Least distance between watershed seeds, px (about a third of a particle diameter)"
         )
+        self.core_threshold = QDoubleSpinBox()
+        self.core_threshold.setRange(0.0, 0.99)
+        self.core_threshold.setSingleStep(0.05)
+        self.core_threshold.setDecimals(2)
+        self.core_threshold.setSpecialValueText("off")
+        self.core_threshold.setValue(CORE_THRESHOLD or 0.0)
+        self.core_threshold.setToolTip(
+            "Split a particle where the network's particle probability (0–1) dips below this "
+            "between two confident cores: touching particles whose border it only half drew "
+            "(off: the contour class alone)"
+        )
         self.min_area = QSpinBox()
         self.min_area.setRange(1, 1_000_000)
         self.min_area.setValue(MIN_AREA)
@@ -146,6 +157,7 @@ class SegmentationWidget(TaskWidget):
         segment_form.addRow("Pixel size", self.pixel_size)
         segment_form.addRow(self.watershed)
         segment_form.addRow("Seed distance", self.split_distance)
+        segment_form.addRow("Split at dips below", self.core_threshold)
         segment_form.addRow("Smallest particle", self.min_area)
         segment_form.addRow(self.mirroring)
         segment_form.addRow(self.segment_button)
@@ -266,6 +278,7 @@ class SegmentationWidget(TaskWidget):
             "pixel_size_nm": self.pixel_size.value() or None,
             "split_distance": self.split_distance.value(),
             "min_area": self.min_area.value(),
+            "core_threshold": self.core_threshold.value() or None,
         }
         self.launch(
             self._segment_work,
