@@ -241,7 +241,7 @@ def cmd_segment(args) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             monitor=monitor,
-            watershed=not args.no_watershed,
+            watershed=args.watershed,
             split_distance=args.split_distance,
             min_area=args.min_area,
             core_threshold=args.core_threshold,
@@ -432,7 +432,7 @@ def cmd_generate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE
+    from .analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE, WATERSHED
     from .config import PRESETS
 
     parser = argparse.ArgumentParser(
@@ -503,9 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--model", required=True, help="model folder from segment-train")
     segment.add_argument("--out", required=True, help="output folder")
     segment.add_argument(
-        "--no-watershed",
-        action="store_true",
-        help="separate touching particles by the contour class only (no watershed split)",
+        "--watershed",
+        action=argparse.BooleanOptionalAction,
+        default=WATERSHED,
+        help="also split touching particles at narrow necks by a distance-transform watershed "
+        f"(default {'on' if WATERSHED else 'off'})",
     )
     segment.add_argument(
         "--split-distance",

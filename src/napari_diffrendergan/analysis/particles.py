@@ -8,13 +8,13 @@ from ..errors import InputError
 from ..render.labels import CONTOUR, PARTICLE
 
 STATISTICS = ("area", "equivalent_diameter", "feret_max", "feret_min", "circularity")
-# how touching particles are split by default: the seed distance the TiO2 SEM experiment chose
-# on held-out synthetic pairs (docs/tio2-sem-experiment.md); it chose 40 px as the minimum area
-# for TiO2 on carbon film, 20 px is the general default
-SPLIT_DISTANCE = 9  # px between watershed peaks
+# how touching particles are split by default: the rule the TiO2 SEM experiment chose on
+# held-out synthetic pairs + unused real background patches (docs/tio2-sem-experiment.md, run
+# 507d021): split at particle-probability dips below 0.9, no distance watershed, ≥ 20 px
+CORE_THRESHOLD = 0.9  # particle probability; None: off
+WATERSHED = False
+SPLIT_DISTANCE = 12  # px between watershed peaks (the best watershed-only rule of that run)
 MIN_AREA = 20  # px: smaller fragments are dropped
-# particle probability below which a core is split between two confident cores (None: off)
-CORE_THRESHOLD = None
 
 
 def instances_from_mask(

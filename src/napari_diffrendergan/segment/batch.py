@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE
+from ..analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE, WATERSHED
 from ..io import IMAGE_SUFFIXES, positive_pixel_size
 from ..progress import Monitor, ensure
 from .model import ModelFolder, SegmentationError
@@ -60,7 +60,7 @@ def segment_file(
     model,
     out,
     name: str | None = None,
-    watershed: bool = True,
+    watershed: bool = WATERSHED,
     split_distance: int = SPLIT_DISTANCE,
     min_area: int = MIN_AREA,
     core_threshold: float | None = CORE_THRESHOLD,

@@ -13,6 +13,7 @@ from ..analysis.particles import (
     CORE_THRESHOLD,
     MIN_AREA,
     SPLIT_DISTANCE,
+    WATERSHED,
     instances_from_mask,
     particle_table,
 )
@@ -178,7 +179,7 @@ def segment_image(
     segmenter: Segmenter,
     image: np.ndarray,
     region=None,
-    watershed: bool = True,
+    watershed: bool = WATERSHED,
     pixel_size_nm: float | None = None,
     contour_thickness: int | None = None,
     monitor: Monitor | None = None,

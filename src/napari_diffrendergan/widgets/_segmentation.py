@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE, table_rows
+from ..analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE, WATERSHED, table_rows
 from ..backend import DEVICES
 from ..errors import DiffRenderGANError
 from ..io import write_csv
@@ -86,14 +86,15 @@ class SegmentationWidget(TaskWidget):
         self.region_box = QComboBox()
         self.region_box.setToolTip("Segment only inside the first rectangle of this Shapes layer")
         self.watershed = QCheckBox("Split touching particles (watershed)")
-        self.watershed.setChecked(True)
+        self.watershed.setChecked(WATERSHED)
         self.watershed.setToolTip(
-            "Split particles the contour class left joined at narrow necks (distance-transform "
-            "watershed); the TiO2 experiment's rule"
+            "Also split particles the contour class left joined at narrow necks "
+            "(distance-transform watershed); off in the TiO2 experiment's rule"
         )
         self.split_distance = QSpinBox()
         self.split_distance.setRange(1, 1000)
         self.split_distance.setValue(SPLIT_DISTANCE)
+        self.split_distance.setEnabled(WATERSHED)
         self.split_distance.setSuffix(" px")
         self.split_distance.setToolTip(
             "Least distance between watershed seeds, px (about a third of a particle diameter)"
@@ -107,7 +108,7 @@ class SegmentationWidget(TaskWidget):
         self.core_threshold.setToolTip(
             "Split a particle where the network's particle probability (0–1) dips below this "
             "between two confident cores: touching particles whose border it only half drew "
-            "(off: the contour class alone)"
+            "(off: the contour class alone); 0.9 is the TiO2 experiment's rule"
         )
         self.min_area = QSpinBox()
         self.min_area.setRange(1, 1_000_000)
