@@ -208,7 +208,9 @@ def write_report(experiment, docs: Path | None) -> Path:
         "best_epoch": best,
         "learned": next(e for e in metrics["epochs"] if e["epoch"] == best)["parameters"],
         "learned_untrained": next(e for e in metrics["epochs"] if e["epoch"] == 0)["parameters"],
-        "instance_rule": {k: splitting[k] for k in ("chosen", "ap50", "watershed")},
+        "instance_rule": {
+            k: splitting.get(k) for k in ("chosen", "ap50", "core_threshold", "watershed")
+        },
         "models": models,
         "validation_ids": experiment.validation_ids,
     }

@@ -353,8 +353,9 @@ class Experiment:
                     )
 
     def select_splitting(self) -> dict:
-        """Choose how touching particles are split (contour class only, or + watershed with a
-        peak distance) and the smallest particle kept, by AP50 pooled over held-out synthetic
+        """Choose how touching particles are split (contour class only, at particle-probability
+        dips, and/or by a watershed with a peak distance: :data:`RULES`) and the smallest
+        particle kept, by AP50 pooled over held-out synthetic
         pairs and the real background patches the dataset left out (every particle found on
         those is false): no real annotation involved."""
         from napari_diffrendergan.data.synthesis import PairRenderer
@@ -410,7 +411,11 @@ class Experiment:
 
     def predict(self) -> None:
         from napari_diffrendergan.analysis.evaluation import ranked_matches, score_image
-        from napari_diffrendergan.analysis.particles import classic_instances, table_rows
+        from napari_diffrendergan.analysis.particles import (
+            SPLIT_DISTANCE,
+            classic_instances,
+            table_rows,
+        )
         from napari_diffrendergan.io import write_csv, write_json_atomic, write_tiff
         from napari_diffrendergan.segment.predict import Segmenter, segment_image
 
@@ -418,7 +423,7 @@ class Experiment:
         rule = {
             "core_threshold": splitting["core_threshold"],
             "watershed": splitting["watershed"],
-            "split_distance": splitting["split_distance"] or 9,
+            "split_distance": splitting["split_distance"] or SPLIT_DISTANCE,
             "min_area": splitting["min_area"],
         }
         names = [n for which in self.models for n in self.seeded(which)] + ["classic"]

@@ -70,14 +70,45 @@ def test_cores_split_where_the_particle_probability_dips():
 
 def test_distance_watershed_keeps_cores_split_at_dips_apart():
     mask, probability, left, right = two_touching_cores()
-    both = instances_from_mask(
+    for distance in (6, 20):  # no sliver along the cut, and no re-merge by a wide window
+        both = instances_from_mask(
+            mask,
+            watershed=True,
+            split_distance=distance,
+            min_area=1,
+            particle_probability=probability,
+            core_threshold=0.7,
+        )
+        assert both.max() == 2
+
+
+def test_distance_watershed_after_dips_leaves_no_slivers():
+    """Many cores split at noisy dips, then by the watershed: every piece is a basin of its
+    own core (a basin flooding into a touching core left 1-3 px slivers)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    field = ndimage.gaussian_filter(rng.random((96, 96)), 4)
+    mask = (field > np.quantile(field, 0.4)).astype(np.uint8)
+    probability = ndimage.gaussian_filter(rng.random((96, 96)), 2)
+    probability = (probability - probability.min()) / np.ptp(probability)
+    pieces = instances_from_mask(
         mask,
         watershed=True,
-        split_distance=20,
+        split_distance=6,
+        min_area=1,
         particle_probability=probability,
-        core_threshold=0.7,
+        core_threshold=0.6,
     )
-    assert both.max() == 2  # the watershed's one seed does not re-merge the two cores
+    dips_only = instances_from_mask(
+        mask, min_area=1, particle_probability=probability, core_threshold=0.6
+    )
+    assert pieces.max() >= dips_only.max() > 5
+    assert np.bincount(pieces.ravel())[1:].min() >= 4
+
+
+def test_watershed_keeps_a_particle_that_fills_the_image():
+    assert instances_from_mask(np.ones((20, 20), np.uint8), watershed=True).max() == 1
 
 
 def test_core_threshold_needs_a_matching_probability_map():

@@ -4,8 +4,9 @@ Renders one annotated scene per preset; cuts patches from the sample scan (its l
 used), trains DiffRenderGAN on them for a few epochs, generates a synthetic TiO2 training set
 from the best epoch (+ background patches of the scan), trains the small nnU-Net on it,
 segments held-out synthetic images (scored against their known labels) and the scan (scored
-against its labels, particle statistics in nm), splitting touching particles by watershed as
-the TiO2 experiment chose; measures local thickness on the nanowire scene.
+against its labels, particle statistics in nm), splitting touching particles at the
+network's probability dips as the TiO2 experiment chose; measures local thickness on the
+nanowire scene.
 
 The scan is the real TiO2 SEM sample when it can be had (``DIFFRENDERGAN_TIO2_SEM_DIR``, the
 download cache, or a download); otherwise (offline) a stand-in rendered with hidden parameters

@@ -35,7 +35,7 @@ def instances_from_mask(
     watershed of the probability): touching particles whose contour the network only half
     drew. With ``watershed``, components are further split at narrow necks
     (distance-transform watershed from maxima at least ``split_distance`` px apart, about a
-    third of a typical particle diameter) to separate touching particles the contour missed.
+    half of a typical particle diameter) to separate touching particles the contour missed.
     Components smaller than ``min_area`` pixels are dropped.
     """
     from skimage.measure import label
@@ -107,16 +107,34 @@ def _split_at_dips(cores: np.ndarray, probability: np.ndarray, threshold: float)
 
 
 def _split_touching(cores: np.ndarray, min_distance: int) -> np.ndarray:
-    """Distance-transform watershed of labelled ``cores``: one seed per local maximum of the
-    distance (maximum over a (2·min_distance + 1)² window; a plateau of equal maxima is one
-    seed), and one at the deepest point of any component left without a seed; labels already
-    apart stay apart. Linear in the image size (skimage's ``peak_local_max`` slows to minutes
-    on big flat blobs)."""
+    """:func:`_split_apart` of labelled ``cores``; where labels touch (cores split at
+    probability dips), label by label, so no basin floods from one into the other."""
+    from scipy import ndimage
+
+    if not _label_borders(cores).any():
+        return _split_apart(cores, min_distance)
+    split = np.zeros(cores.shape, np.int64)
+    count = 0
+    for index, box in enumerate(ndimage.find_objects(cores), 1):
+        if box is None:
+            continue
+        piece = _split_apart((cores[box] == index).astype(np.int32), min_distance)
+        split[box][piece > 0] = piece[piece > 0] + count
+        count += int(piece.max())
+    return split
+
+
+def _split_apart(cores: np.ndarray, min_distance: int) -> np.ndarray:
+    """Distance-transform watershed of labelled ``cores`` that do not touch: one seed per local
+    maximum of the distance (maximum over a (2·min_distance + 1)² window; a plateau of equal
+    maxima is one seed), and one at the deepest point of any component left without a seed.
+    Linear in the image size (skimage's ``peak_local_max`` slows to minutes on big flat
+    blobs)."""
     from scipy import ndimage
     from skimage.segmentation import watershed
 
     inside = cores > 0
-    distance = ndimage.distance_transform_edt(inside & ~_label_borders(cores))
+    distance = ndimage.distance_transform_edt(inside)
     window = ndimage.maximum_filter(distance, size=2 * min_distance + 1)
     markers, count = ndimage.label((distance == window) & inside, structure=np.ones((3, 3)))
     seeded = np.zeros(int(cores.max()) + 1, bool)
@@ -125,10 +143,7 @@ def _split_touching(cores: np.ndarray, min_distance: int) -> np.ndarray:
     if len(unseeded):
         deepest = ndimage.maximum_position(distance, cores, unseeded)
         markers[tuple(np.array(deepest).T)] = count + np.arange(1, len(unseeded) + 1)
-    basins = watershed(-distance, markers, mask=inside)
-    # a basin that flooded across two touching labels is cut at their border
-    pairs = cores.astype(np.int64) * (int(basins.max()) + 1) + basins
-    return np.unique(pairs, return_inverse=True)[1].reshape(cores.shape)
+    return watershed(-distance, markers, mask=inside)
 
 
 def _label_borders(labels: np.ndarray) -> np.ndarray:

@@ -97,7 +97,7 @@ class SegmentationWidget(TaskWidget):
         self.split_distance.setEnabled(WATERSHED)
         self.split_distance.setSuffix(" px")
         self.split_distance.setToolTip(
-            "Least distance between watershed seeds, px (about a third of a particle diameter)"
+            "Least distance between watershed seeds, px (about half a particle diameter)"
         )
         self.core_threshold = QDoubleSpinBox()
         self.core_threshold.setRange(0.0, 0.99)
