@@ -127,6 +127,13 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     assert "particles" in widget.stats.text()
     path = widget.export_csv(tmp_path / "particles.csv")
     assert len(Path(path).read_text().splitlines()) == particles.data.max() + 1
+    # the experiment's rule by default: dips on, distance watershed (and its seed distance) off
+    assert widget.core_threshold.value() == 0.9 and not widget.split_distance.isEnabled()
+    widget.core_threshold.setValue(0)  # shown as "off": contour class alone
+    assert widget.core_threshold.text() == "off"
+    widget.segment_button.click()
+    assert widget.status.text().startswith("Added"), widget.status.text()
+    assert viewer.layers["scan particles"].data.max() > 0
 
 
 def test_segmentation_widget_explains_missing_model(make_napari_viewer, tmp_path):
