@@ -355,9 +355,9 @@ class Experiment:
     def select_splitting(self) -> dict:
         """Choose how touching particles are split (contour class only, at particle-probability
         dips, and/or by a watershed with a peak distance: :data:`RULES`) and the smallest
-        particle kept, by AP50 pooled over held-out synthetic
-        pairs and the real background patches the dataset left out (every particle found on
-        those is false): no real annotation involved."""
+        particle kept, by AP50 pooled over held-out synthetic pairs and the real background
+        patches the dataset left out (every particle found on those is false): no real
+        annotation involved."""
         from napari_diffrendergan.data.synthesis import PairRenderer
         from napari_diffrendergan.gan.run import load_generator
         from napari_diffrendergan.io import read_json, write_json_atomic

@@ -111,7 +111,7 @@ def _split_touching(cores: np.ndarray, min_distance: int) -> np.ndarray:
     probability dips), label by label, so no basin floods from one into the other."""
     from scipy import ndimage
 
-    if not _label_borders(cores).any():
+    if not _labels_touch(cores):
         return _split_apart(cores, min_distance)
     split = np.zeros(cores.shape, np.int64)
     count = 0
@@ -146,18 +146,12 @@ def _split_apart(cores: np.ndarray, min_distance: int) -> np.ndarray:
     return watershed(-distance, markers, mask=inside)
 
 
-def _label_borders(labels: np.ndarray) -> np.ndarray:
-    """Pixels with a 4-neighbour of another non-zero label (where touching labels meet)."""
-    border = np.zeros(labels.shape, bool)
-    for axis in (0, 1):
-        before = [slice(None)] * 2
-        after = [slice(None)] * 2
-        before[axis], after[axis] = slice(None, -1), slice(1, None)
-        a, b = labels[tuple(before)], labels[tuple(after)]
-        meet = (a != b) & (a > 0) & (b > 0)
-        border[tuple(before)] |= meet
-        border[tuple(after)] |= meet
-    return border
+def _labels_touch(labels: np.ndarray) -> bool:
+    """Whether two different non-zero labels are 4-neighbours anywhere."""
+    for a, b in ((labels[:-1], labels[1:]), (labels[:, :-1], labels[:, 1:])):
+        if ((a != b) & (a > 0) & (b > 0)).any():
+            return True
+    return False
 
 
 def _feret(coords: np.ndarray) -> tuple[float, float]:

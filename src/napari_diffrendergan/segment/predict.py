@@ -51,8 +51,10 @@ class Prediction:
             np.zeros(shape, np.uint8), np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         )
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.mask, self.foreground, self.particle
+    def place(self, part: Prediction, where, source=np.s_[:, :]) -> None:
+        """Write ``part[source]`` into the window ``where`` of this prediction."""
+        for name in ("mask", "foreground", "particle"):
+            getattr(self, name)[where] = getattr(part, name)[source]
 
 
 class Segmenter:
@@ -115,7 +117,7 @@ class Segmenter:
         strides = configuration["architecture"]["arch_kwargs"]["strides"]
         self.stride = int(np.prod([s[0] for s in strides]))
 
-    def _predict_block(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _predict_block(self, block: np.ndarray) -> Prediction:
         import torch
 
         if self.window == "whole":  # one pass over the block, at least two strides wide
@@ -129,7 +131,7 @@ class Segmenter:
         self._settings["patch_size"] = list(self.patch)
         probabilities = np.asarray(probabilities[:, 0], np.float32)
         foreground = 1 - probabilities[0]  # class 0 is background
-        return np.asarray(seg[0], np.uint8), foreground, probabilities[PARTICLE]
+        return Prediction(np.asarray(seg[0], np.uint8), foreground, probabilities[PARTICLE])
 
     def predict(self, image: np.ndarray, monitor: Monitor | None = None) -> np.ndarray:
         """3-class mask (uint8) of a 2D image of any size (see :meth:`predict_probabilities`)."""
@@ -146,7 +148,7 @@ class Segmenter:
         h, w = image.shape
         if h <= self.tile and w <= self.tile:
             monitor.report(0, 1, "segmenting")
-            result = Prediction(*self._predict_block(image))
+            result = self._predict_block(image)
             monitor.report(1, 1, "segmented")
             return result
         halo = max(self.patch) // 2
@@ -158,8 +160,7 @@ class Segmenter:
             y1, x1 = min(h, y + self.tile + halo), min(w, x + self.tile + halo)
             block = self._predict_block(image[y0:y1, x0:x1])
             ty1, tx1 = min(h, y + self.tile), min(w, x + self.tile)
-            for whole, part in zip(result.arrays(), block, strict=True):
-                whole[y:ty1, x:tx1] = part[y - y0 : ty1 - y0, x - x0 : tx1 - x0]
+            result.place(block, np.s_[y:ty1, x:tx1], np.s_[y - y0 : ty1 - y0, x - x0 : tx1 - x0])
             monitor.report(i + 1, len(starts), f"tile {i + 1}/{len(starts)}")
         return result
 
@@ -202,9 +203,7 @@ def segment_image(
     if y1 - y0 < 8 or x1 - x0 < 8:
         raise SegmentationError(f"region {region} leaves less than 8×8 pixels of the image")
     inside = np.s_[y0:y1, x0:x1]
-    found = segmenter.predict_probabilities(prepared[inside], monitor)
-    for whole, part in zip(prediction.arrays(), found.arrays(), strict=True):
-        whole[inside] = part
+    prediction.place(segmenter.predict_probabilities(prepared[inside], monitor), inside)
     if contour_thickness is None:
         contour_thickness = segmenter.contour_thickness
     instances = instances_from_mask(
