@@ -163,6 +163,14 @@ def pooled_scores(pairs, contour: int, rule: Rule, truth_kind: str) -> dict:
     }
 
 
+def manual_fragments(manual: np.ndarray, floor: int) -> int:
+    """How many manual particles are smaller than ``floor`` px (mostly single pixels the
+    separation lines cut off): no splitting rule keeps them."""
+    from napari_diffrendergan.analysis.evaluation import to_instances
+
+    return int((np.bincount(to_instances(manual, "binary").ravel())[1:] < floor).sum())
+
+
 def commit() -> str:
     """The code's commit (with ``+dirty`` when the working tree differs from it)."""
     root = Path(__file__).resolve().parents[1]
@@ -458,7 +466,14 @@ class Experiment:
                 path = folder / f"{image_id}_instances.tif"
                 write_tiff(path, instances, pixel_size_nm=PIXEL_SIZE_NM)
                 score = score_image(manual, instances, image_id, "binary", "instances")
-                scores.append({**score.__dict__, "seconds": seconds, "ranked": ranked})
+                scores.append(
+                    {
+                        **score.__dict__,
+                        "fragments": manual_fragments(manual, rule["min_area"]),
+                        "seconds": seconds,
+                        "ranked": ranked,
+                    }
+                )
                 print(
                     f"   {name:12s} {image_id}: Dice {score.dsc:.3f}  AP50 {score.ap50:.3f}  "
                     f"PQ {score.pq:.3f}  {score.n_pred} vs {score.n_true} particles "

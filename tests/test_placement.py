@@ -3,7 +3,13 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import pdist
 
-from napari_diffrendergan.config import PlacementConfig, SizeDistribution, preset
+from napari_diffrendergan.config import (
+    ConfigError,
+    MaterialConfig,
+    PlacementConfig,
+    SizeDistribution,
+    preset,
+)
 from napari_diffrendergan.render.placement import (
     PlacementError,
     sample_positions,
@@ -123,3 +129,28 @@ def test_transformation_tensor_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     with pytest.raises(PlacementError, match="bad.npz: not a transformation tensor"):
         load_transformation_tensor(tmp_path / "bad.npz")
+
+
+def test_dense_constellations_form_one_central_agglomerate():
+    """With ``dense_fraction`` 1 every constellation is one agglomerate seeded in the field's
+    central half: its particles crowd closer to their centre than three agglomerates' do."""
+    rng = np.random.default_rng(9)
+
+    def spread(placement):
+        points = sample_positions(placement, 26, 8.0, rng)[:, :2]
+        return np.linalg.norm(points - points.mean(0), axis=1).mean(), points
+
+    three = [spread(PlacementConfig("poisson-3d", agglomerates=3))[0] for _ in range(20)]
+    dense = [
+        spread(PlacementConfig("poisson-3d", agglomerates=3, dense_fraction=1.0)) for _ in range(20)
+    ]
+    assert np.mean([d for d, _ in dense]) < 0.7 * np.mean(three)
+    # the seed lies in the central half, so the agglomerate's centre does too (within a radius)
+    assert all(np.abs(p.mean(0)).max() < 8.0 * 1.1 / 4 + 1.5 for _, p in dense)
+
+
+def test_dense_fraction_is_validated():
+    data = preset("tio2-sem").to_dict()
+    data["placement"]["dense_fraction"] = 1.5
+    with pytest.raises(ConfigError, match=r"placement.dense_fraction must lie in \[0, 1\]"):
+        MaterialConfig.from_dict(data)

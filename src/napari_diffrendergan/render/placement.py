@@ -117,15 +117,28 @@ def sample_positions(
                 "lower placement.min_distance or the mesh count, or raise scene.field_width or "
                 "placement.slab_height."
             )
+        if placement.dense_fraction > 0 and rng.random() < placement.dense_fraction:
+            # one agglomerate grown from the field's central half, so the image holds most of it
+            return _agglomerate(points, n, 1, rng, np.abs(points[:, :2]).max(1) <= extent / 4)
         return _agglomerate(points, n, placement.agglomerates, rng)
     raise PlacementError(f"unknown placement {placement.kind!r}")
 
 
-def _agglomerate(points: np.ndarray, n: int, clusters: int, rng: np.random.Generator):
+def _agglomerate(
+    points: np.ndarray,
+    n: int,
+    clusters: int,
+    rng: np.random.Generator,
+    seedable: np.ndarray | None = None,
+):
     """Pick ``n`` of ``points`` as ``clusters`` compact groups: each group grows from a random
-    seed point by taking the unused point nearest to it, round-robin across groups."""
+    seed point (among the ``seedable`` ones, if given) by taking the unused point nearest to
+    it, round-robin across groups."""
     clusters = min(clusters, n)
-    seeds = points[rng.choice(len(points), clusters, replace=False)]
+    candidates = np.arange(len(points)) if seedable is None else np.flatnonzero(seedable)
+    if len(candidates) < clusters:
+        candidates = np.arange(len(points))
+    seeds = points[rng.choice(candidates, clusters, replace=False)]
     order = [np.argsort(np.linalg.norm(points[:, :2] - s[:2], axis=1)) for s in seeds]
     cursor = [0] * clusters
     used = np.zeros(len(points), bool)
