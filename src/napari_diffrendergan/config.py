@@ -438,7 +438,8 @@ def _tio2_sem() -> MaterialConfig:
         size=SizeDistribution("lognormal", {"median": 1.0, "sigma": 0.35}),
         # half the constellations one agglomerate: in the training scans' manual masks 55 % of
         # the particles lie in agglomerates of ≥ 20 (74 % in ≥ 10); pairs with three
-        # agglomerates each held 8 % (46 %), with this mix 54 % (72 %) (docs/segmentation.md)
+        # agglomerates each held 8 % (46 %), the 5bce95d run's pairs 50 % (70 %)
+        # (benchmarks/agglomerates.py, docs/segmentation.md)
         placement=PlacementConfig(
             "poisson-3d", agglomerates=3, min_distance=0.85, dense_fraction=0.5
         ),
