@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from tio2_data import DATA_BAR_ROWS, SHARED, split
+from tio2_data import SHARED, read_scan, split
 
 SIZES = (5, 10, 20)
 FLOOR = 20  # px: smaller labels are fragments, not particles
@@ -42,15 +42,12 @@ def shares(sizes: list[int]) -> dict[int, float]:
 
 
 def manual_sizes() -> list[int]:
-    import tifffile
-
     from napari_diffrendergan.analysis.evaluation import to_instances
 
     ids = sorted(p.stem for p in (SHARED / "images").glob("*.tif"))
     sizes = []
     for image_id in split(ids)[0]:
-        mask = tifffile.imread(SHARED / "masks" / f"{image_id}_m.tif")
-        sizes += agglomerate_sizes(to_instances(mask[: mask.shape[0] - DATA_BAR_ROWS], "binary"))
+        sizes += agglomerate_sizes(to_instances(read_scan(image_id)[1], "binary"))
     return sizes
 
 

@@ -20,6 +20,17 @@ PAPER = {  # Possart et al. 2025, Table 1, TiO2 SEM: Dice, AP50, PQ
 TARGETS = {"dsc": 0.93, "ap50": 0.50, "pq": 0.86}
 
 
+def read_scan(image_id: str, data: Path = SHARED) -> tuple[np.ndarray, np.ndarray]:
+    """Scan ``image_id`` of ``data`` (float32 in [0, 1]) and its manual mask (bool), data bar
+    removed."""
+    import tifffile
+
+    image = tifffile.imread(data / "images" / f"{image_id}.tif")
+    mask = tifffile.imread(data / "masks" / f"{image_id}_m.tif")
+    rows = image.shape[0] - DATA_BAR_ROWS
+    return image[:rows].astype(np.float32) / 255, mask[:rows] > 0
+
+
 def split(ids: list[str], seed: int = 0, validation: int = 8) -> tuple[list[str], list[str]]:
     """Fixed-seed split of the scan ids into training and validation ids."""
     order = np.random.default_rng(seed).permutation(len(ids))

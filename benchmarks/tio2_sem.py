@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from napari_diffrendergan.cli import progress_bar
-from tio2_data import DATA_BAR_ROWS, PATCHES, PIXEL_SIZE_NM, SHARED, split
+from tio2_data import PATCHES, PIXEL_SIZE_NM, SHARED, read_scan, split
 
 BUDGETS = {
     "cpu": {
@@ -196,12 +196,7 @@ class Experiment:
 
     def scan(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
         """Scan (float32 in [0, 1]) and manual mask (bool), data bar removed."""
-        import tifffile
-
-        image = tifffile.imread(self.data / "images" / f"{image_id}.tif")
-        mask = tifffile.imread(self.data / "masks" / f"{image_id}_m.tif")
-        rows = image.shape[0] - DATA_BAR_ROWS
-        return image[:rows].astype(np.float32) / 255, mask[:rows] > 0
+        return read_scan(image_id, self.data)
 
     def marker(self, stage: str) -> Path:
         return self.out / "stages" / f"{stage}.json"
