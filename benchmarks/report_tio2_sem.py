@@ -210,7 +210,8 @@ def write_report(experiment, docs: Path | None) -> Path:
         "learned": next(e for e in metrics["epochs"] if e["epoch"] == best)["parameters"],
         "learned_untrained": next(e for e in metrics["epochs"] if e["epoch"] == 0)["parameters"],
         "instance_rule": {
-            k: splitting.get(k) for k in ("chosen", "ap50", "core_threshold", "watershed")
+            k: splitting.get(k)
+            for k in ("chosen", "ap50", "core_threshold", "watershed", "min_seed_area")
         },
         "models": models,
         "validation_ids": experiment.validation_ids,
@@ -241,7 +242,8 @@ def write_report(experiment, docs: Path | None) -> Path:
         f"every training scan, of {patches['background']}).",
         f"- nnU-Net: `{settings['seg_config']}` configuration, {settings['seg_iterations']} "
         "iterations for every model; instances by the rule chosen on held-out synthetic pairs "
-        f"and unused background patches: **{splitting['chosen']}**.",
+        f"and unused background patches: **{splitting['chosen']}** (a dip splits only between "
+        f"confident cores of ≥ {splitting['min_seed_area']} px, the package default).",
         "",
         "## Results on the validation scans",
         "",

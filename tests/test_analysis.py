@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
-from napari_diffrendergan.analysis.particles import instances_from_mask, particle_table
+from napari_diffrendergan.analysis.particles import (
+    MIN_SEED_AREA,
+    instances_from_mask,
+    particle_table,
+)
 from napari_diffrendergan.errors import InputError
 from napari_diffrendergan.render.labels import semantic_mask
 
@@ -68,6 +72,23 @@ def test_cores_split_where_the_particle_probability_dips():
     assert instances_from_mask(mask, particle_probability=speckled, core_threshold=0.7).max() == 1
 
 
+def test_confident_cores_smaller_than_the_seed_area_split_nothing():
+    """One particle whose probability dips along an internal arc between two confident
+    patches of ~50 px (facets, shading): whole by default, split with smaller seeds."""
+    yy, xx = np.mgrid[:60, :60]
+    mask = disk((60, 60), (30, 30), 20).astype(np.uint8)
+    probability = np.where(mask > 0, 0.85, 0.0).astype(np.float32)
+    left, right = disk((60, 60), (30, 22), 4), disk((60, 60), (30, 38), 4)
+    probability[left | right] = 0.97
+    assert 40 < left.sum() < MIN_SEED_AREA
+    whole = instances_from_mask(mask, particle_probability=probability, core_threshold=0.9)
+    assert whole.max() == 1
+    split = instances_from_mask(
+        mask, particle_probability=probability, core_threshold=0.9, min_seed_area=40
+    )
+    assert split.max() == 2 and ((split > 0) == (mask > 0)).all()
+
+
 def test_distance_watershed_keeps_cores_split_at_dips_apart():
     mask, probability, left, right = two_touching_cores()
     for distance in (6, 20):  # no sliver along the cut, and no re-merge by a wide window
@@ -99,9 +120,10 @@ def test_distance_watershed_after_dips_leaves_no_slivers():
         min_area=1,
         particle_probability=probability,
         core_threshold=0.6,
+        min_seed_area=4,
     )
     dips_only = instances_from_mask(
-        mask, min_area=1, particle_probability=probability, core_threshold=0.6
+        mask, min_area=1, particle_probability=probability, core_threshold=0.6, min_seed_area=4
     )
     assert pieces.max() >= dips_only.max() > 5
     assert np.bincount(pieces.ravel())[1:].min() >= 4

@@ -200,6 +200,8 @@ def test_cli_segment_writes_outputs_and_evaluates(tiny_model, tmp_path, capsys):
                 "cpu",
                 "--core-threshold",
                 "0.8",
+                "--min-seed-area",
+                "30",
             ]
         )
         == 0
@@ -212,6 +214,7 @@ def test_cli_segment_writes_outputs_and_evaluates(tiny_model, tmp_path, capsys):
         assert "equivalent_diameter_nm" in header and "feret_min_nm" in header
         sidecar = json.loads((out / f"s{seed}_mask.json").read_text())
         assert sidecar["pixel_size_nm"] == 5.0 and sidecar["core_threshold"] == 0.8
+        assert sidecar["min_seed_area"] == 30
     capsys.readouterr()
     assert main(["evaluate", "--pred", str(out), "--truth", str(truth), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

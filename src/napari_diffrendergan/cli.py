@@ -245,6 +245,7 @@ def cmd_segment(args) -> int:
             split_distance=args.split_distance,
             min_area=args.min_area,
             core_threshold=args.core_threshold,
+            min_seed_area=args.min_seed_area,
             pixel_size_nm=args.pixel_size,
             exclude_bottom=args.exclude_bottom,
             device=args.device,
@@ -432,7 +433,13 @@ def cmd_generate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE, WATERSHED
+    from .analysis.particles import (
+        CORE_THRESHOLD,
+        MIN_AREA,
+        MIN_SEED_AREA,
+        SPLIT_DISTANCE,
+        WATERSHED,
+    )
     from .config import PRESETS
 
     parser = argparse.ArgumentParser(
@@ -522,6 +529,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P|off",
         help="split particles where the network's particle probability dips below P between "
         f"two confident cores (default {CORE_THRESHOLD or 'off'})",
+    )
+    segment.add_argument(
+        "--min-seed-area",
+        type=_whole(1),
+        default=MIN_SEED_AREA,
+        help="px a confident core needs to split a particle off at a dip: smaller ones are "
+        f"texture inside a particle (default {MIN_SEED_AREA})",
     )
     segment.add_argument(
         "--min-area",

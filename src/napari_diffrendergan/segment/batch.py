@@ -10,7 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE, WATERSHED
+from ..analysis.particles import (
+    CORE_THRESHOLD,
+    MIN_AREA,
+    MIN_SEED_AREA,
+    SPLIT_DISTANCE,
+    WATERSHED,
+)
 from ..io import IMAGE_SUFFIXES, positive_pixel_size
 from ..progress import Monitor, ensure
 from .model import ModelFolder, SegmentationError
@@ -64,6 +70,7 @@ def segment_file(
     split_distance: int = SPLIT_DISTANCE,
     min_area: int = MIN_AREA,
     core_threshold: float | None = CORE_THRESHOLD,
+    min_seed_area: int = MIN_SEED_AREA,
     pixel_size_nm=None,
     exclude_bottom: int = 0,
     device="auto",
@@ -99,6 +106,7 @@ def segment_file(
         split_distance=split_distance,
         min_area=min_area,
         core_threshold=core_threshold,
+        min_seed_area=min_seed_area,
     )
     meta = {
         "source": str(path),
@@ -107,6 +115,7 @@ def segment_file(
         "split_distance": split_distance,
         "min_area": min_area,
         "core_threshold": core_threshold,
+        "min_seed_area": min_seed_area,
         "excluded_bottom_rows": exclude_bottom,
         "notes": result.notes,
     }

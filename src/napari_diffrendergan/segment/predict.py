@@ -12,6 +12,7 @@ import numpy as np
 from ..analysis.particles import (
     CORE_THRESHOLD,
     MIN_AREA,
+    MIN_SEED_AREA,
     SPLIT_DISTANCE,
     WATERSHED,
     instances_from_mask,
@@ -187,6 +188,7 @@ def segment_image(
     split_distance: int = SPLIT_DISTANCE,
     min_area: int = MIN_AREA,
     core_threshold: float | None = CORE_THRESHOLD,
+    min_seed_area: int = MIN_SEED_AREA,
 ) -> Segmentation:
     """Segment ``image`` (optionally only inside ``region`` = (y0, y1, x0, x1)), derive particle
     instances (see :func:`~napari_diffrendergan.analysis.particles.instances_from_mask`) and
@@ -214,6 +216,7 @@ def segment_image(
         split_distance=split_distance,
         particle_probability=prediction.particle,
         core_threshold=core_threshold,
+        min_seed_area=min_seed_area,
     )
     table = particle_table(instances, pixel_size_nm, prediction.foreground)
     return Segmentation(prediction.mask, instances, table, notes)

@@ -21,7 +21,14 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..analysis.particles import CORE_THRESHOLD, MIN_AREA, SPLIT_DISTANCE, WATERSHED, table_rows
+from ..analysis.particles import (
+    CORE_THRESHOLD,
+    MIN_AREA,
+    MIN_SEED_AREA,
+    SPLIT_DISTANCE,
+    WATERSHED,
+    table_rows,
+)
 from ..backend import DEVICES
 from ..errors import DiffRenderGANError
 from ..io import write_csv
@@ -110,6 +117,16 @@ class SegmentationWidget(TaskWidget):
             "between two confident cores: touching particles whose border it only half drew "
             "(off: the contour class alone); 0.9 is the TiO2 experiment's rule"
         )
+        self.min_seed_area = QSpinBox()
+        self.min_seed_area.setRange(1, 1_000_000)
+        self.min_seed_area.setValue(MIN_SEED_AREA)
+        self.min_seed_area.setSuffix(" px")
+        self.min_seed_area.setEnabled(CORE_THRESHOLD is not None)
+        self.min_seed_area.setToolTip(
+            "A confident core needs this many pixels to split a particle off at a dip; smaller "
+            "ones are facets and shading inside one particle (about the core of the smallest "
+            "particle you expect)"
+        )
         self.min_area = QSpinBox()
         self.min_area.setRange(1, 1_000_000)
         self.min_area.setValue(MIN_AREA)
@@ -159,6 +176,7 @@ class SegmentationWidget(TaskWidget):
         segment_form.addRow(self.watershed)
         segment_form.addRow("Seed distance", self.split_distance)
         segment_form.addRow("Split at dips below", self.core_threshold)
+        segment_form.addRow("Smallest core", self.min_seed_area)
         segment_form.addRow("Smallest particle", self.min_area)
         segment_form.addRow(self.mirroring)
         segment_form.addRow(self.segment_button)
@@ -174,6 +192,9 @@ class SegmentationWidget(TaskWidget):
         self.mirroring.toggled.connect(self._forget_model)
         self.device.currentTextChanged.connect(self._forget_model)
         self.watershed.toggled.connect(self.split_distance.setEnabled)
+        self.core_threshold.valueChanged.connect(
+            lambda value: self.min_seed_area.setEnabled(value > 0)
+        )
         self.train_button.clicked.connect(self.train)
         self.segment_button.clicked.connect(self.segment)
         self.export_button.clicked.connect(self._ask_export)
@@ -280,6 +301,7 @@ class SegmentationWidget(TaskWidget):
             "split_distance": self.split_distance.value(),
             "min_area": self.min_area.value(),
             "core_threshold": self.core_threshold.value() or None,
+            "min_seed_area": self.min_seed_area.value(),
         }
         self.launch(
             self._segment_work,
