@@ -478,7 +478,7 @@ class Experiment:
                     f"   {name:12s} {image_id}: Dice {score.dsc:.3f}  AP50 {score.ap50:.3f}  "
                     f"PQ {score.pq:.3f}  {score.n_pred} vs {score.n_true} particles "
                     f"({score.merged} merges, {score.split} split, {score.missed} missed, "
-                    f"{score.false_positive} FP)",
+                    f"{score.pieces} pieces, {score.false_positive} FP)",
                     flush=True,
                 )
             write_json_atomic(folder / "scores.json", scores)

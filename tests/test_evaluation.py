@@ -156,18 +156,24 @@ def test_errors_are_broken_down_into_merges_splits_misses_and_false_positives():
     truth[5:15, 31:41] = 3
     truth[30:50, 5:25] = 4  # split in two
     truth[30:40, 60:70] = 5  # missed
+    truth[30:50, 80:100] = 6  # matched, with a fragment cut off beside the match
     pred = np.zeros_like(truth)
     pred[5:15, 5:15] = 1
     pred[5:15, 20:41] = 2  # one prediction over particles 2 and 3
     pred[30:50, 5:15] = 3
     pred[30:50, 15:25] = 4
-    pred[45:55, 90:100] = 5  # on background
+    pred[52:58, 100:115] = 5  # on background
+    pred[30:50, 80:95] = 6
+    pred[30:50, 95:100] = 7  # the fragment: on a particle, yet no false positive
     s = score_image(truth, pred, "x", "instances", "instances")
-    assert (s.tp, s.n_true, s.n_pred) == (1, 5, 5)
-    assert (s.merged, s.merged_truth, s.split, s.missed, s.false_positive) == (1, 2, 1, 1, 1)
+    assert (s.tp, s.n_true, s.n_pred) == (2, 6, 7)
+    assert (s.merged, s.merged_truth, s.split, s.missed) == (1, 2, 1, 1)
+    assert (s.pieces, s.false_positive) == (3, 1)  # the split's two halves and the fragment
     assert s.pq_paper == pytest.approx(s.dsc / (2 - s.dsc))
     overlay = match_overlay(np.zeros(truth.shape), truth, pred, "instances", "instances")
     assert tuple(overlay[10, 25]) != tuple(overlay[10, 8])  # merge drawn unlike a match
+    piece, false = overlay[40, 97].astype(int), overlay[55, 110].astype(int)
+    assert piece[2] > piece[1] and false[0] > false[2]  # piece magenta, false positive red
 
 
 def ranked(confidences, matched, n_true):

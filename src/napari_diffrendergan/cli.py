@@ -273,9 +273,9 @@ def cmd_evaluate(args) -> int:
         args.pred, args.truth, truth_kind=args.truth_kind, pred_kind=args.pred_kind
     )
     columns = ("dsc", "ap50", "pq", "pq_paper", "n_true", "n_pred", "tp", "merged", "split")
-    columns += ("missed", "false_positive")
+    columns += ("missed", "pieces", "false_positive")
     titles = ("Dice", "AP50", "PQ", "PQpap", "true", "found", "match", "merge", "split")
-    titles += ("miss", "FP")
+    titles += ("miss", "piece", "FP")
     print(f"{'image':16s}" + "".join(f" {t:>6s}" for t in titles))
     for row in [*result["images"], {"name": "all (mean/sum)", **result}]:
         cells = [f"{row[c]:6.3f}" if isinstance(row[c], float) else f"{row[c]:6d}" for c in columns]
@@ -283,7 +283,8 @@ def cmd_evaluate(args) -> int:
     print(
         f"found/manual {result['count_ratio']:.3f}; merge: one prediction over ≥ 2 manual "
         "particles, split: a manual particle cut in ≥ 2, miss: neither matched, merged nor "
-        "split, FP: predictions on background; PQpap: the paper's PQ (IoU of the foreground)"
+        "split, piece: other predictions on particles (fragments), FP: predictions on "
+        "background; PQpap: the paper's PQ (IoU of the foreground)"
     )
     if result["ap50_coco"] is not None:
         print(

@@ -81,8 +81,9 @@ class ImageScores:
     """Scores of one image (see the module doc), and why counts are off: ``merged``
     predictions each cover two or more truth particles (``merged_truth`` of them), ``split``
     truth particles are cut into two or more predictions, ``missed`` truth particles are
-    neither matched, merged nor split, ``false_positive`` predictions lie mostly on
-    background."""
+    neither matched, merged nor split; of the other predictions, ``pieces`` lie mostly on
+    truth particles (fragments of split particles, or cut off beside a match) and
+    ``false_positive`` ones mostly on background."""
 
     name: str
     dsc: float
@@ -98,6 +99,7 @@ class ImageScores:
     merged_truth: int = 0
     split: int = 0
     missed: int = 0
+    pieces: int = 0
     false_positive: int = 0
 
 
@@ -145,7 +147,8 @@ def classify(o: Overlaps) -> dict[str, np.ndarray]:
     """Boolean flags per truth instance (``matched``, ``merged``, ``split``, ``missed``) and per
     prediction (``matched``, ``merge``, ``part``, ``false``): matched at IoU > 0.5; a merge
     holds most of two or more truth particles; a truth particle is split when two or more
-    predictions lie mostly inside it."""
+    predictions lie mostly inside it and none matches it; a part is any other prediction lying
+    mostly on truth particles, a false one lies mostly on background."""
     n_true, n_pred = len(o.true_ids), len(o.pred_ids)
     good = o.iou > 0.5
     true_matched = np.isin(np.arange(n_true), o.rows[good])
@@ -157,7 +160,7 @@ def classify(o: Overlaps) -> dict[str, np.ndarray]:
     inside = o.pixels / o.area_pred[o.cols] > 0.5  # most of the prediction lies in this truth
     parts = np.bincount(o.rows[inside], minlength=n_true)
     true_split = (parts >= 2) & ~true_matched
-    part = np.isin(np.arange(n_pred), o.cols[inside & true_split[o.rows]])
+    on_truth = np.bincount(o.cols, o.pixels, minlength=n_pred) / o.area_pred > 0.5
     return {
         "true_matched": true_matched,
         "true_merged": true_merged & ~true_matched,
@@ -165,8 +168,8 @@ def classify(o: Overlaps) -> dict[str, np.ndarray]:
         "true_missed": ~(true_matched | true_merged | true_split),
         "pred_matched": pred_matched,
         "pred_merge": merge & ~pred_matched,
-        "pred_part": part & ~pred_matched & ~merge,
-        "pred_false": ~(pred_matched | merge | part),
+        "pred_part": on_truth & ~pred_matched & ~merge,
+        "pred_false": ~(on_truth | pred_matched | merge),
     }
 
 
@@ -223,6 +226,7 @@ def score_image(
         merged_truth=int(flags["true_merged"].sum()),
         split=int(flags["true_split"].sum()),
         missed=int(flags["true_missed"].sum()),
+        pieces=int(flags["pred_part"].sum()),
         false_positive=int(flags["pred_false"].sum()),
     )
 
@@ -371,7 +375,7 @@ def evaluate_folders(
 
 
 COUNTS = ("tp", "fp", "fn", "n_true", "n_pred", "merged", "merged_truth", "split", "missed")
-COUNTS += ("false_positive",)
+COUNTS += ("pieces", "false_positive")
 
 
 def summarise(images: list[ImageScores]) -> dict:
@@ -388,6 +392,7 @@ MATCH_COLOURS = {
     "false positive": (230, 0, 0),
     "false negative": (30, 110, 255),
     "merged": (255, 170, 0),
+    "piece": (200, 0, 200),
 }
 
 
@@ -400,9 +405,10 @@ def match_overlay(
     alpha: float = 0.45,
 ) -> np.ndarray:
     """RGB uint8 picture of ``image`` with predicted instances matched at IoU > 0.5 in green
-    (true positives), unmatched predictions in red (false positives), predictions merging two
-    or more truth particles in orange, and unmatched truth instances in blue (false
-    negatives), as in the paper's Fig. 4 (:data:`MATCH_COLOURS`)."""
+    (true positives), unmatched predictions on background in red (false positives),
+    predictions merging two or more truth particles in orange, other unmatched predictions on
+    particles in magenta (pieces) and unmatched truth instances in blue (false negatives), as
+    in the paper's Fig. 4 (:data:`MATCH_COLOURS`)."""
     truth, pred = to_instances(truth, truth_kind), to_instances(pred, pred_kind)
     if not (image.shape == truth.shape == pred.shape):
         raise EvaluationError(
@@ -417,8 +423,9 @@ def match_overlay(
     layers = {
         "false negative": np.isin(truth, o.true_ids[~flags["true_matched"]]),
         "true positive": np.isin(pred, o.pred_ids[flags["pred_matched"]]),
-        "false positive": np.isin(pred, o.pred_ids[~flags["pred_matched"] & ~flags["pred_merge"]]),
+        "false positive": np.isin(pred, o.pred_ids[flags["pred_false"]]),
         "merged": np.isin(pred, o.pred_ids[flags["pred_merge"]]),
+        "piece": np.isin(pred, o.pred_ids[flags["pred_part"]]),
     }
     for name, where in layers.items():
         rgb[where] = (1 - alpha) * rgb[where] + alpha * np.array(MATCH_COLOURS[name])
