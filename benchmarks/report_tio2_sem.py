@@ -115,7 +115,7 @@ def size_figure(path: Path, diameters: dict[str, np.ndarray]) -> None:
 
 
 def overlay_figure(path: Path, experiment, image_id: str, scores: dict, names) -> None:
-    """Side-by-side TP/FP/FN/merge overlays of the models on one validation scan."""
+    """Side-by-side TP/FP/FN/merge/piece overlays of the models on one validation scan."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -136,7 +136,7 @@ def overlay_figure(path: Path, experiment, image_id: str, scores: dict, names) -
         )
         ax.axis("off")
     handles = [Patch(color=np.array(c) / 255, label=n) for n, c in MATCH_COLOURS.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
     fig.suptitle(f"Validation scan {image_id} (manual mask as truth)", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     write_figure(path, fig, dpi=110)
@@ -242,8 +242,14 @@ def write_report(experiment, docs: Path | None) -> Path:
         f"every training scan, of {patches['background']}).",
         f"- nnU-Net: `{settings['seg_config']}` configuration, {settings['seg_iterations']} "
         "iterations for every model; instances by the rule chosen on held-out synthetic pairs "
-        f"and unused background patches: **{splitting['chosen']}** (a dip splits only between "
-        f"confident cores of ≥ {splitting['min_seed_area']} px, the package default).",
+        f"and unused background patches: **{splitting['chosen']}**"
+        + (
+            f" (a dip splits only between confident cores of ≥ {splitting['min_seed_area']} px, "
+            "the package default, set on the training scans: segmentation.md)"
+            if splitting["core_threshold"]
+            else ""
+        )
+        + ".",
         "",
         "## Results on the validation scans",
         "",
@@ -254,9 +260,9 @@ def write_report(experiment, docs: Path | None) -> Path:
         "curve of all validation particles ranked by their mean foreground probability "
         "(pycocotools' 101-point interpolation, matched at IoU > 0.5; the classic method has no "
         "confidence). Merges: predictions covering ≥ 2 manual particles; split: manual "
-        "particles cut in ≥ 2 (none matching); missed: neither; pieces: other predictions on "
-        "manual particles (fragments of split particles or beside a match); FP: predictions on "
-        "background.",
+        "particles cut in ≥ 2 (none matching); missed: neither; pieces: other predictions "
+        "lying mostly on manual particles (e.g. fragments of split particles, or beside a "
+        "match); FP: predictions lying mostly on background.",
         "",
         "| training data | Dice | AP50 | AP50 COCO | PQ inst. | PQ paper | found / manual | merges "
         "| split | missed | pieces | FP |",
@@ -357,8 +363,10 @@ def write_report(experiment, docs: Path | None) -> Path:
         "",
         "## Overlays",
         "",
-        "Green: matched at IoU > 0.5; red: false positives; orange: one prediction over two or "
-        "more manual particles (merges); blue: manual particles not matched. Shown: the "
+        "Green: matched at IoU > 0.5; red: unmatched predictions on background (false "
+        "positives); magenta: other unmatched predictions on manual particles (pieces); orange: "
+        "one prediction over two or more manual particles (merges); blue: manual particles not "
+        "matched. Shown: the "
         "validation scans with the median and the lowest synthetic-only AP50.",
         "",
     ]

@@ -148,8 +148,9 @@ def predicted(segmenter, images) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def pooled_scores(pairs, contour: int, rule: Rule, truth_kind: str) -> dict:
-    """Counts (tp, fp, fn, split, merged, missed, false), AP50 and mean Dice pooled over
-    (truth, predicted mask, particle probability) triples for one splitting ``rule``."""
+    """Counts (tp, fp, fn, split, merged, missed, pieces, false: see ``ImageScores``), AP50 and
+    mean Dice pooled over (truth, predicted mask, particle probability) triples for one
+    splitting ``rule``."""
     from napari_diffrendergan.analysis.evaluation import score_image
 
     scores = [
@@ -159,6 +160,7 @@ def pooled_scores(pairs, contour: int, rule: Rule, truth_kind: str) -> dict:
     total = {k: sum(getattr(x, k) for x in scores) for k in ("tp", "fp", "fn", "split", "merged")}
     return total | {
         "missed": sum(x.missed for x in scores),
+        "pieces": sum(x.pieces for x in scores),
         "false": sum(x.false_positive for x in scores),
         "ap50": total["tp"] / max(1, total["tp"] + total["fp"] + total["fn"]),
         "dsc": float(np.mean([x.dsc for x in scores])),

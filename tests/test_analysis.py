@@ -75,7 +75,6 @@ def test_cores_split_where_the_particle_probability_dips():
 def test_confident_cores_smaller_than_the_seed_area_split_nothing():
     """One particle whose probability dips along an internal arc between two confident
     patches of ~50 px (facets, shading): whole by default, split with smaller seeds."""
-    yy, xx = np.mgrid[:60, :60]
     mask = disk((60, 60), (30, 30), 20).astype(np.uint8)
     probability = np.where(mask > 0, 0.85, 0.0).astype(np.float32)
     left, right = disk((60, 60), (30, 22), 4), disk((60, 60), (30, 38), 4)

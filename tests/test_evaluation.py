@@ -65,6 +65,7 @@ def test_empty_cases():
     assert (missed.dsc, missed.ap50, missed.pq, missed.fn) == (0.0, 0.0, 0.0, 1)
     hallucinated = score_image(empty, one)
     assert (hallucinated.ap50, hallucinated.fp) == (0.0, 1)
+    assert (hallucinated.pieces, hallucinated.false_positive) == (0, 1)
 
 
 def test_binary_truth_uses_4_connectivity():
@@ -165,15 +166,25 @@ def test_errors_are_broken_down_into_merges_splits_misses_and_false_positives():
     pred[52:58, 100:115] = 5  # on background
     pred[30:50, 80:95] = 6
     pred[30:50, 95:100] = 7  # the fragment: on a particle, yet no false positive
+    pred[37:40, 65:75] = 8  # half on particle 5, half on background: a false positive
     s = score_image(truth, pred, "x", "instances", "instances")
-    assert (s.tp, s.n_true, s.n_pred) == (2, 6, 7)
+    assert (s.tp, s.n_true, s.n_pred) == (2, 6, 8)
     assert (s.merged, s.merged_truth, s.split, s.missed) == (1, 2, 1, 1)
-    assert (s.pieces, s.false_positive) == (3, 1)  # the split's two halves and the fragment
+    assert (s.pieces, s.false_positive) == (3, 2)  # the split's two halves and the fragment
     assert s.pq_paper == pytest.approx(s.dsc / (2 - s.dsc))
     overlay = match_overlay(np.zeros(truth.shape), truth, pred, "instances", "instances")
     assert tuple(overlay[10, 25]) != tuple(overlay[10, 8])  # merge drawn unlike a match
-    piece, false = overlay[40, 97].astype(int), overlay[55, 110].astype(int)
-    assert piece[2] > piece[1] and false[0] > false[2]  # piece magenta, false positive red
+    for (y, x), name in (((40, 97), "piece"), ((55, 110), "false positive")):
+        assert tuple(overlay[y, x]) == tuple(np.round(0.45 * np.array(MATCH_COLOURS[name])))
+
+
+def test_a_prediction_across_two_particles_holding_neither_is_a_piece():
+    truth = np.zeros((20, 40), np.int32)
+    truth[5:15, 5:20], truth[5:15, 20:35] = 1, 2
+    pred = np.zeros_like(truth)
+    pred[5:15, 15:25] = 1  # a third of each: no match, no merge, all on particles
+    s = score_image(truth, pred, "x", "instances", "instances")
+    assert (s.tp, s.merged, s.pieces, s.false_positive, s.missed) == (0, 0, 1, 0, 2)
 
 
 def ranked(confidences, matched, n_true):

@@ -82,7 +82,7 @@ class ImageScores:
     predictions each cover two or more truth particles (``merged_truth`` of them), ``split``
     truth particles are cut into two or more predictions, ``missed`` truth particles are
     neither matched, merged nor split; of the other predictions, ``pieces`` lie mostly on
-    truth particles (fragments of split particles, or cut off beside a match) and
+    truth particles (e.g. fragments of split particles, or cut off beside a match) and
     ``false_positive`` ones mostly on background."""
 
     name: str
@@ -145,9 +145,9 @@ def overlaps(truth: np.ndarray, pred: np.ndarray) -> Overlaps:
 
 def classify(o: Overlaps) -> dict[str, np.ndarray]:
     """Boolean flags per truth instance (``matched``, ``merged``, ``split``, ``missed``) and per
-    prediction (``matched``, ``merge``, ``part``, ``false``): matched at IoU > 0.5; a merge
+    prediction (``matched``, ``merge``, ``piece``, ``false``): matched at IoU > 0.5; a merge
     holds most of two or more truth particles; a truth particle is split when two or more
-    predictions lie mostly inside it and none matches it; a part is any other prediction lying
+    predictions lie mostly inside it and none matches it; a piece is any other prediction lying
     mostly on truth particles, a false one lies mostly on background."""
     n_true, n_pred = len(o.true_ids), len(o.pred_ids)
     good = o.iou > 0.5
@@ -168,7 +168,7 @@ def classify(o: Overlaps) -> dict[str, np.ndarray]:
         "true_missed": ~(true_matched | true_merged | true_split),
         "pred_matched": pred_matched,
         "pred_merge": merge & ~pred_matched,
-        "pred_part": on_truth & ~pred_matched & ~merge,
+        "pred_piece": on_truth & ~pred_matched & ~merge,
         "pred_false": ~(on_truth | pred_matched | merge),
     }
 
@@ -226,7 +226,7 @@ def score_image(
         merged_truth=int(flags["true_merged"].sum()),
         split=int(flags["true_split"].sum()),
         missed=int(flags["true_missed"].sum()),
-        pieces=int(flags["pred_part"].sum()),
+        pieces=int(flags["pred_piece"].sum()),
         false_positive=int(flags["pred_false"].sum()),
     )
 
@@ -425,7 +425,7 @@ def match_overlay(
         "true positive": np.isin(pred, o.pred_ids[flags["pred_matched"]]),
         "false positive": np.isin(pred, o.pred_ids[flags["pred_false"]]),
         "merged": np.isin(pred, o.pred_ids[flags["pred_merge"]]),
-        "piece": np.isin(pred, o.pred_ids[flags["pred_part"]]),
+        "piece": np.isin(pred, o.pred_ids[flags["pred_piece"]]),
     }
     for name, where in layers.items():
         rgb[where] = (1 - alpha) * rgb[where] + alpha * np.array(MATCH_COLOURS[name])
