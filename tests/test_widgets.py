@@ -97,7 +97,7 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     import numpy as np
 
     from conftest import blob_sample
-    from napari_diffrendergan.analysis.particles import MIN_SEED_AREA
+    from napari_diffrendergan.analysis.particles import CORE_THRESHOLD, MIN_SEED_AREA
 
     viewer = make_napari_viewer()
     image, _, instances = blob_sample(42)
@@ -129,7 +129,7 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     path = widget.export_csv(tmp_path / "particles.csv")
     assert len(Path(path).read_text().splitlines()) == particles.data.max() + 1
     # the experiment's rule by default: dips on, distance watershed (and its seed distance) off
-    assert widget.core_threshold.value() == 0.9 and not widget.split_distance.isEnabled()
+    assert widget.core_threshold.value() == CORE_THRESHOLD and not widget.split_distance.isEnabled()
     assert widget.min_seed_area.value() == MIN_SEED_AREA and widget.min_seed_area.isEnabled()
     widget.core_threshold.setValue(0)  # shown as "off": contour class alone
     assert widget.core_threshold.text() == "off" and not widget.min_seed_area.isEnabled()

@@ -10,9 +10,9 @@ from ..render.labels import CONTOUR, PARTICLE
 STATISTICS = ("area", "equivalent_diameter", "feret_max", "feret_min", "circularity")
 # how touching particles are split by default: the rule the TiO2 SEM experiment chose on
 # held-out synthetic pairs + unused real background patches (docs/tio2-sem-experiment.md, run
-# 507d021, again at 5bce95d and 5898608): split at particle-probability dips below 0.9, no
-# distance watershed, ≥ 20 px
-CORE_THRESHOLD = 0.9  # particle probability; None: off
+# cc04213; 507d021, 5bce95d and 5898608 chose 0.9 with 4 px seeds): split at particle-probability
+# dips below 0.95 between cores of ≥ MIN_SEED_AREA px, no distance watershed, ≥ 20 px
+CORE_THRESHOLD = 0.95  # particle probability; None: off
 WATERSHED = False
 SPLIT_DISTANCE = 12  # px between watershed peaks (the best watershed-only rule of that run)
 MIN_AREA = 20  # px: smaller fragments are dropped

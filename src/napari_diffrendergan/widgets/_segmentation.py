@@ -115,7 +115,7 @@ class SegmentationWidget(TaskWidget):
         self.core_threshold.setToolTip(
             "Split a particle where the network's particle probability (0–1) dips below this "
             "between two confident cores: touching particles whose border it only half drew "
-            "(off: the contour class alone); 0.9 is the TiO2 experiment's rule"
+            f"(off: the contour class alone); {CORE_THRESHOLD} is the TiO2 experiment's rule"
         )
         self.min_seed_area = QSpinBox()
         self.min_seed_area.setRange(1, 1_000_000)
