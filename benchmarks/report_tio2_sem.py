@@ -366,8 +366,8 @@ def write_report(experiment, docs: Path | None) -> Path:
         "Green: matched at IoU > 0.5; red: unmatched predictions on background (false "
         "positives); magenta: other unmatched predictions on manual particles (pieces); orange: "
         "one prediction over two or more manual particles (merges); blue: manual particles not "
-        "matched. Shown: the "
-        "validation scans with the median and the lowest synthetic-only AP50.",
+        "matched. Shown: the validation scans with the median and the lowest synthetic-only "
+        "AP50.",
         "",
     ]
     lines += [f"![Overlay {i}](images/{FIGURE_PREFIX}overlay_{i}.png)" for i in shown]
