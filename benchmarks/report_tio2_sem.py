@@ -241,7 +241,9 @@ def write_report(experiment, docs: Path | None) -> Path:
         f"{generation['background_patches']} real background patches (the most structured of "
         f"every training scan, of {patches['background']}).",
         f"- nnU-Net: `{settings['seg_config']}` configuration, {settings['seg_iterations']} "
-        "iterations for every model; instances by the rule chosen on held-out synthetic pairs "
+        "iterations for every model, predictions over the whole image"
+        + (" averaged over 4 flips" if settings["mirroring"] == "all" else "")
+        + "; instances by the rule chosen on held-out synthetic pairs "
         f"and unused background patches: **{splitting['chosen']}**"
         + (
             f" (a dip splits only between confident cores of ≥ {splitting['min_seed_area']} px, "
