@@ -133,7 +133,10 @@ class SegmentationWidget(TaskWidget):
         self.min_area.setSuffix(" px")
         self.min_area.setToolTip("Smaller fragments are dropped, px")
         self.mirroring = QCheckBox("Test-time mirroring (4× slower)")
-        self.mirroring.setToolTip("Average the prediction over flipped copies of the image")
+        self.mirroring.setToolTip(
+            "Average the prediction over 4 flipped copies of the image: fewer particles cut "
+            "into pieces, for counting and sizing (TiO2 training scans: AP50 0.596 → 0.614)"
+        )
         self.pixel_size = QDoubleSpinBox()
         self.pixel_size.setRange(0.0, 1e6)
         self.pixel_size.setDecimals(3)
