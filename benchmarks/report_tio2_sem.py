@@ -242,7 +242,9 @@ def write_report(experiment, docs: Path | None) -> Path:
         f"every training scan, of {patches['background']}).",
         f"- nnU-Net: `{settings['seg_config']}` configuration, {settings['seg_iterations']} "
         "iterations for every model, predictions over the whole image"
-        + (" averaged over 4 flips" if settings["mirroring"] == "all" else "")
+        + {"none": "", "x": " averaged over 2 flips", "all": " averaged over 4 flips"}[
+            settings["mirroring"]
+        ]
         + "; instances by the rule chosen on held-out synthetic pairs "
         f"and unused background patches: **{splitting['chosen']}**"
         + (

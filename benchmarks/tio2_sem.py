@@ -44,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from napari_diffrendergan.cli import progress_bar
+from napari_diffrendergan.segment.predict import MIRRORING
 from tio2_data import PATCHES, PIXEL_SIZE_NM, SHARED, read_scan, split
 
 BUDGETS = {
@@ -250,6 +251,16 @@ class Experiment:
                     path.unlink()
             self.marker(name).unlink(missing_ok=True)
 
+    def segmenter(self, name: str):
+        """The trained model ``name``, predicting with the experiment's device and flips."""
+        from napari_diffrendergan.segment.predict import Segmenter
+
+        return Segmenter(
+            self.out / f"model_{name}",
+            device=self.settings["device"],
+            mirroring=self.settings["mirroring"],
+        )
+
     def seeded(self, which: str) -> list[str]:
         return (
             [which]
@@ -373,7 +384,6 @@ class Experiment:
         from napari_diffrendergan.data.synthesis import PairRenderer
         from napari_diffrendergan.gan.run import load_generator
         from napari_diffrendergan.io import read_json, write_json_atomic
-        from napari_diffrendergan.segment.predict import Segmenter
 
         chosen_file = self.out / "splitting.json"
         if chosen_file.is_file():
@@ -384,10 +394,7 @@ class Experiment:
             spp=self.settings["spp"],
             device=self.settings["device"],
         )
-        model = self.out / f"model_{self.seeded('synthetic')[0]}"
-        segmenter = Segmenter(
-            model, device=self.settings["device"], mirroring=self.settings["mirroring"]
-        )
+        segmenter = self.segmenter(self.seeded("synthetic")[0])
         held_out = predicted(
             segmenter,
             held_out_images(
@@ -432,7 +439,7 @@ class Experiment:
             table_rows,
         )
         from napari_diffrendergan.io import write_csv, write_json_atomic, write_tiff
-        from napari_diffrendergan.segment.predict import Segmenter, segment_image
+        from napari_diffrendergan.segment.predict import segment_image
 
         splitting = self.select_splitting()
         rule = {
@@ -449,11 +456,7 @@ class Experiment:
                 continue
             segmenter = None
             if name != "classic":
-                segmenter = Segmenter(
-                    self.out / f"model_{name}",
-                    device=self.settings["device"],
-                    mirroring=self.settings["mirroring"],
-                )
+                segmenter = self.segmenter(name)
             scores = []
             for image_id in self.validation_ids:
                 image, manual = self.scan(image_id)
@@ -534,7 +537,8 @@ def main() -> None:
     parser.add_argument("--redo", choices=STAGES, help="make this stage and all after it anew")
     for name, value in BUDGETS["cpu"].items():
         kind = type(value) if not isinstance(value, bool) else _yes
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+        choices = tuple(MIRRORING) if name == "mirroring" else None
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, choices=choices, default=None)
     args = parser.parse_args()
     data, out = Path(args.data), Path(args.out)
     if not (data / "images").is_dir() or not (data / "masks").is_dir():

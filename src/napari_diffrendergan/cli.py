@@ -566,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("none", "x", "all"),
         default="none",
         help="test-time flips: none, x (2 passes) or all (4 passes, nnU-Net's default; fewer "
-        "particles cut into pieces, for counting and sizing)",
+        "particles cut into pieces, better size distributions)",
     )
     segment.add_argument("--workers", type=_whole(1), help="local Dask worker processes")
     segment.add_argument("--scheduler", help="address of an existing Dask scheduler")

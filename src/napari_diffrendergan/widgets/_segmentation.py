@@ -135,7 +135,8 @@ class SegmentationWidget(TaskWidget):
         self.mirroring = QCheckBox("Test-time mirroring (4× slower)")
         self.mirroring.setToolTip(
             "Average the prediction over 4 flipped copies of the image: fewer particles cut "
-            "into pieces, for counting and sizing (TiO2 training scans: AP50 0.596 → 0.614)"
+            "into pieces, better particle-by-particle matches and size distributions (TiO2 "
+            "training scans: detection score AP50 0.596 → 0.614)"
         )
         self.pixel_size = QDoubleSpinBox()
         self.pixel_size.setRange(0.0, 1e6)
