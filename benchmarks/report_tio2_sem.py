@@ -161,6 +161,7 @@ def write_report(experiment, docs: Path | None) -> Path:
     from napari_diffrendergan.gan.run import GanRun
     from napari_diffrendergan.io import read_json, write_json_atomic
     from napari_diffrendergan.segment.model import ModelFolder
+    from napari_diffrendergan.segment.predict import MIRRORING
 
     out, settings = experiment.out, experiment.settings
     figures = out / "figures"
@@ -198,6 +199,7 @@ def write_report(experiment, docs: Path | None) -> Path:
         )
 
     budget_minutes = sum(stage_minutes.values())
+    flipped = MIRRORING[settings["mirroring"]]  # axes the predictions were averaged over
     report = {
         "commit": experiment.commit,
         "settings": settings,
@@ -242,9 +244,7 @@ def write_report(experiment, docs: Path | None) -> Path:
         f"every training scan, of {patches['background']}).",
         f"- nnU-Net: `{settings['seg_config']}` configuration, {settings['seg_iterations']} "
         "iterations for every model, predictions over the whole image"
-        + {"none": "", "x": " averaged over 2 flips", "all": " averaged over 4 flips"}[
-            settings["mirroring"]
-        ]
+        + (f" averaged over {2 ** len(flipped)} flips" if flipped else "")
         + "; instances by the rule chosen on held-out synthetic pairs "
         f"and unused background patches: **{splitting['chosen']}**"
         + (

@@ -44,7 +44,6 @@ from typing import NamedTuple
 import numpy as np
 
 from napari_diffrendergan.cli import progress_bar
-from napari_diffrendergan.segment.predict import MIRRORING
 from tio2_data import PATCHES, PIXEL_SIZE_NM, SHARED, read_scan, split
 
 BUDGETS = {
@@ -527,6 +526,8 @@ def _yes(text: str) -> bool:
 
 
 def main() -> None:
+    from napari_diffrendergan.segment.predict import MIRRORING
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="experiment folder (resumable)")
     parser.add_argument("--data", default=str(SHARED))
