@@ -75,14 +75,16 @@ def contacts(image: np.ndarray, instances: np.ndarray) -> tuple[list, list, list
     return touching, ratios, joins
 
 
-def statistics(scenes) -> dict:
+def crowding(scenes) -> dict:
     """Crowding and join figures pooled over ``(image, instances)`` pairs."""
     sizes, touching, ratios, joins = [], [], [], []
     for image, instances in scenes:
         instances = np.asarray(instances, np.int64)
         sizes += agglomerate_sizes(instances)
         share, ratio, join = contacts(np.asarray(image, np.float64), instances)
-        touching, ratios, joins = touching + share, ratios + ratio, joins + join
+        touching += share
+        ratios += ratio
+        joins += join
     sizes = np.asarray(sizes)
     shares = {k: float(sizes[sizes >= k].sum() / max(sizes.sum(), 1)) for k in SIZES}
     return {
@@ -114,13 +116,15 @@ def dataset_scenes(folder: str, pairs: int):
         yield read_image(dataset.image_path(name))[0], read_image(dataset.instances_path(name))[0]
 
 
-def dataset_fid(folder: str, pairs: int, patches: str) -> float:
-    """FID of a dataset's first ``pairs`` images against a patch set's particle patches."""
-    from napari_diffrendergan.gan.fid import fid
+def fid_against(patches: str):
+    """A function giving the FID of an image stack against a patch set's particle patches
+    (their Inception statistics computed once)."""
+    from napari_diffrendergan.gan.fid import InceptionFeatures, frechet_distance, statistics
     from napari_diffrendergan.gan.run import load_real_patches
 
-    images = np.stack([image for image, _ in dataset_scenes(folder, pairs)])
-    return fid(np.clip(images, 0, 1), load_real_patches(patches)[0])
+    features = InceptionFeatures()
+    real = statistics(features(load_real_patches(patches)[0]))
+    return lambda images: frechet_distance(*statistics(features(images)), *real)
 
 
 def main() -> None:
@@ -131,26 +135,28 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     if (SHARED / "masks").is_dir():
-        rows.append(("manual masks, training scans", statistics(manual_scenes())))
+        rows.append(("manual masks, training scans", crowding(manual_scenes())))
     else:
         print(f"real TiO2 SEM masks not found at {SHARED}: manual row skipped", file=sys.stderr)
+    fid = fid_against(args.patches) if args.patches else None
     for folder in args.dataset:
-        row = statistics(dataset_scenes(folder, args.pairs))
-        if args.patches:
-            row["fid"] = dataset_fid(folder, args.pairs, args.patches)
+        scenes = list(dataset_scenes(folder, args.pairs))
+        row = crowding(scenes)
+        if fid:
+            row["fid"] = fid(np.stack([image for image, _ in scenes]))
         rows.append((folder, row))
     print(
         "| source | agglomerates | particles | "
         + " | ".join(f"in ≥ {k}" for k in SIZES)
         + " | outline touching | darker/brighter | join/darker |"
-        + (" FID |" if args.patches else "")
+        + (" FID |" if fid else "")
     )
     for name, row in rows:
         cells = " | ".join(f"{100 * row['shares'][k]:.0f} %" for k in SIZES)
-        fid = f" {row['fid']:.1f} |" if "fid" in row else (" – |" if args.patches else "")
+        realism = f" {row['fid']:.1f} |" if "fid" in row else (" – |" if fid else "")
         print(
             f"| {name} | {row['agglomerates']} | {row['particles']} | {cells} | "
-            f"{100 * row['contact']:.0f} % | {row['ratio']:.2f} | {row['join']:.2f} |{fid}"
+            f"{100 * row['contact']:.0f} % | {row['ratio']:.2f} | {row['join']:.2f} |{realism}"
         )
 
 
