@@ -1,17 +1,23 @@
 """Files: atomic writes, TIFFs with a JSON sidecar (pixel size in nm, provenance), CSV, reading
-images, and groups of files that are complete or absent.
+images, groups of files that are complete or absent, and the lock of a folder being written.
 
 Every write goes through :func:`atomic_path`: a temporary file beside the target, renamed over
 it only when complete, with the permissions the user's umask asks for. Failing writes (full
 disk, no permission) raise :class:`~napari_diffrendergan.errors.OutputError` naming the file.
+Whatever writes a folder (a run, dataset, model, patch set or output folder) holds its
+:class:`FolderLock`, so two writers never mix their files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import logging
 import os
-import tempfile
+import secrets
+import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,10 +27,10 @@ import numpy as np
 
 from .errors import InputError, OutputError
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK
 INCOMPLETE_SUFFIX = ".incomplete"
+LOCK_NAME = ".diffrendergan.lock"
+
+log = logging.getLogger(__name__)
 
 
 def output_error(path: str | Path, err: OSError) -> OutputError:
@@ -66,19 +72,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     make_folder(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
+        tmp = _new_file_beside(path)
     except OSError as err:
         raise output_error(path, err) from err
     try:
-        yield Path(tmp)
-        os.chmod(tmp, FILE_MODE)
+        yield tmp
         os.replace(tmp, path)
     except OSError as err:
         raise output_error(path, err) from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _new_file_beside(path: Path) -> Path:
+    """A new empty file ``.<name>.<random>.part`` beside ``path``, created with mode 0666 so
+    that the system applies the umask (and a folder's default ACL) as to any new file: no
+    process-wide umask change to learn it. Writers that reopen it keep its mode."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -97,6 +115,17 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 def write_npz_atomic(path: str | Path, **arrays) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+def relative_path(target: str | Path, folder: str | Path) -> str:
+    """``target`` relative to ``folder`` (e.g. ``../patches``), how a file names another folder
+    without recording where the user keeps their files; absolute only where no relative path
+    exists (another drive on Windows)."""
+    target, folder = Path(target).resolve(), Path(folder).resolve()
+    try:
+        return Path(os.path.relpath(target, folder)).as_posix()
+    except ValueError:
+        return str(target)
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:
@@ -187,6 +216,198 @@ def file_group(folder: str | Path, name: str) -> Iterator[list[Path]]:
 def group_incomplete(folder: str | Path, name: str) -> bool:
     """True when a :func:`file_group` of that name was interrupted by a crash."""
     return (Path(folder) / f".{name}{INCOMPLETE_SUFFIX}").exists()
+
+
+class FolderBusyError(OutputError):
+    """Another process is writing the folder; the message names it and how to go on."""
+
+
+class FolderLock:
+    """The right to write ``folder``, held by one process at a time::
+
+        with FolderLock(run_folder, "GAN training"):
+            ...
+
+    The lock is the file ``.diffrendergan.lock`` in the folder (a hidden name readers pass
+    over), locked with ``flock``, which the system drops when its process ends however it
+    ends, and holding who writes (pid, host, command, what, since): a second writer gets a
+    :class:`FolderBusyError` naming them. A lock file left by a process that ended without
+    releasing it (a crash) is taken over, with a note (:attr:`notes`, also logged). On release
+    the file is removed, and the folder too if the lock created it and it is still empty.
+    Where the file system has no ``flock``, the recorded process is probed instead (same host:
+    alive or not; another host: assumed alive)."""
+
+    def __init__(self, folder: str | Path, what: str):
+        self.folder, self.what = Path(folder), what
+        self.path = self.folder / LOCK_NAME
+        self.notes: list[str] = []
+        self._fd: int | None = None
+        self._kernel_lock = False
+        self._created = False
+
+    def __enter__(self) -> FolderLock:
+        self._created = not self.folder.exists()
+        make_folder(self.folder)
+        try:
+            self._acquire()
+        except BaseException:
+            self._remove_created_folder()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def _acquire(self) -> None:
+        for _ in range(20):  # retried when the file was replaced while we locked it
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as err:
+                raise output_error(self.path, err) from err
+            try:
+                locked = _flock(fd)
+                holder = _read_holder(fd)
+                if locked is False or (locked is None and holder and _may_run(holder)):
+                    raise FolderBusyError(self._busy(holder, locked is None))
+                if not _same_file(fd, self.path):
+                    os.close(fd)
+                    continue
+                if holder:
+                    self._note_taken_over(holder)
+                _write_holder(fd, self._record())
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd, self._kernel_lock = fd, bool(locked)
+            return
+        raise FolderBusyError(f"{self.folder} is in use: its lock keeps changing; try again")
+
+    def release(self) -> None:
+        """Give the folder back (also done when the ``with`` block ends)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        mine = False
+        try:
+            mine = _same_file(fd, self.path)
+            if mine and self._kernel_lock:  # removed while locked: no one takes a dying lock
+                self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        if mine and not self._kernel_lock:
+            self.path.unlink(missing_ok=True)
+        self._remove_created_folder()
+
+    def _remove_created_folder(self) -> None:
+        if self._created:
+            with contextlib.suppress(OSError):  # only when empty: a failed start leaves no trace
+                self.folder.rmdir()
+
+    def _record(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": _command(),
+            "what": self.what,
+            "since": _now(),
+        }
+
+    def _busy(self, holder: dict, probed: bool) -> str:
+        if not holder:
+            who = "another process (starting just now)"
+        else:
+            who = (
+                f"{holder.get('what', 'a writer')} (process {holder.get('pid')} on "
+                f"{holder.get('host')}, {holder.get('command')}, since {holder.get('since')})"
+            )
+        gone = f"; if that process is gone, delete {self.path}" if probed else ""
+        return (
+            f"{self.folder} is in use by {who}: wait until it has finished or stop it, or "
+            f"choose another folder{gone}"
+        )
+
+    def _note_taken_over(self, holder: dict) -> None:
+        note = (
+            f"{self.folder}: took over the lock left by process {holder.get('pid')} on "
+            f"{holder.get('host')} ({holder.get('what')}, since {holder.get('since')}), which "
+            "ended without releasing it; files it was writing are redone or replaced"
+        )
+        self.notes.append(note)
+        log.warning(note)
+
+
+def _flock(fd: int) -> bool | None:
+    """Lock ``fd`` exclusively without waiting: True when locked, False when another holds it,
+    None where the system or file system has no ``flock``."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # ENOLCK, EOPNOTSUPP: no locks on this file system
+        return None
+    return True
+
+
+def _read_holder(fd: int) -> dict:
+    """The record in a lock file (empty when there is none or it is unreadable)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    data = os.read(fd, 1 << 16)
+    try:
+        holder = json.loads(data) if data.strip() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {"what": "an unknown writer", "pid": "?", "host": "?", "since": "?"}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _write_holder(fd: int, record: dict) -> None:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, (json.dumps(record) + "\n").encode())
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the open file ``fd`` (not removed or replaced)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _may_run(holder: dict) -> bool:
+    """Without ``flock``: whether the recorded writer may still run (only a process of this
+    host can be seen to have ended)."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int) or os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _command() -> str:
+    """The program and its subcommand, e.g. ``diffrendergan generate`` (no paths)."""
+    words = [Path(sys.argv[0]).name] if sys.argv and sys.argv[0] else ["python"]
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-") and os.sep not in sys.argv[1]:
+        words.append(sys.argv[1])
+    return " ".join(words)
+
+
+def _now() -> str:
+    from datetime import datetime
+
+    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 class ImageReadError(InputError):

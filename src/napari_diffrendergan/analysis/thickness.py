@@ -301,13 +301,15 @@ def plot_distributions(result: ThicknessResult, axes) -> None:
 
 
 def write_outputs(result: ThicknessResult, out, name: str, source: str = "") -> dict[str, str]:
-    """``<name>_thickness.tif`` (+ JSON sidecar with the summary), ``<name>_thickness.csv``
-    (per wire), ``<name>_thickness_distribution.csv`` and ``<name>_thickness.png``."""
+    """``<name>_thickness.tif`` (+ JSON sidecar with the summary and the source's file name),
+    ``<name>_thickness.csv`` (per wire), ``<name>_thickness_distribution.csv`` and
+    ``<name>_thickness.png``, with the output folder locked
+    (:class:`~napari_diffrendergan.io.FolderLock`)."""
     from pathlib import Path
 
     from matplotlib.figure import Figure
 
-    from ..io import file_group, write_csv, write_figure, write_tiff
+    from ..io import FolderLock, file_group, write_csv, write_figure, write_tiff
 
     out = Path(out)
     paths = {
@@ -321,14 +323,14 @@ def write_outputs(result: ThicknessResult, out, name: str, source: str = "") -> 
     plot_distributions(result, axes)
     axes.set_title(name, fontsize=9)
     figure.tight_layout()
-    with file_group(out, f"{name}_thickness") as written:
+    with FolderLock(out, "thickness output"), file_group(out, f"{name}_thickness") as written:
         written.extend(paths.values())
         write_tiff(
             paths["thickness"],
             result.thickness,
             pixel_size_nm=result.pixel_size_nm,
             unit=result.unit,
-            source=source,
+            source=Path(source).name,
             summary=result.summary(),
         )
         write_csv(paths["wires"], result.per_wire())

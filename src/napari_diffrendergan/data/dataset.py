@@ -2,8 +2,10 @@
 
 ``imagesTr/<case>_0000.tif`` (float32), ``labelsTr/<case>.tif`` (uint8: 0 background,
 1 particle, 2 contour) and ``dataset.json``; synthetic datasets add ``instances/<case>.tif``,
-``parameters/<case>.json`` (written last for each pair: it marks the pair complete) and
-``generation.json`` (written once every pair is there).
+``parameters/<case>.json`` (written last for each pair: it marks the pair complete; it names
+the run by its folder name and the generator by the SHA-256 of its weights, no path) and
+``generation.json`` (written once every pair is there). While a dataset is written, its folder
+holds the writer's lock ``.diffrendergan.lock`` (nnU-Net reads only ``imagesTr``/``labelsTr``).
 """
 
 from __future__ import annotations
@@ -104,10 +106,14 @@ class NnunetDataset:
 
     def write(self, images, masks, contour_thickness: int, names=None) -> NnunetDataset:
         """Write many cases (named ``case_NNNNN`` unless ``names``) whose masks have a contour
-        class ``contour_thickness`` px wide, and the index."""
-        for index, (image, mask) in enumerate(zip(images, masks, strict=True)):
-            self.write_case(names[index] if names else f"case_{index:05d}", image, mask)
-        self.write_index(contour_thickness)
+        class ``contour_thickness`` px wide, and the index, with the folder locked
+        (:class:`~napari_diffrendergan.io.FolderLock`)."""
+        from ..io import FolderLock
+
+        with FolderLock(self.folder, "dataset writing"):
+            for index, (image, mask) in enumerate(zip(images, masks, strict=True)):
+                self.write_case(names[index] if names else f"case_{index:05d}", image, mask)
+            self.write_index(contour_thickness)
         return self
 
     # --- synthetic pairs ----------------------------------------------------------------------

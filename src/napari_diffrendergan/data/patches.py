@@ -10,7 +10,7 @@ coordinates, role, scores, pixel size).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
@@ -145,6 +145,23 @@ def cut_patches(
     return kept, pixels, notes
 
 
+def _check_confined(folder: Path, index: str, number: int, file) -> None:
+    """Refuse an index entry whose file is not a file of the set's own folder (a path such as
+    ``../../x.tif``, an absolute path, or a link out of the folder): a shared set must not
+    make the plugin read other files."""
+    name = file if isinstance(file, str) else ""
+    plain = name not in ("", ".", "..") and PurePosixPath(name).name == name
+    plain = plain and PureWindowsPath(name).name == name
+    if plain and (folder / name).is_symlink():
+        plain = (folder / name).resolve().parent == folder.resolve()
+    if not plain:
+        raise PatchError(
+            f"{folder / index}: entry {number} names the file {file!r}, which is not in the "
+            "patch set folder: patch files must lie in the folder itself; the index is damaged "
+            "or made to read other files, so do not use this patch set"
+        )
+
+
 class PatchSet:
     """A patch set folder: ``patch_NNNNN.tif`` files (float32) and ``patches.json`` (written
     last: the index of what is complete)."""
@@ -175,6 +192,8 @@ class PatchSet:
             patches = [Patch(**p) for p in meta["patches"]]
         except (InputError, KeyError, TypeError) as err:
             raise PatchError(f"{folder / cls.INDEX} is corrupt: {err}") from err
+        for number, patch in enumerate(patches):
+            _check_confined(folder, cls.INDEX, number, patch.file)
         missing = [p.file for p in patches if not (folder / p.file).is_file()]
         if missing:
             raise PatchError(f"{folder}: patch files missing: {', '.join(missing[:5])}")
@@ -212,15 +231,22 @@ class PatchSet:
         settings: dict,
     ) -> PatchSet:
         """Write the patches into ``folder``, appended to the set there if any: patches already
-        listed (same source and position) are skipped, so a retry after a failure adds nothing
-        twice. Refuses a folder holding patch files without an index, and a pixel size other
-        than the set's."""
+        listed (same source name, position and pixels) are skipped, so a retry after a failure
+        adds nothing twice. Refuses a folder holding patch files without an index, and a pixel
+        size other than the set's. The folder is locked meanwhile
+        (:class:`~napari_diffrendergan.io.FolderLock`); sources are recorded by name only."""
+        from ..io import FolderLock
+
+        pixel_size_nm = positive_pixel_size(pixel_size_nm)
+        with FolderLock(folder, "patch saving"):
+            return cls._save(Path(folder), patches, pixels, pixel_size_nm, settings)
+
+    @classmethod
+    def _save(cls, folder: Path, patches, pixels, pixel_size_nm, settings) -> PatchSet:
         import tifffile
 
-        from ..io import atomic_path, make_folder, write_json_atomic
+        from ..io import atomic_path, write_json_atomic
 
-        folder = make_folder(folder)
-        pixel_size_nm = positive_pixel_size(pixel_size_nm)
         if cls.is_patch_set(folder):
             existing = cls.open(folder)
             if (
@@ -240,14 +266,16 @@ class PatchSet:
             )
         else:
             listed = []
-        seen = {(p.source, p.y, p.x, p.size) for p in listed}
+        seen, written = {_place(p): p for p in listed}, cls(folder, listed, {})
         added = []
         for patch, data in zip(patches, pixels, strict=True):
-            if (patch.source, patch.y, patch.x, patch.size) in seen:
+            patch.source, data = Path(patch.source).name, np.asarray(data, np.float32)
+            twin = seen.get(_place(patch))
+            if twin is not None and np.array_equal(written.read(twin), data):
                 continue
             patch.file = f"patch_{len(listed) + len(added):05d}.tif"
             with atomic_path(folder / patch.file) as tmp:
-                tifffile.imwrite(tmp, np.asarray(data, np.float32))
+                tifffile.imwrite(tmp, data)
             added.append(patch)
         everything = listed + added
         meta = {
@@ -258,3 +286,9 @@ class PatchSet:
         }
         write_json_atomic(folder / cls.INDEX, meta)
         return cls(folder, everything, meta)
+
+
+def _place(patch: Patch) -> tuple:
+    """Where a patch was cut: source name (sets made before names only were recorded hold
+    paths), position and size."""
+    return Path(patch.source).name, patch.y, patch.x, patch.size

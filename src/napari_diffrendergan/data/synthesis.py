@@ -22,8 +22,9 @@ from ..gan.run import GanRun, TrainedGenerator
 from ..progress import Monitor, ensure
 from .dataset import BACKGROUND_PREFIX, NnunetDataset, pair_name
 
-# settings a dataset's pairs must share: mixing them would break its provenance
-REQUEST_KEYS = ("run", "epoch", "seed", "spp", "contour_thickness")
+# settings a dataset's pairs must share: mixing them would break its provenance ("run" is the
+# run folder's name, "generator_sha256" the generator's weights: no path is recorded)
+REQUEST_KEYS = ("run", "generator_sha256", "epoch", "seed", "spp", "contour_thickness")
 
 
 class SynthesisError(DiffRenderGANError):
@@ -165,7 +166,11 @@ def _check_request(dataset: NnunetDataset, request: dict) -> None:
     if not done:
         return
     before = dataset.pair_info(done[0])
-    differ = {k: (before.get(k), request[k]) for k in REQUEST_KEYS if before.get(k) != request[k]}
+    if "run" in before:  # datasets made before names only were recorded hold the run's path
+        before = {**before, "run": Path(before["run"]).name}
+    differ = {
+        k: (before[k], request[k]) for k in REQUEST_KEYS if k in before and before[k] != request[k]
+    }
     if differ:
         listed = ", ".join(f"{k} {old!r} (asked: {new!r})" for k, (old, new) in differ.items())
         raise SynthesisError(
@@ -193,8 +198,10 @@ def generate(
     (see module doc); returns the summary also written to ``generation.json``.
 
     ``workers`` > 1 renders on a local Dask cluster of that many processes; ``scheduler`` uses
-    an existing Dask scheduler. Pairs already written are skipped.
+    an existing Dask scheduler. Pairs already written are skipped. The dataset folder is locked
+    meanwhile (:class:`~napari_diffrendergan.io.FolderLock`).
     """
+    from ..io import FolderLock
     from ..parallel import check_workers, map_on_dask
 
     monitor = ensure(monitor)
@@ -208,45 +215,47 @@ def generate(
     if background_patches:
         background_choice(background_patches, n_background, seed)  # fail before rendering
     dataset = NnunetDataset(Path(out).resolve())
-    request = pair_request(generator, seed, spp, contour_thickness)
-    _check_request(dataset, request)
-    todo = [i for i in range(count) if not dataset.pair_done(i)]
-    done = count - len(todo)
-    monitor.report(done, count, f"{done} pairs already written")
-    if todo and workers == 1 and not scheduler:
-        renderer = PairRenderer(generator, seed, spp, contour_thickness, device)
-        for pair in iter_pairs(renderer, todo, monitor):
-            write_pair(dataset, pair)
-            done += 1
-            monitor.report(done, count, f"{pair.name}: {pair.info['rejected']} rejected")
-    elif todo:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        chunks = [todo[i : i + 2] for i in range(0, len(todo), 2)]
-        tasks = [
-            (
-                str(run.folder.resolve()),
-                generator.epoch,
-                chunk,
-                str(dataset.folder),
-                seed,
-                request["spp"],
-                request["contour_thickness"],
-                device,
-                threads,
-            )
-            for chunk in chunks
-        ]
-        for finished in map_on_dask(_render_chunk, tasks, workers, scheduler, monitor):
-            done += len(finished)
-            monitor.report(done, count, f"{done}/{count} pairs")
-    return finish_dataset(dataset, generator, count, background_patches, n_background)
+    with FolderLock(dataset.folder, "synthetic data generation"):
+        request = pair_request(generator, seed, spp, contour_thickness)
+        _check_request(dataset, request)
+        todo = [i for i in range(count) if not dataset.pair_done(i)]
+        done = count - len(todo)
+        monitor.report(done, count, f"{done} pairs already written")
+        if todo and workers == 1 and not scheduler:
+            renderer = PairRenderer(generator, seed, spp, contour_thickness, device)
+            for pair in iter_pairs(renderer, todo, monitor):
+                write_pair(dataset, pair)
+                done += 1
+                monitor.report(done, count, f"{pair.name}: {pair.info['rejected']} rejected")
+        elif todo:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            chunks = [todo[i : i + 2] for i in range(0, len(todo), 2)]
+            tasks = [
+                (
+                    str(run.folder.resolve()),
+                    generator.epoch,
+                    chunk,
+                    str(dataset.folder),
+                    seed,
+                    request["spp"],
+                    request["contour_thickness"],
+                    device,
+                    threads,
+                )
+                for chunk in chunks
+            ]
+            for finished in map_on_dask(_render_chunk, tasks, workers, scheduler, monitor):
+                done += len(finished)
+                monitor.report(done, count, f"{done}/{count} pairs")
+        return finish_dataset(dataset, generator, count, background_patches, n_background)
 
 
 def pair_request(generator: TrainedGenerator, seed, spp=None, contour_thickness=None) -> dict:
     """The settings every pair of a dataset records (:data:`REQUEST_KEYS`), defaults filled."""
     config = generator.config
     return {
-        "run": str(generator.run.folder.resolve()),
+        "run": generator.run.folder.resolve().name,
+        "generator_sha256": generator.weights_sha256(),
         "epoch": generator.epoch,
         "seed": seed,
         "spp": spp or config.scene.spp,
@@ -302,13 +311,17 @@ def export_pairs(
     monitor: Monitor | None = None,
 ) -> dict:
     """Write pairs rendered elsewhere (e.g. shown in napari) as ``generate`` would with the same
-    request, then finish the dataset; returns its summary."""
+    request, then finish the dataset; returns its summary. The dataset folder is locked
+    meanwhile."""
+    from ..io import FolderLock
+
     monitor = ensure(monitor)
-    for done, pair in enumerate(pairs):
-        monitor.check(f"export cancelled after {done} pairs")
-        monitor.report(done, len(pairs) + 1, f"writing {pair.name}")
-        write_pair(dataset, pair)
-    monitor.report(len(pairs), len(pairs) + 1, "background patches and dataset.json")
-    summary = finish_dataset(dataset, generator, len(pairs), background_patches, n_background)
+    with FolderLock(dataset.folder, "synthetic data export"):
+        for done, pair in enumerate(pairs):
+            monitor.check(f"export cancelled after {done} pairs")
+            monitor.report(done, len(pairs) + 1, f"writing {pair.name}")
+            write_pair(dataset, pair)
+        monitor.report(len(pairs), len(pairs) + 1, "background patches and dataset.json")
+        summary = finish_dataset(dataset, generator, len(pairs), background_patches, n_background)
     monitor.report(len(pairs) + 1, len(pairs) + 1, "done")
     return summary

@@ -1,15 +1,19 @@
 """The DiffRenderGAN run folder, owned by :class:`GanRun`; nothing else reads its files by name.
 
 A run folder holds everything needed to reproduce, resume and use a training:
-``config.json`` (material), ``training.json`` (settings, seed, patch set, backend; written last
-when a run is created, so it marks a complete folder), ``phi.npz`` (Φ),
-``checkpoints/epoch_NNN.pt`` (atomic, one per finished epoch), ``metrics.json``,
-``samples/epoch_NNN.npy`` (parameter samples), ``fid_real_statistics.npz``, ``fid.png``,
-``histograms/epoch_NNN.png`` and ``previews/epoch_NNN.png``.
+``config.json`` (material), ``training.json`` (settings, seed, the patch set's path relative to
+the run folder and the SHA-256 of its particle patches, backend; written last when a run is
+created, so it marks a complete folder), ``phi.npz`` (Φ), ``checkpoints/epoch_NNN.pt``
+(atomic, one per finished epoch), ``metrics.json``, ``samples/epoch_NNN.npy`` (parameter
+samples), ``fid_real_statistics.npz`` (with the SHA-256 of the patches it was computed from),
+``fid.png``, ``histograms/epoch_NNN.png`` and ``previews/epoch_NNN.png``. A run records no
+absolute path, so the folder can be shared (with its patch set beside it, to resume).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +22,7 @@ import numpy as np
 
 from ..config import MaterialConfig
 from ..errors import DiffRenderGANError, InputError
-from ..io import read_json, write_json_atomic, write_npz_atomic
+from ..io import FolderLock, read_json, relative_path, write_json_atomic, write_npz_atomic
 from .networks import ParameterSpace, build_generator, normalise_phi
 
 BEST_CANDIDATES = 5
@@ -124,8 +128,18 @@ def load_real_patches(folder: str | Path) -> tuple[np.ndarray, dict]:
         "pixel_size_nm": patch_set.pixel_size_nm,
         "intensity_range": full_range,
         "particle_patches": len(chosen),
+        "sha256": patches_sha256(images),
     }
     return np.clip(images / full_range, 0, 1), meta
+
+
+def patches_sha256(images: np.ndarray) -> str:
+    """SHA-256 of particle patches (N, H, W): their count, size and pixels, in order; what a run
+    and its FID statistics are bound to."""
+    pixels = np.ascontiguousarray(images, "<f4")
+    digest = hashlib.sha256(repr(pixels.shape).encode())
+    digest.update(pixels.tobytes())
+    return digest.hexdigest()
 
 
 def fit_scene_to_patches(config: MaterialConfig, size: int) -> MaterialConfig:
@@ -158,6 +172,15 @@ class TrainedGenerator:
     def values(self, phi: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, float], float]:
         """BSDF parameters and noise σ for one constellation (a sampling ``values`` function)."""
         return self.space.split(self.sample(phi[None])[0])
+
+    def weights_sha256(self) -> str:
+        """SHA-256 of the network's weights: what identifies this generator in the pairs it
+        makes, wherever its run folder lies."""
+        digest = hashlib.sha256()
+        for name, tensor in self.network.state_dict().items():
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(tensor.detach().cpu().numpy(), "<f4").tobytes())
+        return digest.hexdigest()
 
 
 class GanRun:
@@ -196,37 +219,43 @@ class GanRun:
         settings: TrainingSettings,
     ) -> GanRun:
         """A new run folder (config, Φ, then settings). Refuses a folder holding a run with a
-        finished epoch; a run that never finished one (e.g. a failed start) is replaced."""
+        finished epoch; a run that never finished one (e.g. a failed start) is replaced, with
+        its metrics and FID statistics."""
+        settings.validate()
+        run = cls(folder)
+        with FolderLock(run.folder, "GAN run creation"):
+            run._create(Path(patches), config, settings)
+        return run
+
+    def _create(self, patches: Path, config: MaterialConfig, settings: TrainingSettings):
         from .. import __version__
         from ..render.placement import save_transformation_tensor, transformation_tensor
 
-        settings.validate()
-        run = cls(folder)
-        if run.exists and run.finished_epochs():
+        if self.exists and self.finished_epochs():
             raise TrainingError(
-                f"{folder} already holds a run with finished epochs: resume it or choose "
+                f"{self.folder} already holds a run with finished epochs: resume it or choose "
                 "another folder"
             )
         real, meta = load_real_patches(patches)
         config = fit_scene_to_patches(config, real.shape[-1])
         iterations = settings.iterations_per_epoch or len(real)
         phi = transformation_tensor(config, iterations, settings.seed)
-        (run.folder / cls.TRAINING).unlink(missing_ok=True)
-        (run.folder / cls.METRICS).unlink(missing_ok=True)
-        save_transformation_tensor(run.folder / cls.PHI, phi, settings.seed)
-        config.save(run.folder / cls.CONFIG)
+        for stale in (self.TRAINING, self.METRICS, self.FID_REAL):
+            (self.folder / stale).unlink(missing_ok=True)
+        save_transformation_tensor(self.folder / self.PHI, phi, settings.seed)
+        config.save(self.folder / self.CONFIG)
         write_json_atomic(
-            run.folder / cls.TRAINING,
+            self.folder / self.TRAINING,
             {
                 "settings": asdict(settings),
-                "patches": str(Path(patches).resolve()),
+                "patches": relative_path(patches, self.folder),
                 "real_patches": len(real),
+                "patches_sha256": meta["sha256"],
                 "intensity_range": meta["intensity_range"],
                 "pixel_size_nm": meta.get("pixel_size_nm"),
                 "version": __version__,
             },
         )
-        return run
 
     # --- what the run was made with -----------------------------------------------------------
 
@@ -251,7 +280,40 @@ class GanRun:
 
     @property
     def patches(self) -> Path:
-        return Path(self.info["patches"])
+        """The patch set the run trains on (recorded relative to the run folder; runs made
+        before that recorded an absolute path)."""
+        return Path(os.path.normpath(self.folder.resolve() / self.info["patches"]))
+
+    def real_patches(self) -> tuple[np.ndarray, str]:
+        """The run's particle patches, scaled as when it was created, and their SHA-256
+        (:func:`patches_sha256`); a :class:`TrainingError` when its patch set is gone or no
+        longer holds the patches the run was created with (patch sets grow: a run must not
+        resume on other data)."""
+        try:
+            real, meta = load_real_patches(self.patches)
+        except InputError as err:
+            raise TrainingError(
+                f"{self.folder}: the run's patch set {self.patches} (training.json: "
+                f"{self.info['patches']!r}) cannot be used: {err}; put the patch set back there"
+            ) from err
+        changed = self._patches_changed(len(real), meta["sha256"])
+        if changed:
+            raise TrainingError(
+                f"{self.folder}: its patch set {self.patches} changed since the run was "
+                f"created ({changed}), so the run would train and be scored on other data: "
+                "start a new run on the set as it is, or restore the set"
+            )
+        return real, meta["sha256"]
+
+    def _patches_changed(self, count: int, sha256: str) -> str:
+        """What differs between the run's recorded patches and ``count`` patches hashing to
+        ``sha256`` ("" when nothing; runs without a recorded hash are checked by count)."""
+        recorded = self.info.get("real_patches")
+        if recorded is not None and recorded != count:
+            return f"{recorded} particle patches then, {count} now"
+        if self.info.get("patches_sha256", sha256) != sha256:
+            return "its particle patches' pixels differ"
+        return ""
 
     @property
     def pixel_size_nm(self) -> float | None:
@@ -406,15 +468,18 @@ class GanRun:
     def histogram_figure(self, epoch: int) -> Path:
         return self.folder / "histograms" / f"epoch_{epoch:03d}.png"
 
-    def real_fid_statistics(self, compute) -> tuple[np.ndarray, np.ndarray]:
-        """FID statistics (mean, covariance) of the real patches, cached in the run;
-        ``compute()`` makes them the first time."""
+    def real_fid_statistics(self, compute, sha256: str) -> tuple[np.ndarray, np.ndarray]:
+        """FID statistics (mean, covariance) of the real patches whose SHA-256 is ``sha256``
+        (see :meth:`real_patches`), cached in the run with that hash; ``compute()`` makes them
+        when the cache holds none for these patches (first use, statistics of other patches,
+        or saved before the hash was)."""
         path = self.folder / self.FID_REAL
         if path.is_file():
             with np.load(path) as data:
-                return data["mean"], data["covariance"]
+                if _stored_text(data, "patches_sha256") == sha256:
+                    return data["mean"], data["covariance"]
         mean, covariance = compute()
-        write_npz_atomic(path, mean=mean, covariance=covariance)
+        write_npz_atomic(path, mean=mean, covariance=covariance, patches_sha256=np.array(sha256))
         return mean, covariance
 
     # --- using it -----------------------------------------------------------------------------
@@ -448,6 +513,11 @@ class GanRun:
         network = build_generator(self.config.meshes.count, len(space.names), self.settings.dropout)
         network.load_state_dict(state.get("average", state["generator"]))
         return TrainedGenerator(self.config, space, network, epoch, self)
+
+
+def _stored_text(data, key: str) -> str | None:
+    """A text entry of an ``.npz`` file (None when absent)."""
+    return str(data[key]) if key in data.files else None
 
 
 def load_generator(run: str | Path, epoch: int | str = "best") -> TrainedGenerator:

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import FolderLock
 from ..progress import Monitor, ensure
 from .networks import build_discriminator, build_generator, normalise_phi
-from .run import GanRun, TrainingError, breadth, load_real_patches
+from .run import GanRun, TrainingError, breadth
 
 
 @dataclass
@@ -187,7 +188,16 @@ def train_iter(
     """Train (or resume) ``run`` up to ``epochs`` (default: its settings), yielding progress.
     Resuming continues after the last usable checkpoint. Cancelling (``monitor``) raises
     :class:`~napari_diffrendergan.errors.Cancelled` between iterations or FID images: the
-    current epoch is dropped, finished ones are kept."""
+    current epoch is dropped, finished ones are kept. The run folder is locked meanwhile
+    (:class:`~napari_diffrendergan.io.FolderLock`), and a run whose patch set changed is
+    refused (:meth:`GanRun.real_patches`)."""
+    run = run if isinstance(run, GanRun) else GanRun.open(run)
+    with FolderLock(run.folder, "GAN training"):
+        yield from _train_iter(run, epochs, ensure(monitor))
+
+
+def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[TrainingEvent]:
+    """:func:`train_iter` with the run folder locked."""
     import torch
 
     from .. import backend
@@ -195,14 +205,12 @@ def train_iter(
     from ..render.scene import VirtualScene
     from ..render.shading import find_shading_basis
 
-    monitor = ensure(monitor)
-    run = run if isinstance(run, GanRun) else GanRun.open(run)
     settings = run.settings
     epochs = epochs or settings.epochs
     config = run.config
     clamp = config.learning.clamp
     phis = run.phi()
-    real, _ = load_real_patches(run.patches)
+    real, real_sha256 = run.real_patches()
     space = run.space
     resolved = backend.resolve_backend(settings.device)
     device = torch.device(resolved.torch_device)
@@ -254,7 +262,7 @@ def train_iter(
     real_t = torch.from_numpy(real).to(device)
     iterations = len(phis)
     total = (epochs - start + 1) * iterations
-    fid = _FID(run, real, resolved.torch_device, monitor)
+    fid = _FID(run, real, real_sha256, resolved.torch_device, monitor)
     fid_count = settings.fid_images or len(real)
     yield TrainingEvent("setup", start, 0, total, "real-image FID statistics")
     fid.prepare()
@@ -434,8 +442,9 @@ class _FID:
     """FID against the run's real patches (statistics cached in the run), and the real-vs-real
     floor: the FID between the two halves of the real patches."""
 
-    def __init__(self, run: GanRun, real: np.ndarray, device: str, monitor: Monitor):
-        self.run, self.real, self.device, self.monitor = run, real, device, monitor
+    def __init__(self, run: GanRun, real: np.ndarray, sha256: str, device: str, monitor: Monitor):
+        self.run, self.real, self.sha256 = run, real, sha256
+        self.device, self.monitor = device, monitor
         self.floor: float | None = None
 
     def prepare(self) -> None:
@@ -453,7 +462,7 @@ class _FID:
                 features = InceptionFeatures(self.device)(self.real, monitor=self.monitor)
             return features
 
-        self.stats = self.run.real_fid_statistics(lambda: statistics(real_features()))
+        self.stats = self.run.real_fid_statistics(lambda: statistics(real_features()), self.sha256)
         self.floor = self.run.metrics().get("fid_floor")
         if self.floor is None and len(self.real) >= 4:
             half = real_features()[: len(self.real) // 2], real_features()[len(self.real) // 2 :]

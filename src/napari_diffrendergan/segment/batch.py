@@ -109,8 +109,8 @@ def segment_file(
         min_seed_area=min_seed_area,
     )
     meta = {
-        "source": str(path),
-        "model": str(model),
+        "source": path.name,
+        "model": Path(model).name,
         "watershed": watershed,
         "split_distance": split_distance,
         "min_area": min_area,
@@ -152,16 +152,24 @@ def segment_files(
 ) -> list[dict]:
     """Segment many files in parallel on Dask: a local cluster of ``workers`` processes, or
     the existing scheduler at ``scheduler``. A single file runs in this process. Paths are made
-    absolute first, so workers elsewhere write where the caller expects."""
-    from ..io import make_folder
-    from ..parallel import check_workers, map_on_dask
+    absolute first, so workers elsewhere write where the caller expects. The output folder is
+    locked meanwhile (:class:`~napari_diffrendergan.io.FolderLock`)."""
+    from ..io import FolderLock
+    from ..parallel import check_workers
 
-    monitor = ensure(monitor)
     check_workers(workers)
     ModelFolder(model).metadata()
     paths = [Path(p).resolve() for p in paths]
     names = output_names(paths)
-    model, out = str(Path(model).resolve()), make_folder(Path(out).resolve())
+    model, out = str(Path(model).resolve()), Path(out).resolve()
+    with FolderLock(out, "segmentation"):
+        return _segment(paths, names, model, out, workers, scheduler, ensure(monitor), options)
+
+
+def _segment(paths, names, model, out, workers, scheduler, monitor, options) -> list[dict]:
+    """:func:`segment_files` with the output folder locked."""
+    from ..parallel import map_on_dask
+
     if len(paths) == 1 and not scheduler:
         monitor.report(0, 1, paths[0].name)
         summary = [segment_file(paths[0], model, out, names[0], **options)]

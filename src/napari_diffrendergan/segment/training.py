@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Cancelled
-from ..io import make_folder
+from ..io import FolderLock
 from ..progress import Monitor, ensure
 from .model import ModelFolder, SegmentationError
 from .nnunet_child import CONFIGS, PROGRESS_PREFIX
@@ -60,8 +60,8 @@ def train_model(
     """Plan, preprocess and train nnU-Net on ``dataset`` (an nnU-Net raw dataset folder) into
     the model folder ``out``; ``resume`` continues an interrupted training there. Cancelling
     (``monitor``) stops the child within seconds and raises
-    :class:`~napari_diffrendergan.errors.Cancelled`."""
-    from ..backend import torch_device
+    :class:`~napari_diffrendergan.errors.Cancelled`. The model folder is locked meanwhile
+    (:class:`~napari_diffrendergan.io.FolderLock`)."""
     from ..data.dataset import NnunetDataset
 
     monitor = ensure(monitor)
@@ -73,7 +73,14 @@ def train_model(
         raise SegmentationError(f"iterations must be a whole number >= 1, got {iterations!r}")
     if model.is_complete and not resume:
         raise SegmentationError(f"{out} already holds a trained model; choose another folder")
-    make_folder(model.folder)
+    with FolderLock(model.folder, "nnU-Net training"):
+        return _train(dataset, model, config, iterations, device, resume, monitor, seed)
+
+
+def _train(dataset: Path, model: ModelFolder, config, iterations, device, resume, monitor, seed):
+    """:func:`train_model` with the model folder locked: the child process and its progress."""
+    from ..backend import torch_device
+
     command = [
         sys.executable,
         "-m",
@@ -108,7 +115,9 @@ def train_model(
         while True:
             if monitor.cancelled:
                 _stop(child)
-                raise Cancelled(f"training cancelled; resume it with the same model folder {out}")
+                raise Cancelled(
+                    f"training cancelled; resume it with the same model folder {model.folder}"
+                )
             try:
                 line = lines.get(timeout=0.2)
             except queue.Empty:
