@@ -8,6 +8,8 @@ Ctrl-C exits with 130, and anything else is a bug that keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -62,14 +64,72 @@ def _square(text: str) -> int:
 
 
 def _pixel_size(text: str) -> float:
-    """argparse type: a positive pixel size in nm."""
+    """argparse type: a pixel size in nm within :data:`~.io.PIXEL_SIZE_RANGE_NM`."""
     from .errors import InputError
     from .io import positive_pixel_size
 
     try:
         return positive_pixel_size(float(text))
-    except (ValueError, InputError) as err:
-        raise argparse.ArgumentTypeError(f"must be a positive number of nm, got {text!r}") from err
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"must be a number of nm per pixel, got {text!r}") from err
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _workers(text: str) -> int:
+    """argparse type: local worker processes, 1 to the CPU cores here (more only compete)."""
+    most = os.cpu_count() or 1
+    value = _whole(1)(text)
+    if value > most:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {most}, the CPU cores of this machine (more worker processes "
+            f"only compete for them), got {text!r}"
+        )
+    return value
+
+
+def _step(text: str) -> float:
+    """argparse type: a sliding-window step, a fraction of the patch in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a fraction of the patch size, above 0 and at most 1, got {text!r}"
+        )
+    return value
+
+
+def _out_folder(text: str) -> str:
+    """argparse type: an output folder that exists or can be made (no file, no broken or
+    looping symbolic link in the way)."""
+    path = Path(text)
+    try:
+        path.resolve()
+    except (OSError, RuntimeError) as err:  # Python < 3.13 raises RuntimeError for loops
+        raise argparse.ArgumentTypeError(
+            f"{text!r} runs into a loop of symbolic links: remove the link or choose another folder"
+        ) from err
+    if path.is_symlink() and not path.exists():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a symbolic link to {os.readlink(path)!r}, which does not exist: "
+            "create that folder or choose another one"
+        )
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder: choose a folder")
+    return text
+
+
+def _valid_json(value):
+    """``value`` with NaN and infinities as None (null): strict JSON parsers reject NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _valid_json(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_valid_json(v) for v in value]
+    return value
 
 
 def _core_threshold(text: str) -> float | None:
@@ -176,23 +236,25 @@ def cmd_demo(args) -> int:
 
 
 def cmd_thickness(args) -> int:
-    from .analysis.thickness import analyse, write_outputs
+    from .analysis.thickness import analyse, output_paths, write_outputs
     from .errors import DiffRenderGANError
-    from .io import read_image
+    from .io import distinct_files, file_message, output_names, read_image, refuse_overwriting
 
+    paths = distinct_files(args.masks)
+    names = output_names(paths)
+    refuse_overwriting(paths, [p for n in names for p in output_paths(args.out, n).values()])
     failed = 0
     rows = []
     with progress_bar("thickness") as monitor:
-        for done, path in enumerate(args.masks):
-            monitor.report(done, len(args.masks), Path(path).name)
+        for done, (path, name) in enumerate(zip(paths, names, strict=True)):
+            monitor.report(done, len(paths), path.name)
             try:
                 mask, sidecar_nm = read_image(path)
                 result = analyse(mask, args.pixel_size or sidecar_nm)
             except DiffRenderGANError as err:
-                print(f"  skipped {path}: {err}", file=sys.stderr)
+                print(f"  skipped: {file_message(path, err)}", file=sys.stderr)
                 failed += 1
                 continue
-            name = Path(path).stem
             write_outputs(result, args.out, name, source=str(path))
             rows.append((name, result.summary()))
     unit_note = "" if args.pixel_size else " (nm where a pixel size was given or in a sidecar)"
@@ -253,15 +315,27 @@ def cmd_segment(args) -> int:
             mirroring=args.mirroring,
             step=args.step,
         )
-    print(f"Segmented {len(results)} image(s) into {Path(args.out).resolve()}:")
-    for r in results:
+    failures = [r for r in results if "error" in r]
+    done = [r for r in results if "error" not in r]
+    print(f"Segmented {len(done)} image(s) into {Path(args.out).resolve()}:")
+    for r in done:
         notes = f" ({'; '.join(r['notes'])})" if r["notes"] else ""
-        print(
-            f"  {r['name']}: {r['particles']} particles, median equivalent diameter "
-            f"{r['median_diameter']:.3g} {r['unit']}{notes}"
+        found = (
+            f"{r['particles']} particles, median equivalent diameter "
+            f"{r['median_diameter']:.3g} {r['unit']}"
+            if r["particles"]
+            else "no particles"
         )
+        print(f"  {r['name']}: {found}{notes}")
     print("Per image: <name>_mask.tif (0/1/2), <name>_instances.tif, <name>_particles.csv")
-    return 0
+    for r in failures:
+        print(f"  skipped: {r['error']}", file=sys.stderr)
+    if failures:
+        print(
+            f"diffrendergan segment: {len(failures)} of {len(results)} image(s) failed (above)",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
 
 
 def cmd_evaluate(args) -> int:
@@ -299,14 +373,34 @@ def cmd_evaluate(args) -> int:
     if result["missing_predictions"]:
         print(f"no prediction for: {', '.join(result['missing_predictions'])}")
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(_valid_json(result), allow_nan=False))
     return 0
 
 
-def cmd_patches(args) -> int:
+def _patches_of(path: Path, args, settings: dict) -> tuple[dict[str, int], list[str]]:
+    """Cut one scan's patches into the set at ``args.out``: counts per role and notes."""
     from .data.patches import PatchSet, cut_patches
     from .errors import InputError
-    from .io import read_image
+    from .io import as_gray, read_image
+
+    image, sidecar_nm = read_image(path)
+    image, converted = as_gray(image)
+    if not args.roi and args.exclude_bottom >= image.shape[0]:
+        raise InputError(
+            f"--exclude-bottom {args.exclude_bottom} leaves nothing of its {image.shape[0]} rows"
+        )
+    regions = args.roi or [(0, image.shape[0] - args.exclude_bottom, 0, image.shape[1])]
+    patches, pixels, notes = cut_patches(
+        image, str(path.resolve()), regions, args.size, args.stride, args.role
+    )
+    PatchSet.save(args.out, patches, pixels, args.pixel_size or sidecar_nm, settings)
+    counts = {r: sum(p.role == r for p in patches) for r in ("particle", "background")}
+    return counts, converted + notes
+
+
+def cmd_patches(args) -> int:
+    from .errors import InputError
+    from .io import distinct_files, file_message
 
     settings = {
         "size": args.size,
@@ -316,21 +410,16 @@ def cmd_patches(args) -> int:
         "exclude_bottom": args.exclude_bottom,
     }
     total = {"particle": 0, "background": 0}
-    for path in args.images:
-        image, sidecar_nm = read_image(path)
-        if not args.roi and args.exclude_bottom >= image.shape[0]:
-            raise InputError(f"--exclude-bottom {args.exclude_bottom} leaves nothing of {path}")
-        regions = args.roi or [(0, image.shape[0] - args.exclude_bottom, 0, image.shape[1])]
-        patches, pixels, notes = cut_patches(
-            image, str(Path(path).resolve()), regions, args.size, args.stride, args.role
-        )
-        PatchSet.save(args.out, patches, pixels, args.pixel_size or sidecar_nm, settings)
-        counts = {r: sum(p.role == r for p in patches) for r in total}
+    for path in distinct_files(args.images):
+        try:
+            counts, notes = _patches_of(path, args, settings)
+        except InputError as err:
+            raise type(err)(file_message(path, err)) from err
         for role, n in counts.items():
             total[role] += n
         note = f" ({'; '.join(notes)})" if notes else ""
         print(
-            f"  {Path(path).name}: {counts['particle']} particle, {counts['background']} "
+            f"  {path.name}: {counts['particle']} particle, {counts['background']} "
             f"background patches{note}"
         )
     print(
@@ -509,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment = sub.add_parser("segment", help="segment images with a trained nnU-Net model")
     segment.add_argument("images", nargs="+", help="image files or folders")
     segment.add_argument("--model", required=True, help="model folder from segment-train")
-    segment.add_argument("--out", required=True, help="output folder")
+    segment.add_argument("--out", required=True, type=_out_folder, help="output folder")
     segment.add_argument(
         "--watershed",
         action=argparse.BooleanOptionalAction,
@@ -559,7 +648,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="whole: one network pass per image block (fast); sliding: nnU-Net's patches",
     )
     segment.add_argument(
-        "--step", type=float, default=0.5, help="sliding-window step as a fraction of the patch"
+        "--step",
+        type=_step,
+        default=0.5,
+        help="sliding-window step as a fraction of the patch, above 0 and at most 1",
     )
     segment.add_argument(
         "--mirroring",
@@ -568,14 +660,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="test-time flips: none, x (2 passes) or all (4 passes, nnU-Net's default; fewer "
         "particles cut into pieces, better size distributions)",
     )
-    segment.add_argument("--workers", type=_whole(1), help="local Dask worker processes")
+    segment.add_argument(
+        "--workers", type=_workers, help="local Dask worker processes (at most the CPU cores)"
+    )
     segment.add_argument("--scheduler", help="address of an existing Dask scheduler")
     _add_device(segment)
     segment.set_defaults(func=cmd_segment)
 
     patches = sub.add_parser("patches", help="cut training patches from real scans")
     patches.add_argument("images", nargs="+", help="real scans (TIFF, PNG, ...)")
-    patches.add_argument("--out", required=True, help="patch set folder (appended to)")
+    patches.add_argument(
+        "--out", required=True, type=_out_folder, help="patch set folder (appended to)"
+    )
     patches.add_argument(
         "--roi",
         action="append",
@@ -612,15 +708,17 @@ def build_parser() -> argparse.ArgumentParser:
     for which in ("truth", "pred"):
         evaluate.add_argument(
             f"--{which}-kind",
-            choices=("auto", "binary", "mask", "instances"),
-            help=f"what the {which} files hold (default: from names: *_mask "
-            "3-class, *_instances instances, else binary if two values)",
+            choices=("auto", "binary", "semantic", "instances"),
+            help=f"what the {which} files hold: binary (any nonzero pixel is a particle), "
+            "semantic (3-class 0/1/2: background, particle, contour) or instances (default: "
+            "*_mask semantic, *_instances instances, else auto: told from the values, and "
+            "refused when they fit no kind)",
         )
     evaluate.set_defaults(func=cmd_evaluate)
 
     thickness = sub.add_parser("thickness", help="local-thickness maps of nanowire masks")
     thickness.add_argument("masks", nargs="+", help="mask images (any nonzero = foreground)")
-    thickness.add_argument("--out", required=True, help="output folder")
+    thickness.add_argument("--out", required=True, type=_out_folder, help="output folder")
     thickness.add_argument(
         "--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)"
     )

@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -418,24 +419,58 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
-    """Pixels of a TIFF/PNG/JPEG/BMP file and its pixel size (nm) from a JSON sidecar, if any."""
+    """Pixels of a TIFF/PNG/JPEG/BMP file and its pixel size (nm) from a JSON sidecar, if any.
+    An :class:`ImageReadError` names the file when it is missing, a folder, not a readable
+    image (corrupt, truncated, empty) or when its sidecar's pixel size is no pixel size."""
     path = Path(path)
     if path.is_dir():
         raise ImageReadError(f"{path} is a folder, not an image file")
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
+    problems: list[str] = []
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            data = tifffile.imread(path)
-        else:
-            import imageio.v3 as iio
-
-            data = iio.imread(path)
+        with _reader_messages(problems):
+            data = np.asarray(_read_pixels(path))
     except Exception as err:  # readers raise many types for corrupt files
-        raise ImageReadError(f"{path}: cannot be read as an image ({err})") from err
-    return np.asarray(data), read_sidecar(path).get("pixel_size_nm")
+        problems.insert(0, str(err))
+        data = None
+    if data is None or data.size == 0 or data.dtype.kind not in "biuf":
+        detail = "; ".join(problems) or ("no pixels" if data is not None else "unreadable")
+        raise ImageReadError(
+            f"{path} is not a readable image ({detail[:200]}): check that it is a complete "
+            "TIFF, PNG, JPEG or BMP file"
+        )
+    return data, _sidecar_pixel_size(path)
+
+
+def _read_pixels(path: Path):
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path)
+    import imageio.v3 as iio
+
+    return iio.imread(path)
+
+
+@contextmanager
+def _reader_messages(messages: list[str]) -> Iterator[None]:
+    """Collect what tifffile logs (e.g. a corrupt page offset, after which it returns no
+    pixels) into ``messages`` instead of printing it."""
+    import logging
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger("tifffile"), Collect(logging.WARNING)
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def read_sidecar(path: str | Path) -> dict:
@@ -448,6 +483,60 @@ def read_sidecar(path: str | Path) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+def _sidecar_pixel_size(path: Path) -> float | None:
+    sidecar = sidecar_path(path)
+    try:
+        return positive_pixel_size(read_sidecar(path).get("pixel_size_nm"))
+    except InputError as err:
+        raise ImageReadError(f"{sidecar}: {err}: correct or delete this sidecar") from err
+
+
+def file_message(path: str | Path, err: Exception) -> str:
+    """``err``'s message naming ``path``: prefixed with it unless it names the file already."""
+    message = " ".join(str(err).split())
+    return message if str(path) in message else f"{path}: {message}"
+
+
+def distinct_files(paths) -> list[Path]:
+    """``paths`` with each file once (a file named twice, or by two spellings, keeps the
+    first)."""
+    distinct: dict[str, Path] = {}
+    for path in map(Path, paths):
+        distinct.setdefault(os.path.realpath(path), path)
+    return list(distinct.values())
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """The name of each input's outputs: its stem, or stem + suffix where two inputs share a
+    stem (``x.tif`` and ``x.png`` → ``x_tif``, ``x_png``), so no output overwrites another;
+    an :class:`InputError` naming both files where that still leaves two equal names (the same
+    file name in two folders)."""
+    stems = Counter(p.stem for p in paths)
+    names = [p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in paths]
+    first: dict[str, Path] = {}
+    for path, name in zip(paths, names, strict=True):
+        if name in first:
+            raise InputError(
+                f"{first[name]} and {path} have the same name, so their outputs would "
+                "overwrite each other in one folder: rename one of them, or run them with "
+                "different output folders"
+            )
+        first[name] = path
+    return names
+
+
+def refuse_overwriting(inputs, outputs) -> None:
+    """An :class:`InputError` naming the first of ``inputs`` that one of ``outputs`` would
+    replace (e.g. ``x_mask.tif`` listed beside ``x.tif``, segmented into their folder)."""
+    written = {os.path.realpath(path) for path in outputs}
+    for path in inputs:
+        if os.path.realpath(path) in written:
+            raise InputError(
+                f"{path} would be overwritten by an output of the same name: choose another "
+                "output folder"
+            )
+
+
 def as_gray(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """float32 2D image from uint8/uint16/float gray or RGB(A) data, with notes on conversions.
     Raises :class:`InputError` for other shapes or types and for NaN/infinite values."""
@@ -456,21 +545,43 @@ def as_gray(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
     if image.ndim == 3 and image.shape[-1] in (3, 4):
         image = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         notes.append("RGB converted to gray (luminance)")
+    elif image.ndim == 3 and image.shape[-1] == 2:
+        image = image[..., 0]
+        notes.append("gray + alpha: the alpha channel left out")
+    if image.ndim == 3:
+        raise InputError(
+            f"expected a 2D gray or RGB image, got a stack or multichannel image of shape "
+            f"{image.shape}: save the plane to use as a 2D image of its own"
+        )
     if image.ndim != 2:
         raise InputError(f"expected a 2D gray or RGB image, got shape {image.shape}")
     if image.dtype.kind not in "biuf":
         raise InputError(f"unsupported image type {image.dtype}")
-    image = image.astype(np.float32)
     if not np.isfinite(image).all():
         raise InputError("the image contains NaN or infinite values")
+    image = image.astype(np.float32)
+    if not np.isfinite(image).all():
+        raise InputError("the image holds values beyond ±3.4e38: rescale it first")
     return image, notes
 
 
+PIXEL_SIZE_RANGE_NM = (1e-3, 1e6)  # 1 pm (below atomic resolution) to 1 mm per pixel
+
+
 def positive_pixel_size(value: float | None, what: str = "pixel size") -> float | None:
-    """``value`` if it is a positive, finite number of nm (or None); an :class:`InputError`
-    otherwise."""
+    """``value`` if it is a number of nm per pixel within :data:`PIXEL_SIZE_RANGE_NM` (or
+    None); an :class:`InputError` otherwise."""
     if value is None:
         return None
-    if not (isinstance(value, int | float) and np.isfinite(value) and 0 < value < 1e9):
-        raise InputError(f"{what} must be a positive number of nm per pixel, got {value!r}")
+    low, high = PIXEL_SIZE_RANGE_NM
+    if not (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and np.isfinite(value)
+        and low <= value <= high
+    ):
+        raise InputError(
+            f"{what} must be a positive number of nm per pixel from {low:g} to {high:g} "
+            f"(1 pm to 1 mm), got {value!r}"
+        )
     return float(value)

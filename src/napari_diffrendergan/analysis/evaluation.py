@@ -12,11 +12,13 @@ Definitions (per image):
   (:func:`coco_ap50`).
 
 Label images (:func:`to_instances`) are binary masks whose touching particles are separated by
-1-px background lines (labelled with 4-connectivity, as the TiO2 SEM masks need), 3-class masks
-(``*_mask``: 0 background, 1 particle, 2 contour; particle-class components grown back into
-their contour, as :func:`~napari_diffrendergan.analysis.particles.instances_from_mask` does for
-predictions) or instance label images (``*_instances``). Images with no particle in truth and
-prediction score 1.0.
+1-px background lines (labelled with 4-connectivity, as the TiO2 SEM masks need), 3-class
+``semantic`` masks (``*_mask``, nnU-Net ``labelsTr``: 0 background, 1 particle, 2 contour;
+particle-class components grown back into their contour, as
+:func:`~napari_diffrendergan.analysis.particles.instances_from_mask` does for predictions) or
+instance label images (``*_instances``); what other files hold is told from their values
+(:func:`label_image_kind`), and a file whose values fit no kind is refused, not guessed. Images
+with no particle in truth and prediction score 1.0.
 """
 
 from __future__ import annotations
@@ -37,18 +39,58 @@ class EvaluationError(InputError):
     """Inputs cannot be compared; the message names the file or problem."""
 
 
-KINDS = ("auto", "binary", "mask", "instances")
+class LabelKindError(EvaluationError):
+    """A label image does not hold what its kind says, or its kind cannot be told; the message
+    ends where the way to set the kind can be added."""
+
+
+KINDS = ("auto", "binary", "semantic", "instances")
+KIND_ALIASES = {"mask": "semantic"}  # the earlier name of the 3-class kind
 
 
 def to_instances(labels: np.ndarray, kind: str = "auto") -> np.ndarray:
-    """Instance labels (int32, 0 = background) from a ``binary`` mask (4-connected
-    components), a 3-class ``mask`` (particle-class components) or ``instances``; ``auto``
-    treats images with at most two values as binary, others as instances."""
+    """Instance labels (int32, 0 = background) from a ``binary`` mask (4-connected components
+    of the nonzero pixels), a 3-class ``semantic`` mask (0 background, 1 particle, 2 contour;
+    particle-class components grown into their contour) or ``instances``; ``auto`` tells them
+    apart (:func:`label_image_kind`) and refuses what it cannot tell."""
     from skimage.measure import label
 
+    labels = _integer_labels(labels)
+    kind = KIND_ALIASES.get(kind, kind)
+    if kind not in KINDS:
+        raise EvaluationError(f"unknown label kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind == "auto":
+        kind = label_image_kind(labels)
+    if kind == "binary":  # particles separated by background lines
+        return label(labels != 0, connectivity=1).astype(np.int32)
+    if labels.min() < 0:
+        raise LabelKindError(
+            f"{kind} label images hold no negative values, this one has {labels.min()}: "
+            "if every nonzero pixel is a particle, read it as binary"
+        )
+    if kind == "semantic":  # particle-class components grown into their contour
+        from .particles import instances_from_mask
+
+        if labels.max() > 2:
+            raise LabelKindError(
+                f"a 3-class mask holds 0, 1 and 2, this one up to {labels.max()}: read it as "
+                "binary or instances"
+            )
+        return instances_from_mask(labels, contour_thickness=4, min_area=1).astype(np.int32)
+    if labels.max() > np.iinfo(np.int32).max:
+        raise EvaluationError(f"instance label {labels.max()} is beyond the int32 range")
+    return labels.astype(np.int32)
+
+
+def _integer_labels(labels: np.ndarray) -> np.ndarray:
+    """``labels`` as a 2D integer array; clear errors for other shapes, types and values."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise EvaluationError(f"label images must be 2D, got shape {labels.shape}")
+    if labels.size == 0:
+        raise EvaluationError("label image has no pixels")
+    if labels.dtype.kind == "b":
+        return labels.astype(np.uint8)
     if labels.dtype.kind == "f":
         if not np.isfinite(labels).all():
             raise EvaluationError("label image contains NaN or infinite values")
@@ -57,20 +99,59 @@ def to_instances(labels: np.ndarray, kind: str = "auto") -> np.ndarray:
                 "label image holds fractional values (a probability map?): threshold it into "
                 "a mask or label image first"
             )
-        labels = labels.astype(np.int64)
-    if labels.dtype.kind not in "biuf":
+        return labels.astype(np.int64)
+    if labels.dtype.kind not in "iu":
         raise EvaluationError(f"label image must be numeric, got {labels.dtype}")
-    if kind not in KINDS:
-        raise EvaluationError(f"unknown label kind {kind!r}; choose one of {', '.join(KINDS)}")
-    if kind == "auto":
-        kind = "binary" if len(np.unique(labels)) <= 2 else "instances"
-    if kind == "binary":  # particles separated by background lines
-        return label(labels > 0, connectivity=1).astype(np.int32)
-    if kind == "mask":  # particle-class components grown into their contour
-        from .particles import instances_from_mask
+    return labels
 
-        return instances_from_mask(labels, contour_thickness=4, min_area=1).astype(np.int32)
-    return labels.astype(np.int32)
+
+def label_image_kind(labels: np.ndarray) -> str:
+    """What an integer label image holds: ``binary`` (0 and one other value: 0/1, 0/255),
+    ``semantic`` (0/1/2 with the particle class 1 inside rings of contour 2, as the package's
+    own masks and nnU-Net ``labelsTr`` are) or ``instances`` (0 and labels each of which is
+    mostly one connected piece). Anything else (negative values, two values without 0, values
+    that fit none of these) is an :class:`EvaluationError` asking for the kind."""
+    values = np.unique(labels)
+    ask = "tell its kind (binary, semantic or instances)"
+    if values[0] < 0:
+        raise LabelKindError(f"label image holds negative values ({_shown(values)}): {ask}")
+    if len(values) <= 2:
+        if values[0] != 0 and len(values) == 2:
+            raise LabelKindError(
+                f"label image holds {values[0]} and {values[1]} but no 0 (background): {ask}"
+            )
+        return "binary"
+    if len(values) == 3 and values[-1] == 2 and _enclosed_by_contour(labels) >= 0.9:
+        return "semantic"
+    if _pieces_per_label(labels) <= 1.5:
+        return "instances"
+    raise LabelKindError(
+        f"label image with values {_shown(values)} is neither a binary mask, a 3-class mask "
+        f"(0/1/2, particles inside contours) nor instances (each label one particle): {ask}"
+    )
+
+
+def _shown(values: np.ndarray, most: int = 5) -> str:
+    return ", ".join(map(str, values[:most])) + (", …" if len(values) > most else "")
+
+
+def _enclosed_by_contour(labels: np.ndarray) -> float:
+    """Share of the 4-neighbours of class-1 pixels outside class 1 that are class 2."""
+    contour = background = 0
+    for a, b in ((labels[:-1], labels[1:]), (labels[:, :-1], labels[:, 1:])):
+        for inner, outer in ((a, b), (b, a)):
+            border = (inner == 1) & (outer != 1)
+            contour += int((border & (outer == 2)).sum())
+            background += int((border & (outer == 0)).sum())
+    return contour / (contour + background) if contour + background else 0.0
+
+
+def _pieces_per_label(labels: np.ndarray) -> float:
+    """Connected pieces (8-connected, of equal value) per nonzero label value."""
+    from skimage.measure import label
+
+    pieces = int(label(labels, background=0, connectivity=2).max())
+    return pieces / max(1, len(np.unique(labels)) - 1)
 
 
 SCORES = ("dsc", "ap50", "pq", "pq_paper")
@@ -292,7 +373,7 @@ def label_kind(path: Path) -> str:
     """What a file holds, from its name: ``*_mask`` 3-class, ``*_instances`` instances."""
     stem = Path(path).name.split(".")[0]
     if stem.endswith("_mask"):
-        return "mask"
+        return "semantic"
     return "instances" if stem.endswith("_instances") else "auto"
 
 
@@ -317,13 +398,13 @@ def _confidence(pred_path: Path) -> dict[int, float] | None:
     table = pred_path.with_name(stem.removesuffix("_instances") + "_particles.csv")
     if not stem.endswith("_instances") or not table.is_file():
         return None
-    with open(table, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if rows and "confidence" not in rows[0]:
-        return None
     try:
+        with open(table, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and "confidence" not in rows[0]:
+            return None
         return {int(row["label"]): float(row["confidence"]) for row in rows}
-    except (KeyError, ValueError) as err:
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as err:
         raise EvaluationError(
             f"{table}: unreadable label or confidence ({err}): segment the image again"
         ) from err
@@ -342,6 +423,9 @@ def evaluate_folders(
     prediction is an instance image with its particle table (as ``diffrendergan segment``
     writes them), ``ap50_coco`` is the COCO-style AP50 over all images (else None)."""
     pred_dir, truth_dir = Path(pred_dir), Path(truth_dir)
+    for kind in (truth_kind, pred_kind):
+        if kind is not None and KIND_ALIASES.get(kind, kind) not in KINDS:
+            raise EvaluationError(f"unknown label kind {kind!r}; choose one of {', '.join(KINDS)}")
     for folder in (pred_dir, truth_dir):
         if not folder.is_dir():
             raise EvaluationError(f"{folder} is not a folder")
@@ -359,19 +443,46 @@ def evaluate_folders(
     with_coco = all(c is not None for c in confidences.values())
     images, ranked = [], []
     for key in common:
-        truth, pred = read_image(truths[key])[0], read_image(preds[key])[0]
+        truth, pred = _read_labels(truths[key]), _read_labels(preds[key])
         if crop_rows is None and truth.shape != pred.shape and truth.shape[1:] == pred.shape[1:]:
             truth = truth[: pred.shape[0]]  # prediction made without the data bar
         elif crop_rows:
             truth, pred = truth[:crop_rows], pred[:crop_rows]
-        images.append(score_image(truth, pred, key, *kinds[key]))
+        if truth.shape != pred.shape:
+            raise EvaluationError(
+                f"{preds[key]} {pred.shape} and {truths[key]} {truth.shape} differ in shape: "
+                "score a prediction of the same image as its manual mask"
+            )
+        truth = _instances_of(truth, kinds[key][0], truths[key], "--truth-kind")
+        pred = _instances_of(pred, kinds[key][1], preds[key], "--pred-kind")
+        images.append(score_image(truth, pred, key, "instances", "instances"))
         if with_coco:
-            ranked.append(ranked_matches(truth, pred, confidences[key], kinds[key][0], key))
+            ranked.append(ranked_matches(truth, pred, confidences[key], "instances", key))
     return {
         **summarise(images),
         "ap50_coco": coco_ap50(ranked) if with_coco else None,
         "missing_predictions": sorted(set(truths) - set(preds)),
     }
+
+
+def _read_labels(path: Path) -> np.ndarray:
+    labels = read_image(path)[0]
+    if labels.ndim != 2:
+        raise EvaluationError(
+            f"{path}: label images must be 2D, got shape {labels.shape}: save one plane of "
+            "labels per file (no RGB, no stack)"
+        )
+    return labels
+
+
+def _instances_of(labels: np.ndarray, kind: str, path: Path, option: str) -> np.ndarray:
+    """:func:`to_instances` whose errors name the file (and the option setting its kind)."""
+    try:
+        return to_instances(labels, kind)
+    except LabelKindError as err:
+        raise LabelKindError(f"{path}: {err} with {option}") from err
+    except EvaluationError as err:
+        raise EvaluationError(f"{path}: {err}") from err
 
 
 COUNTS = ("tp", "fp", "fn", "n_true", "n_pred", "merged", "merged_truth", "split", "missed")

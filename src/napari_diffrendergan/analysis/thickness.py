@@ -29,18 +29,24 @@ class ThicknessError(InputError):
 
 
 def as_binary_mask(mask: np.ndarray) -> np.ndarray:
-    """A 2D boolean foreground mask from a binary or label image, with clear errors."""
+    """A 2D boolean foreground mask (every nonzero pixel) from a binary or label image, with
+    clear errors; fractional values (a probability map or a scan, not a mask) are refused."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ThicknessError(
             f"local thickness needs a 2D mask, got shape {mask.shape}"
             + (" (3D/RGB: pick one plane or channel first)" if mask.ndim == 3 else "")
         )
-    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
-        raise ThicknessError("the mask contains NaN or infinite values")
     if mask.dtype.kind not in "biuf":
         raise ThicknessError(f"the mask must be numeric or boolean, got {mask.dtype}")
-    binary = mask > 0
+    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+        raise ThicknessError("the mask contains NaN or infinite values")
+    if mask.dtype.kind == "f" and (mask != np.round(mask)).any():
+        raise ThicknessError(
+            "the mask holds fractional values (a probability map or an image?): threshold it "
+            "into a mask first"
+        )
+    binary = mask != 0
     if not binary.any():
         raise ThicknessError("the mask is empty: no foreground pixel to measure")
     if binary.all():
@@ -300,6 +306,19 @@ def plot_distributions(result: ThicknessResult, axes) -> None:
     axes.legend(fontsize=8)
 
 
+def output_paths(out, name: str) -> dict:
+    """Where :func:`write_outputs` writes the files of ``name`` in the folder ``out``."""
+    from pathlib import Path
+
+    out = Path(out)
+    return {
+        "thickness": out / f"{name}_thickness.tif",
+        "wires": out / f"{name}_thickness.csv",
+        "distribution": out / f"{name}_thickness_distribution.csv",
+        "histogram": out / f"{name}_thickness.png",
+    }
+
+
 def write_outputs(result: ThicknessResult, out, name: str, source: str = "") -> dict[str, str]:
     """``<name>_thickness.tif`` (+ JSON sidecar with the summary and the source's file name),
     ``<name>_thickness.csv`` (per wire), ``<name>_thickness_distribution.csv`` and
@@ -311,13 +330,7 @@ def write_outputs(result: ThicknessResult, out, name: str, source: str = "") -> 
 
     from ..io import FolderLock, file_group, write_csv, write_figure, write_tiff
 
-    out = Path(out)
-    paths = {
-        "thickness": out / f"{name}_thickness.tif",
-        "wires": out / f"{name}_thickness.csv",
-        "distribution": out / f"{name}_thickness_distribution.csv",
-        "histogram": out / f"{name}_thickness.png",
-    }
+    paths = output_paths(out, name)
     figure = Figure(figsize=(5, 3.2))
     axes = figure.add_subplot()
     plot_distributions(result, axes)

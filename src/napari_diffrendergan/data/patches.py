@@ -106,7 +106,15 @@ def cut_patches(
         raise PatchError("patch size must be at least 16 px and stride at least 1 px")
     image, notes = as_gray(image)
     if min(image.shape) < size:
-        raise PatchError(f"image {image.shape} is smaller than one {size}×{size} patch")
+        fix = (
+            f"choose a patch size of at most {min(image.shape)} px"
+            if min(image.shape) >= 16
+            else "patches need an image of at least 16×16 px"
+        )
+        raise PatchError(
+            f"the image ({image.shape[0]}×{image.shape[1]} px) is smaller than one "
+            f"{size}×{size} patch: {fix}"
+        )
     foreground = image > threshold_otsu(image)
     regions = regions or [(0, image.shape[0], 0, image.shape[1])]
     candidates = []

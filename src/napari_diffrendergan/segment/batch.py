@@ -4,7 +4,6 @@ many in parallel on Dask."""
 from __future__ import annotations
 
 import os
-from collections import Counter
 from functools import partial
 from pathlib import Path
 
@@ -17,18 +16,26 @@ from ..analysis.particles import (
     SPLIT_DISTANCE,
     WATERSHED,
 )
-from ..io import IMAGE_SUFFIXES, positive_pixel_size
+from ..errors import DiffRenderGANError
+from ..io import (
+    IMAGE_SUFFIXES,
+    distinct_files,
+    file_message,
+    output_names,
+    positive_pixel_size,
+    refuse_overwriting,
+)
 from ..progress import Monitor, ensure
 from .model import ModelFolder, SegmentationError
-from .predict import Segmenter, segment_image
+from .predict import Segmentation, Segmenter, prepare_image, segment_image
 
 OUTPUT_SUFFIXES = ("_mask", "_instances")
 _LOADED: dict[tuple, Segmenter] = {}
 
 
 def image_files(inputs) -> list[Path]:
-    """Images named directly or found (non-recursively) in the folders given; the plugin's own
-    outputs (``*_mask``, ``*_instances``) are left out of folders."""
+    """Images named directly or found (non-recursively) in the folders given, each file once;
+    the plugin's own outputs (``*_mask``, ``*_instances``) are left out of folders."""
     found = []
     for item in map(Path, inputs):
         if item.is_dir():
@@ -47,18 +54,7 @@ def image_files(inputs) -> list[Path]:
         raise SegmentationError(
             "no images to segment (supported: " + ", ".join(IMAGE_SUFFIXES) + ")"
         )
-    return found
-
-
-def output_names(paths: list[Path]) -> list[str]:
-    """The name of each image's outputs: its stem, or stem + suffix where two images share a
-    stem (``x.tif`` and ``x.png`` → ``x_tif``, ``x_png``), so no output overwrites another."""
-    counts = Counter(p.stem for p in paths)
-    names = [p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in paths]
-    if len(set(names)) != len(names):
-        repeated = sorted(n for n, c in Counter(names).items() if c > 1)
-        raise SegmentationError(f"images named twice: {', '.join(repeated)}; list each once")
-    return names
+    return distinct_files(found)
 
 
 def segment_file(
@@ -79,35 +75,42 @@ def segment_file(
     step=0.5,
 ) -> dict:
     """Segment one file and write ``<name>_mask.tif``, ``<name>_instances.tif`` (with JSON
-    sidecars) and ``<name>_particles.csv`` (all or none); returns a short summary."""
+    sidecars) and ``<name>_particles.csv`` (all or none); returns a short summary. A uniform
+    image (every pixel equal) holds no particles: it gets empty outputs without the network."""
     from ..analysis.particles import table_rows
     from ..io import file_group, read_image, write_csv, write_tiff
 
-    key = (str(model), device, window, mirroring, step)
-    if key not in _LOADED:  # one model per worker process
-        _LOADED[key] = Segmenter(
-            model, device=device, window=window, mirroring=mirroring, step=step
-        )
     path, out = Path(path), Path(out)
     name = name or path.stem
     image, sidecar_nm = read_image(path)
     pixel = positive_pixel_size(pixel_size_nm) or sidecar_nm
-    height, width = np.asarray(image).shape[:2]
-    if not 0 <= exclude_bottom < height - 8:
+    image, notes = prepare_image(image)
+    height, width = image.shape
+    if not 0 <= exclude_bottom <= height - 8:
         raise SegmentationError(
-            f"{path.name}: cannot leave out {exclude_bottom} rows of a {height}-row image"
+            f"cannot leave out {exclude_bottom} rows of a {height}-row image (at least 8 rows "
+            "must remain): lower --exclude-bottom"
         )
-    result = segment_image(
-        _LOADED[key],
-        image,
-        region=(0, height - exclude_bottom, 0, width),
-        watershed=watershed,
-        pixel_size_nm=pixel,
-        split_distance=split_distance,
-        min_area=min_area,
-        core_threshold=core_threshold,
-        min_seed_area=min_seed_area,
-    )
+    if np.ptp(image[: height - exclude_bottom]) == 0:
+        result = _uniform(image, pixel)
+    else:
+        key = (str(model), device, window, mirroring, step)
+        if key not in _LOADED:  # one model per worker process
+            _LOADED[key] = Segmenter(
+                model, device=device, window=window, mirroring=mirroring, step=step
+            )
+        result = segment_image(
+            _LOADED[key],
+            image,
+            region=(0, height - exclude_bottom, 0, width),
+            watershed=watershed,
+            pixel_size_nm=pixel,
+            split_distance=split_distance,
+            min_area=min_area,
+            core_threshold=core_threshold,
+            min_seed_area=min_seed_area,
+        )
+    result.notes[:0] = notes
     meta = {
         "source": path.name,
         "model": Path(model).name,
@@ -119,7 +122,7 @@ def segment_file(
         "excluded_bottom_rows": exclude_bottom,
         "notes": result.notes,
     }
-    paths = [out / f"{name}_mask.tif", out / f"{name}_instances.tif", out / f"{name}_particles.csv"]
+    paths = output_paths(out, name)
     with file_group(out, name) as written:
         written.extend(paths)
         write_tiff(
@@ -141,6 +144,30 @@ def segment_file(
     }
 
 
+def output_paths(out: Path, name: str) -> list[Path]:
+    """The mask, instances and particle table :func:`segment_file` writes for ``name``."""
+    return [out / f"{name}_mask.tif", out / f"{name}_instances.tif", out / f"{name}_particles.csv"]
+
+
+def _uniform(image: np.ndarray, pixel_size_nm: float | None) -> Segmentation:
+    """The segmentation of an image whose pixels all have one value: no particle."""
+    from ..analysis.particles import particle_table
+
+    instances = np.zeros(image.shape, np.uint16)
+    note = f"uniform image: every pixel is {image.flat[0]:g}"
+    mask = np.zeros(image.shape, np.uint8)
+    return Segmentation(mask, instances, particle_table(instances, pixel_size_nm), [note])
+
+
+def _summary_or_failure(path, model, out, name, **options) -> dict:
+    """:func:`segment_file`, or where the user can fix what failed, ``{"name", "source",
+    "error"}`` with a message naming the file (so one bad file does not end a batch)."""
+    try:
+        return segment_file(path, model, out, name, **options)
+    except DiffRenderGANError as err:
+        return {"name": name, "source": str(path), "error": file_message(path, err)}
+
+
 def segment_files(
     paths,
     model,
@@ -150,10 +177,12 @@ def segment_files(
     monitor: Monitor | None = None,
     **options,
 ) -> list[dict]:
-    """Segment many files in parallel on Dask: a local cluster of ``workers`` processes, or
-    the existing scheduler at ``scheduler``. A single file runs in this process. Paths are made
-    absolute first, so workers elsewhere write where the caller expects. The output folder is
-    locked meanwhile (:class:`~napari_diffrendergan.io.FolderLock`)."""
+    """Segment many files in parallel on Dask: a local cluster of ``workers`` processes (at
+    most one per file), or the existing scheduler at ``scheduler``. A single file runs in this
+    process and its error is raised; in a batch, a file that fails with a user error does not
+    stop the others: its entry is ``{"name", "source", "error"}``. Paths are made absolute
+    first, so workers elsewhere write where the caller expects. The output folder is locked
+    meanwhile (:class:`~napari_diffrendergan.io.FolderLock`)."""
     from ..io import FolderLock
     from ..parallel import check_workers
 
@@ -162,6 +191,7 @@ def segment_files(
     paths = [Path(p).resolve() for p in paths]
     names = output_names(paths)
     model, out = str(Path(model).resolve()), Path(out).resolve()
+    refuse_overwriting(paths, [p for name in names for p in output_paths(out, name)])
     with FolderLock(out, "segmentation"):
         return _segment(paths, names, model, out, workers, scheduler, ensure(monitor), options)
 
@@ -172,14 +202,17 @@ def _segment(paths, names, model, out, workers, scheduler, monitor, options) -> 
 
     if len(paths) == 1 and not scheduler:
         monitor.report(0, 1, paths[0].name)
-        summary = [segment_file(paths[0], model, out, names[0], **options)]
+        try:
+            summary = [segment_file(paths[0], model, out, names[0], **options)]
+        except DiffRenderGANError as err:
+            raise type(err)(file_message(paths[0], err)) from err
         monitor.report(1, 1, paths[0].name)
         return summary
-    workers = workers or min(len(paths), max(1, os.cpu_count() or 1))
+    workers = min(len(paths), workers or max(1, os.cpu_count() or 1))
     threads = max(1, (os.cpu_count() or 1) // workers)
     tasks = [(p, model, str(out), n) for p, n in zip(paths, names, strict=True)]
     results = []
-    task = partial(segment_file, **options)
+    task = partial(_summary_or_failure, **options)
     env = {"OMP_NUM_THREADS": str(threads)}
     for result in map_on_dask(task, tasks, workers, scheduler, monitor, env):
         results.append(result)
