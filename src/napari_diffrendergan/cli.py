@@ -38,19 +38,27 @@ def progress_bar(desc: str):
         bar.close()
 
 
-def _whole(low: int):
-    """argparse type: a whole number >= ``low``."""
+def _whole(low: int, high: int | None = None):
+    """argparse type: a whole number >= ``low`` (and <= ``high``)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}")
+        if value is None or value < low or (high is not None and value > high):
+            allowed = f">= {low}" if high is None else f"from {low} to {high:,}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {allowed}, got {text!r}")
         return value
 
     return parse
+
+
+def _out_folder(text: str) -> str:
+    """argparse type: a folder to write into, not an existing file (refused before any work)."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder: choose another path")
+    return text
 
 
 def _square(text: str) -> int:
@@ -192,8 +200,9 @@ def _config_from_args(args):
 
 def cmd_scene(args) -> int:
     from .render.sampling import render_sample, write_sample
+    from .render.scene import check_render
 
-    config = _config_from_args(args)
+    config = check_render(_config_from_args(args))
     started = time.perf_counter()
     with progress_bar(f"scene {config.name}") as monitor:
         sample = render_sample(config, seed=args.seed, device=args.device, monitor=monitor)
@@ -215,8 +224,12 @@ def cmd_scene(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from .config import preset
     from .demo import overview_figure, report_lines, run_demo
+    from .render.scene import check_render
 
+    for name in args.presets:  # every scene can be rendered at --spp, before any work
+        check_render(preset(name), args.spp)
     started = time.perf_counter()
     with progress_bar("demo") as monitor:
         report = run_demo(
@@ -429,30 +442,64 @@ def cmd_patches(args) -> int:
     return 0
 
 
+# train's options that set up a new run (None: not given); a resumed run keeps its own
+NEW_SETTINGS = ("iterations_per_epoch", "seed", "reuse", "device")  # TrainingSettings fields
+
+
+def _resumed_run(args):
+    """The run in ``--out`` to resume; options that would change it are refused."""
+    from .errors import InputError
+    from .gan.run import GanRun
+
+    run = GanRun.open(args.out)
+    theirs = {name: getattr(run.settings, name) for name in NEW_SETTINGS}
+    theirs |= {"spp": run.config.scene.spp, "patches": str(run.patches)}
+    differ = []
+    for name in (*theirs, "preset", "meshes"):
+        value = getattr(args, name)
+        if name == "patches" and value is not None:
+            value = str(Path(value).resolve())
+        if value is not None and value != theirs.get(name):
+            known = f" (the run's: {theirs[name]})" if name in theirs else ""
+            differ.append(f"--{name.replace('_', '-')} {value}{known}")
+    if differ:
+        raise InputError(
+            f"{', '.join(differ)}: a resumed run keeps the settings of its training.json and "
+            "config.json; leave these out, or start a new run in another folder"
+        )
+    done = run.finished_epochs()
+    if args.epochs and done and args.epochs <= done[-1]:
+        raise InputError(
+            f"--epochs {args.epochs}: {args.out} already has {done[-1]} epochs; --epochs is the "
+            "epoch to train to, so give more to continue"
+        )
+    return run
+
+
+def _new_run(args):
+    """A new run in ``--out`` from ``--patches``, ``--preset`` and the other options."""
+    from .errors import InputError
+    from .gan.run import GanRun, TrainingSettings
+
+    if not args.patches or not args.preset:
+        raise InputError("--patches and --preset are needed to start a run (or --resume)")
+    given = {n: getattr(args, n) for n in NEW_SETTINGS if getattr(args, n) is not None}
+    settings = TrainingSettings(epochs=args.epochs or TrainingSettings.epochs, **given)
+    return GanRun.create(args.out, args.patches, _config_from_args(args), settings)
+
+
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .errors import InputError
-    from .gan.run import GanRun, TrainingSettings
     from .gan.training import train_iter
 
-    if args.resume:
-        run = GanRun.open(args.out)
-    else:
-        if not args.patches or not args.preset:
-            raise InputError("--patches and --preset are needed to start a run (or --resume)")
-        settings = TrainingSettings(
-            epochs=args.epochs or TrainingSettings.epochs,
-            iterations_per_epoch=args.iterations_per_epoch,
-            seed=args.seed,
-            reuse=args.reuse,
-            device=args.device,
-        )
-        run = GanRun.create(args.out, args.patches, _config_from_args(args), settings)
+    run = _resumed_run(args) if args.resume else _new_run(args)
     with progress_bar("train") as monitor:
         for event in train_iter(run, epochs=args.epochs, monitor=monitor):
             if event.kind == "epoch" and event.epoch == 0:
-                tqdm.write(f"{event.message} (real vs real: {run.fid_floor:.1f})", file=sys.stderr)
+                floor = run.fid_floor
+                floor_text = "n/a" if floor is None else f"{floor:.1f}"
+                tqdm.write(f"{event.message} (real vs real: {floor_text})", file=sys.stderr)
             elif event.kind == "epoch":
                 m = event.metrics
                 tqdm.write(
@@ -467,8 +514,9 @@ def cmd_train(args) -> int:
     trained = [e for e in metrics["epochs"] if e["epoch"] > 0]
     if trained:
         best = metrics["best_epoch"]
-        fid = next(e["fid"] for e in trained if e["epoch"] == best)
-        print(f"Run {run.folder}: {len(trained)} epochs, best epoch {best} (FID {fid:.1f})")
+        fid = next((e["fid"] for e in trained if e["epoch"] == best), None)
+        chosen = "none (no finite FID)" if fid is None else f"{best} (FID {fid:.1f})"
+        print(f"Run {run.folder}: {len(trained)} epochs, best epoch {chosen}")
         print(f"  metrics.json, fid.png, histograms/, previews/, checkpoints/ in {run.folder}")
     return 0
 
@@ -476,6 +524,10 @@ def cmd_train(args) -> int:
 def cmd_best_epoch(args) -> int:
     from .gan.run import GanRun
 
+    if args.epoch is not None and args.auto:
+        from .errors import InputError
+
+        raise InputError(f"give an epoch ({args.epoch}) or --auto, not both")
     run = GanRun.open(args.run)
     if args.epoch is not None or args.auto:
         best = run.set_best_epoch(None if args.auto else args.epoch)
@@ -487,7 +539,10 @@ def cmd_best_epoch(args) -> int:
 
 def cmd_generate(args) -> int:
     from .data.synthesis import generate
+    from .errors import InputError
 
+    if args.n_background is not None and not args.background_patches:
+        raise InputError("--n-background needs --background-patches (the patch set to take from)")
     started = time.perf_counter()
     with progress_bar("generate") as monitor:
         summary = generate(
@@ -499,7 +554,7 @@ def cmd_generate(args) -> int:
             spp=args.spp,
             contour_thickness=args.contour_thickness,
             background_patches=args.background_patches,
-            n_background=args.n_background,
+            n_background=200 if args.n_background is None else args.n_background,
             workers=args.workers,
             scheduler=args.scheduler,
             device=args.device,
@@ -530,7 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
         SPLIT_DISTANCE,
         WATERSHED,
     )
-    from .config import PRESETS
+    from .config import MAX_CONTOUR, PRESETS
+    from .data.synthesis import MAX_PAIRS
+    from .gan.run import MAX_EPOCHS, MAX_ITERATIONS, MAX_SEED
 
     parser = argparse.ArgumentParser(
         prog="diffrendergan",
@@ -541,13 +598,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run the whole available pipeline on built-in samples")
-    demo.add_argument("--out", default="diffrendergan-demo", help="output folder")
+    demo.add_argument("--out", type=_out_folder, default="diffrendergan-demo", help="output folder")
     demo.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     demo.add_argument("--spp", type=_square, default=16, help="samples per pixel")
-    demo.add_argument("--seed", type=_whole(0), default=0)
+    demo.add_argument("--seed", type=_whole(0, MAX_SEED), default=0)
     demo.add_argument(
         "--train-images",
-        type=_whole(1),
+        type=_whole(1, MAX_PAIRS),
         default=24,
         help="synthetic images for the nnU-Net demo training",
     )
@@ -555,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seg-iterations", type=_whole(1), default=100, help="nnU-Net training iterations"
     )
     demo.add_argument(
-        "--gan-epochs", type=_whole(1), default=2, help="DiffRenderGAN training epochs"
+        "--gan-epochs", type=_whole(1, MAX_EPOCHS), default=2, help="DiffRenderGAN training epochs"
     )
     _add_device(demo)
     demo.set_defaults(func=cmd_demo)
@@ -567,10 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"preset name ({', '.join(PRESETS)}) or configuration JSON file",
     )
     scene.add_argument("--meshes", help="folder of PLY/OBJ meshes replacing the preset's")
-    scene.add_argument("--seed", type=_whole(0), default=0)
+    scene.add_argument("--seed", type=_whole(0, MAX_SEED), default=0)
     scene.add_argument("--spp", type=_square, help="samples per pixel (default: preset's)")
     scene.add_argument("--size", type=_whole(16), help="image width and height in pixels")
-    scene.add_argument("--out", required=True, help="output folder")
+    scene.add_argument("--out", type=_out_folder, required=True, help="output folder")
     _add_device(scene)
     scene.set_defaults(func=cmd_scene)
 
@@ -727,46 +784,56 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train DiffRenderGAN on a patch set")
     train.add_argument("--patches", help="patch set folder (diffrendergan patches)")
     train.add_argument("--preset", help="preset name or configuration JSON")
-    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--out", type=_out_folder, required=True, help="run folder")
     train.add_argument("--meshes", help="folder of your own particle meshes")
     train.add_argument(
         "--epochs",
-        type=_whole(1),
+        type=_whole(1, MAX_EPOCHS),
         help="epochs to train to (default: 50 for a new run, the run's own with --resume)",
     )
     train.add_argument(
         "--iterations-per-epoch",
-        type=_whole(0),
-        default=0,
+        type=_whole(0, MAX_ITERATIONS),
         help="default: one per particle patch",
     )
     train.add_argument("--spp", type=_square, help="samples per pixel (a square number)")
-    train.add_argument("--seed", type=_whole(0), default=0)
+    train.add_argument("--seed", type=_whole(0, MAX_SEED), help="default 0")
     train.add_argument(
-        "--reuse", type=_whole(1), default=8, help="iterations per traced constellation"
+        "--reuse", type=_whole(1), help="iterations per traced constellation (default 8)"
     )
     train.add_argument(
-        "--resume", action="store_true", help="continue the run in --out (--epochs extends it)"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out with its own settings (--epochs extends it)",
     )
     _add_device(train)
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=cmd_train, device=None)  # None: not given (the run's own on resume)
 
     gen = sub.add_parser("generate", help="synthetic image + mask pairs from a trained run")
     gen.add_argument("run", help="run folder of diffrendergan train")
-    gen.add_argument("--count", type=_whole(1), required=True, help="synthetic pairs to make")
     gen.add_argument(
-        "--out", required=True, help="nnU-Net dataset folder (DatasetNNN_Name); resumable"
+        "--count", type=_whole(1, MAX_PAIRS), required=True, help="synthetic pairs to make"
+    )
+    gen.add_argument(
+        "--out",
+        type=_out_folder,
+        required=True,
+        help="nnU-Net dataset folder (DatasetNNN_Name); resumable",
     )
     gen.add_argument(
         "--epoch", type=_epoch, default="best", help="best (default), last or a number"
     )
     gen.add_argument("--background-patches", help="patch set whose background patches to add")
-    gen.add_argument("--n-background", type=_whole(0), default=200)
+    gen.add_argument(
+        "--n-background", type=_whole(0), help="background patches to add (default 200)"
+    )
     gen.add_argument(
         "--spp", type=_square, help="quality in samples per pixel (default: the run's)"
     )
-    gen.add_argument("--contour-thickness", type=_whole(0), help="px (default: the preset's)")
-    gen.add_argument("--seed", type=_whole(0), default=0)
+    gen.add_argument(
+        "--contour-thickness", type=_whole(0, MAX_CONTOUR), help="px (default: the preset's)"
+    )
+    gen.add_argument("--seed", type=_whole(0, MAX_SEED), default=0)
     gen.add_argument("--workers", type=_whole(1), default=1, help="local worker processes")
     gen.add_argument("--scheduler", help="address of an existing Dask scheduler")
     _add_device(gen)

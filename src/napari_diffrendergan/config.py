@@ -40,6 +40,8 @@ PARTICLE_BSDF_PARAMS = (
 STAGE_BSDF_PARAMS = PARTICLE_BSDF_PARAMS
 INTEGRATORS = ("direct", "prb", "direct_projective")
 SAMPLERS = ("stratified", "multijitter", "ldsampler", "independent")
+MAX_SAMPLES = 2**32 - 1  # samples of one render: Mitsuba and Dr.Jit count them in 32 bits
+MAX_CONTOUR = 32  # px: widest contour class
 
 
 class ConfigError(InputError):
@@ -177,31 +179,42 @@ class SceneConfig:
         for name in ("torus_radiance", "rect_radiance", "torus_tube_height"):
             if not _non_negative(getattr(self, name)):
                 found.append(f"scene.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("width", "height", "spp"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+        sizes = {"width": self.width, "height": self.height, "spp": self.spp}
+        for name, value in sizes.items():
+            if not _integer(value, 1, MAX_SAMPLES):
                 found.append(f"scene.{name} must be a positive integer, got {value!r}")
-        if (
-            isinstance(self.width, int)
-            and isinstance(self.height, int)
-            and min(self.width, self.height) < 16
-        ):
-            found.append(f"scene image {self.width}x{self.height} is too small (minimum 16 px)")
-        if isinstance(self.spp, int) and self.spp >= 1 and round(self.spp**0.5) ** 2 != self.spp:
-            found.append(
-                f"scene.spp must be a square number (1, 4, 9, 16, …, 121: one sample per stratum "
-                f"of a square grid), got {self.spp!r}"
-            )
+        if all(_integer(value, 1, MAX_SAMPLES) for value in sizes.values()):
+            found.extend(self._size_problems())
         if self.sampler not in SAMPLERS:
             found.append(f"scene.sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         if self.integrator not in INTEGRATORS:
             found.append(
                 f"scene.integrator {self.integrator!r} is not one of {', '.join(INTEGRATORS)}"
             )
-        if self.rect_height <= self.camera_height:
+        heights = (self.camera_height, self.rect_height)
+        if all(map(_positive, heights)) and self.rect_height <= self.camera_height:
             found.append(
                 "scene.rect_height must exceed camera_height (the rectangle emitter "
                 "sits above the camera)"
+            )
+        return found
+
+    def _size_problems(self) -> list[str]:
+        """Image size and spp (positive integers) that cannot be rendered."""
+        found = []
+        if min(self.width, self.height) < 16:
+            found.append(f"scene image {self.width}x{self.height} is too small (minimum 16 px)")
+        if round(self.spp**0.5) ** 2 != self.spp:
+            found.append(
+                f"scene.spp must be a square number (1, 4, 9, 16, …, 121: one sample per stratum "
+                f"of a square grid), got {self.spp!r}"
+            )
+        samples = self.width * self.height * self.spp
+        if samples > MAX_SAMPLES:
+            found.append(
+                f"a {self.width}x{self.height} image at spp {self.spp} needs {samples:,} "
+                f"samples per render, more than Mitsuba's limit of {MAX_SAMPLES:,}: choose a "
+                "smaller image size or spp"
             )
         return found
 
@@ -331,9 +344,9 @@ class MaterialConfig:
         found = []
         for part in (self.meshes, self.size, self.placement, self.scene, self.learning):
             found.extend(part.problems())
-        if not isinstance(self.contour_thickness, int) or not 0 <= self.contour_thickness <= 32:
+        if not _integer(self.contour_thickness, 0, MAX_CONTOUR):
             found.append(
-                f"contour_thickness must be an integer in [0, 32] px, got "
+                f"contour_thickness must be an integer in [0, {MAX_CONTOUR}] px, got "
                 f"{self.contour_thickness!r}"
             )
         if not _non_negative(self.contrast_threshold):
@@ -387,7 +400,12 @@ class MaterialConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"Configuration file {path} does not exist")
-        return cls.from_json(path.read_text())
+        try:
+            return cls.from_json(path.read_text())
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not a configuration JSON file ({err})") from err
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from err
 
 
 def _build(cls, data: Any, where: str):
@@ -415,6 +433,10 @@ def _build(cls, data: Any, where: str):
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+def _integer(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _positive(value: Any) -> bool:

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import MAX_CONTOUR
 from ..errors import DiffRenderGANError
-from ..gan.run import GanRun, TrainedGenerator
+from ..gan.run import MAX_SEED, GanRun, TrainedGenerator
 from ..progress import Monitor, ensure
 from .dataset import BACKGROUND_PREFIX, NnunetDataset, pair_name
 
 # settings a dataset's pairs must share: mixing them would break its provenance ("run" is the
 # run folder's name, "generator_sha256" the generator's weights: no path is recorded)
 REQUEST_KEYS = ("run", "generator_sha256", "epoch", "seed", "spp", "contour_thickness")
+MAX_PAIRS = 100_000  # pairs of one dataset (syn_00000 to syn_99999; the paper's: a few thousand)
 
 
 class SynthesisError(DiffRenderGANError):
@@ -179,6 +181,23 @@ def _check_request(dataset: NnunetDataset, request: dict) -> None:
         )
 
 
+def _check_leftovers(dataset: NnunetDataset, written: set[int], count: int, backgrounds: int):
+    """Refuse a folder holding more pairs or background patches than asked for now: the
+    dataset would train on them although its summary leaves them out."""
+    found = []
+    pairs = sum(i >= count for i in written)
+    if pairs:
+        found.append(f"{pairs} pairs beyond the {count} asked for")
+    extra = sum(c.startswith(BACKGROUND_PREFIX) for c in dataset.cases()) - backgrounds
+    if extra > 0:
+        found.append(f"{extra} background patches beyond the {backgrounds} to add")
+    if found:
+        raise SynthesisError(
+            f"{dataset.folder} already holds {' and '.join(found)}: ask for at least as many, "
+            "or choose a new folder"
+        )
+
+
 def generate(
     run: str | Path,
     out: str | Path,
@@ -202,23 +221,24 @@ def generate(
     meanwhile (:class:`~napari_diffrendergan.io.FolderLock`).
     """
     from ..io import FolderLock
-    from ..parallel import check_workers, map_on_dask
+    from ..parallel import map_on_dask
+    from ..render.scene import check_render
 
     monitor = ensure(monitor)
-    if not isinstance(count, int) or count < 1:
-        raise SynthesisError(f"count must be at least 1, got {count}")
-    if not isinstance(n_background, int) or n_background < 0:
-        raise SynthesisError(f"the number of background patches must be >= 0, got {n_background}")
-    check_workers(workers)
+    _check_arguments(count, seed, contour_thickness, n_background, workers, scheduler)
     run = GanRun.open(run)
+    check_render(run.config, spp)
     generator = run.generator(epoch)
-    if background_patches:
-        background_choice(background_patches, n_background, seed)  # fail before rendering
+    backgrounds = 0
+    if background_patches:  # fail before rendering
+        backgrounds = len(background_choice(background_patches, n_background, seed)[1])
     dataset = NnunetDataset(Path(out).resolve())
     with FolderLock(dataset.folder, "synthetic data generation"):
         request = pair_request(generator, seed, spp, contour_thickness)
         _check_request(dataset, request)
-        todo = [i for i in range(count) if not dataset.pair_done(i)]
+        written = set(dataset.done_pairs())
+        _check_leftovers(dataset, written, count, backgrounds)
+        todo = [i for i in range(count) if i not in written]
         done = count - len(todo)
         monitor.report(done, count, f"{done} pairs already written")
         if todo and workers == 1 and not scheduler:
@@ -250,6 +270,34 @@ def generate(
         return finish_dataset(dataset, generator, count, background_patches, n_background)
 
 
+def _check_arguments(count, seed, contour_thickness, n_background, workers, scheduler) -> None:
+    """Refuse numbers :func:`generate` cannot work with, naming the argument and its range."""
+    from ..parallel import check_workers
+
+    ranges = [("count", count, 1, MAX_PAIRS), ("seed", seed, 0, MAX_SEED)]
+    ranges.append(("number of background patches", n_background, 0, None))
+    if contour_thickness is not None:
+        ranges.append(("contour thickness", contour_thickness, 0, MAX_CONTOUR))
+    for name, value, low, high in ranges:
+        if not _whole(value, low, high):
+            most = "" if high is None else f" and at most {high:,}"
+            raise SynthesisError(f"{name} must be at least {low}{most} (whole), got {value!r}")
+    check_workers(workers)
+    cores = os.cpu_count() or 1
+    if not scheduler and workers is not None and workers > cores:
+        raise SynthesisError(
+            f"{workers} local workers for {cores} CPU cores: use at most {cores} (more only "
+            "share the cores, each holding its own scene)"
+        )
+
+
+def _whole(value, low: int, high: int | None) -> bool:
+    """An integer (not a boolean) in [low, high] (no upper bound: ``high`` None)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False
+    return low <= value and (high is None or value <= high)
+
+
 def pair_request(generator: TrainedGenerator, seed, spp=None, contour_thickness=None) -> dict:
     """The settings every pair of a dataset records (:data:`REQUEST_KEYS`), defaults filled."""
     config = generator.config
@@ -276,7 +324,8 @@ def finish_dataset(
     0..count-1 are written; returns the summary."""
     from .. import __version__
 
-    missing = [i for i in range(count) if not dataset.pair_done(i)]
+    written = set(dataset.done_pairs())
+    missing = [i for i in range(count) if i not in written]
     if missing:
         raise SynthesisError(f"{dataset.folder}: {len(missing)} of {count} pairs are not written")
     infos = [dataset.pair_info(i) for i in range(count)]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend import DEVICES
 from ..config import MaterialConfig
 from ..errors import DiffRenderGANError, InputError
 from ..io import FolderLock, read_json, relative_path, write_json_atomic, write_npz_atomic
@@ -30,6 +31,20 @@ BEST_EPOCH_RULE = (
     f"among the {BEST_CANDIDATES} lowest-FID epochs, the broadest parameter distribution "
     "(mean standard deviation of the generator's [0, 1] outputs)"
 )
+MAX_EPOCHS = 1000  # 20 times the paper's 50
+MAX_ITERATIONS = 10_000  # per epoch, each a constellation traced and kept (the paper: one per
+# real patch, a few hundred)
+MAX_SEED = 2**32 - 1
+# whole-number settings: (lowest, highest or None)
+INTEGER_RANGES = {
+    "epochs": (1, MAX_EPOCHS),
+    "iterations_per_epoch": (0, MAX_ITERATIONS),
+    "seed": (0, MAX_SEED),
+    "reuse": (1, None),
+    "pool": (1, None),
+    "fid_constellations": (1, None),
+    "fid_images": (0, None),
+}
 
 
 class TrainingError(DiffRenderGANError):
@@ -56,20 +71,23 @@ class TrainingSettings:
     device: str = "auto"
 
     def problems(self) -> list[str]:
+        """What is wrong with these settings (each names its key), empty when nothing is."""
         found = []
-        for name in ("epochs", "reuse", "pool", "fid_constellations"):
-            if not _integer(getattr(self, name), 1):
-                found.append(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        for name in ("iterations_per_epoch", "fid_images", "seed"):
-            if not _integer(getattr(self, name), 0):
-                found.append(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            found.append(f"dropout must lie in [0, 1), got {self.dropout!r}")
-        if not 0 <= self.average < 1:
-            found.append(f"average must lie in [0, 1), got {self.average!r}")
+        for name, (low, high) in INTEGER_RANGES.items():
+            value = getattr(self, name)
+            if not _integer(value, low) or (high is not None and value > high):
+                allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+                found.append(f"{name} must be an integer {allowed}, got {value!r}")
+        for name in ("dropout", "average"):
+            if not (_number(getattr(self, name)) and 0 <= getattr(self, name) < 1):
+                found.append(f"{name} must be a number in [0, 1), got {getattr(self, name)!r}")
         for name in ("lr_generator", "lr_discriminator"):
-            if not (isinstance(getattr(self, name), int | float) and getattr(self, name) > 0):
+            if not (_number(getattr(self, name)) and getattr(self, name) > 0):
                 found.append(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        if not isinstance(self.augment, bool):
+            found.append(f"augment must be true or false, got {self.augment!r}")
+        if self.device not in DEVICES:
+            found.append(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         return found
 
     def validate(self) -> TrainingSettings:
@@ -80,12 +98,79 @@ class TrainingSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainingSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Validated settings from ``data`` (keys of other versions ignored)."""
+        if not isinstance(data, dict):
+            raise TrainingError(f"training settings must be an object, got {type(data).__name__}")
+        return cls.unchecked(data).validate()
+
+    @classmethod
+    def unchecked(cls, data: dict) -> TrainingSettings:
+        """Settings from ``data`` as they are (see :meth:`problems`)."""
+        return cls(**{k: v for k, v in data.items() if k in _SETTING_NAMES})
+
+
+_SETTING_NAMES = {f.name for f in fields(TrainingSettings)}
 
 
 def _integer(value, low: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _numeric(value) -> bool:
+    """A JSON number (NaN and infinities included), not a boolean."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    """A finite JSON number."""
+    return _numeric(value) and (isinstance(value, int) or np.isfinite(value))
+
+
+def _info_problems(info: dict) -> list[str]:
+    """What is wrong with the keys of a run's ``training.json`` that a run reads."""
+    settings = info["settings"]
+    if isinstance(settings, dict):
+        found = [f"settings.{p}" for p in TrainingSettings.unchecked(settings).problems()]
+    else:
+        found = [f"settings must be an object (epochs, seed, ...), got {type(settings).__name__}"]
+    if not isinstance(info.get("patches"), str):
+        found.append(f"patches must be the patch set folder, got {info.get('patches')!r}")
+    if not (_number(info.get("intensity_range")) and info["intensity_range"] > 0):
+        found.append(
+            f"intensity_range must be a positive number, got {info.get('intensity_range')!r}"
+        )
+    size = info.get("pixel_size_nm")
+    if size is not None and not (_number(size) and size > 0):
+        found.append(f"pixel_size_nm must be a positive number or null, got {size!r}")
+    return found
+
+
+def _metrics_problem(metrics) -> str | None:
+    """What is wrong with the epoch records of a ``metrics.json`` (``None``: nothing)."""
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("epochs"), list):
+        return "no list of epochs"
+    numbers = []
+    for record in metrics["epochs"]:
+        if not isinstance(record, dict) or not _integer(record.get("epoch"), 0):
+            return f"epoch record {str(record)[:60]!r} has no epoch number"
+        for key in ("fid", "breadth"):
+            value = record.get(key)
+            if value is not None and not _numeric(value):
+                return f"epoch {record['epoch']}: {key} {value!r} is not a number"
+        if record["epoch"] > 0 and _number(record.get("fid")) and record.get("breadth") is None:
+            return f"epoch {record['epoch']} has a FID but no breadth"
+        numbers.append(record["epoch"])
+    if len(set(numbers)) != len(numbers):
+        return f"an epoch is recorded twice ({numbers})"
+    floor = metrics.get("fid_floor")
+    if floor is not None and not _numeric(floor):
+        return f"fid_floor {floor!r} is not a number"
+    return None
+
+
+def _finished(metrics: dict) -> list[int]:
+    """Trained epochs with a record in ``metrics`` (epoch 0 excluded)."""
+    return [e["epoch"] for e in metrics["epochs"] if e["epoch"] > 0]
 
 
 def breadth(unit_samples: np.ndarray) -> float:
@@ -144,8 +229,11 @@ def patches_sha256(images: np.ndarray) -> str:
 
 def fit_scene_to_patches(config: MaterialConfig, size: int) -> MaterialConfig:
     """Render at the patch size, keeping the preset's pixel scale (mesh units per pixel) and
-    particle density (mesh count scaled with the image area)."""
-    return config.resized(size, size)
+    particle density (mesh count scaled with the image area); refused if that cannot be
+    rendered here."""
+    from ..render.scene import check_render
+
+    return check_render(config.resized(size, size))
 
 
 @dataclass
@@ -261,9 +349,20 @@ class GanRun:
 
     @cached_property
     def info(self) -> dict:
-        info = read_json(self.folder / self.TRAINING, "the run's training.json")
+        """``training.json``, checked: a :class:`TrainingError` names the file, the key and
+        what it must hold."""
+        path = self.folder / self.TRAINING
+        try:
+            info = read_json(path, "the run's training.json")
+        except InputError as err:
+            raise TrainingError(str(err)) from err
         if not isinstance(info, dict) or "settings" not in info:
-            raise TrainingError(f"{self.folder / self.TRAINING} is corrupt (no settings)")
+            raise TrainingError(f"{path} is corrupt (no settings)")
+        problems = _info_problems(info)
+        if problems:
+            raise TrainingError(
+                f"{path}: {'; '.join(problems)}; correct it (or restore the file from a copy)"
+            )
         return info
 
     @cached_property
@@ -332,17 +431,40 @@ class GanRun:
     # --- progress -----------------------------------------------------------------------------
 
     def metrics(self) -> dict:
+        """``metrics.json``: epoch records, best epoch (automatic or chosen), FID floor;
+        checked, a :class:`TrainingError` names the file and the fix."""
+        metrics = self._epoch_metrics()
+        done = _finished(metrics)
+        for key in ("best_epoch_override", "best_epoch"):
+            value = metrics.get(key)
+            if value is not None and (not _integer(value, 1) or value not in done):
+                raise TrainingError(
+                    f"{self.folder / self.METRICS}: {key} {value!r} is not a finished epoch "
+                    f"(finished: {done}); choose one with `diffrendergan best-epoch "
+                    f"{self.folder} EPOCH`, or --auto for the automatic rule"
+                )
+        return metrics
+
+    def _epoch_metrics(self) -> dict:
+        """``metrics.json`` with its epoch records checked (not its best epoch)."""
         path = self.folder / self.METRICS
         if not path.is_file():
             return {"epochs": [], "best_epoch": None}
         try:
-            return read_json(path, "the run's metrics.json")
+            metrics = read_json(path, "the run's metrics.json")
         except InputError as err:
             raise TrainingError(str(err)) from err
+        problem = _metrics_problem(metrics)
+        if problem:
+            raise TrainingError(
+                f"{path} is corrupt: {problem}; restore it from a copy of the run (training "
+                "rewrites it after every epoch)"
+            )
+        return metrics
 
     def finished_epochs(self) -> list[int]:
         """Trained epochs with a record (epoch 0, the untrained generator, excluded)."""
-        return [e["epoch"] for e in self.metrics()["epochs"] if e["epoch"] > 0]
+        return _finished(self._epoch_metrics())
 
     @property
     def fid_floor(self) -> float | None:
@@ -354,9 +476,10 @@ class GanRun:
         return self.metrics().get("best_epoch")
 
     def set_best_epoch(self, epoch: int | None) -> int | None:
-        """Override the automatic best epoch (``None`` returns to the automatic choice)."""
-        metrics = self.metrics()
-        done = self.finished_epochs()
+        """Override the automatic best epoch (``None`` returns to the automatic choice); also
+        repairs a hand-edited best epoch that is not a finished one."""
+        metrics = self._epoch_metrics()
+        done = _finished(metrics)
         if epoch is not None and epoch not in done:
             raise TrainingError(f"{self.folder}: epoch {epoch} is not finished (finished: {done})")
         metrics["best_epoch_override"] = epoch
@@ -456,7 +579,18 @@ class GanRun:
         if epoch is None and not done:
             return None
         path = self.samples_path(epoch if epoch is not None else done[-1])
-        return np.load(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            samples = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise TrainingError(f"{path} is damaged ({err}); delete it to go without") from err
+        if samples.ndim != 2 or not np.issubdtype(samples.dtype, np.number):
+            raise TrainingError(
+                f"{path} is not a table of parameter samples ({samples.dtype} {samples.shape}); "
+                "delete it to go without"
+            )
+        return samples
 
     @property
     def fid_figure(self) -> Path:

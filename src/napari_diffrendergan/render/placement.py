@@ -6,6 +6,8 @@ particle's lowest point above the stage (0 = resting on it).
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 
 from ..config import MaterialConfig, PlacementConfig, SizeDistribution
@@ -184,7 +186,7 @@ def load_transformation_tensor(path) -> tuple[np.ndarray, int]:
     try:
         with np.load(path) as data:
             phi, seed, columns = data["phi"], int(data["seed"]), tuple(data["columns"])
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise PlacementError(f"{path}: not a transformation tensor file ({err})") from err
     if columns != PHI_COLUMNS or phi.ndim != 3 or phi.shape[2] != 4:
         raise PlacementError(f"{path}: expected an (m, n, 4) tensor with columns {PHI_COLUMNS}")

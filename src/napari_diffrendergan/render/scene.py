@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import backend
-from ..config import MaterialConfig
+from ..config import ConfigError, MaterialConfig
 from .meshes import ParticleMesh, select_meshes
 
 ROLES = ("particle", "stage")
@@ -31,6 +31,48 @@ PRINCIPLED_DEFAULTS = {  # Mitsuba's principled BSDF defaults for parameters we 
     "clearcoat": 0.0,
     "clearcoat_gloss": 0.0,
 }
+
+
+# peak memory of one render (trace, shading, labels) per traced sample, and per pixel with and
+# without the denoiser's weights: peak RSS of `diffrendergan scene` above a 32² render, rounded up
+BYTES_PER_SAMPLE = 128
+BYTES_PER_PIXEL = {True: 1400, False: 64}
+
+
+def render_memory(config: MaterialConfig, spp: int | None = None) -> int:
+    """Bytes one render of ``config`` at quality ``spp`` (default the config's) needs."""
+    from .denoise import applies, traced_spp
+
+    s = config.scene
+    spp = spp or s.spp
+    denoise = applies(s, spp)
+    per_pixel = traced_spp(spp, denoise) * BYTES_PER_SAMPLE + BYTES_PER_PIXEL[denoise]
+    return s.width * s.height * per_pixel
+
+
+def check_render(config: MaterialConfig, spp: int | None = None) -> MaterialConfig:
+    """``config`` if it can be rendered at ``spp`` (default its own; a square number) here,
+    before any work: Mitsuba's sample limit, and the memory available now."""
+    import dataclasses
+
+    import psutil
+
+    scene = dataclasses.replace(config.scene, spp=config.scene.spp if spp is None else spp)
+    problems = scene.problems()
+    if problems:
+        raise ConfigError("; ".join(problems))
+    need, available = render_memory(config, scene.spp), psutil.virtual_memory().available
+    if need > available:
+        raise ConfigError(
+            f"a {scene.width}x{scene.height} render at spp {scene.spp} needs about "
+            f"{_size(need)} of memory, {_size(available)} are available: choose a smaller "
+            "image size or spp"
+        )
+    return config
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
 
 
 def torus_arrays(
