@@ -8,11 +8,13 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+import napari_diffrendergan
 from napari_diffrendergan.cli import main
 
 TOO_MANY_SAMPLES = str(1024**2)  # spp: 64² px × 1024² = 2^32 samples, one past Mitsuba's limit
@@ -51,11 +53,13 @@ def test_a_huge_count_is_refused_at_once(tiny_run, tmp_path):
     out = tmp_path / "out"
     argv = ["generate", str(tiny_run), "--count", "1000000000", "--out", str(out)]
     started = time.perf_counter()
+    source = Path(napari_diffrendergan.__file__).parents[1]  # this checkout's package
     done = subprocess.run(
         [sys.executable, "-m", "napari_diffrendergan.cli", *argv],
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "PYTHONPATH": str(source)},
     )
     assert done.returncode == 2 and "argument --count" in done.stderr
     assert time.perf_counter() - started < 30
@@ -259,7 +263,10 @@ def test_an_output_path_that_is_a_file_is_refused_before_any_work(tiny_run, tmp_
         (["demo", "--out", "o", "--seed", "-1"], "--seed"),
     ],
 )
-def test_numbers_out_of_range_are_refused_naming_the_range(argv, named, capsys):
+def test_numbers_out_of_range_are_refused_naming_the_range(
+    argv, named, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # whatever a command accepting them would write goes there
     error = _usage_error(argv, capsys)
     assert f"argument {named}" in error and "must be a whole number from" in error
 

@@ -181,9 +181,9 @@ class SceneConfig:
                 found.append(f"scene.{name} must be >= 0, got {getattr(self, name)!r}")
         sizes = {"width": self.width, "height": self.height, "spp": self.spp}
         for name, value in sizes.items():
-            if not _integer(value, 1, MAX_SAMPLES):
+            if not whole_number(value, 1, MAX_SAMPLES):
                 found.append(f"scene.{name} must be a positive integer, got {value!r}")
-        if all(_integer(value, 1, MAX_SAMPLES) for value in sizes.values()):
+        if all(whole_number(value, 1, MAX_SAMPLES) for value in sizes.values()):
             found.extend(self._size_problems())
         if self.sampler not in SAMPLERS:
             found.append(f"scene.sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
@@ -344,7 +344,7 @@ class MaterialConfig:
         found = []
         for part in (self.meshes, self.size, self.placement, self.scene, self.learning):
             found.extend(part.problems())
-        if not _integer(self.contour_thickness, 0, MAX_CONTOUR):
+        if not whole_number(self.contour_thickness, 0, MAX_CONTOUR):
             found.append(
                 f"contour_thickness must be an integer in [0, {MAX_CONTOUR}] px, got "
                 f"{self.contour_thickness!r}"
@@ -435,8 +435,11 @@ def _build(cls, data: Any, where: str):
     return cls(**kwargs)
 
 
-def _integer(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+def whole_number(value: Any, low: int, high: int | None = None) -> bool:
+    """An integer (not a boolean) from ``low`` to ``high`` (no upper bound: ``None``)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return False
+    return low <= value and (high is None or value <= high)
 
 
 def _positive(value: Any) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import MAX_CONTOUR
+from ..config import MAX_CONTOUR, whole_number
 from ..errors import DiffRenderGANError
 from ..gan.run import MAX_SEED, GanRun, TrainedGenerator
 from ..progress import Monitor, ensure
@@ -279,9 +279,9 @@ def _check_arguments(count, seed, contour_thickness, n_background, workers, sche
     if contour_thickness is not None:
         ranges.append(("contour thickness", contour_thickness, 0, MAX_CONTOUR))
     for name, value, low, high in ranges:
-        if not _whole(value, low, high):
+        if not whole_number(value, low, high):
             most = "" if high is None else f" and at most {high:,}"
-            raise SynthesisError(f"{name} must be at least {low}{most} (whole), got {value!r}")
+            raise SynthesisError(f"{name} must be at least {low}{most} (a whole number), got {value!r}")
     check_workers(workers)
     cores = os.cpu_count() or 1
     if not scheduler and workers is not None and workers > cores:
@@ -289,13 +289,6 @@ def _check_arguments(count, seed, contour_thickness, n_background, workers, sche
             f"{workers} local workers for {cores} CPU cores: use at most {cores} (more only "
             "share the cores, each holding its own scene)"
         )
-
-
-def _whole(value, low: int, high: int | None) -> bool:
-    """An integer (not a boolean) in [low, high] (no upper bound: ``high`` None)."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        return False
-    return low <= value and (high is None or value <= high)
 
 
 def pair_request(generator: TrainedGenerator, seed, spp=None, contour_thickness=None) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import DEVICES
-from ..config import MaterialConfig
+from ..config import MaterialConfig, whole_number
 from ..errors import DiffRenderGANError, InputError
 from ..io import FolderLock, read_json, relative_path, write_json_atomic, write_npz_atomic
 from .networks import ParameterSpace, build_generator, normalise_phi
@@ -75,7 +75,7 @@ class TrainingSettings:
         found = []
         for name, (low, high) in INTEGER_RANGES.items():
             value = getattr(self, name)
-            if not _integer(value, low) or (high is not None and value > high):
+            if not whole_number(value, low, high):
                 allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
                 found.append(f"{name} must be an integer {allowed}, got {value!r}")
         for name in ("dropout", "average"):
@@ -110,10 +110,6 @@ class TrainingSettings:
 
 
 _SETTING_NAMES = {f.name for f in fields(TrainingSettings)}
-
-
-def _integer(value, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def _numeric(value) -> bool:
@@ -151,7 +147,7 @@ def _metrics_problem(metrics) -> str | None:
         return "no list of epochs"
     numbers = []
     for record in metrics["epochs"]:
-        if not isinstance(record, dict) or not _integer(record.get("epoch"), 0):
+        if not isinstance(record, dict) or not whole_number(record.get("epoch"), 0):
             return f"epoch record {str(record)[:60]!r} has no epoch number"
         for key in ("fid", "breadth"):
             value = record.get(key)
@@ -437,7 +433,7 @@ class GanRun:
         done = _finished(metrics)
         for key in ("best_epoch_override", "best_epoch"):
             value = metrics.get(key)
-            if value is not None and (not _integer(value, 1) or value not in done):
+            if value is not None and (not whole_number(value, 1) or value not in done):
                 raise TrainingError(
                     f"{self.folder / self.METRICS}: {key} {value!r} is not a finished epoch "
                     f"(finished: {done}); choose one with `diffrendergan best-epoch "
