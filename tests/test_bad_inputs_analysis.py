@@ -17,7 +17,11 @@ from napari_diffrendergan.render.labels import semantic_mask
 @pytest.fixture(autouse=True)
 def _no_progress_bars(monkeypatch):
     """On a slow machine tqdm draws its bar (after 1 s) into the stderr the tests read."""
-    monkeypatch.setenv("TQDM_DISABLE", "1")
+    from functools import partialmethod
+
+    from tqdm import tqdm
+
+    monkeypatch.setattr(tqdm, "__init__", partialmethod(tqdm.__init__, disable=True))
 
 
 def _one_line_error(argv, capsys) -> str:
@@ -208,6 +212,14 @@ def test_evaluate_names_both_files_when_shapes_differ(scored, capsys):
     argv = evaluate(np.pad(mask, ((0, 0), (0, 3))))
     err = _one_line_error(argv, capsys)
     assert "c_instances.tif" in err and "c.tif" in err and "differ in shape" in err
+
+
+def test_evaluate_refuses_two_truth_files_for_one_case(scored, capsys):
+    evaluate, mask, _ = scored
+    argv = evaluate(mask)
+    tifffile.imwrite(os.path.join(argv[4], "c.tiff"), mask)  # which one is the truth?
+    err = _one_line_error(argv, capsys)
+    assert "c.tif and" in err and "c.tiff" in err and "move one" in err
 
 
 def test_two_instances_are_not_taken_for_a_3_class_mask():

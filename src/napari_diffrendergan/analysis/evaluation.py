@@ -382,11 +382,25 @@ def _index(folder: Path) -> dict[str, Path]:
         p for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".png") and p.is_file()
     )
     index: dict[str, Path] = {}
-    for path in files:  # prefer instance images over 3-class masks for the same case
+    for path in files:  # instance images over masks over files without a suffix (images)
         key = case_key(path)
-        if key not in index or path.stem.endswith("_instances"):
+        if key not in index or _rank(path) > _rank(index[key]):
             index[key] = path
+        elif _rank(path) == _rank(index[key]):
+            raise EvaluationError(
+                f"{index[key]} and {path} are both labels of case {key!r}: move one of them "
+                "out of the folder"
+            )
     return index
+
+
+def _rank(path: Path) -> int:
+    """2 for ``*_instances``, 1 for another label suffix (``_mask``, ``_m``, ``_labels``), 0
+    for none."""
+    stem = path.name.split(".")[0]
+    if stem.endswith("_instances"):
+        return 2
+    return int(stem.endswith(SUFFIXES))
 
 
 def _confidence(pred_path: Path) -> dict[int, float] | None:
