@@ -281,7 +281,9 @@ def _check_arguments(count, seed, contour_thickness, n_background, workers, sche
     for name, value, low, high in ranges:
         if not whole_number(value, low, high):
             most = "" if high is None else f" and at most {high:,}"
-            raise SynthesisError(f"{name} must be at least {low}{most} (a whole number), got {value!r}")
+            raise SynthesisError(
+                f"{name} must be at least {low}{most} (a whole number), got {value!r}"
+            )
     check_workers(workers)
     cores = os.cpu_count() or 1
     if not scheduler and workers is not None and workers > cores:
