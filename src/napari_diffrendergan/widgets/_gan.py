@@ -24,7 +24,7 @@ from ..config import PRESETS, MaterialConfig, preset
 from ..errors import Cancelled, DiffRenderGANError
 from ..gan.networks import ParameterSpace
 from ..gan.plots import plot_fid, plot_histograms
-from ..gan.run import GanRun, TrainingSettings
+from ..gan.run import MAX_EPOCHS, MAX_ITERATIONS, GanRun, TrainingSettings
 from ..gan.training import TrainingEvent, train_iter
 from ._base import TaskWidget
 from ._layers import (
@@ -68,8 +68,8 @@ class GanTrainingWidget(TaskWidget):
         self.spp.setToolTip(
             "Samples per pixel (square numbers suit the stratified sampler: 1, 4, 9, 16, …)"
         )
-        self.epochs = spin_box(1, 100_000, defaults.epochs)
-        self.iterations = spin_box(0, 1_000_000, 0, "auto (one per particle patch)")
+        self.epochs = spin_box(1, MAX_EPOCHS, defaults.epochs)
+        self.iterations = spin_box(0, MAX_ITERATIONS, 0, "auto (one per particle patch)")
         self.seed = spin_box(0, 2**31 - 1, defaults.seed)
         self.device = QComboBox()
         self.device.addItems(list(DEVICES))
@@ -405,11 +405,11 @@ class GanTrainingWidget(TaskWidget):
         self.run = GanRun(text)
         try:
             self._load_run_info()
-            metrics = self.run.metrics()
+            metrics, samples = self.run.metrics(), self.run.samples()
         except DiffRenderGANError as err:
             self.status.setText(f"Cannot read the run: {err}")
             return
-        self._draw(metrics, self.run.samples())
+        self._draw(metrics, samples)
         self.tabs.setCurrentIndex(2)
         self.status.setText(f"Run with {len(self.run.finished_epochs())} finished epoch(s).")
 
@@ -420,10 +420,11 @@ class GanTrainingWidget(TaskWidget):
         epoch = self.best_epoch.value() or None
         try:
             best = self.run.set_best_epoch(epoch)
+            metrics, samples = self.run.metrics(), self.run.samples()
         except DiffRenderGANError as err:
             self.status.setText(f"Cannot use this epoch: {err}")
             return
-        self._draw(self.run.metrics(), self.run.samples())
+        self._draw(metrics, samples)
         self.status.setText(f"Best epoch is now {best}{'' if epoch else ' (automatic)'}.")
 
 

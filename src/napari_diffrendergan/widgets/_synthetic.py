@@ -19,9 +19,10 @@ from qtpy.QtWidgets import (
 )
 
 from ..backend import DEVICES
+from ..config import MAX_CONTOUR
 from ..data.dataset import NnunetDataset
 from ..data.patches import PatchSet
-from ..data.synthesis import PairRenderer, SyntheticPair, export_pairs, iter_pairs
+from ..data.synthesis import MAX_PAIRS, PairRenderer, SyntheticPair, export_pairs, iter_pairs
 from ..errors import Cancelled, DiffRenderGANError
 from ..gan.run import GanRun, TrainedGenerator
 from ._base import TaskWidget
@@ -53,9 +54,9 @@ class SyntheticDataWidget(TaskWidget):
         self.run_path = QLineEdit()
         self.run_path.setPlaceholderText("run folder of a GAN training")
         self.epoch_box = QComboBox()
-        self.count = spin_box(1, 1_000_000, 20)
+        self.count = spin_box(1, MAX_PAIRS, 20)
         self.seed = spin_box(0, 2**31 - 1, 0)
-        self.contour = spin_box(0, 100, 1)
+        self.contour = spin_box(0, MAX_CONTOUR, 1)
         self.contour.setToolTip(
             "Width of the contour class that separates touching particles, px (0: none)"
         )
