@@ -19,9 +19,10 @@ import secrets
 import socket
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from pickle import UnpicklingError  # the exception only: nothing here unpickles
 from typing import Any
 
 import numpy as np
@@ -139,6 +140,57 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise InputError(f"{path}: {what} is missing") from err
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InputError(f"{path}: {what} is corrupt ({err})") from err
+
+
+class UnsafeFileError(InputError):
+    """A file holds objects other than weights, which could run code when loaded; refused."""
+
+
+def _global_name(allowed) -> str:
+    """The name a pickle gives an allowed global: ``(object, name)`` or the object's own."""
+    return (
+        allowed[1] if isinstance(allowed, tuple) else f"{allowed.__module__}.{allowed.__qualname__}"
+    )
+
+
+def _reason(err: Exception) -> str:
+    """One line of a torch loading error (its weights-only part when there is one)."""
+    text = str(err).split("WeightsUnpickler error:")[-1].split("Check the documentation")[0]
+    return " ".join(text.split()) or type(err).__name__
+
+
+def load_weights(path: str | Path, what: str, allowed: Sequence = ()) -> Any:
+    """``torch.load`` of a file that may only hold tensors, plain containers, numbers and strings
+    (and the ``allowed`` globals, as for ``torch.serialization.safe_globals``). A file holding
+    anything else is refused before it is unpickled (:class:`UnsafeFileError`); a damaged one,
+    or one not written by ``torch.save``, raises an :class:`InputError` naming it."""
+    import torch
+
+    path = Path(path)
+
+    def refuse(reason: str) -> UnsafeFileError:
+        return UnsafeFileError(
+            f"{path} holds objects other than weights ({reason}); loading it could run code, so "
+            f"it is refused. Ask its sender for a {what} written by napari-diffrendergan"
+        )
+
+    def damaged(err: Exception) -> InputError:
+        return InputError(f"{path}: {what} is damaged or not a {what} ({_reason(err)})")
+
+    try:  # reads the pickle's instructions without running them
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception as err:  # torch raises many types for damaged files
+        raise damaged(err) from err
+    refused = sorted(set(needed) - {_global_name(item) for item in allowed})
+    if refused:
+        raise refuse(", ".join(refused))
+    try:
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except UnpicklingError as err:  # an object of a type that is not allowed
+        raise refuse(_reason(err)) from None
+    except Exception as err:
+        raise damaged(err) from err
 
 
 def sidecar_path(path: str | Path) -> Path:

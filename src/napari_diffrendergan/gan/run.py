@@ -23,7 +23,15 @@ import numpy as np
 from ..backend import DEVICES
 from ..config import MaterialConfig, whole_number
 from ..errors import DiffRenderGANError, InputError
-from ..io import FolderLock, read_json, relative_path, write_json_atomic, write_npz_atomic
+from ..io import (
+    FolderLock,
+    UnsafeFileError,
+    load_weights,
+    read_json,
+    relative_path,
+    write_json_atomic,
+    write_npz_atomic,
+)
 from .networks import ParameterSpace, build_generator, normalise_phi
 
 BEST_CANDIDATES = 5
@@ -515,8 +523,9 @@ class GanRun:
         return self.folder / "checkpoints" / f"epoch_{epoch:03d}.pt"
 
     def load_checkpoint(self, epoch: int) -> dict:
-        import torch
-
+        """The state saved after ``epoch``, loaded weights-only: a checkpoint holding anything
+        but tensors and plain values is refused (:class:`~..io.UnsafeFileError`, never
+        skipped as damaged)."""
         path = self.checkpoint_path(epoch)
         if not path.is_file():
             raise TrainingError(
@@ -524,13 +533,13 @@ class GanRun:
                 f"(finished: {self.finished_epochs()})"
             )
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if not {"generator", "discriminator", "epoch"} <= set(state):
-                raise KeyError("generator/discriminator/epoch")
-        except Exception as err:  # torch raises many types for damaged files
-            raise TrainingError(
-                f"checkpoint {path} is damaged or not a checkpoint ({err})"
-            ) from err
+            state = load_weights(path, "checkpoint")
+        except UnsafeFileError:
+            raise
+        except InputError as err:
+            raise TrainingError(str(err)) from err
+        if not (isinstance(state, dict) and {"generator", "discriminator", "epoch"} <= set(state)):
+            raise TrainingError(f"{path}: checkpoint is damaged or not a checkpoint (no weights)")
         return state
 
     def resume_point(self) -> tuple[int, dict | None, list[str]]:

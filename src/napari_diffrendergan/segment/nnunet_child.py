@@ -8,6 +8,11 @@ as a subprocess and reads its progress, one JSON object per stdout line prefixed
 The trainer is a plain ``nnUNetTrainer`` instance (other trainer names make nnU-Net search
 modules that import timm), with epochs/iterations set on the instance. The result is a
 self-contained :class:`~.model.ModelFolder`.
+
+A model folder's workspace may come from someone else, so nothing in it runs code: the plans
+are checked (:func:`~.model.check_plans`) before nnU-Net reads them, the data are preprocessed
+again on every run (nnU-Net unpickles its preprocessed case properties), a checkpoint to resume
+from loads weights-only, and every other ``torch.load`` here is forced to be weights-only.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import time
 from pathlib import Path
 
 from ..data.dataset import NnunetDataset
-from .model import ModelFolder
+from ..errors import DiffRenderGANError
+from ..io import load_weights, read_json
+from .model import ModelFolder, SegmentationError, check_plans, nnunet_checkpoint_globals
 
 DATASET_ID = 1
 CONFIGS = ("small", "default")
@@ -45,6 +52,7 @@ def set_environment(workspace: Path, processes: int) -> None:
     os.environ["nnUNet_def_n_proc"] = str(processes)
     os.environ["nnUNet_n_proc_DA"] = str(processes)  # planning needs > 0; training resets it
     os.environ["nnUNet_compile"] = "0"
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"  # nnU-Net's own torch.loads too
 
 
 def link_dataset(dataset: Path, workspace: Path) -> str:
@@ -82,9 +90,9 @@ def small_configuration(plans: dict) -> dict:
 
 
 def plan_and_preprocess(name: str, processes: int, config: str) -> tuple[dict, str]:
-    """Integrity check, fingerprint, plans (+ the small configuration), preprocessing; stages
-    already done in the workspace are skipped."""
-    from batchgenerators.utilities.file_and_folder_operations import load_json, save_json
+    """Integrity check, fingerprint, plans (+ the small configuration) unless the workspace has
+    plans (they are checked), then preprocessing."""
+    from batchgenerators.utilities.file_and_folder_operations import save_json
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
         extract_fingerprint_dataset,
         plan_experiment_dataset,
@@ -103,16 +111,14 @@ def plan_and_preprocess(name: str, processes: int, config: str) -> tuple[dict, s
         )
         emit(stage="planning")
         plan_experiment_dataset(DATASET_ID)
-    plans = load_json(str(plans_file))
+    plans = read_json(plans_file, "nnU-Net's plans")
+    check_plans(plans, plans_file)
     configuration = "2d_small" if config == "small" else "2d"
     if config == "small" and configuration not in plans["configurations"]:
         plans["configurations"][configuration] = small_configuration(plans)
         save_json(plans, str(plans_file), sort_keys=False)
-    data = preprocessed / plans["configurations"]["2d"]["data_identifier"]
-    if not (preprocessed / ".preprocessed").is_file():
-        emit(stage="preprocessing")
-        preprocess_dataset(DATASET_ID, "nnUNetPlans", ["2d"], [processes], show_progress_bar=False)
-        (preprocessed / ".preprocessed").write_text(str(data))
+    emit(stage="preprocessing")
+    preprocess_dataset(DATASET_ID, "nnUNetPlans", ["2d"], [processes], show_progress_bar=False)
     return plans, configuration
 
 
@@ -128,6 +134,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def restore(trainer, checkpoint: dict) -> None:
+    """``nnUNetTrainer.load_checkpoint`` for a checkpoint loaded weights-only (given a file,
+    nnU-Net unpickles it with ``weights_only=False``; given a dict, 2.8 fails on an unbound
+    name)."""
+    if not trainer.was_initialized:
+        trainer.initialize()
+    trainer.network.load_state_dict(checkpoint["network_weights"])
+    trainer.my_init_kwargs = checkpoint["init_args"]
+    trainer.current_epoch = checkpoint["current_epoch"]
+    trainer.logger.load_checkpoint(checkpoint["logging"])
+    trainer._best_ema = checkpoint["_best_ema"]
+    trainer.inference_allowed_mirroring_axes = checkpoint.get(
+        "inference_allowed_mirroring_axes", trainer.inference_allowed_mirroring_axes
+    )
+    trainer.optimizer.load_state_dict(checkpoint["optimizer_state"])
+    if trainer.grad_scaler is not None and checkpoint["grad_scaler_state"] is not None:
+        trainer.grad_scaler.load_state_dict(checkpoint["grad_scaler_state"])
+
+
 def train(args) -> None:
     workspace = Path(args.out) / "workspace"
     set_environment(workspace, args.processes)
@@ -135,7 +160,6 @@ def train(args) -> None:
     plans, configuration = plan_and_preprocess(name, args.processes, args.config)
 
     import torch
-    from batchgenerators.utilities.file_and_folder_operations import load_json
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     os.environ["nnUNet_n_proc_DA"] = "0" if args.processes <= 2 else str(args.processes)
@@ -143,14 +167,12 @@ def train(args) -> None:
     seed_everything(args.seed)
     epochs = -(-args.iterations // ITERATIONS_PER_EPOCH[args.config])  # ceil
     per_epoch = -(-args.iterations // epochs)
-    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / name
-    trainer_plans = load_json(str(preprocessed / "nnUNetPlans.json"))
-    trainer_plans["continue_training"] = args.resume
+    dataset_json = Path(os.environ["nnUNet_preprocessed"]) / name / "dataset.json"
     trainer = nnUNetTrainer(
-        plans=trainer_plans,
+        plans={**plans, "continue_training": args.resume},
         configuration=configuration,
         fold="all",
-        dataset_json=load_json(str(preprocessed / "dataset.json")),
+        dataset_json=read_json(dataset_json, "nnU-Net's dataset.json"),
         device=torch.device(args.device),
     )
     trainer.num_epochs = epochs
@@ -159,7 +181,13 @@ def train(args) -> None:
     trainer.save_every = 1
     latest = Path(trainer.output_folder) / "checkpoint_latest.pth"
     if args.resume and latest.is_file():
-        trainer.load_checkpoint(str(latest))
+        checkpoint = load_weights(latest, "training checkpoint", nnunet_checkpoint_globals())
+        try:
+            restore(trainer, checkpoint)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise SegmentationError(
+                f"{latest} is not a checkpoint of this training ({err!r}); train in a new folder"
+            ) from err
         emit(stage=f"resuming at epoch {trainer.current_epoch + 1}")
     on_epoch_end = trainer.on_epoch_end
 
@@ -193,7 +221,7 @@ def train(args) -> None:
             "iterations_per_epoch": per_epoch,
             "device": args.device,
             "training_seconds": time.time() - started,
-            "dataset": str(Path(args.dataset).resolve()),
+            "dataset": Path(args.dataset).resolve().name,  # no path: models are shared
             "classes": {"0": "background", "1": "particle", "2": "contour"},
             "contour_thickness": NnunetDataset(args.dataset).contour_thickness,
         },
@@ -215,7 +243,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         train(args)
     except Exception as err:  # report any failure to the parent in one readable line
-        emit(error=f"{type(err).__name__}: {err}")
+        emit(
+            error=str(err)
+            if isinstance(err, DiffRenderGANError)
+            else f"{type(err).__name__}: {err}"
+        )
         raise
 
 

@@ -22,7 +22,7 @@ from ..data.dataset import DEFAULT_CONTOUR
 from ..io import as_gray
 from ..progress import Monitor, ensure
 from ..render.labels import PARTICLE
-from .model import ModelFolder, SegmentationError
+from .model import ModelFolder, SegmentationError, build_network
 
 
 def prepare_image(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -58,6 +58,52 @@ class Prediction:
             getattr(self, name)[where] = getattr(part, name)[source]
 
 
+def load_model(predictor, folder: ModelFolder) -> None:
+    """Hand ``folder``'s network to nnU-Net's ``predictor``, as its
+    ``initialize_from_trained_model_folder`` would, but with checked plans, weights-only
+    checkpoints and the network built from :func:`~.model.build_network`'s classes: nothing
+    named in the folder is imported."""
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans, dataset, weights = folder.plans(), folder.dataset(), folder.weights()
+    plans_file, dataset_file = folder.folder / "plans.json", folder.folder / "dataset.json"
+
+    def malformed(err: Exception) -> SegmentationError:
+        return SegmentationError(f"{plans_file} does not describe a usable network ({err!r})")
+
+    try:
+        plans_manager = PlansManager(plans)
+        configuration = plans_manager.get_configuration(weights.configuration)
+    except Exception as err:  # malformed plans raise many types
+        raise malformed(err) from err
+    try:
+        channels = determine_num_input_channels(plans_manager, configuration, dataset)
+        heads = plans_manager.get_label_manager(dataset).num_segmentation_heads
+    except Exception as err:
+        raise SegmentationError(f"{dataset_file} is malformed ({err!r})") from err
+    try:
+        network = build_network(configuration.configuration["architecture"], channels, heads)
+    except Exception as err:
+        raise malformed(err) from err
+    try:
+        network.load_state_dict(weights.network)
+    except RuntimeError as err:
+        raise SegmentationError(
+            f"{folder.checkpoint} does not fit the network of {plans_file} "
+            f"({str(err).splitlines()[0]})"
+        ) from err
+    predictor.manual_initialization(
+        network,
+        plans_manager,
+        configuration,
+        [weights.network],
+        dataset,
+        "nnUNetTrainer",
+        weights.mirroring_axes,
+    )
+
+
 class Segmenter:
     """A loaded nnU-Net model.
 
@@ -83,6 +129,10 @@ class Segmenter:
             raise SegmentationError(f"window must be one of {', '.join(WINDOWS)}")
         if mirroring not in MIRRORING:
             raise SegmentationError(f"mirroring must be one of {', '.join(MIRRORING)}")
+        if isinstance(step, bool) or not (isinstance(step, int | float) and 0 < step <= 1):
+            raise SegmentationError(
+                f"step must be a fraction of the patch size in (0, 1], got {step!r}"
+            )
         self.model = Path(model)
         self.metadata = ModelFolder(self.model).metadata()
         # width of the contour class the model learned (models that predate the record: 1)
@@ -104,12 +154,7 @@ class Segmenter:
             verbose_preprocessing=False,
             allow_tqdm=False,
         )
-        try:
-            self.predictor.initialize_from_trained_model_folder(
-                str(self.model), ("all",), "checkpoint_final.pth"
-            )
-        except Exception as err:  # corrupt checkpoints raise many types
-            raise SegmentationError(f"cannot load model {self.model}: {err}") from err
+        load_model(self.predictor, ModelFolder(self.model))
         if MIRRORING[mirroring]:
             self.predictor.allowed_mirroring_axes = MIRRORING[mirroring]
         configuration = self.predictor.configuration_manager.configuration
