@@ -179,7 +179,11 @@ def edit_json(path: Path, change: Callable[[dict], None]) -> None:
 
 
 def error_lines(outcome: Outcome) -> list[str]:
-    return [line for line in outcome.err.splitlines() if ": error:" in line]
+    """Lines with an error message (without a progress bar drawn before it)."""
+    lines = [line for line in outcome.err.splitlines() if ": error:" in line]
+    return [
+        line[line.index("diffrendergan") :] if "diffrendergan" in line else line for line in lines
+    ]
 
 
 def json_of(outcome: Outcome):
@@ -213,13 +217,19 @@ def classify(case: Case, work: Path, outcomes: list[Outcome]) -> tuple[str, str]
 
 
 def clarity(outcome: Outcome, names: str) -> tuple[str, str]:
-    """A clear error is one line, exit code 2, naming ``names`` (the argument or file)."""
-    errors = error_lines(outcome)
-    if outcome.code != 2 or len(errors) != 1:
+    """A clear error is one line naming ``names`` (the argument or file): exit code 2 with
+    ``diffrendergan CMD: error: …``, or, where other files of a batch finished, exit code 1
+    with a ``skipped: FILE: …`` line for each file that failed."""
+    errors = error_lines(outcome) if outcome.code == 2 else skipped_lines(outcome)
+    if outcome.code not in (1, 2) or len(errors) != 1:
         return "cryptic error", f"exit {outcome.code}: " + outcome.err.strip()[-160:]
     if names.lower() not in errors[0].lower():
         return "cryptic error", errors[0][:200]
     return "clear error", errors[0][:200]
+
+
+def skipped_lines(outcome: Outcome) -> list[str]:
+    return [line[line.index("skipped") :] for line in outcome.err.splitlines() if "skipped" in line]
 
 
 def classify_parallel(case: Case, outcomes: list[Outcome]) -> tuple[str, str]:
@@ -541,8 +551,8 @@ def traceback_cases() -> list[Case]:
         Case("traceback", "segment --window whole --step 0", step("0"), names="--step"),
         Case("traceback", "segment --window whole --step 2", step("2"), names="--step"),
         Case("traceback", "segment --window whole --step nan", step("nan"), names="--step"),
-        Case("traceback", "generate --spp 1000000", huge_spp, names="--spp", timeout=120),
-        Case("traceback", "scene --size 100000", huge_scene, names="--size", timeout=120),
+        Case("traceback", "generate --spp 1000000", huge_spp, names="spp 1000000", timeout=120),
+        Case("traceback", "scene --size 100000", huge_scene, names="100000x100000", timeout=120),
         Case("traceback", "train --resume with training.json lr -1",
              training_json(negative_lr), names="training.json"),
         Case("traceback", "train --resume with training.json settings as a string",

@@ -174,3 +174,28 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(small_disk
     tifffile.imwrite(tmp_path / "wire.tif", mask.astype(np.uint8) * 255)
     code = main(["thickness", str(tmp_path / "wire.tif"), "--out", str(small_disk / "cli")])
     assert code == 2 and not (small_disk / "cli").exists()
+
+
+@pytest.mark.parametrize(
+    ("index", "named"),
+    [
+        ('{"labels": {', "is corrupt"),
+        ('["not", "an", "object"]', "not a JSON object"),
+        (None, "overwrite_image_reader_writer"),
+    ],
+)
+def test_a_dataset_index_nnunet_cannot_use_safely_is_refused_naming_it(
+    blob_dataset, tmp_path, capsys, index, named
+):
+    import json
+    import shutil
+
+    dataset = tmp_path / blob_dataset.name
+    shutil.copytree(blob_dataset, dataset)
+    if index is None:  # nnU-Net would look this reader up by name
+        data = json.loads((dataset / "dataset.json").read_text())
+        index = json.dumps({**data, "overwrite_image_reader_writer": "SomeOtherIO"})
+    (dataset / "dataset.json").write_text(index)
+    err = _one_line_error(["segment-train", str(dataset), "--out", str(tmp_path / "m")], capsys)
+    assert "dataset.json" in err and named in err
+    assert not (tmp_path / "m").exists()

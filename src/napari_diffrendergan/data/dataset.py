@@ -19,6 +19,7 @@ from ..io import read_json, write_json_atomic
 
 CLASSES = {"background": 0, "particle": 1, "contour": 2}
 CLASS_NAMES = {str(v): k for k, v in CLASSES.items()}
+READER = "NaturalImage2DIO"  # nnU-Net's reader of 2D TIFFs, the one named in dataset.json
 SYNTHETIC_PREFIX = "syn_"
 BACKGROUND_PREFIX = "bg_"
 DEFAULT_CONTOUR = 1  # px: the contour width of datasets whose index does not record it
@@ -50,10 +51,37 @@ class NnunetDataset:
 
     @classmethod
     def open(cls, folder: str | Path) -> NnunetDataset:
+        """An existing dataset whose ``dataset.json`` is one this package writes (3 classes,
+        TIFF files, nnU-Net's 2D image reader); a clear error naming the file otherwise."""
         dataset = cls(folder)
         if not dataset.exists:
             raise DatasetError(f"{folder} is not an nnU-Net dataset (no dataset.json)")
+        dataset.check_index()
         return dataset
+
+    def check_index(self) -> None:
+        path = self.folder / self.INDEX
+        try:
+            index = read_json(path, "the dataset's index")
+        except InputError as err:
+            raise DatasetError(str(err)) from err
+        problems = []
+        if not isinstance(index, dict):
+            problems.append("it is not a JSON object")
+        else:
+            if index.get("labels") != CLASSES:
+                problems.append(f"labels must be {CLASSES}, got {index.get('labels')!r}")
+            if index.get("file_ending") != ".tif":
+                problems.append(f"file_ending must be '.tif', got {index.get('file_ending')!r}")
+            reader = index.get("overwrite_image_reader_writer", READER)
+            if reader != READER:
+                problems.append(f"overwrite_image_reader_writer must be {READER!r}, got {reader!r}")
+        if problems:
+            raise DatasetError(
+                f"{path} is not a dataset index this package can train on: "
+                + "; ".join(problems)
+                + " (write the dataset with `diffrendergan generate` or the Synthetic data widget)"
+            )
 
     def image_path(self, case: str) -> Path:
         return self.folder / "imagesTr" / f"{case}_0000.tif"
@@ -93,7 +121,7 @@ class NnunetDataset:
                 "labels": CLASSES,
                 "numTraining": len(self.cases()),
                 "file_ending": ".tif",
-                "overwrite_image_reader_writer": "NaturalImage2DIO",
+                "overwrite_image_reader_writer": READER,
                 "contour_thickness": int(contour_thickness),
             },
         )
