@@ -334,3 +334,23 @@ def test_datasets_and_runs_record_no_absolute_path_and_one_writer_at_a_time(
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.slow
+def test_nnunet_accepts_a_dataset_folder_holding_a_lock(tmp_path):
+    from conftest import blob_sample
+    from napari_diffrendergan.data.dataset import NnunetDataset
+
+    samples = [blob_sample(seed) for seed in range(3)]
+    folder = tmp_path / "Dataset004_Locked"
+    NnunetDataset(folder).write([s[0] for s in samples], [s[1] for s in samples], 1)
+    verify = (
+        "import sys\n"
+        "from nnunetv2.experiment_planning.verify_dataset_integrity import "
+        "verify_dataset_integrity\n"
+        "if __name__ == '__main__':\n"
+        "    verify_dataset_integrity(sys.argv[1], 1)\n"
+    )
+    with FolderLock(folder, "synthetic data generation"):
+        assert (folder / LOCK_NAME).is_file()
+        assert python(verify, folder).wait(300) == 0
