@@ -327,3 +327,20 @@ def test_training_settings_and_scene_sizes_are_checked_without_crashing(tmp_path
     bad.write_text('{"name": ')
     with pytest.raises(ConfigError, match=f"{bad}: Configuration is not valid JSON"):
         MaterialConfig.load(bad)
+
+
+@pytest.mark.parametrize("command", ["generate", "train"])
+def test_a_checkpoint_that_does_not_fit_an_edited_config_is_a_clear_error(
+    command, tiny_run, tmp_path, capsys
+):
+    run = _copy(tiny_run, tmp_path)
+    shutil.copytree(tiny_run.parent / "patches", tmp_path / "patches")  # beside, as trained
+    # a generator of another width: its checkpoints no longer fit the network
+    _edit_json(run / "training.json", lambda data: data["settings"].update(dropout=0.3))
+    _edit_json(run / "config.json", lambda data: data["meshes"].update(count=3))
+    argv = {
+        "generate": ["generate", str(run), "--count", "1", "--out", str(tmp_path / "d")],
+        "train": ["train", "--out", str(run), "--resume", "--epochs", "2"],
+    }[command]
+    err = _error(argv, capsys)
+    assert "epoch_001.pt does not fit" in err and "config.json" in err

@@ -25,7 +25,8 @@ def progress_bar(desc: str):
 
     from .progress import Monitor
 
-    bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False, delay=1.0)
+    # drawn only on a terminal: in logs and captured output a bar would run into the lines
+    bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False, delay=1.0, disable=None)
 
     def report(done: int, total: int, message: str) -> None:
         bar.total, bar.n = total, done

@@ -650,8 +650,22 @@ class GanRun:
         state = self.load_checkpoint(epoch)
         space = self.space
         network = build_generator(self.config.meshes.count, len(space.names), self.settings.dropout)
-        network.load_state_dict(state.get("average", state["generator"]))
+        self.restore(network, state.get("average", state["generator"]), epoch)
         return TrainedGenerator(self.config, space, network, epoch, self)
+
+    def restore(self, target, saved, epoch: int) -> None:
+        """Load ``saved`` (a state dict of checkpoint ``epoch``) into a network or optimiser
+        built from the run's settings; a clear error where they do not fit (an edited
+        ``config.json`` or ``training.json``)."""
+        try:
+            target.load_state_dict(saved)
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            first = " ".join(str(err).split())[:200]
+            raise TrainingError(
+                f"{self.checkpoint_path(epoch)} does not fit the network that {self.CONFIG} "
+                f"and {self.TRAINING} describe ({first}): were they edited? Restore them, or "
+                "train a new run"
+            ) from err
 
 
 def _stored_text(data, key: str) -> str | None:

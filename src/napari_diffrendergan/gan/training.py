@@ -234,11 +234,11 @@ def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[T
     for note in notes:
         yield TrainingEvent("note", last, 0, 0, note)
     if state is not None:
-        generator.load_state_dict(state["generator"])
-        average.load_state_dict(state.get("average", state["generator"]))
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_generator"])
-        opt_d.load_state_dict(state["opt_discriminator"])
+        run.restore(generator, state["generator"], last)
+        run.restore(average, state.get("average", state["generator"]), last)
+        run.restore(discriminator, state["discriminator"], last)
+        run.restore(opt_g, state["opt_generator"], last)
+        run.restore(opt_d, state["opt_discriminator"], last)
         torch.set_rng_state(state["torch_rng"])
         rng.bit_generator.state = state["numpy_rng"]
     start = last + 1
