@@ -671,6 +671,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the outcomes here (for --before)")
     parser.add_argument("--before", type=Path, help="an earlier run's --json, shown beside")
     args = parser.parse_args()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
     fixtures = make_fixtures(args.work / "fixtures")
     scratch = args.work / "cases"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -678,9 +681,6 @@ def main() -> int:
     for case in chosen:
         run_case(case, fixtures, scratch)
         print(f"{case.result:15s} {case.what}: {case.detail}", flush=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
     before = json.loads(args.before.read_text()) if args.before else None
     table = markdown(chosen, commit, before)
     if args.json:
