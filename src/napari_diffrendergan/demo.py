@@ -158,7 +158,7 @@ def run_demo(
         write_tiff(folder / f"{name}_image.tif", pair.image)
         write_tiff(folder / f"{name}_instances.tif", result.instances)
         write_csv(folder / f"{name}_particles.csv", table_rows(result.table))
-        scores.append(score_image(pair.instances, result.instances, name))
+        scores.append(score_image(pair.instances, result.instances, name, "instances", "instances"))
         counts.append((int(result.instances.max()), pair.info["visible_particles"]))
     real = segment_image(segmenter, scan.image, pixel_size_nm=scan.pixel_size_nm)
     name = "scan"
