@@ -249,7 +249,8 @@ def run_case(case: Case, fixtures: Path, scratch: Path) -> None:
     started = time.perf_counter()
     processes = [launch(argv, work) for _ in range(case.parallel)]
     outcomes = [finish(p, started, case.timeout) for p in processes]
-    case.result, case.detail = classify(case, work, outcomes)
+    case.result, detail = classify(case, work, outcomes)
+    case.detail = detail.replace(f"{work}/", "")  # the case's scratch folder says nothing
 
 
 # --- the cases ---------------------------------------------------------------------------------
@@ -642,7 +643,10 @@ def markdown(all_cases: list[Case], commit: str, before: dict | None) -> str:
         f"Written by `benchmarks/robustness.py` at commit {commit}: each case runs the "
         "`diffrendergan` command line as a user would, in a fresh folder. *Correct* and *clear "
         "error* (exit code 2, one line naming the argument or file, no traceback) are the two "
-        "right answers; malicious files only create a marker file.",
+        "right answers; malicious files only create a marker file. Rerun: `python "
+        "benchmarks/robustness.py --work DIR --markdown docs/robustness.md --before "
+        "docs/robustness-13dcc3c.json` (~25 min on 2 cores); the tests in `tests/test_security.py`, "
+        "`tests/test_integrity.py` and `tests/test_bad_inputs*.py` check the same cases and more.",
         "",
         f"| outcome | cases{f' | {then}' if before else ''} |",
         f"|---|---{'|---' if before else ''}|",
