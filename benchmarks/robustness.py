@@ -645,7 +645,7 @@ def markdown(all_cases: list[Case], commit: str, before: dict | None) -> str:
         "error* (exit code 2, one line naming the argument or file, no traceback) are the two "
         "right answers; malicious files only create a marker file. Rerun: `python "
         "benchmarks/robustness.py --work DIR --markdown docs/robustness.md --before "
-        "docs/robustness-13dcc3c.json` (~25 min on 2 cores); the tests in "
+        "docs/robustness-13dcc3c.json` (7 min on 2 cores beside a test run); the tests in "
         "`tests/test_security.py`, `tests/test_integrity.py` and `tests/test_bad_inputs*.py` "
         "check the same cases and more.",
         "",
