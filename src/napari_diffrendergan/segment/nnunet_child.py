@@ -136,7 +136,7 @@ def seed_everything(seed: int) -> None:
 
 def restore(trainer, checkpoint: dict) -> None:
     """``nnUNetTrainer.load_checkpoint`` for a checkpoint loaded weights-only (given a file,
-    nnU-Net unpickles it with ``weights_only=False``; given a dict, 2.8 fails on an unbound
+    nnU-Net unpickles it without that restriction; given a dict, 2.8 fails on an unbound
     name)."""
     if not trainer.was_initialized:
         trainer.initialize()
