@@ -215,8 +215,34 @@ def test_cli_segment_writes_outputs_and_evaluates(tiny_model, tmp_path, capsys):
         sidecar = json.loads((out / f"s{seed}_mask.json").read_text())
         assert sidecar["pixel_size_nm"] == 5.0 and sidecar["core_threshold"] == 0.8
         assert sidecar["min_seed_area"] == 30
+        _check_size_report(out / f"s{seed}")
+    assert "D50" in capsys.readouterr().out
     capsys.readouterr()
     assert main(["evaluate", "--pred", str(out), "--truth", str(truth), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["dsc"] > 0.8 and len(result["images"]) == 2
     assert 0.5 < result["ap50_coco"] <= 1  # ranked by the confidences of the particle tables
+
+
+def _check_size_report(stem) -> None:
+    """``<name>_sizes.json`` is strict JSON whose counts agree with the particle table, and
+    whose D50 (in nm) lies in its interval and comes from whole particles only."""
+    import csv
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    report = json.loads(
+        stem.with_name(stem.name + "_sizes.json").read_text(), parse_constant=refuse
+    )
+    with open(stem.with_name(stem.name + "_particles.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    statistics = report["statistics"]
+    cut = [r for r in rows if r["touches_border"] == "True"]
+    assert statistics["unit"] == "nm" and statistics["count"]["detected"] == len(rows)
+    assert statistics["count"]["touching_border"] == len(cut)
+    whole = sorted(float(r["equivalent_diameter_nm"]) for r in rows if r not in cut)
+    d50 = statistics["sizes"]["equivalent_diameter"]["D50"]
+    assert d50["value"] == pytest.approx(float(np.percentile(whole, 50)))
+    assert d50["ci_low"] <= d50["value"] <= d50["ci_high"]
+    assert report["nanomaterial_screen"]["verdict"] is not None

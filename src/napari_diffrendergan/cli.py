@@ -334,14 +334,11 @@ def cmd_segment(args) -> int:
     print(f"Segmented {len(done)} image(s) into {Path(args.out).resolve()}:")
     for r in done:
         notes = f" ({'; '.join(r['notes'])})" if r["notes"] else ""
-        found = (
-            f"{r['particles']} particles, median equivalent diameter "
-            f"{r['median_diameter']:.3g} {r['unit']}"
-            if r["particles"]
-            else "no particles"
-        )
-        print(f"  {r['name']}: {found}{notes}")
-    print("Per image: <name>_mask.tif (0/1/2), <name>_instances.tif, <name>_particles.csv")
+        print(f"  {r['name']}: {_found(r)}{notes}")
+    print(
+        "Per image: <name>_mask.tif (0/1/2), <name>_instances.tif, <name>_particles.csv, "
+        "<name>_sizes.json (D10/D50/D90 with 95 % intervals, EU nanomaterial screen)"
+    )
     for r in failures:
         print(f"  skipped: {r['error']}", file=sys.stderr)
     if failures:
@@ -350,6 +347,22 @@ def cmd_segment(args) -> int:
             file=sys.stderr,
         )
     return 1 if failures else 0
+
+
+def _found(summary: dict) -> str:
+    """One image's particles and D50 (whole particles above the size floor), for the CLI."""
+    if not summary["particles"]:
+        return "no particles"
+    count, d50, unit = summary["count"], summary["d50"], summary["unit"]
+    text = f"{summary['particles']} particles"
+    if d50["value"] is None:
+        return f"{text}, none whole and above the size floor to measure"
+    return (
+        f"{text}; equivalent diameter D50 {d50['value']:.3g} {unit} (95 % CI "
+        f"{d50['ci_low']:.3g}–{d50['ci_high']:.3g}) of {count['measured']} measured "
+        f"({count['touching_border']} cut by the border and {count['below_floor']} under the "
+        "size floor left out)"
+    )
 
 
 def cmd_evaluate(args) -> int:

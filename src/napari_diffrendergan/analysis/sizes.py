@@ -86,6 +86,18 @@ def size_statistics(
     }
 
 
+def size_report(
+    table: dict, pixel_size_nm: float | None, analysed_area_px: float, min_area_px: int = MIN_AREA
+) -> dict:
+    """One image's size statistics and EU screen (what ``diffrendergan segment`` writes as
+    ``<name>_sizes.json``); ``table`` has the ``touches_border`` column."""
+    tables = [table]
+    return {
+        "statistics": size_statistics(tables, pixel_size_nm, analysed_area_px, min_area_px),
+        "nanomaterial_screen": nanomaterial_screen(tables, pixel_size_nm, min_area_px),
+    }
+
+
 def statistics_rows(statistics: dict) -> list[dict]:
     """:func:`size_statistics` as CSV rows: quantity, value, ci_low, ci_high, unit."""
     unit = statistics["unit"]

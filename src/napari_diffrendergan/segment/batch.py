@@ -75,10 +75,13 @@ def segment_file(
     step=0.5,
 ) -> dict:
     """Segment one file and write ``<name>_mask.tif``, ``<name>_instances.tif`` (with JSON
-    sidecars) and ``<name>_particles.csv`` (all or none); returns a short summary. A uniform
-    image (every pixel equal) holds no particles: it gets empty outputs without the network."""
+    sidecars), ``<name>_particles.csv`` (with ``touches_border``) and ``<name>_sizes.json``
+    (:func:`~napari_diffrendergan.analysis.sizes.size_report`), all or none; returns a short
+    summary. A uniform image (every pixel equal) holds no particles: it gets empty outputs
+    without the network."""
     from ..analysis.particles import table_rows
-    from ..io import file_group, read_image, write_csv, write_tiff
+    from ..analysis.sizes import size_report, touches_border
+    from ..io import file_group, read_image, write_csv, write_json_atomic, write_tiff
 
     path, out = Path(path), Path(out)
     name = name or path.stem
@@ -122,6 +125,10 @@ def segment_file(
         "excluded_bottom_rows": exclude_bottom,
         "notes": result.notes,
     }
+    analysed = (0, height - exclude_bottom, 0, width)
+    border = touches_border(result.instances, analysed)
+    result.table["touches_border"] = np.array([border[int(i)] for i in result.table["label"]], bool)
+    sizes = size_report(result.table, pixel, (height - exclude_bottom) * width, min_area)
     paths = output_paths(out, name)
     with file_group(out, name) as written:
         written.extend(paths)
@@ -134,19 +141,22 @@ def segment_file(
         )
         write_tiff(paths[1], result.instances, pixel_size_nm=pixel, **meta)
         write_csv(paths[2], table_rows(result.table))
-    diameters = next(v for k, v in result.table.items() if k.startswith("equivalent_diameter"))
+        write_json_atomic(paths[3], sizes)
+    statistics = sizes["statistics"]
     return {
         "name": name,
         "particles": int(result.instances.max()),
-        "median_diameter": float(np.median(diameters)) if len(diameters) else float("nan"),
-        "unit": "nm" if pixel else "px",
+        "d50": statistics["sizes"]["equivalent_diameter"]["D50"],
+        "count": statistics["count"],
+        "unit": statistics["unit"],
         "notes": result.notes,
     }
 
 
 def output_paths(out: Path, name: str) -> list[Path]:
-    """The mask, instances and particle table :func:`segment_file` writes for ``name``."""
-    return [out / f"{name}_mask.tif", out / f"{name}_instances.tif", out / f"{name}_particles.csv"]
+    """The mask, instances, particle table and size report :func:`segment_file` writes."""
+    names = ("mask.tif", "instances.tif", "particles.csv", "sizes.json")
+    return [out / f"{name}_{suffix}" for suffix in names]
 
 
 def _uniform(image: np.ndarray, pixel_size_nm: float | None) -> Segmentation:
