@@ -23,3 +23,13 @@ def test_local_workers_get_the_env_asked_for_and_glibc_default_trimming(monkeypa
 def test_bad_worker_counts_name_the_problem(workers):
     with pytest.raises(InputError, match="whole number"):
         list(map_on_dask(os.getenv, [("HOME",)], workers=workers))
+
+
+def test_local_workers_are_capped_at_the_cores_but_a_scheduler_decides_its_own():
+    from napari_diffrendergan.parallel import check_workers
+
+    cores = os.cpu_count() or 1
+    check_workers(cores)
+    check_workers(cores + 1, scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(InputError, match=f"use at most {cores}"):
+        check_workers(cores + 1)

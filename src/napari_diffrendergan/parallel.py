@@ -14,9 +14,16 @@ from .progress import Monitor, ensure
 CONNECT_TIMEOUT_S = 5
 
 
-def check_workers(workers: int | None) -> None:
+def check_workers(workers: int | None, scheduler: str | None = None) -> None:
+    """A worker count of 1 or more; local workers (no ``scheduler``) at most the CPU cores."""
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise InputError(f"workers must be a whole number >= 1, got {workers!r}")
+    cores = os.cpu_count() or 1
+    if not scheduler and workers is not None and workers > cores:
+        raise InputError(
+            f"{workers} local workers for {cores} CPU cores: use at most {cores} (more worker "
+            "processes only compete for the cores, each holding its own model or scene)"
+        )
 
 
 @contextmanager
@@ -26,7 +33,7 @@ def dask_client(workers: int = 1, scheduler: str | None = None, env: dict | None
     import dask
     from dask.distributed import Client, LocalCluster
 
-    check_workers(workers)
+    check_workers(workers, scheduler)
     cluster = None
     if scheduler:
         try:

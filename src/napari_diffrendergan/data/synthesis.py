@@ -284,13 +284,7 @@ def _check_arguments(count, seed, contour_thickness, n_background, workers, sche
             raise SynthesisError(
                 f"{name} must be at least {low}{most} (a whole number), got {value!r}"
             )
-    check_workers(workers)
-    cores = os.cpu_count() or 1
-    if not scheduler and workers is not None and workers > cores:
-        raise SynthesisError(
-            f"{workers} local workers for {cores} CPU cores: use at most {cores} (more only "
-            "share the cores, each holding its own scene)"
-        )
+    check_workers(workers, scheduler)
 
 
 def pair_request(generator: TrainedGenerator, seed, spp=None, contour_thickness=None) -> dict:

@@ -196,7 +196,7 @@ def segment_files(
     from ..io import FolderLock
     from ..parallel import check_workers
 
-    check_workers(workers)
+    check_workers(workers, scheduler)
     ModelFolder(model).metadata()
     paths = [Path(p).resolve() for p in paths]
     names = output_names(paths)
