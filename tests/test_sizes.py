@@ -180,38 +180,73 @@ def test_eu_screen_undefined_without_pixel_size():
     assert screen["caveats"]
 
 
-def test_size_agreement_with_itself_and_with_a_known_scaling():
+def test_compare_sizes_with_itself_and_with_a_known_scaling():
     rng = np.random.default_rng(11)
     labels, _ = draw_disks((800, 800), lognormal_diameters(rng, 150), rng)
     table = sizes.sized_table(labels, 2.0)
-    same = sizes.size_agreement(table, table, 2.0)
-    for key in ("D10_error_percent", "D50_error_percent", "D90_error_percent"):
+    same = sizes.compare_sizes([table], [table], 2.0)
+    for key in ("D10_difference_percent", "D50_difference_percent", "D90_difference_percent"):
         assert same[key] == 0
     assert same["ks_statistic"] == 0
     assert same["wasserstein_nm"] == 0
-    assert same["count_ratio"] == 1
+    assert same["count_ratio"] == same["density_ratio"] == 1
+    assert same["D50_difference"]["value"] == 0
+    assert same["D50_difference"]["ci_low"] <= 0 <= same["D50_difference"]["ci_high"]
+    assert same["D50_b_interval_covers_a"] is True
 
     scaled = dict(table)
     for name in ("equivalent_diameter_nm", "feret_max_nm", "feret_min_nm"):
         scaled[name] = table[name] * 1.1
     scaled["area_nm2"] = table["area_nm2"] * 1.21
-    result = sizes.size_agreement(table, scaled, 2.0)
-    assert result["D50_error_percent"] == pytest.approx(10.0)
+    result = sizes.compare_sizes([table], [scaled], 2.0)
+    assert result["D50_difference_percent"] == pytest.approx(10.0)
+    d50 = result["a"]["D50"]["value"]
+    assert result["D50_difference"]["value"] == pytest.approx(0.1 * d50)
+    assert 0 < result["D50_difference"]["ci_low"] < 0.1 * d50 < result["D50_difference"]["ci_high"]
     assert result["ks_statistic"] > 0.1
     expected = 0.1 * table["equivalent_diameter_nm"].mean()
     assert result["wasserstein_nm"] == pytest.approx(expected)
     json.dumps(result, allow_nan=False)
 
 
-def test_size_agreement_applies_rules_to_both_sides():
+def test_compare_sizes_two_samples_of_one_distribution_and_of_two():
+    rng = np.random.default_rng(0)
+    a, _ = draw_disks((900, 900), lognormal_diameters(rng, 120), rng)
+    b, _ = draw_disks((900, 900), lognormal_diameters(rng, 120), rng)
+    c, _ = draw_disks((900, 900), lognormal_diameters(rng, 120) * 1.3, rng)
+    tables = [sizes.sized_table(x, 1.0) for x in (a, b, c)]
+    alike = sizes.compare_sizes([tables[0]], [tables[1]], 1.0)
+    unlike = sizes.compare_sizes([tables[0]], [tables[2]], 1.0)
+    assert alike["D50_difference"]["ci_low"] < 0 < alike["D50_difference"]["ci_high"]
+    assert unlike["D50_difference"]["ci_low"] > 0
+    assert alike["ks_pvalue"] > 0.05 > unlike["ks_pvalue"]
+
+
+def test_compare_sizes_applies_rules_to_both_sides():
     labels = np.zeros((50, 50), np.int32)
     labels[0:10, 0:10] = 1  # border
     labels[20:30, 20:30] = 2
     pred = labels.copy()
     pred[40:42, 40:42] = 3  # below floor
-    result = sizes.size_agreement(sizes.sized_table(labels), sizes.sized_table(pred))
-    assert result["count_truth"] == result["count_pred"] == 1
-    assert result["D50_error_percent"] == 0
+    result = sizes.compare_sizes([sizes.sized_table(labels)], [sizes.sized_table(pred)])
+    assert result["count_a"]["measured"] == result["count_b"]["measured"] == 1
+    assert result["count_b"]["below_floor"] == 1 and result["count_a"]["touching_border"] == 1
+    assert result["D50_difference_percent"] == 0
+    assert result["density_ratio"] == 1
+
+
+def test_cumulative_distribution_band_covers_the_true_distribution():
+    from scipy.stats import lognorm
+
+    rng = np.random.default_rng(3)
+    shape, scale = 0.3, 100.0
+    values = lognorm.rvs(shape, scale=scale, size=400, random_state=rng)
+    cdf = sizes.cumulative_distribution(values)
+    assert np.all(np.diff(cdf["x"]) >= 0) and cdf["cdf"][-1] == 1
+    truth = lognorm.cdf(cdf["x"], shape, scale=scale)
+    assert np.all((cdf["low"] <= truth) & (truth <= cdf["high"]))
+    half = (cdf["high"] - cdf["low"])[len(values) // 2] / 2
+    assert half == pytest.approx(np.sqrt(np.log(40) / 800))
 
 
 def test_output_is_strict_json_and_csv_rows():
