@@ -371,7 +371,13 @@ def cmd_evaluate(args) -> int:
     from .analysis.evaluation import evaluate_folders
 
     result = evaluate_folders(
-        args.pred, args.truth, truth_kind=args.truth_kind, pred_kind=args.pred_kind
+        args.pred,
+        args.truth,
+        truth_kind=args.truth_kind,
+        pred_kind=args.pred_kind,
+        pixel_size_nm=args.pixel_size,
+        min_area_px=args.min_area,
+        keep_border=args.keep_border,
     )
     columns = ("dsc", "ap50", "pq", "pq_paper", "n_true", "n_pred", "tp", "merged", "split")
     columns += ("missed", "pieces", "false_positive")
@@ -399,9 +405,36 @@ def cmd_evaluate(args) -> int:
         )
     if result["missing_predictions"]:
         print(f"no prediction for: {', '.join(result['missing_predictions'])}")
+    _print_size_agreement(result["sizes"])
     if args.json:
         print(json.dumps(_valid_json(result), allow_nan=False))
     return 0
+
+
+def _print_size_agreement(sizes: dict) -> None:
+    """Per image and pooled: the manual D-values and the predicted ones' error, KS, Wasserstein
+    and the count ratio."""
+    unit = sizes["pooled"]["unit"]
+    titles = ("true", "found", "D10", "err%", "D50", "err%", "D90", "err%", "KS", f"W {unit}")
+    print(f"\nsizes{'':11s}" + "".join(f" {t:>6s}" for t in titles))
+    for row in [*sizes["images"], {"name": "all (pooled)", **sizes["pooled"]}]:
+        cells = [row["count_a"]["measured"], row["count_b"]["measured"]]
+        for key in ("D10", "D50", "D90"):
+            cells += [row["a"][key]["value"], row[f"{key}_difference_percent"]]
+        cells += [row["ks_statistic"], row[f"wasserstein_{unit}"]]
+        print(f"{row['name'][:16]:16s} " + " ".join(_cell(c) for c in cells))
+    border = "kept" if sizes["border_particles_included"] else "left out"
+    print(
+        f"equivalent diameters in {unit} (manual D-values; err%: found off manual), with the "
+        f"same rules on both sides: particles within {sizes['border_px']} px of the border "
+        f"{border}, under {sizes['min_area_px']} px left out"
+    )
+
+
+def _cell(value) -> str:
+    if value is None:
+        return f"{'–':>6s}"
+    return f"{value:6d}" if isinstance(value, int) else f"{value:6.3g}"
 
 
 def _patches_of(path: Path, args, settings: dict) -> tuple[dict[str, int], list[str]]:
@@ -785,6 +818,21 @@ def build_parser() -> argparse.ArgumentParser:
             "*_mask semantic, *_instances instances, else auto: told from the values, and "
             "refused when they fit no kind)",
         )
+    evaluate.add_argument(
+        "--pixel-size", type=_pixel_size, help="nm per pixel for sizes (else the files' sidecars)"
+    )
+    evaluate.add_argument(
+        "--min-area",
+        type=_whole(1),
+        default=MIN_AREA,
+        metavar="PX",
+        help=f"size floor: smaller particles are left out of sizes on both sides ({MIN_AREA})",
+    )
+    evaluate.add_argument(
+        "--keep-border",
+        action="store_true",
+        help="also size particles cut by the image border (left out by default)",
+    )
     evaluate.set_defaults(func=cmd_evaluate)
 
     thickness = sub.add_parser("thickness", help="local-thickness maps of nanowire masks")

@@ -29,12 +29,17 @@ WILSON_Z = 1.959963984540054  # two-sided 95 %
 
 
 def touches_border(
-    instances: np.ndarray, region: tuple[int, int, int, int] | None = None
+    instances: np.ndarray, region: tuple[int, int, int, int] | None = None, margin: int = 1
 ) -> dict[int, bool]:
-    """For each label inside the image (or the ``region`` (y0, y1, x0, x1)), whether it
-    touches that rectangle's border."""
+    """For each label inside the image (or the ``region`` (y0, y1, x0, x1)), whether it comes
+    within ``margin`` pixels of that rectangle's border (1: touches it)."""
     crop = _crop(np.asarray(instances), region)
-    edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    if margin < 1:
+        raise InputError(f"border margin {margin} px: give 1 or more")
+    edge = np.concatenate(
+        [crop[:margin].ravel(), crop[-margin:].ravel(), crop[:, :margin].ravel()]
+        + [crop[:, -margin:].ravel()]
+    )
     on_edge = set(np.unique(edge).tolist())
     return {int(label): int(label) in on_edge for label in np.unique(crop) if label != 0}
 
@@ -43,12 +48,13 @@ def sized_table(
     instances: np.ndarray,
     pixel_size_nm: float | None = None,
     region: tuple[int, int, int, int] | None = None,
+    margin: int = 1,
 ) -> dict:
     """:func:`particle_table` of the particles inside ``region`` (the whole image without one)
-    with a ``touches_border`` column."""
+    with a ``touches_border`` column (within ``margin`` px of the border)."""
     crop = _crop(np.asarray(instances), region)
     table = particle_table(crop, pixel_size_nm)
-    border = touches_border(crop)
+    border = touches_border(crop, margin=margin)
     table["touches_border"] = np.array([border[int(lab)] for lab in table["label"]], bool)
     return table
 
