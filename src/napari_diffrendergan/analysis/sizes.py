@@ -72,7 +72,7 @@ def size_statistics(
     and the number density per µm² of ``analysed_area_px`` (all particles above the floor,
     border ones included)."""
     table, unit = _pooled(tables, pixel_size_nm)
-    measured, counts = _selection(table, pixel_size_nm, min_area_px, keep_border)
+    measured, counts = selected_particles(table, pixel_size_nm, min_area_px, keep_border)
     sizes = {name: _percentiles_with_ci(table[f"{name}_{unit}"][measured]) for name in SIZE_COLUMNS}
     feret_min = table[f"feret_min_{unit}"][measured]
     aspect = table[f"feret_max_{unit}"][measured] / np.where(feret_min > 0, feret_min, np.nan)
@@ -139,7 +139,7 @@ def nanomaterial_screen(
             "caveats": ["pixel size unknown: sizes in nm, and so the screen, are undefined"],
         }
     table, unit = _pooled(tables, pixel_size_nm)
-    measured, counts = _selection(table, pixel_size_nm, min_area_px, keep_border)
+    measured, counts = selected_particles(table, pixel_size_nm, min_area_px, keep_border)
     smallest = table[f"feret_min_{unit}"][measured]
     low, high = NANO_RANGE_NM
     nano = int(((smallest >= low) & (smallest <= high)).sum())
@@ -172,8 +172,8 @@ def compare_sizes(
     above the floor, border ones included: equal analysed areas assumed)."""
     from scipy.stats import ks_2samp, wasserstein_distance
 
-    a, unit, counts_a = _measured_diameters(tables_a, pixel_size_nm, min_area_px, keep_border)
-    b, _, counts_b = _measured_diameters(tables_b, pixel_size_nm, min_area_px, keep_border)
+    a, unit, counts_a = measured_diameters(tables_a, pixel_size_nm, min_area_px, keep_border)
+    b, _, counts_b = measured_diameters(tables_b, pixel_size_nm, min_area_px, keep_border)
     result = {
         "unit": unit,
         "min_area_px": min_area_px,
@@ -247,7 +247,7 @@ def _pooled(tables: list[dict], pixel_size_nm: float | None) -> tuple[dict, str]
     }, unit
 
 
-def _selection(
+def selected_particles(
     table: dict, pixel_size_nm: float | None, min_area_px: int, keep_border: bool
 ) -> tuple[np.ndarray, dict]:
     """Which particles are measured, and the counts: detected, border, below floor, measured."""
@@ -265,12 +265,12 @@ def _selection(
     return measured, counts
 
 
-def _measured_diameters(
+def measured_diameters(
     tables: list[dict], pixel_size_nm: float | None, min_area_px: int, keep_border: bool
 ) -> tuple[np.ndarray, str, dict]:
     """The measured particles' equivalent diameters, their unit and the counts."""
     table, unit = _pooled(tables, pixel_size_nm)
-    measured, counts = _selection(table, pixel_size_nm, min_area_px, keep_border)
+    measured, counts = selected_particles(table, pixel_size_nm, min_area_px, keep_border)
     return table[f"equivalent_diameter_{unit}"][measured], unit, counts
 
 
