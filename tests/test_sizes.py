@@ -270,3 +270,69 @@ def test_tables_without_border_column_are_refused():
     table = particle_table(np.ones((30, 30), np.int32))
     with pytest.raises(InputError, match="sized_table"):
         sizes.size_statistics([table])
+
+
+def rendered_spheres(scales, centres, width=384, field_width=8.0):
+    """Instance labels of spheres of diameter ``scales`` (world units) at ``centres`` (x, y),
+    ray-traced by the renderer's own label pass; and the pixels per world unit."""
+    from napari_diffrendergan.config import preset
+    from napari_diffrendergan.render.scene import VirtualScene
+
+    config = preset("sio2-him")
+    config.meshes.count = len(scales)
+    config.scene.width = config.scene.height = width
+    config.scene.field_width = field_width
+    config.scene.spp = 1
+    scene = VirtualScene(config, device="cpu")
+    phi = np.column_stack([centres, np.zeros(len(scales)), scales]).astype(np.float32)
+    scene.place(phi)
+    return scene.instances(), width / field_width
+
+
+def spread_centres(scales, rng, field_width, on_border):
+    """Non-overlapping centres inside the field, or (``on_border``) on its left/right edges."""
+    centres = []
+    half = field_width / 2
+    for scale in scales:
+        for _ in range(500):
+            if on_border:
+                centre = (rng.choice([-half, half]), rng.uniform(-half, half))
+            else:
+                centre = tuple(rng.uniform(-half + scale, half - scale, 2))
+            gaps = [np.hypot(*np.subtract(centre, c)) - (scale + s) / 2 for c, s in centres]
+            if all(g > 0.1 for g in gaps):
+                centres.append((centre, scale))
+                break
+    return np.array([c for c, _ in centres]), np.array([s for _, s in centres])
+
+
+@pytest.mark.slow
+def test_rendered_spheres_sizes_recover_the_truth_and_border_cuts_bias_them():
+    rng = np.random.default_rng(2)
+    field = 8.0
+    inside, inner_scales = spread_centres(
+        0.6 * np.exp(0.2 * rng.standard_normal(16)), rng, field, False
+    )
+    edge, edge_scales = spread_centres(
+        0.6 * np.exp(0.2 * rng.standard_normal(24)), rng, field, True
+    )
+    scales = np.concatenate([inner_scales, edge_scales])
+    keep = np.ones(len(scales), bool)
+    for i in range(len(inner_scales)):  # inside centres may still collide with edge ones
+        gaps = np.hypot(*(edge - inside[i]).T) - (edge_scales + inner_scales[i]) / 2
+        keep[i] = bool((gaps > 0.1).all())
+    centres = np.concatenate([inside, edge])[keep]
+    scales = scales[keep]
+    labels, px_per_unit = rendered_spheres(scales, centres, field_width=field)
+    table = sizes.sized_table(labels, 1.0)
+    border = table["touches_border"]
+    assert border.sum() >= 15 and (~border).sum() >= 12
+    true_d50 = np.median(scales[: keep[: len(inner_scales)].sum()]) * px_per_unit
+
+    whole = sizes.size_statistics([table], 1.0)["sizes"]["equivalent_diameter"]
+    assert whole["D50"]["ci_low"] <= true_d50 <= whole["D50"]["ci_high"]
+    assert whole["D50"]["value"] == pytest.approx(true_d50, rel=0.05)
+
+    cut = sizes.size_statistics([table], 1.0, keep_border=True)["sizes"]["equivalent_diameter"]
+    assert cut["D50"]["ci_high"] < true_d50  # half-spheres pull the median down
+    assert cut["D10"]["ci_high"] < whole["D10"]["ci_low"]
