@@ -79,6 +79,11 @@ def test_thickness_widget_makes_heatmap_plot_and_csv(make_napari_viewer, tmp_pat
     assert float(rows[0]["median_thickness_nm"]) > 0
     histogram = csv.DictReader(Path(distribution).read_text().splitlines())
     assert sum(int(r["skeleton_pixels"]) for r in histogram) > 0
+    assert heatmap.metadata["summary"]["method"] == "exact"
+    widget.method.setCurrentText("localthickness")
+    widget.run_button.click()
+    assert heatmap.metadata["summary"]["method"] == "localthickness"
+    assert 70 <= np.median(heatmap.data[mask > 0]) <= 150
 
 
 def test_thickness_widget_explains_bad_input(make_napari_viewer):

@@ -264,7 +264,7 @@ def cmd_thickness(args) -> int:
             monitor.report(done, len(paths), path.name)
             try:
                 mask, sidecar_nm = read_image(path)
-                result = analyse(mask, args.pixel_size or sidecar_nm)
+                result = analyse(mask, args.pixel_size or sidecar_nm, method=args.method)
             except DiffRenderGANError as err:
                 print(f"  skipped: {file_message(path, err)}", file=sys.stderr)
                 failed += 1
@@ -632,6 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
         SPLIT_DISTANCE,
         WATERSHED,
     )
+    from .analysis.thickness import METHODS
     from .config import MAX_CONTOUR, PRESETS
     from .data.synthesis import MAX_PAIRS
     from .gan.run import MAX_EPOCHS, MAX_ITERATIONS, MAX_SEED
@@ -840,6 +841,13 @@ def build_parser() -> argparse.ArgumentParser:
     thickness.add_argument("--out", required=True, type=_out_folder, help="output folder")
     thickness.add_argument(
         "--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)"
+    )
+    thickness.add_argument(
+        "--method",
+        choices=METHODS,
+        default="exact",
+        help="exact (default: the definition, computed fast) or localthickness (the package of "
+        "that name: an approximation, slower; docs/thickness.md)",
     )
     thickness.set_defaults(func=cmd_thickness)
 

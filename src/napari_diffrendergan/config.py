@@ -455,28 +455,15 @@ def _tio2_sem() -> MaterialConfig:
         name="tio2-sem",
         description="TiO2 nanoparticles in SEM (Rühle et al. 2021): 26 rounded grains per 256² "
         "field, Poisson-disk agglomerates in 3D, lognormal sizes, on a textured support film.",
-        # the paper places 40 meshes; in a 256² field at the real pixel scale that is far more
-        # than the real density (the training scans hold ~13 particles per 256² on average,
-        # the particle patches the GAN learns from about twice that), so 26
+        # where each value comes from: docs/rendering.md, "The tio2-sem preset"
         meshes=MeshSetConfig("pebbles", 26),
-        # real scans: median equivalent diameter 27 px at 7.34 nm/px, log-std ~0.45 (manual masks)
         size=SizeDistribution("lognormal", {"median": 1.0, "sigma": 0.35}),
-        # half the constellations one agglomerate: in the training scans' manual masks 55 % of
-        # the particles lie in agglomerates of ≥ 20 (74 % in ≥ 10); pairs with three
-        # agglomerates each held 8 % (46 %), the 5bce95d run's pairs 50 % (70 %)
-        # (benchmarks/agglomerates.py, docs/segmentation.md)
         placement=PlacementConfig(
             "poisson-3d", agglomerates=3, min_distance=0.85, dense_fraction=0.5
         ),
-        # emitter geometry calibrated on the real scans (the paper gives only the radiances):
-        # with the paper's limits the stage then reaches the real background (~0.15 of full
-        # scale) and the particles their brightness (~0.5); a thinner, lower torus leaves both
-        # at a quarter of that
         scene=SceneConfig(
             field_width=8.0, spp=121, denoise=True, torus_tube_radius=0.3, torus_z=0.45
         ),
-        # decided by FID on the real training patches (docs/gan.md): the stage limit raised
-        # (the learned stage sat at 0.4), a learned support film and detector blur
         learning=LearningConfig(
             stage_limits=(0.01, 0.8),
             noise_limits=(0.001, 0.1),
@@ -484,8 +471,6 @@ def _tio2_sem() -> MaterialConfig:
             film_limits=(0.0, 0.2),
             blur=True,
         ),
-        # 2 px, chosen on held-out synthetic pairs + real background patches (AP50 0.563 vs
-        # 0.532 at 1 px, docs/segmentation.md): a 4 px band between touching particles
         contour_thickness=2,
     )
 
