@@ -245,7 +245,7 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     viewer = make_napari_viewer()
     for name in ("scan_mask.tif", "scan_instances.tif", "wire_thickness.tif"):
         viewer.open(str(tmp_path / name), plugin="napari-diffrendergan")
-    viewer.open(str(tmp_path / "set"), plugin="napari-diffrendergan")
+    viewer.open(str(tmp_path / "set" / "patches.json"), plugin="napari-diffrendergan")
     masks, instances, thickness, patches = viewer.layers
     assert isinstance(masks, Labels) and isinstance(instances, Labels)
     assert tuple(masks.scale) == tuple(instances.scale) == (7.5, 7.5)
@@ -255,3 +255,91 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     assert patches.data.shape == (2, 16, 16) and tuple(patches.scale) == (1.0, 7.5, 7.5)
     assert patches.metadata["roles"] == ["particle", "background"]
     assert patches.metadata["patch_set"] == str((tmp_path / "set").resolve())
+
+
+def test_typed_pixel_size_sticks_and_a_layer_file_offers_its_own(make_napari_viewer, tmp_path):
+    import numpy as np
+
+    from test_scans import scan_pixels, write_zeiss
+
+    viewer = make_napari_viewer()
+    viewer.add_image(scan_pixels(), name="plain")  # no scale, no file
+    _, segmentation = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    _, thickness = viewer.window.add_plugin_dock_widget(
+        "napari-diffrendergan", "Thickness analysis"
+    )
+    for widget in (segmentation, thickness):
+        assert widget.pixel_size.nm() is None
+        assert widget.pixel_size.origin.text() == "unknown: sizes in pixels"
+        widget.pixel_size.setValue(7.5)  # as the user types it
+    viewer.add_labels(np.zeros((96, 128), np.uint8), name="plain particles")  # e.g. a result
+    viewer.add_image(scan_pixels(), name="another")
+    segmentation.image_box.setCurrentText("another")  # another scan of unknown size
+    for widget in (segmentation, thickness):
+        assert widget.pixel_size.nm() == 7.5 and widget.pixel_size.origin.text() == "typed"
+
+    write_zeiss(tmp_path / "zeiss.tif")
+    (raw,) = viewer.open(str(tmp_path / "zeiss.tif"), plugin="napari")  # napari's own reader
+    assert tuple(raw.scale) == (1.0, 1.0) and raw.source.path == str(tmp_path / "zeiss.tif")
+    segmentation.image_box.setCurrentText("zeiss")
+    assert segmentation.pixel_size.nm() == 7.344
+    assert segmentation.pixel_size.origin.text() == (
+        "7.344 nm (from the file's Zeiss metadata (CZ_SEM))"
+    )
+    segmentation.image_box.setCurrentText("plain")  # the file's size is not this scan's
+    assert segmentation.pixel_size.nm() is None
+
+
+def test_patch_selection_pixel_size_data_bar_and_unknown_size_warning(
+    make_napari_viewer, qtbot, tmp_path
+):
+    import json
+
+    from test_scans import scan_pixels, with_bar, write_zeiss
+
+    write_zeiss(tmp_path / "scan.tif", with_bar(scan_pixels((300, 320))))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "scan.tif"), plugin="napari")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
+    assert widget.pixel_size.nm() == 7.344
+    assert "Zeiss metadata" in widget.pixel_size.origin.text()
+    assert widget.data_bar.isChecked() and widget.data_bar.isEnabled()
+    assert widget.data_bar.text() == "Leave out the data bar (30 rows at the bottom)"
+    widget.size.setValue(64)
+    widget.role.setCurrentText("background")
+    widget.cut_button.click()
+    qtbot.waitUntil(lambda: "scan patches" in viewer.layers, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.cut_button.isEnabled(), timeout=10_000)
+    assert "without its data bar" in widget.status.text()
+    assert max(p.y + p.size for p in widget.patches) == 270  # up to the bar, not into it
+    widget.folder.setText(str(tmp_path / "set"))
+    widget.save_button.click()
+    qtbot.waitUntil(lambda: "Saved" in widget.status.text(), timeout=30_000)
+    meta = json.loads((tmp_path / "set" / "patches.json").read_text())
+    assert meta["pixel_size_nm"] == 7.344
+    assert meta["settings"]["data_bar_left_out"] == "30 rows at the bottom"
+    assert "Pixel size unknown" not in widget.status.text()
+
+    widget.pixel_size.setValue(0)  # the user clears it: unknown
+    widget.folder.setText(str(tmp_path / "unknown"))
+    widget.save_button.click()
+    qtbot.waitUntil(lambda: "Saved" in widget.status.text(), timeout=30_000)
+    assert "Pixel size unknown" in widget.status.text()
+    assert json.loads((tmp_path / "unknown" / "patches.json").read_text())["pixel_size_nm"] is None
+
+
+def test_segmentation_leaves_out_the_data_bar_it_finds(make_napari_viewer):
+    from test_scans import scan_pixels, with_bar
+
+    viewer = make_napari_viewer()
+    viewer.add_image(scan_pixels((200, 256)), name="no bar")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    assert not widget.data_bar.isEnabled() and widget.data_bar.text() == "No data bar found"
+    assert widget.data_bar.regions([], (200, 256)) == []
+    viewer.add_image(with_bar(scan_pixels((200, 256)), 0.08, "top", 255), name="bar")
+    widget.image_box.setCurrentText("bar")
+    assert widget.data_bar.isChecked() and "16 rows at the top" in widget.data_bar.text()
+    assert widget.data_bar.regions([], (200, 256)) == [(16, 200, 0, 256)]
+    assert widget.data_bar.regions([(0, 100, 5, 50)], (200, 256)) == [(16, 100, 5, 50)]
+    widget.data_bar.setChecked(False)  # the user's choice
+    assert widget.data_bar.regions([], (200, 256)) == []

@@ -85,6 +85,18 @@ def _pixel_size(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _rows_or_auto(text: str) -> int | str:
+    """argparse type: ``auto`` (the data bar found in each image) or a number of rows >= 0."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _whole(0)(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(
+            f"must be auto or a whole number >= 0, got {text!r}"
+        ) from err
+
+
 def _workers(text: str) -> int:
     """argparse type: local worker processes, 1 to the CPU cores here (more only compete)."""
     most = os.cpu_count() or 1
@@ -271,7 +283,7 @@ def cmd_thickness(args) -> int:
                 continue
             write_outputs(result, args.out, name, source=str(path))
             rows.append((name, result.summary()))
-    unit_note = "" if args.pixel_size else " (nm where a pixel size was given or in a sidecar)"
+    unit_note = "" if args.pixel_size else " (nm where the file's sidecar or metadata has one)"
     print(f"Local thickness of {len(rows)} mask(s) written to {args.out}{unit_note}")
     for name, summary in rows:
         print(
@@ -440,22 +452,24 @@ def _cell(value) -> str:
 def _patches_of(path: Path, args, settings: dict) -> tuple[dict[str, int], list[str]]:
     """Cut one scan's patches into the set at ``args.out``: counts per role and notes."""
     from .data.patches import PatchSet, cut_patches
+    from .data.scans import bar_to_leave_out
     from .errors import InputError
-    from .io import as_gray, read_image
+    from .io import as_gray, chosen_pixel_size, read_image
 
-    image, sidecar_nm = read_image(path)
-    image, converted = as_gray(image)
-    if not args.roi and args.exclude_bottom >= image.shape[0]:
-        raise InputError(
-            f"--exclude-bottom {args.exclude_bottom} leaves nothing of its {image.shape[0]} rows"
-        )
-    regions = args.roi or [(0, image.shape[0] - args.exclude_bottom, 0, image.shape[1])]
-    patches, pixels, notes = cut_patches(
+    image, converted = as_gray(read_image(path)[0])
+    pixel, notes = chosen_pixel_size(path, args.pixel_size)
+    bar = None if args.roi else bar_to_leave_out(image, args.exclude_bottom)
+    if bar and bar.rows >= image.shape[0]:
+        raise InputError(f"--exclude-bottom {bar.rows} leaves nothing of its {image.shape[0]} rows")
+    top, stop = bar.kept_rows(image.shape[0]) if bar else (0, image.shape[0])
+    regions = args.roi or [(top, stop, 0, image.shape[1])]
+    patches, pixels, cut_notes = cut_patches(
         image, str(path.resolve()), regions, args.size, args.stride, args.role
     )
-    PatchSet.save(args.out, patches, pixels, args.pixel_size or sidecar_nm, settings)
+    PatchSet.save(args.out, patches, pixels, pixel, settings)
     counts = {r: sum(p.role == r for p in patches) for r in ("particle", "background")}
-    return counts, converted + notes
+    notes += [f"data bar left out: {bar}"] if bar else []
+    return counts, converted + cut_notes + notes
 
 
 def cmd_patches(args) -> int:
@@ -624,6 +638,12 @@ def cmd_generate(args) -> int:
     return 0
 
 
+PIXEL_SIZE_HELP = (
+    "nm per pixel (default: the file's, from its JSON sidecar or its Zeiss, FEI/Thermo, OME or "
+    "ImageJ metadata)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .analysis.particles import (
         CORE_THRESHOLD,
@@ -738,13 +758,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=MIN_AREA,
         help=f"smallest particle kept, px (default {MIN_AREA})",
     )
-    segment.add_argument("--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)")
+    segment.add_argument("--pixel-size", type=_pixel_size, help=PIXEL_SIZE_HELP)
     segment.add_argument(
         "--exclude-bottom",
-        type=_whole(0),
-        default=0,
-        metavar="ROWS",
-        help="leave out a data bar of this many rows at the bottom",
+        type=_rows_or_auto,
+        default="auto",
+        metavar="ROWS|auto",
+        help="leave out a data bar of this many rows at the bottom, or auto (default): the "
+        "data bar found at the bottom or top of each image, if any",
     )
     segment.add_argument(
         "--window",
@@ -794,12 +815,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     patches.add_argument(
         "--exclude-bottom",
-        type=_whole(0),
-        default=0,
-        metavar="ROWS",
-        help="leave out a data bar of this many rows (without --roi)",
+        type=_rows_or_auto,
+        default="auto",
+        metavar="ROWS|auto",
+        help="leave out a data bar of this many rows at the bottom, or auto (default): the "
+        "data bar found at the bottom or top of each image, if any (without --roi)",
     )
-    patches.add_argument("--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)")
+    patches.add_argument("--pixel-size", type=_pixel_size, help=PIXEL_SIZE_HELP)
     patches.set_defaults(func=cmd_patches)
 
     evaluate = sub.add_parser(
@@ -839,9 +861,7 @@ def build_parser() -> argparse.ArgumentParser:
     thickness = sub.add_parser("thickness", help="local-thickness maps of nanowire masks")
     thickness.add_argument("masks", nargs="+", help="mask images (any nonzero = foreground)")
     thickness.add_argument("--out", required=True, type=_out_folder, help="output folder")
-    thickness.add_argument(
-        "--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)"
-    )
+    thickness.add_argument("--pixel-size", type=_pixel_size, help=PIXEL_SIZE_HELP)
     thickness.add_argument(
         "--method",
         choices=METHODS,

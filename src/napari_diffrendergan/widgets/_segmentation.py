@@ -37,10 +37,11 @@ from ..segment.predict import Segmentation, Segmenter, segment_image
 from ..segment.training import train_model
 from ._base import TaskWidget
 from ._layers import (
+    DataBarBox,
     FigureView,
+    PixelSizeBox,
     calibration,
     layer_named,
-    layer_pixel_size_nm,
     path_row,
     refill,
     regions_of,
@@ -138,12 +139,8 @@ class SegmentationWidget(TaskWidget):
             "into pieces, better particle-by-particle matches and size distributions (TiO2 "
             "training scans: detection score AP50 0.596 → 0.614)"
         )
-        self.pixel_size = QDoubleSpinBox()
-        self.pixel_size.setRange(0.0, 1e6)
-        self.pixel_size.setDecimals(3)
-        self.pixel_size.setSpecialValueText("unknown (pixels)")
-        self.pixel_size.setSuffix(" nm")
-        self.pixel_size.setToolTip("nm per pixel, for statistics in nm (from the layer if known)")
+        self.pixel_size = PixelSizeBox("for statistics in nm")
+        self.data_bar = DataBarBox()
         self.segment_button = QPushButton("Segment open image")
         self.segment_button.setToolTip("Segment the chosen image with the model above")
         self.plot = FigureView(Figure(figsize=(4, 2.6), dpi=100))
@@ -177,6 +174,8 @@ class SegmentationWidget(TaskWidget):
         segment_form.addRow("Image", self.image_box)
         segment_form.addRow("Region", self.region_box)
         segment_form.addRow("Pixel size", self.pixel_size)
+        segment_form.addRow("", self.pixel_size.origin)
+        segment_form.addRow(self.data_bar)
         segment_form.addRow(self.watershed)
         segment_form.addRow("Seed distance", self.split_distance)
         segment_form.addRow("Split at dips below", self.core_threshold)
@@ -216,8 +215,9 @@ class SegmentationWidget(TaskWidget):
         self._image_chosen(self.image_box.currentText())
 
     def _image_chosen(self, name: str) -> None:
-        if name in self.viewer.layers:
-            self.pixel_size.setValue(layer_pixel_size_nm(self.viewer.layers[name]) or 0.0)
+        image = layer_named(self.viewer, name, Image)
+        self.pixel_size.follow(image)
+        self.data_bar.follow(image)
 
     # --- model --------------------------------------------------------------------------------
 
@@ -294,14 +294,14 @@ class SegmentationWidget(TaskWidget):
             return
         self.source = self.viewer.layers[name]
         shapes = layer_named(self.viewer, self.region_box.currentText(), Shapes)
-        regions = regions_of(shapes, self.source)
         data = np.asarray(self.source.data)
+        regions = self.data_bar.regions(regions_of(shapes, self.source), data.shape)
         if self.source.rgb:
             data = data[..., :3]
         options = {
             "region": regions[0] if regions else None,
             "watershed": self.watershed.isChecked(),
-            "pixel_size_nm": self.pixel_size.value() or None,
+            "pixel_size_nm": self.pixel_size.nm(),
             "split_distance": self.split_distance.value(),
             "min_area": self.min_area.value(),
             "core_threshold": self.core_threshold.value() or None,
@@ -339,7 +339,7 @@ class SegmentationWidget(TaskWidget):
         self.segmenter, result, figure, pixels = outcome
         self.result = result
         self.export_button.setEnabled(True)
-        pixel = self.pixel_size.value() or None
+        pixel = self.pixel_size.nm()
         metadata = {
             "pixel_size_nm": pixel,
             "source_layer": self.source.name,
