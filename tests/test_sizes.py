@@ -63,6 +63,30 @@ def test_touches_border_image_and_region():
         sizes.touches_border(labels, (5, 30, 0, 20))
 
 
+def test_flag_border_marks_particles_on_the_region_edge_of_a_whole_image_table():
+    labels = np.zeros((20, 20), np.int32)
+    labels[6:9, 5:8] = 1  # inside rows 5..15
+    labels[12:15, 12:15] = 2  # cut by the region's bottom
+    table = particle_table(labels)
+    flagged = sizes.flag_border(table, labels, (5, 15, 0, 20))
+    assert flagged["touches_border"].tolist() == [False, True]
+    assert "touches_border" not in table  # the input is left as it was
+    assert sizes.flag_border(table, labels)["touches_border"].tolist() == [False, False]
+
+
+def test_size_report_keeps_border_particles_when_asked():
+    labels = np.zeros((60, 60), np.int32)
+    labels[0:10, 20:30] = 1  # on the border
+    labels[30:40, 30:40] = 2
+    table = sizes.sized_table(labels, 5.0)
+    left_out = sizes.size_report(table, 5.0, 3600)
+    kept = sizes.size_report(table, 5.0, 3600, keep_border=True)
+    assert left_out["statistics"]["count"]["measured"] == 1
+    assert kept["statistics"]["count"]["measured"] == 2
+    assert kept["statistics"]["border_particles_included"] is True
+    assert kept["nanomaterial_screen"]["count"]["measured"] == 2
+
+
 def test_d50_confidence_interval_covers_the_true_d50():
     rng = np.random.default_rng(41)
     labels, drawn = draw_disks((1000, 1000), lognormal_diameters(rng, 300), rng)
@@ -233,6 +257,24 @@ def test_compare_sizes_applies_rules_to_both_sides():
     assert result["count_b"]["below_floor"] == 1 and result["count_a"]["touching_border"] == 1
     assert result["D50_difference_percent"] == 0
     assert result["density_ratio"] == 1
+
+
+def test_compare_sizes_of_two_pixel_sizes_in_nm():
+    rng = np.random.default_rng(5)
+    diameters = lognormal_diameters(rng, 80)
+    coarse, drawn = draw_disks((600, 600), diameters, rng)
+    fine, _ = draw_disks((1200, 1200), 2 * drawn, rng)  # the same particles at half the pixel
+    result = sizes.compare_sizes(
+        [sizes.sized_table(coarse, 4.0)], [sizes.sized_table(fine, 2.0)], 4.0, pixel_size_b_nm=2.0
+    )
+    assert result["unit"] == "nm"
+    assert result["count_a"]["measured"] == result["count_b"]["measured"] == len(drawn)
+    assert abs(result["D50_difference_percent"]) < 3
+    assert result["D50_difference"]["ci_low"] < 0 < result["D50_difference"]["ci_high"]
+    with pytest.raises(InputError, match="nm"):
+        sizes.compare_sizes(
+            [sizes.sized_table(coarse)], [sizes.sized_table(fine, 2.0)], None, pixel_size_b_nm=2.0
+        )
 
 
 def test_cumulative_distribution_band_covers_the_true_distribution():

@@ -53,10 +53,21 @@ def sized_table(
     """:func:`particle_table` of the particles inside ``region`` (the whole image without one)
     with a ``touches_border`` column (within ``margin`` px of the border)."""
     crop = _crop(np.asarray(instances), region)
-    table = particle_table(crop, pixel_size_nm)
-    border = touches_border(crop, margin=margin)
-    table["touches_border"] = np.array([border[int(lab)] for lab in table["label"]], bool)
-    return table
+    return flag_border(particle_table(crop, pixel_size_nm), crop, margin=margin)
+
+
+def flag_border(
+    table: dict,
+    instances: np.ndarray,
+    region: tuple[int, int, int, int] | None = None,
+    margin: int = 1,
+) -> dict:
+    """``table`` (of ``instances``, every particle inside ``region``) with a ``touches_border``
+    column: whether the particle comes within ``margin`` px of the border of ``region`` (the
+    whole image without one)."""
+    border = touches_border(instances, region, margin)
+    flags = np.array([border[int(label)] for label in table["label"]], bool)
+    return {**table, "touches_border": flags}
 
 
 def size_statistics(
@@ -93,14 +104,20 @@ def size_statistics(
 
 
 def size_report(
-    table: dict, pixel_size_nm: float | None, analysed_area_px: float, min_area_px: int = MIN_AREA
+    table: dict,
+    pixel_size_nm: float | None,
+    analysed_area_px: float,
+    min_area_px: int = MIN_AREA,
+    keep_border: bool = False,
 ) -> dict:
     """One image's size statistics and EU screen (what ``diffrendergan segment`` writes as
     ``<name>_sizes.json``); ``table`` has the ``touches_border`` column."""
     tables = [table]
     return {
-        "statistics": size_statistics(tables, pixel_size_nm, analysed_area_px, min_area_px),
-        "nanomaterial_screen": nanomaterial_screen(tables, pixel_size_nm, min_area_px),
+        "statistics": size_statistics(
+            tables, pixel_size_nm, analysed_area_px, min_area_px, keep_border
+        ),
+        "nanomaterial_screen": nanomaterial_screen(tables, pixel_size_nm, min_area_px, keep_border),
     }
 
 
@@ -163,17 +180,25 @@ def compare_sizes(
     pixel_size_nm: float | None = None,
     min_area_px: int = MIN_AREA,
     keep_border: bool = False,
+    pixel_size_b_nm: float | None = None,
 ) -> dict:
     """Equivalent diameters of ``b`` against ``a`` (a model against manual labels, or sample B
     against sample A), with the same border and floor rules on both sides: each side's
     D10/D50/D90 with 95 % CIs, B's D-values off A's in % of A's, the D50 difference B − A with
     a bootstrap 95 % CI, the two-sample KS statistic and p-value, the Wasserstein distance (in
     the tables' unit), and the count and number-density ratios B / A (the ratio of particles
-    above the floor, border ones included: equal analysed areas assumed)."""
+    above the floor, border ones included: equal analysed areas assumed). ``pixel_size_b_nm``:
+    B's pixel size where it differs from A's (both in nm then)."""
     from scipy.stats import ks_2samp, wasserstein_distance
 
+    pixel_b = pixel_size_nm if pixel_size_b_nm is None else pixel_size_b_nm
+    if bool(pixel_size_nm) != bool(pixel_b):
+        raise InputError(
+            "one side's sizes are in nm and the other's in px: give both pixel sizes (nm) or "
+            "neither"
+        )
     a, unit, counts_a = measured_diameters(tables_a, pixel_size_nm, min_area_px, keep_border)
-    b, _, counts_b = measured_diameters(tables_b, pixel_size_nm, min_area_px, keep_border)
+    b, _, counts_b = measured_diameters(tables_b, pixel_b, min_area_px, keep_border)
     result = {
         "unit": unit,
         "min_area_px": min_area_px,
@@ -213,6 +238,19 @@ def cumulative_distribution(values: np.ndarray) -> dict:
         "low": np.clip(cdf - half, 0, 1),
         "high": np.clip(cdf + half, 0, 1),
     }
+
+
+def measured_diameters(
+    tables: list[dict],
+    pixel_size_nm: float | None = None,
+    min_area_px: int = MIN_AREA,
+    keep_border: bool = False,
+) -> tuple[np.ndarray, str, dict]:
+    """The equivalent diameters of the particles the statistics measure (the border and floor
+    rules applied), their unit (nm or px) and the counts."""
+    table, unit = _pooled(tables, pixel_size_nm)
+    measured, counts = selected_particles(table, pixel_size_nm, min_area_px, keep_border)
+    return table[f"equivalent_diameter_{unit}"][measured], unit, counts
 
 
 def _crop(instances: np.ndarray, region: tuple[int, int, int, int] | None) -> np.ndarray:
@@ -263,15 +301,6 @@ def selected_particles(
         "measured": int(measured.sum()),
     }
     return measured, counts
-
-
-def measured_diameters(
-    tables: list[dict], pixel_size_nm: float | None, min_area_px: int, keep_border: bool
-) -> tuple[np.ndarray, str, dict]:
-    """The measured particles' equivalent diameters, their unit and the counts."""
-    table, unit = _pooled(tables, pixel_size_nm)
-    measured, counts = selected_particles(table, pixel_size_nm, min_area_px, keep_border)
-    return table[f"equivalent_diameter_{unit}"][measured], unit, counts
 
 
 def _above_floor(counts: dict) -> int:

@@ -82,7 +82,7 @@ def segment_file(
     :func:`~napari_diffrendergan.data.scans.find_data_bar` finds (bottom or top). A uniform
     image (every pixel equal) holds no particles: it gets empty outputs without the network."""
     from ..analysis.particles import table_rows
-    from ..analysis.sizes import size_report, touches_border
+    from ..analysis.sizes import flag_border, size_report
     from ..data.scans import bar_to_leave_out
     from ..io import file_group, read_image, write_csv, write_json_atomic, write_tiff
 
@@ -134,8 +134,7 @@ def segment_file(
         "notes": result.notes,
     }
     analysed = (top, stop, 0, width)
-    border = touches_border(result.instances, analysed)
-    result.table["touches_border"] = np.array([border[int(i)] for i in result.table["label"]], bool)
+    result.table = flag_border(result.table, result.instances, analysed)
     sizes = size_report(result.table, pixel, (stop - top) * width, min_area)
     paths = output_paths(out, name)
     with file_group(out, name) as written:
