@@ -87,7 +87,7 @@ class CalibrationError(InputError):
     """Scans that a scene prior cannot be measured from; the message says why."""
 
 
-@dataclass
+@dataclass(eq=False)
 class ScanPhases:
     """One scan split into its bright and dark phase, and the evidence for the polarity."""
 
@@ -97,7 +97,7 @@ class ScanPhases:
     thickness: dict[str, float]  # 90th percentile of each phase's distance transform (px)
 
 
-@dataclass
+@dataclass(eq=False)
 class ScanParticles:
     """The particles of one scan (one row per watershed piece of the particle phase) and its
     components (connected particles), with the tile (of :data:`TILES`²) each lies in."""
@@ -132,12 +132,16 @@ def scan_phases(image: np.ndarray, name: str = "scan") -> ScanPhases:
 
     image = normalised(image)
     smooth = ndimage.gaussian_filter(image, SMOOTHING)
-    bright = smooth > threshold_otsu(smooth) if np.ptp(smooth) > 0 else np.zeros(image.shape, bool)
+    if np.ptp(smooth) > 0:  # Otsu's threshold of the scan and of its negative, averaged: an
+        # inverted scan splits in the same place (the histogram's bins favour neither)
+        bright = smooth > (threshold_otsu(smooth) + 1 - threshold_otsu(1 - smooth)) / 2
+    else:
+        bright = np.zeros(image.shape, bool)
     if bright.all() or not bright.any():
         return ScanPhases(name, bright, 0.0, {"bright": 0.0, "dark": 0.0})
     difference = float(smooth[bright].mean() - smooth[~bright].mean())
     contrast = difference / max(noise_sigma(image), 1e-6)
-    bright = ~_without_specks(~_without_specks(bright))
+    bright = _without_specks(bright) | (~bright & ~_without_specks(~bright))  # both at once
     return ScanPhases(
         name, bright, contrast, {"bright": thickness(bright), "dark": thickness(~bright)}
     )
@@ -306,16 +310,17 @@ def calibrate(images, pixel_size_nm: float | None = None, monitor=None) -> dict:
     from ..progress import ensure
 
     monitor = ensure(monitor)
+    steps = 2 * len(images)
     phases, notes = [], []
     for done, (name, image) in enumerate(images):
         monitor.check()
-        monitor.report(done, len(images) + 1, f"phases of {name}")
+        monitor.report(done, steps, f"phases of {name}")
         phases.append(scan_phases(image, name))
     usable = [p for p in phases if p.contrast >= MIN_CONTRAST]
     notes += [
         f"{p.name}: no particles stand out from the noise; left out"
         for p in phases
-        if p not in usable
+        if p.contrast < MIN_CONTRAST
     ]
     if not usable:
         raise CalibrationError(
@@ -324,8 +329,11 @@ def calibrate(images, pixel_size_nm: float | None = None, monitor=None) -> dict:
         )
     chosen, evidence = polarity(usable)
     split = _split_distance(usable, chosen)
-    monitor.report(len(images), len(images) + 1, "particles")
-    scans = [scan_particles(p, chosen, split) for p in usable]
+    scans = []
+    for done, scan in enumerate(usable, len(images)):
+        monitor.check()
+        monitor.report(done, steps, f"particles of {scan.name}")
+        scans.append(scan_particles(scan, chosen, split))
     report = _report(scans, pixel_size_nm)
     report.update(polarity=chosen, polarity_evidence=evidence, scans=len(scans))
     report["notes"] = notes + report["notes"]
