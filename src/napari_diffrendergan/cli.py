@@ -638,6 +638,74 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    """``diffrendergan calibrate``: a scene prior measured from unannotated scans."""
+    import json
+
+    from .analysis.calibration import (
+        NO_PIXEL_SIZE,
+        CalibrationError,
+        calibrate,
+        calibrated_config,
+        read_scans,
+    )
+    from .config import load_config
+
+    like = load_config(args.like) if args.like else None
+    scans, pixel = read_scans(args.scans, args.pixel_size, args.exclude_bottom)
+    if args.out and not pixel:
+        raise CalibrationError(NO_PIXEL_SIZE)
+    with progress_bar("calibrate") as monitor:
+        report = calibrate(scans, pixel, monitor)
+    for line in _calibration_lines(report):
+        print(line)
+    if args.out:
+        config = calibrated_config(report, like, name=Path(args.out).stem)
+        config.save(args.out)
+        s = config.scene
+        print(
+            f"Preset {args.out}: {config.meshes.count} {config.meshes.library} meshes in a "
+            f"{s.width}x{s.height} px field {s.field_width:.4g} mesh units wide (scene and "
+            f"learning of {args.like or 'the ' + config.meshes.library + ' preset'})"
+        )
+    if args.json:
+        print(json.dumps(_valid_json(report), allow_nan=False))
+    return 0
+
+
+def _calibration_lines(report: dict) -> list[str]:
+    """What ``calibrate`` found, for people."""
+    estimates, unit, fit = report["estimates"], report["unit"], report["size_fit"]
+    median = estimates["diameter"]["median"]
+    density_name = "density_per_um2" if unit == "nm" else "density_per_megapixel"
+    density = estimates[density_name]
+    agglomerates, shape = estimates["share_in_clusters"], estimates["shape"]
+    other = [kind for kind in ("lognormal", "bimodal") if kind in fit and kind != fit["chosen"]]
+    versus = (
+        f" (BIC {fit[fit['chosen']]['bic']:.1f} vs {fit[other[0]]['bic']:.1f})" if other else ""
+    )
+    return [
+        f"Calibrated from {report['scans']} scan(s): {report['polarity']} particles, "
+        f"{report['family']}; {report['counts']['measured']} of {report['counts']['particles']} "
+        "particles measured whole",
+        f"  median diameter {median['value']:.4g} {unit} (95 % CI {_interval(median)}); "
+        f"{fit['chosen']} fits best{versus}",
+        f"  {density['value']:.4g} particles per {'µm²' if unit == 'nm' else 'megapixel'} "
+        f"({_interval(density)}), {100 * estimates['coverage']['value']:.1f} % covered",
+        f"  {100 * agglomerates['value']:.0f} % of particles in clusters "
+        f"({_interval(agglomerates, 100)} %), median cluster "
+        f"{estimates['cluster_size']['value'] or 0:.0f} particles",
+        f"  shape: aspect ratio {shape['aspect']['value']:.3g}, circularity "
+        f"{shape['circularity']['value']:.3g}, elongation {shape['elongation']['value']:.3g}",
+        *(f"  note: {note}" for note in report["notes"]),
+    ]
+
+
+def _interval(estimate: dict, scale: float = 1.0) -> str:
+    low, high = estimate["ci"]
+    return "–".join(f"{scale * v:.3g}" if v is not None else "?" for v in (low, high))
+
+
 PIXEL_SIZE_HELP = (
     "nm per pixel (default: the file's, from its JSON sidecar or its Zeiss, FEI/Thermo, OME or "
     "ImageJ metadata)"
@@ -928,6 +996,33 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--scheduler", help="address of an existing Dask scheduler")
     _add_device(gen)
     gen.set_defaults(func=cmd_generate)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="measure a scene prior (sizes in nm, density, polarity) from scans"
+    )
+    calibrate.add_argument("scans", nargs="+", help="unannotated scans (files or folders)")
+    calibrate.add_argument(
+        "--out", help="preset JSON to write (needs the pixel size: sizes are stated in nm)"
+    )
+    calibrate.add_argument(
+        "--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecars')"
+    )
+    calibrate.add_argument(
+        "--like",
+        help="preset (name or JSON) giving the scene lighting and learning limits (default: the "
+        "preset of the shape family found)",
+    )
+    calibrate.add_argument(
+        "--exclude-bottom",
+        type=_whole(0),
+        default=0,
+        metavar="ROWS",
+        help="leave out a data bar of this many rows at the bottom",
+    )
+    calibrate.add_argument(
+        "--json", action="store_true", help="print one JSON object with everything as the last line"
+    )
+    calibrate.set_defaults(func=cmd_calibrate)
 
     best = sub.add_parser("best-epoch", help="show or override the best epoch of a run")
     best.add_argument("run", help="run folder")
