@@ -209,3 +209,19 @@ def test_cli_calibrate_refuses_what_it_cannot_do(scan_files, tmp_path, capsys):
     write_tiff(tmp_path / "noise.tif", np.random.default_rng(0).normal(0.5, 0.05, (64, 64)))
     assert main(["calibrate", str(tmp_path / "noise.tif"), "--pixel-size", "2"]) == 2
     assert "no particles found" in capsys.readouterr().err
+
+
+def test_read_scans_leaves_out_the_data_bar_it_finds(tio2_dir, tmp_path):
+    import tifffile
+
+    from napari_diffrendergan.analysis.calibration import CalibrationError, read_scans
+
+    scan = sorted((tio2_dir / "images").glob("*.tif"))[0]
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.random.default_rng(0).random((64, 80)).astype(np.float32))
+    scans, _ = read_scans([scan, plain], 7.0, exclude_bottom="auto")
+    assert [image.shape for _, image in scans] == [(712, 1024), (64, 80)]
+    scans, _ = read_scans([plain], exclude_bottom=10)
+    assert scans[0][1].shape == (54, 80)
+    with pytest.raises(CalibrationError, match="cannot leave out 60 of its 64 rows"):
+        read_scans([plain], exclude_bottom=60)

@@ -1014,10 +1014,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--exclude-bottom",
-        type=_whole(0),
-        default=0,
-        metavar="ROWS",
-        help="leave out a data bar of this many rows at the bottom",
+        type=_rows_or_auto,
+        default="auto",
+        metavar="ROWS|auto",
+        help="leave out a data bar of this many rows at the bottom, or auto (default): the "
+        "data bar found at the bottom or top of each scan, if any",
     )
     calibrate.add_argument(
         "--json", action="store_true", help="print one JSON object with everything as the last line"

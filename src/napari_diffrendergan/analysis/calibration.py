@@ -600,13 +600,15 @@ def width(mask: np.ndarray) -> float:
 
 
 def read_scans(
-    paths, pixel_size_nm: float | None = None, exclude_bottom: int = 0
+    paths, pixel_size_nm: float | None = None, exclude_bottom: int | str = 0
 ) -> tuple[list[tuple[str, np.ndarray]], float | None]:
     """The scans named (files, or the images in folders) as ``(name, gray image)``, a data bar
-    of ``exclude_bottom`` rows left out, and their pixel size: ``pixel_size_nm``, else the one
-    their sidecars agree on, else None."""
+    of ``exclude_bottom`` rows left out (``"auto"``: the bar each scan shows, at its bottom or
+    top, :func:`~napari_diffrendergan.data.scans.find_data_bar`), and their pixel size:
+    ``pixel_size_nm``, else the one their sidecars (or metadata) agree on, else None."""
     from pathlib import Path
 
+    from ..data.scans import bar_to_leave_out
     from ..io import IMAGE_SUFFIXES, as_gray, distinct_files, positive_pixel_size, read_image
 
     files = []
@@ -621,12 +623,14 @@ def read_scans(
     for path in distinct_files(files):
         image, sidecars[path.name] = read_image(path)
         image = as_gray(image)[0]
-        if not 0 <= exclude_bottom <= image.shape[0] - 16:
+        bar = bar_to_leave_out(image, exclude_bottom)
+        top, stop = bar.kept_rows(image.shape[0]) if bar else (0, image.shape[0])
+        if stop - top < 16:
             raise CalibrationError(
-                f"{path}: cannot leave out {exclude_bottom} of its {image.shape[0]} rows (at least "
-                "16 must remain): lower the rows to exclude"
+                f"{path}: cannot leave out {bar.rows} of its {image.shape[0]} rows (at least 16 "
+                "must remain): lower the rows to exclude"
             )
-        scans.append((path.stem, image[: image.shape[0] - exclude_bottom]))
+        scans.append((path.stem, image[top:stop]))
     return scans, positive_pixel_size(pixel_size_nm) or _agreed(sidecars)
 
 
