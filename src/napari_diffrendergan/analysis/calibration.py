@@ -57,6 +57,7 @@ MIN_CONTRAST = 3.0  # particles must differ from the background by this many noi
 MIN_MEASURED = 3  # measured particles needed for sizes
 MIN_BIMODAL = 10  # measured particles needed to fit two modes
 BIC_MARGIN = 6.0  # two modes only with strong evidence (Kass & Raftery 1995: ΔBIC > 6)
+MIN_MODE_SHARE = 0.1  # and only where each mode holds this share of the particles
 MIN_ISOLATED = 5  # isolated particles needed for the shape, else all measured ones are used
 RESAMPLES = 1000
 SEED = 0
@@ -542,12 +543,15 @@ def _tile_draws(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def fit_sizes(diameters: np.ndarray) -> dict:
     """A lognormal and (from :data:`MIN_BIMODAL` particles) a two-mode normal mixture fitted
     by maximum likelihood, each with its BIC; ``chosen``: the mixture where its BIC is lower by
-    more than :data:`BIC_MARGIN`, else the simpler lognormal."""
+    more than :data:`BIC_MARGIN` and each mode holds :data:`MIN_MODE_SHARE` of the particles
+    (a smaller mode is a tail: merged particles, debris), else the simpler lognormal."""
     fits = {"lognormal": fit_lognormal(diameters)}
     if len(diameters) >= MIN_BIMODAL:
         fits["bimodal"] = fit_bimodal(diameters)
-    two = fits.get("bimodal", {"bic": math.inf})["bic"] < fits["lognormal"]["bic"] - BIC_MARGIN
-    return {"chosen": "bimodal" if two else "lognormal", **fits}
+    two = fits.get("bimodal", {"bic": math.inf, "weight2": 0.0})
+    clear = two["bic"] < fits["lognormal"]["bic"] - BIC_MARGIN
+    populous = MIN_MODE_SHARE <= two["weight2"] <= 1 - MIN_MODE_SHARE
+    return {"chosen": "bimodal" if clear and populous else "lognormal", **fits}
 
 
 def fit_lognormal(values: np.ndarray) -> dict:
@@ -570,7 +574,7 @@ def fit_bimodal(values: np.ndarray, iterations: int = 500) -> dict:
         if fit and (best is None or fit[1] > best[1]):
             best = fit
     if best is None:
-        return {"bic": math.inf}
+        return {"bic": math.inf, "weight2": 0.0}
     (w2, m1, s1, m2, s2), loglik = best
     return {
         "mean1": m1,
