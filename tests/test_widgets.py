@@ -561,3 +561,28 @@ def test_segmentation_leaves_out_the_data_bar_it_finds(make_napari_viewer):
     assert widget.data_bar.regions([(0, 100, 5, 50)], (200, 256)) == [(16, 100, 5, 50)]
     widget.data_bar.setChecked(False)  # the user's choice
     assert widget.data_bar.regions([], (200, 256)) == []
+
+
+LAPTOP_SCREEN = (1366, 768)
+
+
+@pytest.mark.parametrize("name", WIDGETS)
+def test_dock_fits_a_laptop_screen(make_napari_viewer, name):
+    """The napari window with the dock fits 1366×768: the dock scrolls instead of growing."""
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)
+    window = viewer.window._qt_window
+    window.resize(*LAPTOP_SCREEN)
+    needed = window.minimumSizeHint()
+    assert needed.height() <= LAPTOP_SCREEN[1], f"{name}: window needs {needed.height()} px"
+    assert needed.width() <= LAPTOP_SCREEN[0], f"{name}: window needs {needed.width()} px"
+    assert widget.minimumSizeHint().width() <= dock.width() + 1
+
+
+def test_two_docks_stacked_fit_a_laptop_screen(make_napari_viewer):
+    viewer = make_napari_viewer()
+    for name in ("Segmentation", "GAN training"):
+        viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)
+    window = viewer.window._qt_window
+    window.resize(*LAPTOP_SCREEN)
+    assert window.minimumSizeHint().height() <= LAPTOP_SCREEN[1]

@@ -166,8 +166,7 @@ class GanTrainingWidget(TaskWidget):
         self.tabs.addTab(advanced, "Advanced")
         self.tabs.addTab(results, "Results")
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         layout.addWidget(self.tabs)
         run_row = QFormLayout()
         run_row.addRow("Run folder", path_row(self.run_path, self, "Run folder"))

@@ -11,11 +11,9 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
 )
 
 from ..data.patches import ROLES, Patch, PatchSet, cut_patches
@@ -106,8 +104,7 @@ class PatchSelectionWidget(TaskWidget):
         form.addRow("Pixel size", self.pixel_size)
         form.addRow("", self.pixel_size.origin)
         form.addRow(self.data_bar)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         layout.addLayout(form)
         layout.addWidget(self.cut_button)
         layout.addWidget(self.remove_button)

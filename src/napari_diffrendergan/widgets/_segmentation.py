@@ -198,8 +198,7 @@ class SegmentationWidget(TaskWidget):
         self._enable_exports()
         self.status.setText("Load a model (or train one), then segment an open image.")
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         model_box = QGroupBox("Model")
         model_form = QFormLayout(model_box)
         model_form.addRow(path_row(self.model_path, self, "nnU-Net model folder", self.load_model))

@@ -15,7 +15,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
 )
 
 from ..backend import DEVICES
@@ -117,8 +116,7 @@ class SyntheticDataWidget(TaskWidget):
         export_form.addRow(self.export_button)
         export_form.addRow(self.export_status)
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         layout.addLayout(form)
         layout.addWidget(self.generate_button)
         layout.addWidget(self.progress_panel())

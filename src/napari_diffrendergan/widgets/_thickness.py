@@ -13,7 +13,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QLabel,
     QPushButton,
-    QVBoxLayout,
 )
 
 from ..analysis.thickness import (
@@ -88,8 +87,7 @@ class ThicknessAnalysisWidget(TaskWidget):
         form.addRow("Pixel size", self.pixel_size)
         form.addRow("", self.pixel_size.origin)
         form.addRow("Method", self.method)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         layout.addLayout(form)
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress_panel())
