@@ -89,13 +89,34 @@ def test_thickness_widget_makes_heatmap_plot_and_csv(make_napari_viewer, tmp_pat
 def test_thickness_widget_explains_bad_input(make_napari_viewer):
     import numpy as np
 
+    from napari_diffrendergan.analysis.thickness import synthetic_wires
+
     viewer = make_napari_viewer()
-    viewer.add_labels(np.zeros((50, 50), np.uint8), name="empty")
+    viewer.add_labels(synthetic_wires((120, 120), [8], seed=1).astype(np.uint8), name="wires")
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Thickness analysis")
     widget.run_synchronously = True
     widget.run_button.click()
+    assert widget.figure.axes and widget.export_button.isEnabled()
+    viewer.add_labels(np.zeros((50, 50), np.uint8), name="empty")
+    widget.layer_box.setCurrentText("empty")
+    widget.run_button.click()
     assert "empty" in widget.status.text()
-    assert not any("thickness" in layer.name for layer in viewer.layers)
+    assert not any("empty thickness" in layer.name for layer in viewer.layers)
+    # nothing of the wires is left on show as if it were the empty layer's
+    assert not widget.figure.axes and widget.stats.text() == ""
+    assert not widget.export_button.isEnabled()
+
+
+def test_thickness_widget_warns_of_a_noise_mask(make_napari_viewer):
+    import numpy as np
+
+    viewer = make_napari_viewer()
+    noise = np.random.default_rng(0).random((300, 300)).astype(np.float32)
+    viewer.add_image(noise, name="noise")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Thickness analysis")
+    widget.run_synchronously = True
+    widget.run_button.click()
+    assert "looks like noise" in widget.stats.text(), widget.stats.text()
 
 
 def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model, tmp_path):
@@ -122,7 +143,10 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     assert widget.pixel_size.value() == 5.0
     widget.region_box.setCurrentText("region")
     widget.segment_button.click()
-    particles, mask = viewer.layers["scan particles"], viewer.layers["scan mask"]
+    particles, mask = (
+        viewer.layers["scan in region particles"],
+        viewer.layers["scan in region mask"],
+    )
     assert tuple(particles.scale) == tuple(mask.scale) == (5, 5)
     assert tuple(particles.translate) == (10, 20)
     assert set(np.unique(mask.data)) <= {0, 1, 2}
@@ -145,9 +169,12 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     assert widget.min_seed_area.value() == MIN_SEED_AREA and widget.min_seed_area.isEnabled()
     widget.core_threshold.setValue(0)  # shown as "off": contour class alone
     assert widget.core_threshold.text() == "off" and not widget.min_seed_area.isEnabled()
+    widget.region_box.setCurrentText("whole image")
     widget.segment_button.click()
     assert widget.status.text().startswith("Added"), widget.status.text()
     assert viewer.layers["scan particles"].data.max() > 0
+    # the whole image's result sits beside the region's, which it does not replace
+    assert (viewer.layers["scan in region mask"].data[100:] == 0).all()
 
 
 class _KnownMask:
