@@ -425,8 +425,13 @@ def test_patch_selection_widget_cuts_reviews_and_saves(make_napari_viewer, qtbot
     outlines = viewer.layers["scan patch outlines"]
     assert stack.data.shape[1:] == (128, 128) and len(outlines.data) == stack.data.shape[0]
     assert all(corner[0] <= 150 for box in outlines.data for corner in box)
+    scan_right = viewer.layers["scan"].extent.world[1][-1]
+    assert stack.translate[-1] > scan_right  # the stack sits beside the scan, not over it
     count = stack.data.shape[0]
+    viewer.dims.set_current_step(0, 1)  # the patch on show is outlined where it was cut
+    assert list(outlines.edge_width).index(max(outlines.edge_width)) == 1
     viewer.dims.set_current_step(0, 0)
+    assert list(outlines.edge_width).index(max(outlines.edge_width)) == 0
     widget.remove_button.click()  # updates both layers in place (no remove + add: ~15x faster)
     assert (
         viewer.layers["scan patches"] is stack
@@ -475,7 +480,7 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     write_tiff(tmp_path / "scan_instances.tif", mask.astype(np.uint16), pixel_size_nm=7.5)
     write_outputs(analyse(synthetic_wires((60, 60), [8]), 2.0), tmp_path, "wire")
     PatchSet.save(
-        tmp_path / "set",
+        tmp_path / "patches",
         [Patch("s", 0, 0, 16, "particle", 0.0, 3), Patch("s", 0, 16, 16, "background", 0.0, 0)],
         [np.ones((16, 16)), np.zeros((16, 16))],
         7.5,
@@ -490,7 +495,7 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     viewer = make_napari_viewer()
     for name in ("scan_mask.tif", "scan_instances.tif", "wire_thickness.tif"):
         viewer.open(str(tmp_path / name), plugin="napari-diffrendergan")
-    viewer.open(str(tmp_path / "set" / "patches.json"), plugin="napari-diffrendergan")
+    viewer.open(str(tmp_path / "patches" / "patches.json"), plugin="napari-diffrendergan")
     masks, instances, thickness, patches = viewer.layers
     assert isinstance(masks, Labels) and isinstance(instances, Labels)
     assert tuple(masks.scale) == tuple(instances.scale) == (7.5, 7.5)
@@ -499,7 +504,8 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     assert tuple(thickness.scale) == (2.0, 2.0) and thickness.data.max() > 10  # nm
     assert patches.data.shape == (2, 16, 16) and tuple(patches.scale) == (1.0, 7.5, 7.5)
     assert patches.metadata["roles"] == ["particle", "background"]
-    assert patches.metadata["patch_set"] == str((tmp_path / "set").resolve())
+    assert patches.name == "patches"  # the folder's name, not "patches patches"
+    assert patches.metadata["patch_set"] == str((tmp_path / "patches").resolve())
 
 
 def test_typed_pixel_size_sticks_and_a_layer_file_offers_its_own(make_napari_viewer, tmp_path):
