@@ -101,7 +101,7 @@ def tio2_case() -> dict:
     scans = [(i, *read_scan(i)) for i in train]
     truth = np.median([d for _, _, mask in scans for d in mask_isolated_diameters(mask)])
     results = {"truth_isolated_median_nm": float(truth), "scans": len(scans)}
-    for name, flip in (("scans", False), ("inverted", True)):
+    for name, flip in (("original", False), ("inverted", True)):
         images = [(i, 1 - image if flip else image) for i, image, _ in scans]
         started, cpu = time.perf_counter(), time.process_time()
         report = cal.calibrate(images, PIXEL_SIZE_NM)
@@ -160,7 +160,7 @@ def summary(cases: list[dict]) -> list[str]:
 def tio2_lines(tio2: dict) -> list[str]:
     truth = tio2["truth_isolated_median_nm"]
     lines = [f"TiO2 SEM, {tio2['scans']} training scans; masks' isolated particles: {truth:.1f} nm"]
-    for name in ("scans", "inverted"):
+    for name in ("original", "inverted"):
         r = tio2[name]
         low, high = r["isolated_ci_nm"]
         lines.append(

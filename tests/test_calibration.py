@@ -70,6 +70,8 @@ def test_fits_choose_the_distribution_the_sizes_came_from():
     assert modes["mean2"] == pytest.approx(45, rel=0.05)
     assert modes["weight2"] == pytest.approx(0.4, abs=0.06)
     assert cal.fit_sizes(lognormal[:8]).keys() == {"chosen", "lognormal"}  # too few for two
+    tail = np.concatenate([lognormal, rng.normal(120, 10, 8)])  # 2 %: merged particles
+    assert cal.fit_sizes(tail)["chosen"] == "lognormal"
 
 
 @pytest.mark.parametrize("polarity", ["bright", "dark"])

@@ -33,6 +33,7 @@ def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tm
     from napari_diffrendergan.data.synthesis import generate
 
     viewer = make_napari_viewer()
+    scan = viewer.add_image(np.zeros((100, 120), np.float32), name="scan", scale=(7.0, 7.0))
     widget = _widget(viewer, tiny_run)
     assert [widget.epoch_box.itemText(i) for i in range(widget.epoch_box.count())] == [
         "best (1)",
@@ -58,6 +59,9 @@ def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tm
     for layer in (images, instances, masks):
         assert tuple(layer.scale) == (1.0, 7.0, 7.0) and layer.metadata["pixel_size_nm"] == 7.0
         assert [str(unit) for unit in layer.units] == ["pixel", "nanometer", "nanometer"]
+        # all three together, beside the scan rather than over its corner
+        assert tuple(layer.translate) == tuple(images.translate)
+        assert layer.translate[-1] > scan.extent.world[1][-1]
         assert layer.metadata["epoch"] == 1 and layer.metadata["seed"] == 4
     rejected = sum(p.info["rejected"] for p in widget._pairs)
     assert f"3 pairs, {rejected} rejected by the contrast filter" in widget.status.text()
@@ -111,7 +115,7 @@ def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tm
 
     # the same seed again: the same images, the layers replaced (not added)
     widget.generate_button.click()
-    assert len(viewer.layers) == 3
+    assert len(viewer.layers) == 4  # the scan and the three synthetic layers
     np.testing.assert_allclose(viewer.layers["synthetic images"].data, first, rtol=0, atol=1e-6)
     widget.seed.setValue(5)
     widget.generate_button.click()

@@ -89,13 +89,34 @@ def test_thickness_widget_makes_heatmap_plot_and_csv(make_napari_viewer, tmp_pat
 def test_thickness_widget_explains_bad_input(make_napari_viewer):
     import numpy as np
 
+    from napari_diffrendergan.analysis.thickness import synthetic_wires
+
     viewer = make_napari_viewer()
-    viewer.add_labels(np.zeros((50, 50), np.uint8), name="empty")
+    viewer.add_labels(synthetic_wires((120, 120), [8], seed=1).astype(np.uint8), name="wires")
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Thickness analysis")
     widget.run_synchronously = True
     widget.run_button.click()
+    assert widget.figure.axes and widget.export_button.isEnabled()
+    viewer.add_labels(np.zeros((50, 50), np.uint8), name="empty")
+    widget.layer_box.setCurrentText("empty")
+    widget.run_button.click()
     assert "empty" in widget.status.text()
-    assert not any("thickness" in layer.name for layer in viewer.layers)
+    assert not any("empty thickness" in layer.name for layer in viewer.layers)
+    # nothing of the wires is left on show as if it were the empty layer's
+    assert not widget.figure.axes and widget.stats.text() == ""
+    assert not widget.export_button.isEnabled()
+
+
+def test_thickness_widget_warns_of_a_noise_mask(make_napari_viewer):
+    import numpy as np
+
+    viewer = make_napari_viewer()
+    noise = np.random.default_rng(0).random((300, 300)).astype(np.float32)
+    viewer.add_image(noise, name="noise")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Thickness analysis")
+    widget.run_synchronously = True
+    widget.run_button.click()
+    assert "looks like noise" in widget.stats.text(), widget.stats.text()
 
 
 def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model, tmp_path):
@@ -122,7 +143,10 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     assert widget.pixel_size.value() == 5.0
     widget.region_box.setCurrentText("region")
     widget.segment_button.click()
-    particles, mask = viewer.layers["scan particles"], viewer.layers["scan mask"]
+    particles, mask = (
+        viewer.layers["scan in region particles"],
+        viewer.layers["scan in region mask"],
+    )
     assert tuple(particles.scale) == tuple(mask.scale) == (5, 5)
     assert tuple(particles.translate) == (10, 20)
     assert set(np.unique(mask.data)) <= {0, 1, 2}
@@ -145,9 +169,12 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     assert widget.min_seed_area.value() == MIN_SEED_AREA and widget.min_seed_area.isEnabled()
     widget.core_threshold.setValue(0)  # shown as "off": contour class alone
     assert widget.core_threshold.text() == "off" and not widget.min_seed_area.isEnabled()
+    widget.region_box.setCurrentText("whole image")
     widget.segment_button.click()
     assert widget.status.text().startswith("Added"), widget.status.text()
     assert viewer.layers["scan particles"].data.max() > 0
+    # the whole image's result sits beside the region's, which it does not replace
+    assert (viewer.layers["scan in region mask"].data[100:] == 0).all()
 
 
 class _KnownMask:
@@ -398,8 +425,13 @@ def test_patch_selection_widget_cuts_reviews_and_saves(make_napari_viewer, qtbot
     outlines = viewer.layers["scan patch outlines"]
     assert stack.data.shape[1:] == (128, 128) and len(outlines.data) == stack.data.shape[0]
     assert all(corner[0] <= 150 for box in outlines.data for corner in box)
+    scan_right = viewer.layers["scan"].extent.world[1][-1]
+    assert stack.translate[-1] > scan_right  # the stack sits beside the scan, not over it
     count = stack.data.shape[0]
+    viewer.dims.set_current_step(0, 1)  # the patch on show is outlined where it was cut
+    assert list(outlines.edge_width).index(max(outlines.edge_width)) == 1
     viewer.dims.set_current_step(0, 0)
+    assert list(outlines.edge_width).index(max(outlines.edge_width)) == 0
     widget.remove_button.click()  # updates both layers in place (no remove + add: ~15x faster)
     assert (
         viewer.layers["scan patches"] is stack
@@ -448,7 +480,7 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     write_tiff(tmp_path / "scan_instances.tif", mask.astype(np.uint16), pixel_size_nm=7.5)
     write_outputs(analyse(synthetic_wires((60, 60), [8]), 2.0), tmp_path, "wire")
     PatchSet.save(
-        tmp_path / "set",
+        tmp_path / "patches",
         [Patch("s", 0, 0, 16, "particle", 0.0, 3), Patch("s", 0, 16, 16, "background", 0.0, 0)],
         [np.ones((16, 16)), np.zeros((16, 16))],
         7.5,
@@ -463,7 +495,7 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     viewer = make_napari_viewer()
     for name in ("scan_mask.tif", "scan_instances.tif", "wire_thickness.tif"):
         viewer.open(str(tmp_path / name), plugin="napari-diffrendergan")
-    viewer.open(str(tmp_path / "set" / "patches.json"), plugin="napari-diffrendergan")
+    viewer.open(str(tmp_path / "patches" / "patches.json"), plugin="napari-diffrendergan")
     masks, instances, thickness, patches = viewer.layers
     assert isinstance(masks, Labels) and isinstance(instances, Labels)
     assert tuple(masks.scale) == tuple(instances.scale) == (7.5, 7.5)
@@ -472,7 +504,8 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     assert tuple(thickness.scale) == (2.0, 2.0) and thickness.data.max() > 10  # nm
     assert patches.data.shape == (2, 16, 16) and tuple(patches.scale) == (1.0, 7.5, 7.5)
     assert patches.metadata["roles"] == ["particle", "background"]
-    assert patches.metadata["patch_set"] == str((tmp_path / "set").resolve())
+    assert patches.name == "patches"  # the folder's name, not "patches patches"
+    assert patches.metadata["patch_set"] == str((tmp_path / "patches").resolve())
 
 
 def test_typed_pixel_size_sticks_and_a_layer_file_offers_its_own(make_napari_viewer, tmp_path):
@@ -561,3 +594,28 @@ def test_segmentation_leaves_out_the_data_bar_it_finds(make_napari_viewer):
     assert widget.data_bar.regions([(0, 100, 5, 50)], (200, 256)) == [(16, 100, 5, 50)]
     widget.data_bar.setChecked(False)  # the user's choice
     assert widget.data_bar.regions([], (200, 256)) == []
+
+
+LAPTOP_SCREEN = (1366, 768)
+
+
+@pytest.mark.parametrize("name", WIDGETS)
+def test_dock_fits_a_laptop_screen(make_napari_viewer, name):
+    """The napari window with the dock fits 1366×768: the dock scrolls instead of growing."""
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)
+    window = viewer.window._qt_window
+    window.resize(*LAPTOP_SCREEN)
+    needed = window.minimumSizeHint()
+    assert needed.height() <= LAPTOP_SCREEN[1], f"{name}: window needs {needed.height()} px"
+    assert needed.width() <= LAPTOP_SCREEN[0], f"{name}: window needs {needed.width()} px"
+    assert widget.minimumSizeHint().width() <= dock.width() + 1
+
+
+def test_two_docks_stacked_fit_a_laptop_screen(make_napari_viewer):
+    viewer = make_napari_viewer()
+    for name in ("Segmentation", "GAN training"):
+        viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)
+    window = viewer.window._qt_window
+    window.resize(*LAPTOP_SCREEN)
+    assert window.minimumSizeHint().height() <= LAPTOP_SCREEN[1]

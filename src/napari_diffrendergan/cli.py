@@ -680,16 +680,16 @@ def _calibration_lines(report: dict) -> list[str]:
     density_name = "density_per_um2" if unit == "nm" else "density_per_megapixel"
     density = estimates[density_name]
     agglomerates, shape = estimates["share_in_clusters"], estimates["shape"]
-    other = [kind for kind in ("lognormal", "bimodal") if kind in fit and kind != fit["chosen"]]
-    versus = (
-        f" (BIC {fit[fit['chosen']]['bic']:.1f} vs {fit[other[0]]['bic']:.1f})" if other else ""
-    )
+    chosen = "two modes" if fit["chosen"] == "bimodal" else "lognormal"
+    sizes = f"size fit {chosen} (BIC lognormal {fit['lognormal']['bic']:.1f}"
+    if "bimodal" in fit:
+        smaller = 100 * min(fit["bimodal"]["weight2"], 1 - fit["bimodal"]["weight2"])
+        sizes += f", two modes {fit['bimodal']['bic']:.1f} with {smaller:.0f} % in the smaller"
     return [
         f"Calibrated from {report['scans']} scan(s): {report['polarity']} particles, "
         f"{report['family']}; {report['counts']['measured']} of {report['counts']['particles']} "
         "particles measured whole",
-        f"  median diameter {median['value']:.4g} {unit} (95 % CI {_interval(median)}); "
-        f"{fit['chosen']} fits best{versus}",
+        f"  median diameter {median['value']:.4g} {unit} (95 % CI {_interval(median)}); {sizes})",
         f"  {density['value']:.4g} particles per {'µm²' if unit == 'nm' else 'megapixel'} "
         f"({_interval(density)}), {100 * estimates['coverage']['value']:.1f} % covered",
         f"  {100 * agglomerates['value']:.0f} % of particles in clusters "

@@ -3,28 +3,32 @@
 A first-pass classic segmentation of each scan, which is not told whether the particles are
 brighter or darker than the background, gives what such a segmentation supports:
 
-- **polarity**: the scan is smoothed and split at Otsu's threshold into two phases. The
-  background is the phase that surrounds the other: its pixels lie far from the other phase,
-  while every particle pixel lies within a particle radius of the background. So the
-  particles are the *thinner* phase (the 90th percentile of its distance transform is the
-  smaller), whichever is brighter; the scans vote, weighted by how clear each is;
+- **phases**: the smoothed scan is split at Otsu's threshold (the same for the scan and its
+  negative) into a bright and a dark phase; specks under :data:`MIN_AREA` px, and components
+  that nowhere reach halfway from the threshold to their phase's median (texture, not
+  objects), go to the other phase;
+- **polarity**: the background is the phase that surrounds the other: its pixels lie far from
+  the other phase, while every particle pixel lies within a particle radius of the
+  background. So the particles are the *thinner* phase (the 90th percentile of its distance
+  transform is the smaller), whichever is brighter; the scans vote, weighted by how clear each
+  is;
 - **particles**: the particle phase, holes filled, is split at narrow necks (a watershed of
   its distance transform, seeds a quarter of a first-guess diameter apart). A particle is
-  *measured* if the image border does not cut it and at least 60 % of its outline borders the
-  background: isolated particles and those on the rim of agglomerates, not those inside one,
-  which others hide;
+  *measured* if the image border does not cut it, it is convex (one particle, not two merged)
+  and at least 60 % of its outline has no other particle within :data:`GAP` px: isolated
+  particles and those on the rim of agglomerates, not those inside one, which others hide;
 - **sizes**: the measured particles' equivalent circular diameters (wires: widths), their
-  median and a lognormal and a two-mode normal mixture fitted to them, the better by BIC;
-- **density** per µm²: particles per analysed area (those the border cuts count half; wires
-  by their ends: two per wire), and the covered area fraction;
-- **agglomeration**: connected particles form a cluster; the share of particles in clusters
-  of two or more and the cluster sizes;
-- **shape family** (pebbles, spheres, cubes, wires) from the isolated particles' aspect
-  ratio and the components' elongation.
+  median, and a lognormal and a two-mode normal mixture fitted to them (BIC decides);
+- **density** per µm²: the covered area over the mean area of a measured particle (wires:
+  their ends, two per wire), and the covered area fraction;
+- **agglomeration**: particles within :data:`GAP` px form a cluster; the share of particles in
+  clusters of two or more and the cluster sizes;
+- **shape family** (pebbles, spheres, cubes, wires) from the isolated particles' aspect ratio
+  and the components' elongation.
 
 Every figure has a percentile-bootstrap 95 % interval: over the measured particles for sizes
-and shapes, over tiles of the scans (2 × 2 per scan) for density, coverage and agglomeration.
-No setting here was read off manual masks.
+and shapes, over tiles of the scans (2 × 2 per scan) for coverage and agglomeration, both for
+the density. No setting here was read off manual masks.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ MIN_CONTRAST = 3.0  # particles must differ from the background by this many noi
 MIN_MEASURED = 3  # measured particles needed for sizes
 MIN_BIMODAL = 10  # measured particles needed to fit two modes
 BIC_MARGIN = 6.0  # two modes only with strong evidence (Kass & Raftery 1995: ΔBIC > 6)
+MIN_MODE_SHARE = 0.1  # and only where each mode holds this share of the particles
 MIN_ISOLATED = 5  # isolated particles needed for the shape, else all measured ones are used
 RESAMPLES = 1000
 SEED = 0
@@ -124,27 +129,47 @@ def noise_sigma(image: np.ndarray) -> float:
 
 
 def scan_phases(image: np.ndarray, name: str = "scan") -> ScanPhases:
-    """The scan's bright phase at Otsu's threshold of the smoothed scan (specks under
-    :data:`MIN_AREA` px of either phase given to the other), the contrast of the phases and
-    their thickness."""
+    """The scan's bright phase at Otsu's threshold of the smoothed scan (specks and faint
+    components of either phase given to the other), the contrast of the phases and their
+    thickness."""
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
     image = normalised(image)
     smooth = ndimage.gaussian_filter(image, SMOOTHING)
-    if np.ptp(smooth) > 0:  # Otsu's threshold of the scan and of its negative, averaged: an
-        # inverted scan splits in the same place (the histogram's bins favour neither)
-        bright = smooth > (threshold_otsu(smooth) + 1 - threshold_otsu(1 - smooth)) / 2
-    else:
-        bright = np.zeros(image.shape, bool)
+    # Otsu's threshold of the scan and of its negative, averaged: an inverted scan splits in
+    # the same place (the histogram's bins favour neither)
+    threshold = (
+        (threshold_otsu(smooth) + 1 - threshold_otsu(1 - smooth)) / 2 if np.ptp(smooth) else 1
+    )
+    bright = smooth > threshold
     if bright.all() or not bright.any():
         return ScanPhases(name, bright, 0.0, {"bright": 0.0, "dark": 0.0})
     difference = float(smooth[bright].mean() - smooth[~bright].mean())
     contrast = difference / max(noise_sigma(image), 1e-6)
-    bright = _without_specks(bright) | (~bright & ~_without_specks(~bright))  # both at once
+    specks = (bright & ~_without_specks(bright)) | (~bright & ~_without_specks(~bright))
+    bright ^= specks  # both phases' at once: an inverted scan loses the same
+    faint = (bright & ~_without_faint(bright, smooth, threshold)) | (
+        ~bright & ~_without_faint(~bright, -smooth, -threshold)
+    )
+    bright ^= faint
     return ScanPhases(
         name, bright, contrast, {"bright": thickness(bright), "dark": thickness(~bright)}
     )
+
+
+def _without_faint(phase: np.ndarray, smooth: np.ndarray, threshold: float) -> np.ndarray:
+    """``phase`` (where ``smooth`` lies above ``threshold``) without its components that
+    nowhere reach halfway from the threshold to the phase's median: texture that crosses the
+    threshold, not objects (hysteresis thresholding)."""
+    from skimage.measure import label
+
+    strong = phase & (smooth >= (threshold + np.median(smooth[phase])) / 2)
+    labels = label(phase, connectivity=2)
+    keep = np.zeros(labels.max() + 1, bool)
+    keep[labels[strong]] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def _without_specks(mask: np.ndarray) -> np.ndarray:
@@ -371,7 +396,11 @@ def _pooled(scans: list[ScanParticles], table: str) -> dict[str, np.ndarray]:
 def _report(scans: list[ScanParticles], pixel_size_nm: float | None) -> dict:
     particles, components = _pooled(scans, "particles"), _pooled(scans, "components")
     tiles = np.concatenate([s.tiles for s in scans])
-    measured = (particles["cut"] == 0) & (particles["free"] >= FREE_OUTLINE)
+    measured = (
+        (particles["cut"] == 0)
+        & (particles["free"] >= FREE_OUTLINE)
+        & (particles["solidity"] >= SOLIDITY)
+    )
     family, shape = shape_family(particles, components, measured)
     diameters = components["width"] if family == "wires" else particles["diameter"][measured]
     if len(diameters) < MIN_MEASURED:
@@ -514,12 +543,15 @@ def _tile_draws(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def fit_sizes(diameters: np.ndarray) -> dict:
     """A lognormal and (from :data:`MIN_BIMODAL` particles) a two-mode normal mixture fitted
     by maximum likelihood, each with its BIC; ``chosen``: the mixture where its BIC is lower by
-    more than :data:`BIC_MARGIN`, else the simpler lognormal."""
+    more than :data:`BIC_MARGIN` and each mode holds :data:`MIN_MODE_SHARE` of the particles
+    (a smaller mode is a tail: merged particles, debris), else the simpler lognormal."""
     fits = {"lognormal": fit_lognormal(diameters)}
     if len(diameters) >= MIN_BIMODAL:
         fits["bimodal"] = fit_bimodal(diameters)
-    two = fits.get("bimodal", {"bic": math.inf})["bic"] < fits["lognormal"]["bic"] - BIC_MARGIN
-    return {"chosen": "bimodal" if two else "lognormal", **fits}
+    two = fits.get("bimodal", {"bic": math.inf, "weight2": 0.0})
+    clear = two["bic"] < fits["lognormal"]["bic"] - BIC_MARGIN
+    populous = MIN_MODE_SHARE <= two["weight2"] <= 1 - MIN_MODE_SHARE
+    return {"chosen": "bimodal" if clear and populous else "lognormal", **fits}
 
 
 def fit_lognormal(values: np.ndarray) -> dict:
@@ -542,7 +574,7 @@ def fit_bimodal(values: np.ndarray, iterations: int = 500) -> dict:
         if fit and (best is None or fit[1] > best[1]):
             best = fit
     if best is None:
-        return {"bic": math.inf}
+        return {"bic": math.inf, "weight2": 0.0}
     (w2, m1, s1, m2, s2), loglik = best
     return {
         "mean1": m1,

@@ -157,6 +157,10 @@ def _paint_disks(shape, ys, xs, radii_squared, chunk: int = 4096) -> np.ndarray:
     return out[pad:-pad, pad:-pad]
 
 
+NOISE_COMPONENTS = 200  # more separate pieces than a wire image holds in one field ...
+NOISE_THICKNESS_PX = 3.0  # ... and thinner than a wire the image can resolve
+
+
 @dataclass
 class ThicknessResult:
     """Local thickness of one mask with its distributions (units: nm if pixel size known)."""
@@ -194,6 +198,21 @@ class ThicknessResult:
             "p95": float(p95),
             "pixel_weighted_mean": float(self.pixel_values.mean()),
         }
+
+    def looks_like_noise(self) -> str | None:
+        """A warning when the mask is many specks rather than wires (a threshold of a noisy
+        image): over :data:`NOISE_COMPONENTS` components with a median thickness under
+        :data:`NOISE_THICKNESS_PX` pixels. None when it looks like wires."""
+        values = self.skeleton_values if self.skeleton.any() else self.pixel_values
+        step = self.pixel_size_nm if self.unit == "nm" else 1.0
+        median_px = float(np.median(values)) / step if values.size else 0.0
+        count = int(self.wires.max())
+        if count <= NOISE_COMPONENTS or median_px >= NOISE_THICKNESS_PX:
+            return None
+        return (
+            f"{count} components with a median thickness of {median_px:.1f} px: this mask looks "
+            "like noise, not wires; segment or smooth the image before measuring"
+        )
 
     def per_wire(self) -> list[dict[str, float]]:
         """One row per connected component: area, skeleton length, thickness statistics."""

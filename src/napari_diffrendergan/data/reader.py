@@ -116,7 +116,8 @@ def read_patch_set(path) -> list[tuple]:
         "patch_set": str(Path(path).resolve()),
     }
     stack = patch_set.read_stack(patch_set.patches)
-    kwargs = {"name": f"{Path(path).name} patches", "metadata": metadata, "colormap": "gray"}
+    name = Path(path).name if "patch" in Path(path).name.lower() else f"{Path(path).name} patches"
+    kwargs = {"name": name, "metadata": metadata, "colormap": "gray"}
     return [(stack, {**kwargs, **_calibration(patch_set.pixel_size_nm, stack=True)}, "image")]
 
 

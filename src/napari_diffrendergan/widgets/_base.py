@@ -9,8 +9,17 @@ import inspect
 import logging
 import traceback
 
-from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt, Signal
+from qtpy.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..errors import Cancelled, DiffRenderGANError
 from ..progress import Monitor
@@ -69,6 +78,31 @@ def _takes_monitor(work) -> bool:
     return "monitor" in inspect.signature(work).parameters
 
 
+SHORTEST_DOCK_PX = 240  # a dock shrinks to this and scrolls, rather than outgrow the screen
+
+
+class VerticalScroll(QScrollArea):
+    """A scroll area as wide as its page and as short as :data:`SHORTEST_DOCK_PX`, so that
+    docks fit a laptop screen (1366×768) and scroll instead of pushing the window past it."""
+
+    def __init__(self, page: QWidget):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(page)
+
+    def _with_bar(self, size: QSize) -> QSize:
+        return QSize(size.width() + self.verticalScrollBar().sizeHint().width(), size.height())
+
+    def minimumSizeHint(self) -> QSize:
+        page = self._with_bar(self.widget().minimumSizeHint())
+        return QSize(page.width(), min(page.height(), SHORTEST_DOCK_PX))
+
+    def sizeHint(self) -> QSize:
+        return self._with_bar(self.widget().sizeHint())
+
+
 class TaskWidget(QWidget):
     """A dock widget that runs long operations through :meth:`launch`.
 
@@ -97,6 +131,16 @@ class TaskWidget(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.progress_reported.connect(self._show_progress)
         self._busy_controls: list[QWidget] = []
+
+    def page_layout(self) -> QVBoxLayout:
+        """The dock's titled column, inside a :class:`VerticalScroll` that fills the dock."""
+        page = QWidget()
+        column = QVBoxLayout(page)
+        column.addWidget(QLabel(f"<b>{self.title}</b>"))
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(VerticalScroll(page))
+        return column
 
     def progress_panel(self) -> QWidget:
         """The progress bar with its Cancel button, and the status line below them."""

@@ -29,6 +29,7 @@ from ..gan.training import TrainingEvent, train_iter
 from ._base import TaskWidget
 from ._layers import (
     FigureView,
+    beside_layers,
     layer_named,
     path_row,
     pixel_calibration,
@@ -166,8 +167,7 @@ class GanTrainingWidget(TaskWidget):
         self.tabs.addTab(advanced, "Advanced")
         self.tabs.addTab(results, "Results")
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         layout.addWidget(self.tabs)
         run_row = QFormLayout()
         run_row.addRow("Run folder", path_row(self.run_path, self, "Run folder"))
@@ -378,6 +378,7 @@ class GanTrainingWidget(TaskWidget):
             contrast_limits=limits,
             metadata=metadata,
             **pixel_calibration(self._pixel_size),
+            **beside_layers(self.viewer),
         )
 
     def _draw(self, metrics: dict, samples: np.ndarray | None) -> None:

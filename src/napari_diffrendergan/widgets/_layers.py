@@ -185,6 +185,17 @@ def pixel_calibration(pixel_size_nm: float | None, stack: bool = False) -> dict:
     return {"scale": scale, "units": units}
 
 
+def beside_layers(viewer, stack: bool = False) -> dict:
+    """``translate`` for a new layer that is not pixels of a scan (patch stacks, previews,
+    synthetic images): right of every layer already shown, a tenth of their width apart, top
+    aligned, so that it never looks like part of a scan (``stack``: a leading stack axis)."""
+    if not len(viewer.layers):
+        return {}
+    low, high = np.asarray(viewer.layers.extent.world, dtype=float)[:, -2:]
+    translate = (float(low[0]), float(high[1] + 0.1 * (high[1] - low[1])))
+    return {"translate": (0.0, *translate) if stack else translate}
+
+
 def regions_of(shapes, image) -> list[tuple[int, int, int, int]]:
     """Bounding boxes (y0, y1, x0, x1) of a Shapes layer's shapes, in the image's pixels."""
     if shapes is None:

@@ -11,11 +11,9 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
 )
 
 from ..data.patches import ROLES, Patch, PatchSet, cut_patches
@@ -23,6 +21,7 @@ from ._base import TaskWidget
 from ._layers import (
     DataBarBox,
     PixelSizeBox,
+    beside_layers,
     calibration,
     layer_named,
     path_row,
@@ -32,6 +31,7 @@ from ._layers import (
 
 ROLE_COLOURS = {"particle": "orange", "background": "cyan"}
 STACK_SUFFIX, OUTLINE_SUFFIX = " patches", " patch outlines"
+HIGHLIGHT_WIDTH = 6  # px: the outline of the patch on show
 
 
 class PatchSelectionWidget(TaskWidget):
@@ -106,8 +106,7 @@ class PatchSelectionWidget(TaskWidget):
         form.addRow("Pixel size", self.pixel_size)
         form.addRow("", self.pixel_size.origin)
         form.addRow(self.data_bar)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         layout.addLayout(form)
         layout.addWidget(self.cut_button)
         layout.addWidget(self.remove_button)
@@ -232,11 +231,12 @@ class PatchSelectionWidget(TaskWidget):
                 name=name,
                 colormap="gray",
                 metadata=metadata,
-                **calibration(self.source, stack=True),
+                **(calibration(self.source, stack=True) | beside_layers(self.viewer, stack=True)),
             )
         else:
             stack.data, stack.metadata = np.stack(self.pixels), metadata
             stack.reset_contrast_limits()
+        self._highlight(self._shown_index())
         self.status.setText(
             f"{len(self.patches)} patches ({counts['particle']} particle, "
             f"{counts['background']} background). Step through them with the slider; remove "
@@ -252,12 +252,26 @@ class PatchSelectionWidget(TaskWidget):
 
     def _show_role(self, event=None) -> None:
         index = self._shown_index()
+        self._highlight(index)
         if index is not None and not self.busy:
             patch = self.patches[index]
             self.status.setText(
                 f"Patch {index + 1} of {len(self.patches)}: {patch.role}, "
                 f"{patch.whole_particles} whole particle(s), at y {patch.y}, x {patch.x} px."
             )
+
+    def _highlight(self, index: int | None) -> None:
+        """The outline of the patch on show in the stack drawn thick and white, where it was
+        cut from the scan."""
+        if self.source is None:
+            return
+        shapes = layer_named(self.viewer, self.source.name + OUTLINE_SUFFIX, Shapes)
+        if shapes is None or len(shapes.data) != len(self.patches):
+            return
+        shapes.edge_width = [HIGHLIGHT_WIDTH if i == index else 2 for i in range(len(shapes.data))]
+        shapes.edge_color = [
+            "white" if i == index else ROLE_COLOURS[p.role] for i, p in enumerate(self.patches)
+        ]
 
     def remove_shown(self) -> None:
         """Drop the patch shown in the patches layer."""

@@ -198,8 +198,7 @@ class SegmentationWidget(TaskWidget):
         self._enable_exports()
         self.status.setText("Load a model (or train one), then segment an open image.")
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         model_box = QGroupBox("Model")
         model_form = QFormLayout(model_box)
         model_form.addRow(path_row(self.model_path, self, "nnU-Net model folder", self.load_model))
@@ -456,6 +455,7 @@ class SegmentationWidget(TaskWidget):
             return
         self.source = self.viewer.layers[name]
         shapes = layer_named(self.viewer, self.region_box.currentText(), Shapes)
+        self.result_name = name if shapes is None else f"{name} in {shapes.name}"
         data = np.asarray(self.source.data)
         regions = self.data_bar.regions(regions_of(shapes, self.source), data.shape)
         if self.source.rgb:
@@ -510,18 +510,18 @@ class SegmentationWidget(TaskWidget):
             "notes": result.notes,
         }
         self._add_labels(
-            result.mask, f"{self.source.name} mask", metadata=metadata, opacity=0.5, visible=False
+            result.mask, f"{self.result_name} mask", metadata=metadata, opacity=0.5, visible=False
         )
         self._add_labels(
             result.instances,
-            f"{self.source.name} particles",
+            f"{self.result_name} particles",
             metadata=metadata,
             features={k: np.asarray(v) for k, v in result.table.items()}
             if len(result.table["label"])
             else None,
         )
         notes = f" ({'; '.join(result.notes)})" if result.notes else ""
-        self.status.setText(f"Added “{self.source.name} particles” and “… mask”{notes}.")
+        self.status.setText(f"Added “{self.result_name} particles” and “… mask”{notes}.")
         self._show_sizes(sizes)
 
     def _measure_again(self) -> None:

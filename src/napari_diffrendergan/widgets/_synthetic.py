@@ -15,7 +15,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
 )
 
 from ..backend import DEVICES
@@ -26,7 +25,7 @@ from ..data.synthesis import MAX_PAIRS, PairRenderer, SyntheticPair, export_pair
 from ..errors import Cancelled, DiffRenderGANError
 from ..gan.run import GanRun, TrainedGenerator
 from ._base import TaskWidget
-from ._layers import layer_named, path_row, pixel_calibration, spin_box
+from ._layers import beside_layers, layer_named, path_row, pixel_calibration, spin_box
 
 IMAGES, INSTANCES, MASKS = "synthetic images", "synthetic instances", "synthetic masks"
 DATASET_NAME = "Dataset101_Synthetic"
@@ -117,8 +116,7 @@ class SyntheticDataWidget(TaskWidget):
         export_form.addRow(self.export_button)
         export_form.addRow(self.export_status)
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         layout.addLayout(form)
         layout.addWidget(self.generate_button)
         layout.addWidget(self.progress_panel())
@@ -277,14 +275,20 @@ class SyntheticDataWidget(TaskWidget):
         self._generated = {**request, "generator": self._generator, "pairs": list(pairs)}
         low, high = (float(v) for v in np.percentile(images, [0.5, 99.5]))
         limits = (low, high) if high > low else (low, low + 1.0)
-        self._put(Image, IMAGES, images, metadata, contrast_limits=limits)
-        self._put(Labels, INSTANCES, instances, metadata, visible=False)
-        self._put(Labels, MASKS, masks, metadata, opacity=0.4)
+        shown = layer_named(self.viewer, IMAGES, Image)
+        place = (
+            {"translate": tuple(shown.translate)}
+            if shown is not None
+            else beside_layers(self.viewer, stack=True)
+        )
+        self._put(Image, IMAGES, images, metadata, place, contrast_limits=limits)
+        self._put(Labels, INSTANCES, instances, metadata, place, visible=False)
+        self._put(Labels, MASKS, masks, metadata, place, opacity=0.4)
 
-    def _put(self, kind, name, data, metadata, **kwargs) -> None:
-        """Replace the data of layer ``name`` (keeping its display settings), else add it; in
-        nm when the run knows its pixel size."""
-        calibrated = pixel_calibration(self._pixel_size, stack=True)
+    def _put(self, kind, name, data, metadata, place: dict, **kwargs) -> None:
+        """Replace the data of layer ``name`` (keeping its display settings), else add it at
+        ``place`` (beside the scans); in nm when the run knows its pixel size."""
+        calibrated = pixel_calibration(self._pixel_size, stack=True) | place
         layer = layer_named(self.viewer, name, kind)
         if layer is not None:
             layer.data, layer.metadata = data, dict(metadata)

@@ -13,7 +13,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QLabel,
     QPushButton,
-    QVBoxLayout,
 )
 
 from ..analysis.thickness import (
@@ -88,8 +87,7 @@ class ThicknessAnalysisWidget(TaskWidget):
         form.addRow("Pixel size", self.pixel_size)
         form.addRow("", self.pixel_size.origin)
         form.addRow("Method", self.method)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
+        layout = self.page_layout()
         layout.addLayout(form)
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress_panel())
@@ -134,6 +132,7 @@ class ThicknessAnalysisWidget(TaskWidget):
             self.status.setText("No mask layer to analyse: add a Labels or Image layer.")
             return
         self.source = self.viewer.layers[name]
+        self._forget_result()
         try:
             mask = layer_mask(self.source)
         except ThicknessError as err:
@@ -149,6 +148,18 @@ class ThicknessAnalysisWidget(TaskWidget):
             failed=lambda err: self.show_error(err, f"Cannot analyse {name}"),
             text=f"Computing local thickness of {name}{how}…",
         )
+
+    def _forget_result(self) -> None:
+        """No plot, statistics or export of an earlier layer while (or after failing to)
+        analyse this one."""
+        self.result = None
+        self.export_button.setEnabled(False)
+        self.stats.setText("")
+        self.plot.show_figure(Figure(figsize=(4, 2.8), dpi=100))
+
+    def _set_busy(self, busy: bool) -> None:
+        super()._set_busy(busy)
+        self.export_button.setEnabled(not busy and self.result is not None)
 
     @property
     def figure(self) -> Figure:
@@ -197,8 +208,10 @@ class ThicknessAnalysisWidget(TaskWidget):
             f"Added layer “{name}” (local thickness in {unit}, 0 outside the mask; colour bar "
             f"in {unit})."
         )
+        warning = result.looks_like_noise()
         self.stats.setText(
-            f"{summary['n_wires']} connected wire component(s) · median wire diameter "
+            (f"⚠ {warning}.\n" if warning else "")
+            + f"{summary['n_wires']} connected wire component(s) · median wire diameter "
             f"{summary['median']:.3g} {unit}"
             f" · mean {summary['mean']:.3g} · p5–p95 {summary['p5']:.3g}–{summary['p95']:.3g}"
             f" · pixel-weighted mean {summary['pixel_weighted_mean']:.3g} {unit}"
