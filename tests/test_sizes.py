@@ -378,3 +378,18 @@ def test_rendered_spheres_sizes_recover_the_truth_and_border_cuts_bias_them():
     cut = sizes.size_statistics([table], 1.0, keep_border=True)["sizes"]["equivalent_diameter"]
     assert cut["D50"]["ci_high"] < true_d50  # half-spheres pull the median down
     assert cut["D10"]["ci_high"] < whole["D10"]["ci_low"]
+
+
+def test_counts_read_as_words_and_histograms_count_whole_particles():
+    from napari_diffrendergan.analysis.size_plots import histogram_figure
+    from napari_diffrendergan.wording import counted
+
+    assert counted(1, "particle") == "1 particle"
+    assert counted(2, "particle") == "2 particles"
+    assert (
+        counted(1, "patch", "patches") == "1 patch"
+        and counted(0, "patch", "patches") == "0 patches"
+    )
+    figure = histogram_figure(np.array([40.0, 52.0, 61.0]), {}, "nm")
+    ticks = figure.axes[0].get_yticks()
+    assert len(ticks) and np.allclose(ticks, np.round(ticks))  # no 0.5 particles on the axis

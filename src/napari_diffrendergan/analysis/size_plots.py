@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from .sizes import cumulative_distribution
@@ -25,6 +26,7 @@ def histogram_figure(diameters: np.ndarray, percentiles: dict, unit: str) -> Fig
         mark_d_values(axes, percentiles, COLOURS["a"])
     axes.set_xlabel(f"equivalent diameter ({unit})", fontsize=8)
     axes.set_ylabel("particles", fontsize=8)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     return figure
 
 

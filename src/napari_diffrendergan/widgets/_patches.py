@@ -17,6 +17,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..data.patches import ROLES, Patch, PatchSet, cut_patches
+from ..wording import counted
 from ._base import TaskWidget
 from ._layers import (
     DataBarBox,
@@ -238,7 +239,7 @@ class PatchSelectionWidget(TaskWidget):
             stack.reset_contrast_limits()
         self._highlight(self._shown_index())
         self.status.setText(
-            f"{len(self.patches)} patches ({counts['particle']} particle, "
+            f"{counted(len(self.patches), 'patch', 'patches')} ({counts['particle']} particle, "
             f"{counts['background']} background). Step through them with the slider; remove "
             "those you dislike, then save."
         )
@@ -257,7 +258,8 @@ class PatchSelectionWidget(TaskWidget):
             patch = self.patches[index]
             self.status.setText(
                 f"Patch {index + 1} of {len(self.patches)}: {patch.role}, "
-                f"{patch.whole_particles} whole particle(s), at y {patch.y}, x {patch.x} px."
+                f"{counted(patch.whole_particles, 'whole particle')}, "
+                f"at y {patch.y}, x {patch.x} px."
             )
 
     def _highlight(self, index: int | None) -> None:
@@ -310,7 +312,7 @@ class PatchSelectionWidget(TaskWidget):
             settings,
             done=self._saved,
             failed=lambda err: self.show_error(err, "Cannot save"),
-            text=f"Saving {len(self.patches)} patches…",
+            text=f"Saving {counted(len(self.patches), 'patch', 'patches')}…",
         )
 
     def _saved(self, patch_set: PatchSet) -> None:
@@ -324,6 +326,6 @@ class PatchSelectionWidget(TaskWidget):
             else ""
         )
         self.status.setText(
-            f"Saved {len(self.patches)} patches to {patch_set.folder} "
+            f"Saved {counted(len(self.patches), 'patch', 'patches')} to {patch_set.folder} "
             f"({len(patch_set.patches)} in the set).{unknown}"
         )

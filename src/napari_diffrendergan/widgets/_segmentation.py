@@ -63,6 +63,7 @@ from ..io import write_csv, write_json_atomic
 from ..segment.model import ModelFolder
 from ..segment.predict import Segmentation, Segmenter, segment_image
 from ..segment.training import train_model
+from ..wording import counted
 from ._base import TaskWidget
 from ._layers import (
     DataBarBox,
@@ -744,8 +745,8 @@ def nothing_to_measure(name: str, counts: dict, min_area: int) -> str:
     if counts["detected"] == 0:
         return f"Labels layer “{name}” holds no particles: choose a layer with particles"
     return (
-        f"none of the {counts['detected']} particles of “{name}” is measured "
-        f"({counts['touching_border']} touch the border, {counts['below_floor']} are under "
+        f"none of the {counted(counts['detected'], 'particle')} of “{name}” is measured "
+        f"({counts['touching_border']} touching the border, {counts['below_floor']} under "
         f"{min_area} px): tick Keep border particles or lower Smallest particle"
     )
 
@@ -758,7 +759,8 @@ def summary_text(statistics: dict) -> str:
     border = "kept" if statistics["border_particles_included"] else "left out"
     d50 = statistics["sizes"]["equivalent_diameter"]["D50"]
     return (
-        f"{count['measured']} particles measured ({count['touching_border']} on the border "
+        f"{counted(count['measured'], 'particle')} measured "
+        f"({count['touching_border']} on the border "
         f"{border}, {count['below_floor']} under {statistics['min_area_px']} px left out) · "
         f"D50 {interval_text(d50)} {unit}"
     )
@@ -788,7 +790,7 @@ def screen_text(screen: dict) -> str:
     return (
         f"EU nanomaterial screen: {screen['verdict']}; {100 * screen['share']:.0f} % "
         f"(95 % CI {100 * screen['ci_low']:.0f}–{100 * screen['ci_high']:.0f} %) of "
-        f"{screen['count']['measured']} particles have a smallest dimension of 1–100 nm "
+        f"{counted(screen['count']['measured'], 'particle')} with a smallest dimension of 1–100 nm "
         "(hover for caveats)"
     )
 

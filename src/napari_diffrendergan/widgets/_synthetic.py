@@ -24,16 +24,13 @@ from ..data.patches import PatchSet
 from ..data.synthesis import MAX_PAIRS, PairRenderer, SyntheticPair, export_pairs, iter_pairs
 from ..errors import Cancelled, DiffRenderGANError
 from ..gan.run import GanRun, TrainedGenerator
+from ..wording import counted
 from ._base import TaskWidget
 from ._layers import beside_layers, layer_named, path_row, pixel_calibration, spin_box
 
 IMAGES, INSTANCES, MASKS = "synthetic images", "synthetic instances", "synthetic masks"
 DATASET_NAME = "Dataset101_Synthetic"
 SMALL_IMAGE_PX = 128  # below this, a synthetic image holds too few particles for agglomerates
-
-
-def _pairs_text(count: int) -> str:
-    return f"{count} pair{'' if count == 1 else 's'}"
 
 
 class SyntheticDataWidget(TaskWidget):
@@ -163,12 +160,13 @@ class SyntheticDataWidget(TaskWidget):
             self.dataset_path.setText(self._suggested)
         size = f"{self._pixel_size:g} nm per pixel" if self._pixel_size else "pixel size unknown"
         text = (
-            f"Run with {len(done)} finished epoch(s), best epoch {best}; "
+            f"Run with {counted(len(done), 'finished epoch')}, best epoch {best}; "
             f"{config.scene.width}×{config.scene.height} px images, {size}."
         )
         if min(config.scene.width, config.scene.height) < SMALL_IMAGE_PX:
             text += (
-                f" Warning: images this small hold only {config.meshes.count} particle(s) each;"
+                " Warning: images this small hold only "
+                f"{counted(config.meshes.count, 'particle')} each;"
                 f" train on patches of {SMALL_IMAGE_PX} px or more for agglomerates."
             )
         self.status.setText(text)
@@ -232,7 +230,7 @@ class SyntheticDataWidget(TaskWidget):
     def _finished(self, request: dict) -> None:
         self._show_layers(request)
         self.status.setText(
-            f"{_pairs_text(len(self._pairs))}, {self._rejected()} rejected by the contrast "
+            f"{counted(len(self._pairs), 'pair')}, {self._rejected()} rejected by the contrast "
             f"filter (epoch {self._generator.epoch}, seed {request['seed']})."
         )
         self.export_status.setText(
@@ -250,7 +248,7 @@ class SyntheticDataWidget(TaskWidget):
             return
         self._show_layers(request)
         self.status.setText(
-            f"Cancelled after {done} of {request['count']}: {_pairs_text(done)}, "
+            f"Cancelled after {done} of {request['count']}: {counted(done, 'pair')}, "
             f"{self._rejected()} rejected by the contrast filter."
         )
         self.export_status.setText(
@@ -338,7 +336,7 @@ class SyntheticDataWidget(TaskWidget):
             if not self.n_background.value():
                 background = None
         pairs = generated["pairs"]
-        self.export_status.setText(f"Exporting {_pairs_text(len(pairs))}…")
+        self.export_status.setText(f"Exporting {counted(len(pairs), 'pair')}…")
         self.launch(
             export_pairs,
             NnunetDataset(folder),
@@ -348,7 +346,7 @@ class SyntheticDataWidget(TaskWidget):
             self.n_background.value(),
             done=lambda summary: self._exported(folder, summary),
             failed=lambda err: self.export_status.setText(f"Export failed: {err}"),
-            text=f"Exporting {_pairs_text(len(pairs))}…",
+            text=f"Exporting {counted(len(pairs), 'pair')}…",
         )
 
     def _exported(self, folder: Path, summary: dict) -> None:
@@ -358,8 +356,8 @@ class SyntheticDataWidget(TaskWidget):
                 f", {summary['background_patches']} of {summary['background_requested']} "
                 "background patches"
             )
-        self.status.setText(f"Exported {_pairs_text(summary['synthetic_pairs'])}.")
+        self.status.setText(f"Exported {counted(summary['synthetic_pairs'], 'pair')}.")
         self.export_status.setText(
-            f"Exported {_pairs_text(summary['synthetic_pairs'])} ({summary['rejected']} "
+            f"Exported {counted(summary['synthetic_pairs'], 'pair')} ({summary['rejected']} "
             f"rejected by the contrast filter){background} to {folder.resolve()}"
         )

@@ -25,6 +25,7 @@ from ..analysis.thickness import (
 )
 from ..errors import DiffRenderGANError
 from ..io import write_csv
+from ..wording import counted
 from ._base import TaskWidget
 from ._layers import FigureView, PixelSizeBox, calibration, refill, rendered
 
@@ -211,7 +212,7 @@ class ThicknessAnalysisWidget(TaskWidget):
         warning = result.looks_like_noise()
         self.stats.setText(
             (f"⚠ {warning}.\n" if warning else "")
-            + f"{summary['n_wires']} connected wire component(s) · median wire diameter "
+            + f"{counted(summary['n_wires'], 'connected wire component')} · median wire diameter "
             f"{summary['median']:.3g} {unit}"
             f" · mean {summary['mean']:.3g} · p5–p95 {summary['p5']:.3g}–{summary['p95']:.3g}"
             f" · pixel-weighted mean {summary['pixel_weighted_mean']:.3g} {unit}"
