@@ -147,7 +147,20 @@ def test_a_blank_scan_fails_clearly_and_cancel_stops(make_napari_viewer, qtbot, 
     assert widget.report is None and not widget.save_button.isEnabled()
     assert PREVIEW not in viewer.layers
 
+    unscaled = [
+        viewer.add_image(image, name=f"px {i}") for i, image in enumerate(truth_scans["bright"])
+    ]
+    widget.scans_box.value = unscaled  # no pixel size: sizes in px, no preset
+    assert widget.pixel_size.nm() is None
+    _calibrate(widget, qtbot)
+    assert widget.report["unit"] == "px" and widget.config is None
+    assert "sizes are in pixels" in widget.status.text() and "per megapixel" in (
+        widget.estimates.text()
+    )
+    assert not widget.save_button.isEnabled() and PREVIEW not in viewer.layers
+
     widget.scans_box.value = _add_scans(viewer, truth_scans["bright"], "bright")
+    assert widget.report is None  # the px estimates are gone with their scans
     widget.progress_reported.connect(lambda *report: widget.cancel())
     _calibrate(widget, qtbot)
     assert "Cancelled" in widget.status.text()
@@ -190,6 +203,15 @@ def test_edited_values_reach_the_saved_preset_and_gan_training(
     assert gan._config().physical == physical and not gan.mesh_count.isEnabled()
     assert gan.add_preset(path, "from file") == "from file"  # a preset JSON by its path
     assert gan._config().to_dict() == loaded.to_dict()
+
+    widget.polarity.setCurrentText("bright")  # the preview renders the preset as edited
+    qtbot.waitUntil(lambda: widget.config.physical.polarity == "bright", timeout=5_000)
+    assert "polarity" in widget.status.text() and "Render preview" in widget.status.text()
+    widget.previews = []
+    widget.preview_button.click()
+    qtbot.waitUntil(lambda: bool(widget.previews) and _idle(widget), timeout=120_000)
+    assert np.median(np.concatenate([r.ravel() for r in widget.previews])) < 0.4
+    assert len(viewer.layers) == len(layers) + 1  # the preview layer, updated in place
 
     widget.scans_box.value = layers[:1]  # other scans: nothing of the old ones stays
     assert widget.report is None and widget.config is None

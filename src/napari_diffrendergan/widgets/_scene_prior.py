@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis.calibration import (
+    EDITABLE,
     FAMILIES,
     FAMILY_PRESETS,
     POLARITIES,
@@ -436,9 +437,10 @@ class ScenePriorWidget(TaskWidget):
         self.histogram.show_figure(prior_histogram(self.report, edited))
         self._show_results()
         if edits:
+            names = ", ".join(EDITABLE[key] for key in edits)
             self.status.setText(
-                f"Preset rebuilt with {', '.join(edits)} edited; the preview shows the values "
-                "before: Render preview."
+                f"Preset rebuilt with {names} edited; the preview shows the values before: "
+                "Render preview."
             )
 
     # --- preview ------------------------------------------------------------------------------
@@ -572,18 +574,28 @@ def _preview(config: MaterialConfig, images, monitor) -> tuple:
 
 
 def scan_crops(images: list[np.ndarray], side: int, count: int) -> list[np.ndarray]:
-    """``count`` crops of at most ``side`` px (all of one size): the centre of each scan in
-    turn, or, with fewer scans, from the left to the right edge of the first one."""
+    """``count`` crops of at most ``side`` px, all of one size: of the windows on a
+    half-overlapping grid over the scans, those with the most contrast (where the particles
+    are) that do not overlap each other (repeated when the scans hold fewer)."""
     height = min(side, *(image.shape[0] for image in images))
     width = min(side, *(image.shape[1] for image in images))
-    crops = []
-    for index in range(count):
-        image = images[min(index, len(images) - 1)]
-        share = 0.5 if len(images) >= count else index / max(count - 1, 1)
-        top = (image.shape[0] - height) // 2
-        left = round((image.shape[1] - width) * share)
-        crops.append(image[top : top + height, left : left + width])
-    return crops
+    windows = sorted(
+        (
+            (-float(image[top : top + height, left : left + width].std()), index, top, left)
+            for index, image in enumerate(images)
+            for top in range(0, image.shape[0] - height + 1, max(height // 2, 1))
+            for left in range(0, image.shape[1] - width + 1, max(width // 2, 1))
+        ),
+        key=lambda window: window[0],
+    )
+    chosen = []
+    for _, index, top, left in windows:
+        if all(
+            index != i or abs(top - y) >= height or abs(left - x) >= width for i, y, x in chosen
+        ):
+            chosen.append((index, top, left))
+    chosen = (chosen * count)[:count]
+    return [images[i][y : y + height, x : x + width] for i, y, x in chosen]
 
 
 # --- figures (matplotlib, drawable in any thread) ---------------------------------------------
