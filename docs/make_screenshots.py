@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QApplication
 from napari_diffrendergan.analysis.thickness import synthetic_wires
 
 IMAGES = Path(__file__).parent / "images"
-ONLY = ("patches", "thickness", "segmentation", "gan", "synthetic")
+ONLY = ("scene_prior", "patches", "thickness", "segmentation", "gan", "synthetic")
 
 
 def main() -> None:
@@ -30,6 +30,8 @@ def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1200, 800)
+    if "scene_prior" in wanted:
+        scene_prior_screenshot(viewer)
     if "patches" in wanted:
         patches_screenshot(viewer)
     if "thickness" in wanted:
@@ -133,6 +135,23 @@ def segmentation_screenshot(viewer, model) -> None:
         viewer.reset_view()
     QApplication.processEvents()
     viewer.screenshot(str(IMAGES / "widget_segmentation.png"), canvas_only=False)
+
+
+def scene_prior_screenshot(viewer) -> None:
+    """Scene prior calibrated on the TiO2 SEM sample: the estimates in the dock, the rendered
+    preview beside the scan."""
+    viewer.layers.clear()
+    viewer.open_sample("napari-diffrendergan", "tio2_sem")
+    viewer.layers.remove(viewer.layers[-1])  # manual masks
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Scene prior")
+    widget.run_synchronously = True
+    widget.calibrate_button.click()
+    widget.tabs.setCurrentIndex(0)  # Estimates
+    QApplication.processEvents()  # let the canvas take its size before fitting the view
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(IMAGES / "widget_scene_prior.png"), canvas_only=False)
+    viewer.window.remove_dock_widget(dock)
 
 
 def patches_screenshot(viewer) -> None:

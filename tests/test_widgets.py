@@ -4,7 +4,8 @@ import pytest
 
 pytestmark = pytest.mark.gui
 
-WIDGETS = [
+WIDGETS = [  # in the menu in the order of the pipeline
+    "Scene prior",
     "Patch selection",
     "GAN training",
     "Synthetic data",
@@ -24,7 +25,7 @@ def test_plugin_menu_lists_all_widgets(make_napari_viewer):
     from npe2 import PluginManager
 
     manifest = PluginManager.instance().get_manifest("napari-diffrendergan")
-    assert sorted(w.display_name for w in manifest.contributions.widgets) == sorted(WIDGETS)
+    assert [w.display_name for w in manifest.contributions.widgets] == WIDGETS
 
 
 def test_gan_widget_reports_compute_backend(make_napari_viewer):

@@ -434,6 +434,7 @@ def _report(scans: list[ScanParticles], pixel_size_nm: float | None) -> dict:
             "shape": shape,
         },
         "size_fit": fit_sizes(diameters * step),
+        "diameters": [float(d) for d in diameters * step],
         "notes": []
         if pixel_size_nm
         else ["pixel size unknown: sizes in px, density per megapixel"],
@@ -640,8 +641,7 @@ def read_scans(
     ``pixel_size_nm``, else the one their sidecars (or metadata) agree on, else None."""
     from pathlib import Path
 
-    from ..data.scans import bar_to_leave_out
-    from ..io import IMAGE_SUFFIXES, as_gray, distinct_files, positive_pixel_size, read_image
+    from ..io import IMAGE_SUFFIXES, distinct_files, positive_pixel_size, read_image
 
     files = []
     for path in map(Path, paths):
@@ -654,16 +654,25 @@ def read_scans(
     scans, sidecars = [], {}
     for path in distinct_files(files):
         image, sidecars[path.name] = read_image(path)
-        image = as_gray(image)[0]
-        bar = bar_to_leave_out(image, exclude_bottom)
-        top, stop = bar.kept_rows(image.shape[0]) if bar else (0, image.shape[0])
-        if stop - top < 16:
-            raise CalibrationError(
-                f"{path}: cannot leave out {bar.rows} of its {image.shape[0]} rows (at least 16 "
-                "must remain): lower the rows to exclude"
-            )
-        scans.append((path.stem, image[top:stop]))
+        scans.append((path.stem, without_bar(image, exclude_bottom, str(path))))
     return scans, positive_pixel_size(pixel_size_nm) or _agreed(sidecars)
+
+
+def without_bar(image: np.ndarray, exclude_bottom: int | str, name: str) -> np.ndarray:
+    """``image`` (gray or RGB) as a gray float image without the data bar ``exclude_bottom``
+    names (rows at the bottom, or ``"auto"``: the bar it shows); ``name`` for errors."""
+    from ..data.scans import bar_to_leave_out
+    from ..io import as_gray
+
+    image = as_gray(image)[0]
+    bar = bar_to_leave_out(image, exclude_bottom)
+    top, stop = bar.kept_rows(image.shape[0]) if bar else (0, image.shape[0])
+    if stop - top < 16:
+        raise CalibrationError(
+            f"{name}: cannot leave out {bar.rows} of its {image.shape[0]} rows (at least 16 "
+            "must remain): lower the rows to exclude"
+        )
+    return image[top:stop]
 
 
 def _agreed(sidecars: dict[str, float | None]) -> float | None:
@@ -708,3 +717,87 @@ def calibrated_config(report: dict, like=None, name: str = "calibrated"):
         f"particles/µm² at {report['pixel_size_nm']:.4g} nm/px; scene and learning of {source}."
     )
     return config.validate()
+
+
+def size_fit_reason(fit: dict) -> str:
+    """Why :func:`fit_sizes` chose its fit, for people."""
+    if "bimodal" not in fit:
+        return f"lognormal: two modes need {MIN_BIMODAL} particles measured whole"
+    two, one = fit["bimodal"], fit["lognormal"]
+    gain = one["bic"] - two["bic"]
+    smaller = 100 * min(two["weight2"], 1 - two["weight2"])
+    if fit["chosen"] == "bimodal":
+        return (
+            f"two modes: BIC lower by {gain:.1f} (> {BIC_MARGIN:g}) and the smaller mode holds "
+            f"{smaller:.0f} % of the particles"
+        )
+    if gain <= BIC_MARGIN:
+        return f"lognormal: two modes lower the BIC by {gain:.1f}, not more than {BIC_MARGIN:g}"
+    return (
+        f"lognormal: two modes lower the BIC by {gain:.1f}, but the smaller mode holds only "
+        f"{smaller:.0f} % (under {100 * MIN_MODE_SHARE:.0f} %: a tail, not a population)"
+    )
+
+
+EDITABLE = {
+    "kind": "size distribution",
+    "median_nm": "median diameter",
+    "sigma": "spread",
+    "density_per_um2": "density",
+    "polarity": "polarity",
+    "family": "shape family",
+}
+
+
+def preset_values(report: dict) -> dict:
+    """The values :func:`calibrated_config` puts into the preset, as :func:`edited_config`
+    takes them: ``kind`` (the size fit), ``median_nm`` (the fit's typical diameter: a
+    lognormal's median, the mean of two modes), ``sigma`` (the lognormal's spread of the log),
+    ``density_per_um2``, ``polarity`` and ``family``."""
+    from ..config import SizeDistribution, _typical
+
+    fit = report["size_fit"]
+    params = {k: v for k, v in fit[fit["chosen"]].items() if k != "bic"}
+    return {
+        "kind": fit["chosen"],
+        "median_nm": _typical(SizeDistribution(fit["chosen"], params)),
+        "sigma": fit["lognormal"]["sigma"],
+        "density_per_um2": report["density_per_um2"],
+        "polarity": report["polarity"],
+        "family": report["family"],
+    }
+
+
+def edited_config(report: dict, values: dict, like=None, name: str = "calibrated"):
+    """:func:`calibrated_config` with ``values`` (keys of :func:`preset_values`) in place of
+    the measured ones: two modes are scaled to the typical diameter given, a lognormal takes
+    it as its median and ``sigma`` as its spread (values not given: those of the fit of
+    ``kind``); the description names what was edited."""
+    import copy
+
+    edited = copy.deepcopy(report)
+    fit = edited["size_fit"]
+    kind = values.get("kind", fit["chosen"])
+    if kind not in fit:
+        raise CalibrationError(
+            f"no {kind} fit to edit: the scans gave too few particles for two modes"
+        )
+    fit["chosen"] = kind
+    measured = preset_values(edited)
+    values = {**measured, **values}
+    if kind == "lognormal":
+        fit["lognormal"].update(median=values["median_nm"], sigma=values["sigma"])
+    else:
+        factor = values["median_nm"] / measured["median_nm"]
+        for key in ("mean1", "std1", "mean2", "std2"):
+            fit["bimodal"][key] *= factor
+    edited.update({k: values[k] for k in ("density_per_um2", "polarity", "family")})
+    changed = ["kind"] if kind != report["size_fit"]["chosen"] else []
+    changed += [key for key in measured if key != "kind" and values[key] != measured[key]]
+    if "median_nm" in changed:
+        edited["median_diameter_nm"] = values["median_nm"]
+    config = calibrated_config(edited, like, name)
+    if changed:
+        names = ", ".join(EDITABLE[key] for key in changed)
+        config.description += f" Edited by hand: {names}."
+    return config

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -51,6 +54,7 @@ class GanTrainingWidget(TaskWidget):
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
         self.run: GanRun | None = None
+        self.custom_presets: dict[str, MaterialConfig] = {}  # e.g. from the Scene prior dock
         self._space: ParameterSpace | None = None
         self._pixel_size: float | None = None
         defaults = TrainingSettings()
@@ -225,9 +229,27 @@ class GanTrainingWidget(TaskWidget):
             return None
         return folder
 
+    def add_preset(self, config: MaterialConfig | str | Path, label: str = "") -> str:
+        """Offer ``config`` (or the preset JSON file it names) in the preset box under
+        ``label`` (default: its name) and choose it; returns the label."""
+        config = config if isinstance(config, MaterialConfig) else MaterialConfig.load(config)
+        label = label or config.name
+        self.custom_presets[label] = config
+        if self.preset_box.findText(label) < 0:
+            self.preset_box.addItem(label)
+        self.preset_box.setCurrentText(label)
+        self._preset_chosen(label)
+        return label
+
+    def _preset(self, name: str) -> MaterialConfig:
+        if name in self.custom_presets:
+            return copy.deepcopy(self.custom_presets[name])
+        return preset(name)
+
     def _preset_chosen(self, name: str) -> None:
-        config = preset(name)
+        config = self._preset(name)
         self.mesh_count.setValue(config.meshes.count)
+        self.mesh_count.setEnabled(config.physical is None)  # else derived from the density
         self.spp.setValue(config.scene.spp)
 
     def _show_backend(self, device: str) -> None:
@@ -237,7 +259,7 @@ class GanTrainingWidget(TaskWidget):
             self.backend_label.setText(f"Unavailable: {err}")
 
     def _config(self) -> MaterialConfig:
-        config = preset(self.preset_box.currentText())
+        config = self._preset(self.preset_box.currentText())
         config.meshes.count = self.mesh_count.value()
         config.scene.spp = self.spp.value()
         return config.validate()
