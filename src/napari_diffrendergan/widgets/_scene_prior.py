@@ -23,10 +23,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QTabWidget,
-    QVBoxLayout,
-    QWidget,
 )
 
 from ..analysis.calibration import (
@@ -50,6 +47,7 @@ from ._layers import (
     DataBarBox,
     FigureView,
     PixelSizeBox,
+    beside_layers,
     calibration,
     layer_pixel_size,
     rendered,
@@ -132,8 +130,7 @@ class ScenePriorWidget(TaskWidget):
         self._rebuild_timer.setInterval(250)
         self._rebuild_timer.timeout.connect(self.rebuild_preset)
 
-        content = QWidget()
-        column = QVBoxLayout(content)
+        column = self.page_layout()
         form = QFormLayout()
         form.addRow("Scans", self.scans_box.native)
         form.addRow("Pixel size", self.pixel_size)
@@ -148,15 +145,8 @@ class ScenePriorWidget(TaskWidget):
         self.tabs.addTab(self.preview, "Preview")
         column.addWidget(self.tabs)
         column.addWidget(self._preset_box())
+        column.addWidget(self.progress_panel())
         column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(content)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{self.title}</b>"))
-        layout.addWidget(scroll)
-        layout.addWidget(self.progress_panel())
 
         self.calibrate_button.clicked.connect(self.calibrate)
         self.preview_button.clicked.connect(self.render_preview)
@@ -473,19 +463,19 @@ class ScenePriorWidget(TaskWidget):
         gap = np.full((renders[0].shape[0], max(4, renders[0].shape[1] // 16)), np.nan)
         data = np.hstack([part for r in renders for part in (r, gap)][:-1]).astype(np.float32)
         data = np.nan_to_num(data, nan=float(np.nanmax(data)))
-        # to the right of the scan, not over it; its pixels are the scan's size
-        placement = calibration(scan)
-        right = scan.translate[-1] + scan.data.shape[1] * scan.scale[-1] * 1.05
-        placement["translate"] = (placement["translate"][0], float(right))
         metadata = {"pixel_size_nm": pixel, "scene_prior": self.config.name}
         layer = next((lay for lay in self.viewer.layers if lay.name == PREVIEW), None)
         if layer is not None:
             layer.data, layer.metadata = data, metadata
-            layer.scale, layer.translate = placement["scale"], placement["translate"]
+            layer.scale = calibration(scan)["scale"]
             layer.reset_contrast_limits()
-        else:
+        else:  # its pixels are the scan's size; beside the scans, not over them
             self.viewer.add_image(
-                data, name=PREVIEW, colormap="gray", metadata=metadata, **placement
+                data,
+                name=PREVIEW,
+                colormap="gray",
+                metadata=metadata,
+                **(calibration(scan) | beside_layers(self.viewer)),
             )
 
     # --- the preset ---------------------------------------------------------------------------
