@@ -210,3 +210,14 @@ def test_cli_polarity_option(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([*common, "--out", str(tmp_path / "x"), "--polarity", "light"])
     assert exit_.value.code == 2
+
+
+def test_a_run_refuses_patches_of_the_other_polarity(tmp_path):
+    from napari_diffrendergan.config import preset
+    from napari_diffrendergan.gan.run import GanRun, TrainingError, TrainingSettings
+
+    patches, pixels, _ = cut_patches(1 - scan(), "inverted", size=128, stride=64)
+    PatchSet.save(tmp_path / "dark", patches, pixels, 7.5, {})
+    with pytest.raises(TrainingError, match="cut as dark particles, the preset 'tio2-sem'"):
+        GanRun.create(tmp_path / "run", tmp_path / "dark", preset("tio2-sem"), TrainingSettings())
+    assert not (tmp_path / "run" / "training.json").exists()
