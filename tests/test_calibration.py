@@ -143,6 +143,35 @@ def test_the_preset_states_the_measured_geometry_in_nm():
         cal.calibrated_config(cal.calibrate([("s", disk_scan(0)[0])]))
 
 
+def test_a_dark_preset_renders_dark_particles_on_a_bright_stage():
+    """Calibrated on dark particles, the preset is lit for them: its synthetic pairs (mid-range
+    values, as an untrained generator gives) pass the contrast filter in the dark direction."""
+    from napari_diffrendergan.config import MaterialConfig, preset
+    from napari_diffrendergan.render.sampling import AnnotatedRenderer, mid_range_values
+
+    report = cal.calibrate([(f"s{i}", disk_scan(i, "dark")[0]) for i in range(3)], PIXEL_NM)
+    config = cal.calibrated_config(report, name="dark")
+    assert config.polarity == "dark" and "for dark particles" in config.description
+    assert (config.scene.torus_radiance, config.learning.stage_limits) == (0.0, (0.1, 1.0))
+    assert MaterialConfig.from_json(config.to_json()) == config
+    again = cal.calibrated_config(report, config)  # a dark --like keeps its own scene
+    assert again.scene == config.scene and again.learning == config.learning
+    config.scene.spp = 4
+    renderer = AnnotatedRenderer(config, device="cpu", spp=4)
+    middle = mid_range_values(config)
+    sample = renderer.render((0,), lambda phi, rng: middle, max_attempts=3)
+    contrast = sample.info["contrast"]
+    assert contrast["accepted"] and "darker than background" in contrast["reason"]
+    assert contrast["particle_mean"] <= 0.85 * contrast["background_mean"]
+    particles = sample.instances > 0
+    assert sample.image[particles].mean() < sample.image[~particles].mean()
+    bright = cal.calibrated_config(cal.calibrate([("b", disk_scan(0)[0])], PIXEL_NM))
+    lighting = ("torus_radiance", "rect_radiance", "rect_size")  # bright ones keep theirs
+    assert [getattr(bright.scene, k) for k in lighting] == [
+        getattr(preset("sio2-him").scene, k) for k in lighting
+    ]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("polarity", ["bright", "dark"])
 def test_rendered_scans_give_the_true_size_and_density(polarity):
@@ -190,7 +219,8 @@ def test_cli_calibrate_writes_a_preset_and_json(scan_files, tmp_path, capsys):
     assert "dark particles" in printed[0]
     config, like = load_config(out), load_config("tio2-sem")
     assert config.physical.polarity == "dark"
-    assert dataclasses.replace(config.scene, field_width=8.0) == like.scene  # only that derived
+    lit = dataclasses.replace(like.scene, **cal.DARK_SCENE)  # dark particles: lit for them
+    assert dataclasses.replace(config.scene, field_width=8.0) == lit  # and the width derived
 
 
 def test_cli_calibrate_refuses_what_it_cannot_do(scan_files, tmp_path, capsys):

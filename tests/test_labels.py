@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from napari_diffrendergan.errors import InputError
 from napari_diffrendergan.render.labels import contrast_check, semantic_mask
 
 
@@ -44,3 +45,23 @@ def test_contrast_filter_accepts_and_rejects_with_reasons():
     assert not check and "less than 15% above" in check.reason
     assert not contrast_check(image, np.zeros_like(labels)).accepted
     assert "whole image" in contrast_check(image, np.ones_like(labels)).reason
+
+
+def test_contrast_filter_asks_dark_particles_to_be_darker():
+    labels = np.zeros((10, 10), np.uint16)
+    labels[2:5, 2:5] = 1
+    image = np.full((10, 10), 0.4)
+    image[labels > 0] = 0.3  # 25 % darker
+    check = contrast_check(image, labels, polarity="dark")
+    assert check and check.reason == "particles 25% darker than background"
+    bright = contrast_check(image, labels)
+    assert not bright and "bright particles need >=" in bright.reason
+    image[labels > 0] = 0.36  # only 10 % darker
+    check = contrast_check(image, labels, polarity="dark")
+    assert not check and "less than 15% below" in check.reason
+    assert "dark particles need <= 0.34" in check.reason
+    image[labels > 0] = 0.5  # brighter: right for bright particles only
+    assert contrast_check(image, labels) and not contrast_check(image, labels, polarity="dark")
+    assert not contrast_check(np.zeros((10, 10)), labels, 0.0, "dark")  # black on black
+    with pytest.raises(InputError, match="polarity 'grey'"):
+        contrast_check(image, labels, polarity="grey")

@@ -140,3 +140,84 @@ def test_cli_on_real_scans(tio2_dir, tmp_path, capsys):
     assert all(p["y"] + p["size"] <= 712 for p in meta["patches"])  # data bar left out
     assert "particle" in capsys.readouterr().out
     assert main(["patches", images[0], "--out", str(out), "--roi", "0:100,0:1024"]) == 2
+
+
+def test_dark_particles_on_a_bright_background_give_both_roles():
+    inverted = 1 - scan()
+    patches, _, notes = cut_patches(inverted, "inverted", size=128, stride=64)
+    assert {p.role for p in patches} == {"particle", "background"}
+    assert "polarity: dark particles found" in notes
+    assert all(p.polarity == "dark" for p in patches)
+    for patch in patches:  # the same places as the bright scan's
+        assert (patch.x < 300) if patch.role == "particle" else (patch.x + 128 > 300)
+    bright = [(p.role, p.y, p.x) for p in cut_patches(scan(), "scan", size=128, stride=64)[0]]
+    assert [(p.role, p.y, p.x) for p in patches] == bright
+    # taken as bright, the bright background is one big "particle": no background patch
+    forced = cut_patches(inverted, "inverted", size=128, stride=64, polarity="bright")[0]
+    assert "background" not in {p.role for p in forced}
+    taken = cut_patches(scan(), "scan", size=128, role="particle", polarity="dark")[0]
+    assert {p.polarity for p in taken} == {"dark"}
+    with pytest.raises(PatchError, match="polarity must be one of auto, bright, dark"):
+        cut_patches(scan(), "scan", size=128, polarity="light")
+
+
+def test_flat_scans_are_taken_as_bright():
+    flat = 0.5 + np.random.default_rng(2).normal(0, 0.01, (128, 128)).astype(np.float32)
+    patches, _, notes = cut_patches(flat, "flat", size=128, role="background")
+    assert patches[0].polarity == "bright" and "bright particles assumed" in notes[-1]
+
+
+def test_inverted_real_scans_give_particle_and_background_patches(tio2_dir):
+    for name in ("1908284", "1908290"):
+        image = tifffile.imread(tio2_dir / "images" / f"{name}.tif")[:712] / 255.0
+        bright = cut_patches(image, name)[0]
+        dark, _, notes = cut_patches(1 - image, name)
+        assert "polarity: dark particles found" in notes
+        for role in ("particle", "background"):  # Otsu's bins split 1 - image a hair apart
+            found = sum(p.role == role for p in dark)
+            assert found > 0 and abs(found - sum(p.role == role for p in bright)) <= 2
+
+
+def test_patch_sets_record_the_polarity(tmp_path):
+    patches, pixels, _ = cut_patches(1 - scan(), "inverted", size=128, stride=64)
+    saved = PatchSet.save(tmp_path / "set", patches, pixels, 7.5, {})
+    assert saved.meta["polarity"] == "dark" == PatchSet.open(tmp_path / "set").polarity
+    assert {p["polarity"] for p in saved.meta["patches"]} == {"dark"}
+    bright, pixels, _ = cut_patches(scan() + 0.01, "other", size=128, stride=64)
+    assert PatchSet.save(tmp_path / "set", bright, pixels, 7.5, {}).polarity == "mixed"
+    meta = json.loads((tmp_path / "set" / "patches.json").read_text())
+    del meta["polarity"]
+    for entry in meta["patches"]:
+        del entry["polarity"]
+    (tmp_path / "set" / "patches.json").write_text(json.dumps(meta))  # a set made before
+    old = PatchSet.open(tmp_path / "set")
+    assert old.polarity == "bright" and {p.polarity for p in old.patches} == {"bright"}
+
+
+def test_cli_polarity_option(tmp_path, capsys):
+    from napari_diffrendergan.io import write_tiff
+
+    write_tiff(tmp_path / "inverted.tif", 1 - scan())
+    common = ["patches", str(tmp_path / "inverted.tif"), "--size", "128", "--stride", "64"]
+    assert main([*common, "--out", str(tmp_path / "auto")]) == 0
+    assert "dark particles found" in capsys.readouterr().out
+    auto = json.loads((tmp_path / "auto" / "patches.json").read_text())
+    assert auto["polarity"] == "dark" and auto["settings"]["polarity"] == "auto"
+    assert auto["counts"]["background"] > 0
+    assert main([*common, "--out", str(tmp_path / "bright"), "--polarity", "bright"]) == 0
+    forced = json.loads((tmp_path / "bright" / "patches.json").read_text())
+    assert forced["polarity"] == "bright" and forced["counts"]["background"] == 0
+    with pytest.raises(SystemExit) as exit_:
+        main([*common, "--out", str(tmp_path / "x"), "--polarity", "light"])
+    assert exit_.value.code == 2
+
+
+def test_a_run_refuses_patches_of_the_other_polarity(tmp_path):
+    from napari_diffrendergan.config import preset
+    from napari_diffrendergan.gan.run import GanRun, TrainingError, TrainingSettings
+
+    patches, pixels, _ = cut_patches(1 - scan(), "inverted", size=128, stride=64)
+    PatchSet.save(tmp_path / "dark", patches, pixels, 7.5, {})
+    with pytest.raises(TrainingError, match="cut as dark particles, the preset 'tio2-sem'"):
+        GanRun.create(tmp_path / "run", tmp_path / "dark", preset("tio2-sem"), TrainingSettings())
+    assert not (tmp_path / "run" / "training.json").exists()

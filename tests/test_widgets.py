@@ -87,6 +87,24 @@ def test_thickness_widget_makes_heatmap_plot_and_csv(make_napari_viewer, tmp_pat
     assert 70 <= np.median(heatmap.data[mask > 0]) <= 150
 
 
+def test_thickness_widget_thresholds_dark_wires_of_an_image(make_napari_viewer):
+    import numpy as np
+
+    from napari_diffrendergan.analysis.thickness import synthetic_wires
+
+    viewer = make_napari_viewer()
+    wires = synthetic_wires((160, 200), [8, 14], seed=4, bend=0.3)
+    noise = np.random.default_rng(0).normal(0, 0.03, wires.shape)
+    viewer.add_image((0.8 - 0.5 * wires + noise).astype(np.float32), name="dark wires")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Thickness analysis")
+    widget.run_synchronously = True
+    widget.layer_box.setCurrentText("dark wires")
+    widget.run_button.click()
+    heatmap = viewer.layers["dark wires thickness (px)"].data
+    assert ((heatmap > 0) == wires).mean() > 0.98  # the wires, not the background around them
+    assert 4 <= np.median(heatmap[wires]) <= 15
+
+
 def test_thickness_widget_explains_bad_input(make_napari_viewer):
     import numpy as np
 
@@ -446,6 +464,30 @@ def test_patch_selection_widget_cuts_reviews_and_saves(make_napari_viewer, qtbot
     assert len(meta["patches"]) == count - 1 and meta["pixel_size_nm"] == 2.0
     widget.save_button.click()  # the folder holds a set now: not without asking
     assert "already holds a patch set" in widget.status.text()
+
+
+def test_patch_selection_polarity_finds_dark_particles(make_napari_viewer, tmp_path):
+    import json
+
+    from test_patches import scan
+
+    viewer = make_napari_viewer()
+    viewer.add_image(1 - scan(), name="inverted")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
+    widget.run_synchronously = True
+    widget.size.setValue(128)
+    widget.stride.setValue(64)
+    assert widget.polarity.currentText() == "auto"
+    widget.cut_button.click()
+    assert {p.role for p in widget.patches} == {"particle", "background"}
+    assert "dark particles found" in widget.status.text()
+    widget.folder.setText(str(tmp_path / "set"))
+    widget.save_button.click()
+    meta = json.loads((tmp_path / "set" / "patches.json").read_text())
+    assert meta["polarity"] == "dark" and meta["settings"]["polarity"] == "auto"
+    widget.polarity.setCurrentText("bright")  # the bright background taken for particles
+    widget.cut_button.click()
+    assert widget.patches == [] and "No patch qualified" in widget.status.text()
 
 
 def test_patch_selection_explains_small_regions(make_napari_viewer, qtbot):

@@ -464,7 +464,13 @@ def _patches_of(path: Path, args, settings: dict) -> tuple[dict[str, int], list[
     top, stop = bar.kept_rows(image.shape[0]) if bar else (0, image.shape[0])
     regions = args.roi or [(top, stop, 0, image.shape[1])]
     patches, pixels, cut_notes = cut_patches(
-        image, str(path.resolve()), regions, args.size, args.stride, args.role
+        image,
+        str(path.resolve()),
+        regions,
+        args.size,
+        args.stride,
+        args.role,
+        polarity=args.polarity,
     )
     PatchSet.save(args.out, patches, pixels, pixel, settings)
     counts = {r: sum(p.role == r for p in patches) for r in ("particle", "background")}
@@ -480,6 +486,7 @@ def cmd_patches(args) -> int:
         "size": args.size,
         "stride": args.stride,
         "role": args.role,
+        "polarity": args.polarity,
         "regions": args.roi,
         "exclude_bottom": args.exclude_bottom,
     }
@@ -880,6 +887,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("particle", "background", "auto"),
         default="auto",
         help="auto: >= 3 whole particles = particle, empty = background",
+    )
+    patches.add_argument(
+        "--polarity",
+        choices=("auto", "bright", "dark"),
+        default="auto",
+        help="particles brighter or darker than the background; auto (default): found on "
+        "each scan, as calibrate finds it",
     )
     patches.add_argument(
         "--exclude-bottom",

@@ -345,7 +345,8 @@ class PhysicalConfig:
     maximum in nm too): the equivalent circular diameter of a particle's projection, or for the
     wires library the wire's width. ``density_per_um2``: particles per µm² of image (including
     those other particles hide). ``polarity``: whether the particles are brighter or darker than
-    the background (a record for the stages downstream).
+    the background (:attr:`MaterialConfig.polarity`: the direction the contrast filter asks
+    for).
     """
 
     pixel_size_nm: float = 1.0
@@ -435,6 +436,12 @@ class MaterialConfig:
         if not _non_negative(self.contrast_threshold):
             found.append(f"contrast_threshold must be >= 0, got {self.contrast_threshold!r}")
         return found
+
+    @property
+    def polarity(self) -> str:
+        """ "bright" or "dark": the particles' polarity (``physical.polarity``; bright without a
+        ``physical`` section)."""
+        return self.physical.polarity if self.physical is not None else "bright"
 
     def validate(self) -> MaterialConfig:
         """Return self, with its mesh-unit geometry derived from the ``physical`` section if it

@@ -34,7 +34,7 @@ the density. No setting here was read off manual masks.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -80,6 +80,14 @@ PARTICLE_COLUMNS = (
     "solidity",
 )
 COMPONENT_COLUMNS = ("tile", "particles", "width", "elongation", "ends")
+
+
+# a scene for dark particles on a bright stage, given to a calibrated preset whose --like is
+# not a dark preset already (docs/calibration.md): lit from straight above alone (a ring light casts
+# long shadows across a bright stage), a stage that reaches the detector's top, and particles
+# darker than the stage over their whole range
+DARK_SCENE = {"torus_radiance": 0.0, "rect_radiance": 220.0, "rect_size": 0.3}
+DARK_LIMITS = {"particle_limits": (0.01, 0.8), "stage_limits": (0.1, 1.0)}
 
 
 NO_PIXEL_SIZE = (
@@ -203,6 +211,13 @@ def polarity(scans: list[ScanPhases]) -> tuple[str, dict]:
         "scans": len(scans),
         "thickness_px": {s.name: s.thickness for s in scans},
     }
+
+
+def image_polarity(images) -> str | None:
+    """The particles' polarity in ``images`` (2D arrays, e.g. regions of one scan) by the rule
+    of :func:`polarity`; None where nothing in them stands out from the noise."""
+    usable = [p for p in map(scan_phases, images) if p.contrast >= MIN_CONTRAST]
+    return polarity(usable)[0] if usable else None
 
 
 def scan_particles(phases: ScanPhases, polarity: str, split: float) -> ScanParticles:
@@ -691,7 +706,8 @@ def calibrated_config(report: dict, like=None, name: str = "calibrated"):
     """A :class:`~napari_diffrendergan.config.MaterialConfig` with the measured geometry in a
     ``physical`` section (the chosen size fit, the density, the polarity) and the family's
     mesh library; everything else (lighting, learning limits, placement) from ``like``,
-    default the preset of the family (:data:`FAMILY_PRESETS`)."""
+    default the preset of the family (:data:`FAMILY_PRESETS`). Dark particles get
+    :data:`DARK_SCENE` and :data:`DARK_LIMITS` unless ``like`` is a dark preset already."""
     import copy
 
     from ..config import PhysicalConfig, SizeDistribution, preset
@@ -700,6 +716,10 @@ def calibrated_config(report: dict, like=None, name: str = "calibrated"):
         raise CalibrationError(NO_PIXEL_SIZE)
     config = copy.deepcopy(like) if like is not None else preset(FAMILY_PRESETS[report["family"]])
     source = config.name
+    relit = report["polarity"] == "dark" and config.polarity != "dark"
+    if relit:
+        config.scene = replace(config.scene, **DARK_SCENE)
+        config.learning = replace(config.learning, **DARK_LIMITS)
     fit = report["size_fit"]
     params = {k: v for k, v in fit[fit["chosen"]].items() if k != "bic"}
     typical = report["median_diameter_nm"]
@@ -714,7 +734,8 @@ def calibrated_config(report: dict, like=None, name: str = "calibrated"):
     config.description = (
         f"Calibrated from {report['scans']} scan(s) without annotation: {report['polarity']} "
         f"{report['family']}, median diameter {typical:.4g} nm, {report['density_per_um2']:.4g} "
-        f"particles/µm² at {report['pixel_size_nm']:.4g} nm/px; scene and learning of {source}."
+        f"particles/µm² at {report['pixel_size_nm']:.4g} nm/px; scene and learning of {source}"
+        + (", lit from above with a bright stage for dark particles." if relit else ".")
     )
     return config.validate()
 

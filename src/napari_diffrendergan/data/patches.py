@@ -1,10 +1,12 @@
 """Training patches from real scans: tiling of user regions, content scores, patch sets.
 
 The paper trains on 256² patches holding at least three whole particles and keeps real
-particle-free patches as background for nnU-Net. Particles are found with an Otsu threshold of
-the whole scan; a particle is *whole* when its 4-connected component does not touch the patch
-border. A patch set is a folder of float32 TIFFs plus ``patches.json`` (source file,
-coordinates, role, scores, pixel size).
+particle-free patches as background for nnU-Net. Particles are the side of an Otsu threshold of
+the whole scan that their polarity says: above it when they are brighter than the background,
+below it when darker (by default found on the scan itself, as ``diffrendergan calibrate`` finds
+it); a particle is *whole* when its 4-connected component does not touch the patch border. A
+patch set is a folder of float32 TIFFs plus ``patches.json`` (source file, coordinates, role,
+polarity, scores, pixel size).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..io import as_gray, positive_pixel_size
 from ..progress import Monitor, ensure
 
 ROLES = ("particle", "background", "auto")
+POLARITIES = ("auto", "bright", "dark")  # auto: found on each scan
 # pixel sizes this close are one calibration, written with different rounding (a Zeiss file's
 # "Image Pixel Size" 7.344 nm and its field width / columns, 7.34375 nm)
 SAME_PIXEL_SIZE = 1e-3
@@ -38,6 +41,7 @@ class Patch:
     foreground_fraction: float
     whole_particles: int
     file: str = ""
+    polarity: str = "bright"  # the particles' polarity the patch was cut with
 
 
 def clip_region(region, shape, size: int) -> tuple[int, int, int, int]:
@@ -80,6 +84,26 @@ def score_patch(foreground: np.ndarray, min_area: int) -> tuple[float, int, int]
     return float(foreground.mean()), int((whole >= min_area).sum()), int((every >= min_area).sum())
 
 
+def particle_phase(image: np.ndarray, polarity: str) -> np.ndarray:
+    """The particles of ``image`` at its Otsu threshold: the pixels above it for ``polarity``
+    "bright", below it for "dark"."""
+    from skimage.filters import threshold_otsu
+
+    threshold = threshold_otsu(image)
+    return image > threshold if polarity == "bright" else image < threshold
+
+
+def scan_polarity(image: np.ndarray, regions) -> tuple[str, list[str]]:
+    """The particles' polarity in ``regions`` of ``image`` (calibration's rule: the thinner
+    phase), and a note saying what was found."""
+    from ..analysis.calibration import image_polarity
+
+    found = image_polarity([image[y0:y1, x0:x1] for y0, y1, x0, x1 in regions])
+    if found is None:
+        return "bright", ["polarity: nothing stands out from the noise, bright particles assumed"]
+    return found, [f"polarity: {found} particles found"]
+
+
 def cut_patches(
     image: np.ndarray,
     source: str,
@@ -92,6 +116,7 @@ def cut_patches(
     min_area: int = 20,
     max_overlap: float = 0.5,
     monitor: Monitor | None = None,
+    polarity: str = "auto",
 ) -> tuple[list[Patch], list[np.ndarray], list[str]]:
     """Patches of ``image`` inside ``regions`` (whole image if None), their pixels and notes.
 
@@ -99,12 +124,14 @@ def cut_patches(
     background patches (foreground ≤ ``max_background_fraction`` and no foreground component of
     ``min_area`` pixels, not even one cut by the border) and drops the rest; patches
     overlapping an already kept one by more than ``max_overlap`` of their area are dropped.
+    The foreground is the particles of ``polarity`` (:func:`particle_phase`; "auto": the
+    polarity found in the regions, :func:`scan_polarity`).
     """
-    from skimage.filters import threshold_otsu
-
     monitor = ensure(monitor)
     if role not in ROLES:
         raise PatchError(f"role must be one of {', '.join(ROLES)}")
+    if polarity not in POLARITIES:
+        raise PatchError(f"polarity must be one of {', '.join(POLARITIES)}")
     if size < 16 or stride < 1:
         raise PatchError("patch size must be at least 16 px and stride at least 1 px")
     image, notes = as_gray(image)
@@ -118,14 +145,18 @@ def cut_patches(
             f"the image ({image.shape[0]}×{image.shape[1]} px) is smaller than one "
             f"{size}×{size} patch: {fix}"
         )
-    foreground = image > threshold_otsu(image)
     regions = regions or [(0, image.shape[0], 0, image.shape[1])]
+    clipped = [clip_region(region, image.shape, size) for region in regions]
+    for region, inside in zip(regions, clipped, strict=True):
+        if tuple(inside) != tuple(int(round(v)) for v in region):
+            notes.append(f"region {tuple(region)} clipped to the image: {inside}")
+    if polarity == "auto":
+        polarity, found = scan_polarity(image, clipped)
+        notes += found
+    foreground = particle_phase(image, polarity)
     candidates = []
-    for number, region in enumerate(regions, start=1):
-        clipped = clip_region(region, image.shape, size)
-        if tuple(clipped) != tuple(int(round(v)) for v in region):
-            notes.append(f"region {tuple(region)} clipped to the image: {clipped}")
-        tiles = tile_positions(clipped, size, stride)
+    for number, region in enumerate(clipped, start=1):
+        tiles = tile_positions(region, size, stride)
         for done, (y, x) in enumerate(tiles):
             if done % 64 == 0:
                 monitor.check()
@@ -142,7 +173,9 @@ def cut_patches(
             else:
                 kind = role
             if kind:
-                candidates.append(Patch(source, y, x, size, kind, fraction, whole))
+                candidates.append(
+                    Patch(source, y, x, size, kind, fraction, whole, polarity=polarity)
+                )
     candidates.sort(key=lambda p: (p.role != "particle", -p.whole_particles, p.y, p.x))
     kept: list[Patch] = []
     for patch in candidates:
@@ -213,6 +246,12 @@ class PatchSet:
     @property
     def pixel_size_nm(self) -> float | None:
         return self.meta.get("pixel_size_nm")
+
+    @property
+    def polarity(self) -> str:
+        """The particles' polarity the patches were cut with: "bright", "dark" or "mixed"
+        (sets made before it was recorded: bright)."""
+        return self.meta.get("polarity", "bright")
 
     def with_role(self, role: str) -> list[Patch]:
         return [p for p in self.patches if p.role == role]
@@ -293,6 +332,7 @@ class PatchSet:
             "pixel_size_nm": pixel_size_nm,
             "settings": settings,
             "counts": {r: sum(p.role == r for p in everything) for r in ("particle", "background")},
+            "polarity": _common_polarity(everything),
             "patches": [asdict(p) for p in everything],
         }
         write_json_atomic(folder / cls.INDEX, meta)
@@ -303,3 +343,9 @@ def _place(patch: Patch) -> tuple:
     """Where a patch was cut: source name (sets made before names only were recorded hold
     paths), position and size."""
     return Path(patch.source).name, patch.y, patch.x, patch.size
+
+
+def _common_polarity(patches: list[Patch]) -> str:
+    """The polarity all ``patches`` were cut with, "mixed" where they differ."""
+    found = {p.polarity for p in patches} or {"bright"}
+    return found.pop() if len(found) == 1 else "mixed"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import DEVICES
-from ..config import MaterialConfig, whole_number
+from ..config import POLARITIES, MaterialConfig, whole_number
 from ..errors import DiffRenderGANError, InputError
 from ..io import (
     FolderLock,
@@ -218,6 +218,7 @@ def load_real_patches(folder: str | Path) -> tuple[np.ndarray, dict]:
         "intensity_range": full_range,
         "particle_patches": len(chosen),
         "sha256": patches_sha256(images),
+        "polarity": patch_set.polarity,
     }
     return np.clip(images / full_range, 0, 1), meta
 
@@ -329,6 +330,13 @@ class GanRun:
                 "another folder"
             )
         real, meta = load_real_patches(patches)
+        if meta["polarity"] in POLARITIES and meta["polarity"] != config.polarity:
+            raise TrainingError(
+                f"{patches}: the patches were cut as {meta['polarity']} particles, the preset "
+                f"{config.name!r} renders {config.polarity} ones: use a preset made by "
+                "`diffrendergan calibrate` on these scans, or cut the patches with --polarity "
+                f"{config.polarity} if that is what they show"
+            )
         config = fit_scene_to_patches(config, real.shape[-1])
         iterations = settings.iterations_per_epoch or len(real)
         phi = transformation_tensor(config, iterations, settings.seed)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..config import POLARITIES
 from ..errors import InputError
 
 BACKGROUND, PARTICLE, CONTOUR = 0, 1, 2
@@ -51,10 +52,13 @@ class ContrastCheck:
 
 
 def contrast_check(
-    image: np.ndarray, instances: np.ndarray, threshold: float = 0.15
+    image: np.ndarray, instances: np.ndarray, threshold: float = 0.15, polarity: str = "bright"
 ) -> ContrastCheck:
-    """Accept an image only if its mean particle intensity is at least ``threshold`` (15 %)
-    above its mean background intensity; otherwise say why it was rejected."""
+    """Accept an image only if its mean particle intensity lies at least ``threshold`` (15 %)
+    above its mean background intensity (``polarity`` "bright") or below it ("dark");
+    otherwise say why it was rejected."""
+    if polarity not in POLARITIES:
+        raise InputError(f"polarity {polarity!r} is not one of {', '.join(POLARITIES)}")
     image = np.asarray(image, dtype=np.float64)
     particles = np.asarray(instances) > 0
     if image.shape != particles.shape:
@@ -69,15 +73,22 @@ def contrast_check(
             "particles cover the whole image, no background to compare with",
         )
     p, b = float(image[particles].mean()), float(image[~particles].mean())
-    needed = b * (1 + threshold)
-    if p < needed:
+    if polarity == "bright":
+        needed, side, sign = b * (1 + threshold), "above", ">="
+        enough = p >= needed
+    else:
+        needed, side, sign = b * (1 - threshold), "below", "<="
+        enough = b > 0 and p <= needed  # nothing is darker than a black background
+    if not enough:
         return ContrastCheck(
             False,
             p,
             b,
-            f"mean particle intensity {p:.4g} is less than {threshold:.0%} above the mean "
-            f"background intensity {b:.4g} (needs >= {needed:.4g})",
+            f"mean particle intensity {p:.4g} is less than {threshold:.0%} {side} the mean "
+            f"background intensity {b:.4g} ({polarity} particles need {sign} {needed:.4g})",
         )
+    if polarity == "dark":
+        return ContrastCheck(True, p, b, f"particles {1 - p / b:.0%} darker than background")
     return ContrastCheck(
         True,
         p,

@@ -144,7 +144,9 @@ class AnnotatedRenderer:
                 fields = film_fields(clean.shape, render_seed)
                 clean = apply_film(clean, cache.coverage("stage"), fields, contrasts)
             instances = self.scene.instances()
-            check = contrast_check(clean, instances, self.config.contrast_threshold)
+            check = contrast_check(
+                clean, instances, self.config.contrast_threshold, self.config.polarity
+            )
             if check or not require_contrast:
                 info = {
                     "key": list(key),

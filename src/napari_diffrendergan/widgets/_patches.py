@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from qtpy.QtWidgets import (
     QSpinBox,
 )
 
-from ..data.patches import ROLES, Patch, PatchSet, cut_patches
+from ..data.patches import POLARITIES, ROLES, Patch, PatchSet, cut_patches
 from ..wording import counted
 from ._base import TaskWidget
 from ._layers import (
@@ -60,6 +61,12 @@ class PatchSelectionWidget(TaskWidget):
             "auto: patches with ≥ 3 whole particles (Otsu threshold) train the GAN, empty ones "
             "become background for nnU-Net, the rest are dropped; or force one role"
         )
+        self.polarity = QComboBox()
+        self.polarity.addItems(list(POLARITIES))
+        self.polarity.setToolTip(
+            "Particles brighter (bright) or darker (dark) than the background; auto: found on "
+            "the scan"
+        )
         self.size = QSpinBox()
         self.size.setRange(16, 4096)
         self.size.setValue(256)
@@ -102,6 +109,7 @@ class PatchSelectionWidget(TaskWidget):
         regions.addWidget(self.draw_button)
         form.addRow("Regions", regions)
         form.addRow("Role", self.role)
+        form.addRow("Polarity", self.polarity)
         form.addRow("Patch size", self.size)
         form.addRow("Stride", self.stride)
         form.addRow("Pixel size", self.pixel_size)
@@ -170,7 +178,7 @@ class PatchSelectionWidget(TaskWidget):
         bar = " without its data bar" if self.bar_left_out else ""
         note = "" if drawn else f"No rectangle drawn: the whole scan was tiled{bar}. "
         self.launch(
-            cut_patches,
+            partial(cut_patches, polarity=self.polarity.currentText()),
             np.asarray(self.source.data),
             self.source.name,
             regions or None,
@@ -300,6 +308,7 @@ class PatchSelectionWidget(TaskWidget):
             "size": self.size.value(),
             "stride": self.stride.value(),
             "role": self.role.currentText(),
+            "polarity": self.polarity.currentText(),
             "source": self.source.name,
             "data_bar_left_out": str(self.bar_left_out) if self.bar_left_out else None,
         }

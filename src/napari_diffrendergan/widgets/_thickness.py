@@ -31,20 +31,30 @@ from ._layers import FigureView, PixelSizeBox, calibration, refill, rendered
 
 
 def layer_mask(layer) -> np.ndarray:
-    """Foreground of a Labels layer (any label > 0) or an Image layer (Otsu threshold)."""
+    """Foreground of a Labels layer (any label > 0), or the pixels of an Image layer, checked,
+    for :func:`image_mask`."""
     data = np.asarray(layer.data)
     if isinstance(layer, Labels):
         return data > 0
     if data.ndim == 3 and data.shape[-1] in (3, 4):
         raise ThicknessError("RGB image: convert it to grayscale or threshold it first")
-    from skimage.filters import threshold_otsu
-
     if data.ndim != 2:
         raise ThicknessError(f"local thickness needs a 2D layer, got shape {data.shape}")
     finite = np.isfinite(data)
     if not finite.all():
         raise ThicknessError("the image contains NaN or infinite values")
-    return data > threshold_otsu(data)
+    return data
+
+
+def image_mask(data: np.ndarray) -> np.ndarray:
+    """The wires of an image at its Otsu threshold, on the side of the polarity found on it (as
+    ``calibrate`` finds it; bright where nothing stands out); a mask is kept as it is."""
+    from ..analysis.calibration import image_polarity
+    from ..data.patches import particle_phase
+
+    if data.dtype == bool:
+        return data
+    return particle_phase(data, image_polarity([data]) or "bright")
 
 
 class ThicknessAnalysisWidget(TaskWidget):
@@ -139,7 +149,11 @@ class ThicknessAnalysisWidget(TaskWidget):
         except ThicknessError as err:
             self.status.setText(f"Cannot analyse {name}: {err}")
             return
-        how = "" if isinstance(self.source, Labels) else " (Image layer: Otsu threshold)"
+        how = (
+            ""
+            if isinstance(self.source, Labels)
+            else " (Image layer: wires bright or dark, as found)"
+        )
         self.launch(
             self._analyse,
             mask,
@@ -169,8 +183,9 @@ class ThicknessAnalysisWidget(TaskWidget):
 
     @staticmethod
     def _analyse(mask: np.ndarray, pixel_size_nm: float | None, method: str, monitor):
-        """Thread worker: the analysis, and its figure drawn here rather than in the GUI."""
-        result = analyse(mask, pixel_size_nm, monitor=monitor, method=method)
+        """Thread worker: the analysis (an image thresholded first), and its figure drawn here
+        rather than in the GUI."""
+        result = analyse(image_mask(mask), pixel_size_nm, monitor=monitor, method=method)
         figure = Figure(figsize=(4, 2.8), dpi=100, tight_layout=True)
         plot_distributions(result, figure.add_subplot(111))
         return result, figure, rendered(figure)
