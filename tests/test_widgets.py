@@ -580,6 +580,8 @@ def test_typed_pixel_size_sticks_and_a_layer_file_offers_its_own(make_napari_vie
     assert segmentation.pixel_size.origin.text() == (
         "7.344 nm (from the file's Zeiss metadata (CZ_SEM))"
     )
+    # carried into the scan's scale: it and every result drawn over it measure in nm
+    assert tuple(raw.scale) == (7.344, 7.344) and str(raw.units[-1]) == "nanometer"
     segmentation.image_box.setCurrentText("plain")  # the file's size is not this scan's
     assert segmentation.pixel_size.nm() is None
 

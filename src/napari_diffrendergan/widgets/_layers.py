@@ -61,6 +61,21 @@ def layer_pixel_size(layer) -> tuple[float | None, str]:
     return size, f"the file's {found}" if size else ""
 
 
+def carry_pixel_size(layer, size: float) -> None:
+    """Give a layer in pixels (unit scale) the pixel size found for it, as its scale in nm,
+    so that it and every result drawn over it measure in nm; the view follows."""
+    if any(float(v) != 1.0 for v in layer.scale[-2:]):
+        return
+    layer.scale = (*layer.scale[:-2], size, size)
+    layer.units = (*layer.units[:-2], "nanometer", "nanometer")
+    layer.metadata = {**layer.metadata, "pixel_size_nm": size}
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is not None and layer in viewer.layers:
+        viewer.reset_view()
+
+
 class PixelSizeBox(QDoubleSpinBox):
     """nm per pixel, offered from the chosen layer (:meth:`follow`) with where it came from
     in :attr:`origin`. A value the user typed sticks: only a layer with a known pixel size,
@@ -92,6 +107,8 @@ class PixelSizeBox(QDoubleSpinBox):
             return
         self._layer = weakref.ref(layer) if layer is not None else None
         size, found = layer_pixel_size(layer) if layer is not None else (None, "")
+        if size:
+            carry_pixel_size(layer, size)
         if size or not self.typed:
             self._offer(size, found)
 
