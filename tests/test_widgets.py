@@ -657,9 +657,9 @@ def test_dock_fits_a_laptop_screen(make_napari_viewer, name):
     assert widget.minimumSizeHint().width() <= dock.width() + 1
 
 
-def test_two_docks_stacked_fit_a_laptop_screen(make_napari_viewer):
+def test_the_storys_four_docks_stacked_fit_a_laptop_screen(make_napari_viewer):
     viewer = make_napari_viewer()
-    for name in ("Segmentation", "GAN training"):
+    for name in ("Patch selection", "GAN training", "Synthetic data", "Segmentation"):
         viewer.window.add_plugin_dock_widget("napari-diffrendergan", name)
     window = viewer.window._qt_window
     window.resize(*LAPTOP_SCREEN)
