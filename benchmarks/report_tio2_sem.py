@@ -413,7 +413,7 @@ def arm_summary(experiment, arm, figures: Path, prefix: str) -> dict:
 def calibration_summary(experiment) -> dict:
     """What the calibration stage measured on the unannotated training scans, and the preset
     it made."""
-    from napari_diffrendergan.config import MaterialConfig
+    from napari_diffrendergan.config import MaterialConfig, preset
 
     report = experiment.calibration_report()
     config = MaterialConfig.load(experiment.out / "calibration" / "calibrated.json")
@@ -430,6 +430,8 @@ def calibration_summary(experiment) -> dict:
         "share_in_clusters": estimates["share_in_clusters"],
         "size_fit": report["size_fit"]["chosen"],
         "like": experiment.settings["like"],
+        "dense_fraction_reset": preset(experiment.settings["like"]).placement.dense_fraction
+        != config.placement.dense_fraction,
         "meshes": config.meshes.count,
         "library": config.meshes.library,
         "field_width": config.scene.field_width,
@@ -805,8 +807,13 @@ def _calibration_lines(calibration: dict, settings: dict) -> list[str]:
         f"{100 * share:.0f} % in clusters, sizes {calibration['size_fit']}; the preset: "
         f"{calibration['meshes']} {calibration['library']} meshes in a field "
         f"{calibration['field_width']:.3g} mesh units wide, lighting, learning and placement of "
-        f"`{calibration['like']}` except its half of scenes as one dense agglomerate, which was "
-        "read off the masks (`calibration/calibrate.txt`)."
+        f"`{calibration['like']}`"
+        + (
+            " except its half of scenes as one dense agglomerate, which was read off the masks"
+            if calibration.get("dense_fraction_reset")
+            else ""
+        )
+        + " (`calibration/calibrate.txt`)."
     ]
 
 

@@ -509,12 +509,14 @@ class Experiment:
         scans = [(image_id, self.image(image_id)) for image_id in self.train_ids]
         with progress_bar("calibrate") as monitor:
             report = calibrate(scans, pixel_size, monitor)
-        like = preset(self.settings["like"])
-        like.placement = replace(like.placement, dense_fraction=PlacementConfig().dense_fraction)
+        like, default = preset(self.settings["like"]), PlacementConfig().dense_fraction
+        reset = like.placement.dense_fraction != default
+        like.placement = replace(like.placement, dense_fraction=default)
         config = calibrated_config(report, like, name="calibrated")
-        config.description += (
-            f" Placement without {like.name}'s dense fraction (read off its training masks)."
-        )
+        if reset:
+            config.description += (
+                f" Placement without {like.name}'s dense fraction (read off the training masks)."
+            )
         lines = _calibration_lines(report)
         print("\n".join(f"   {line}" for line in lines), flush=True)
         folder = self.out / "calibration"
