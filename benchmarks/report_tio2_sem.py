@@ -1,13 +1,19 @@
 """Markdown and JSON report, and figures, of a ``tio2_sem.py`` experiment (its last stage).
 
 Every figure comes from the experiment folder of one end-to-end run; the JSON carries the
-commit that made it (``report.json``: ``fid`` per epoch incl. 0, ``fid_floor``,
-``best_epoch``, ``budget_minutes`` and per model ``dsc``, ``ap50``, ``pq``, ``pq_paper``,
-``pq_instance``, ``ap50_coco`` (null where the run predates it or the model has no
-confidences), ``found``, ``manual``, ``count_ratio``, ``merged``, ``missed``, ``split``,
-``pieces``, ``false_positive`` with per-scan rows, and ``sizes``: the size agreement with the
-manual masks per scan and pooled, as ``diffrendergan evaluate`` measures it, with
-``fate_by_size``).
+commit that made it (``report.json``: per synthetic-only arm in ``arms`` (``calibrated``,
+``handset``) its preset, ``fid`` per epoch incl. 0, ``fid_floor``, ``best_epoch``, learned
+means, ``instance_rule`` and ``generation``; the first arm's also at the top level, as before the
+arms existed; ``calibration``: the scene prior measured on the unannotated training scans;
+``baselines``: whose rule the real-trained and classic models used and the classic polarity;
+``budget_minutes``, ``checks`` and per model (``synthetic``: the calibrated arm,
+``synthetic_handset``: the hand-set one, ``untrained[_handset]``, ``real``, ``classic``)
+``dsc``, ``ap50``, ``pq``, ``pq_paper``, ``pq_instance``, ``ap50_coco`` (null where the run
+predates it or the model has no confidences), ``found``, ``manual``, ``count_ratio``,
+``merged``, ``missed``, ``split``, ``pieces``, ``false_positive`` with per-scan rows, and
+``sizes``: the size agreement with the manual masks per scan and pooled, as ``diffrendergan
+evaluate`` measures it, with ``fate_by_size``). ``markdown`` writes ``report.md`` from the
+JSON alone.
 """
 
 from __future__ import annotations
@@ -23,12 +29,20 @@ from tio2_data import PAPER, PIXEL_SIZE_NM
 
 FIGURE_PREFIX = "tio2_sem_"
 PAPER_FID = 134  # Possart et al. 2025, Table S1, TiO2 SEM at the best epoch
-LABELS = {
-    "synthetic": "DiffRenderGAN, synthetic only (ours)",
-    "untrained": "untrained generator (epoch 0), synthetic only (ours)",
+LABELS = {  # by the models' keys in report.json
+    "synthetic": "DiffRenderGAN, synthetic only, calibrated prior (ours)",
+    "synthetic_handset": "DiffRenderGAN, synthetic only, hand-set preset (ours)",
+    "untrained": "untrained generator (epoch 0), calibrated prior (ours)",
+    "untrained_handset": "untrained generator (epoch 0), hand-set preset (ours)",
     "real": "real-trained (ours, same budget)",
     "classic": "classic: Otsu threshold + watershed (no training)",
 }
+ARM_LABELS = {"calibrated": "calibrated prior", "handset": "hand-set preset tio2-sem"}
+# issue 42: the calibrated (annotation-free) arm
+CALIBRATED_DICE = 0.945
+AP50_MARGIN = 0.02  # below the hand-set arm's AP50
+INVERTED_FID = 0.6  # × the untrained generator's FID, on the inverted scans
+BRIGHT_DICE_MARGIN = 0.02  # inverted Dice against the bright run's
 SIZE_TARGETS = {"D50": 5.0, "D10": 10.0, "D90": 10.0}  # |error| in % of manual, synthetic only
 DENSITY_TARGET = 10.0  # |error| in %
 TARGETS = {  # synthetic only, on the validation scans
@@ -160,23 +174,24 @@ def size_figure(path: Path, diameters: dict[str, np.ndarray]) -> None:
     write_figure(path, fig, dpi=110)
 
 
-def size_results(experiment, names: list[str]) -> dict:
-    """Per model: the size agreement with the manual masks (per scan and pooled) and, binned
-    by the manual particles' size, how they fare; the size figure."""
+def size_results(experiment, folders: dict[str, str], figure: Path) -> dict:
+    """Per model (report name → its predictions folder): the size agreement with the manual
+    masks (per scan and pooled) and, binned by the manual particles' size, how they fare; the
+    size figure."""
     from napari_diffrendergan.analysis.evaluation import size_agreement
 
-    pairs = {name: validation_pairs(experiment, name) for name in names}
-    manual = [truth for _, truth, _ in pairs[names[0]]]
+    pairs = {name: validation_pairs(experiment, folder) for name, folder in folders.items()}
+    manual = [truth for _, truth, _ in next(iter(pairs.values()))]
     diameters = {"manual": measured_sizes(manual)}
-    diameters.update({name: measured_sizes([p for _, _, p in pairs[name]]) for name in names})
-    size_figure(experiment.out / "figures" / f"{FIGURE_PREFIX}sizes.png", diameters)
+    diameters.update({name: measured_sizes([p for _, _, p in pairs[name]]) for name in pairs})
+    size_figure(figure, diameters)
     edges = np.percentile(diameters["manual"], [10, 50, 90])
     return {
         name: {
             **size_agreement(pairs[name], PIXEL_SIZE_NM, MIN_AREA),
             "fate_by_size": fate_by_size(pairs[name], edges),
         }
-        for name in names
+        for name in pairs
     }
 
 
@@ -208,8 +223,8 @@ def size_checks(agreement: dict) -> list[tuple[str, bool, str]]:
 
 
 def size_lines(sizes: dict, names: list[str]) -> list[str]:
-    """The size-agreement table (pooled per model), the per-scan table of the synthetic-only
-    model and where its small particles go."""
+    """The size-agreement table (pooled per model), the per-scan table of the first model and
+    where its small particles go."""
     any_rules = sizes[names[0]]
     lines = [
         "Sizes against the manual masks, with the same rules on both sides (what "
@@ -224,11 +239,11 @@ def size_lines(sizes: dict, names: list[str]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
-        lines.append(_size_row(LABELS.get(name.split("_seed")[0], name), sizes[name]["pooled"]))
+        lines.append(_size_row(_label(name), sizes[name]["pooled"]))
     synthetic = sizes[names[0]]
     lines += [
         "",
-        "Per validation scan (synthetic only):",
+        f"Per validation scan ({_label(names[0])}):",
         "",
         "| scan | measured (model / manual) | D10 nm | D50 nm (model's 95 % CI) | D90 nm | KS "
         "| W nm | density |",
@@ -240,8 +255,8 @@ def size_lines(sizes: dict, names: list[str]) -> list[str]:
     ranges = [f"< {low}", f"{low}–{mid}", f"{mid}–{high}", f"≥ {high}"]
     lines += [
         "",
-        "Where the manual particles go (synthetic only), by their size (bins at the manual D10, "
-        "D50 and D90): matched at IoU > 0.5, merged into a prediction over two or more, split "
+        f"Where the manual particles go ({_label(names[0])}), by their size (bins at the manual "
+        "D10, D50 and D90): matched at IoU > 0.5, merged into a prediction over two or more, split "
         "into pieces, or missed.",
         "",
         "| manual size (nm) | particles | matched | merged | split | missed |",
@@ -297,8 +312,9 @@ def _share(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f} %"
 
 
-def overlay_figure(path: Path, experiment, image_id: str, scores: dict, names) -> None:
-    """Side-by-side TP/FP/FN/merge/piece overlays of the models on one validation scan."""
+def overlay_figure(path: Path, experiment, image_id: str, scores: dict, names: dict) -> None:
+    """Side-by-side TP/FP/FN/merge/piece overlays of the models (report name → predictions
+    folder) on one validation scan; ``scores`` by report name."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -308,8 +324,8 @@ def overlay_figure(path: Path, experiment, image_id: str, scores: dict, names) -
     image, manual = experiment.scan(image_id)
     fig = Figure(figsize=(6 * len(names), 4.6), dpi=110)
     axes = fig.subplots(1, len(names), squeeze=False)[0]
-    for ax, name in zip(axes, names, strict=True):
-        pred = read_image(experiment.out / "predictions" / name / f"{image_id}_instances.tif")[0]
+    for ax, (name, folder) in zip(axes, names.items(), strict=True):
+        pred = read_image(experiment.out / "predictions" / folder / f"{image_id}_instances.tif")[0]
         ax.imshow(match_overlay(image, manual, pred, "binary", "instances"))
         score = next(s for s in scores[name] if s["name"] == image_id)
         ax.set_title(
@@ -325,118 +341,348 @@ def overlay_figure(path: Path, experiment, image_id: str, scores: dict, names) -
     write_figure(path, fig, dpi=110)
 
 
-def gan_figures(run, figures: Path, best: int) -> None:
-    """FID per epoch with the real-vs-real floor and the paper's figure; synthetic vs real."""
-    from napari_diffrendergan.gan.plots import fid_figure
-    from napari_diffrendergan.io import write_figure
+def figure_prefix(settings: dict) -> str:
+    return FIGURE_PREFIX + ("inverted_" if settings.get("invert") else "")
 
-    write_figure(
-        figures / f"{FIGURE_PREFIX}fid.png",
-        fid_figure(run.metrics(), floor=run.fid_floor, paper=PAPER_FID),
-        dpi=110,
-    )
-    shutil.copyfile(run.preview_figure(best), figures / f"{FIGURE_PREFIX}gan.png")
+
+def fid_curves_figure(curves: dict[str, dict], floor: float | None, paper: float | None):
+    """FID per epoch of each GAN run (label → {"fid": {epoch: FID}, "best_epoch"}), the best
+    epochs marked, with the real-vs-real floor and the paper's best FID."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.add_subplot()
+    for label, curve in curves.items():
+        epochs = sorted(int(e) for e in curve["fid"])
+        (line,) = ax.plot(epochs, [curve["fid"][str(e)] for e in epochs], "o-", ms=3, label=label)
+        best = curve["best_epoch"]
+        ax.plot([best], [curve["fid"][str(best)]], "*", ms=12, color=line.get_color())
+    for value, label, colour in ((floor, "real vs real", "tab:green"), (paper, "paper", "grey")):
+        if value is not None:
+            ax.axhline(value, color=colour, ls=":", lw=1, label=f"{label} ({value:.0f})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch (0: untrained generator)")
+    ax.set_ylabel("FID")
+    ax.set_title("FID per epoch (★ best epoch by the paper's rule)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def arm_summary(experiment, arm, figures: Path, prefix: str) -> dict:
+    """One synthetic-only arm: its preset, GAN (FID per epoch, best epoch, learned means),
+    synthetic dataset and instance rule; its synthetic-vs-real figure at the best epoch."""
+    from napari_diffrendergan.data.dataset import NnunetDataset
+    from napari_diffrendergan.gan.run import GanRun
+    from napari_diffrendergan.io import read_json
+
+    out = experiment.out
+    run = GanRun(out / arm.stage("gan"))
+    metrics = run.metrics()
+    best = metrics["best_epoch"]
+    shutil.copyfile(run.preview_figure(best), figures / f"{prefix}gan{arm.suffix}.png")
+    splitting = read_json(out / f"splitting{arm.suffix}.json")
+    splitting.setdefault("min_seed_area_rule", "the package default, set on the training scans")
+    learned = {e["epoch"]: e["parameters"] for e in metrics["epochs"]}
+    return {
+        "model": experiment.report_name(experiment.seeded(arm.model)[0]),
+        "preset": "tio2-sem" if arm.name == "handset" else "calibration/calibrated.json",
+        "fid": {str(e["epoch"]): e["fid"] for e in metrics["epochs"]},
+        "fid_floor": run.fid_floor,
+        "best_epoch": best,
+        "learned": learned[best],
+        "learned_untrained": learned[0],
+        "instance_rule": {
+            k: splitting.get(k)
+            for k in (
+                "chosen",
+                "ap50",
+                "core_threshold",
+                "watershed",
+                "min_area",
+                "min_seed_area",
+                "min_seed_area_rule",
+            )
+        },
+        "generation": NnunetDataset(experiment.dataset(arm.model)).generation(),
+        "figure_suffix": arm.suffix,
+    }
+
+
+def calibration_summary(experiment) -> dict:
+    """What the calibration stage measured on the unannotated training scans, and the preset
+    it made."""
+    from napari_diffrendergan.config import MaterialConfig, preset
+
+    report = experiment.calibration_report()
+    config = MaterialConfig.load(experiment.out / "calibration" / "calibrated.json")
+    estimates = report["estimates"]
+    return {
+        "scans": report["scans"],
+        "pixel_size_nm": report["pixel_size_nm"],
+        "polarity": report["polarity"],
+        "family": report["family"],
+        "measured": report["counts"]["measured"],
+        "particles": report["counts"]["particles"],
+        **{f"{k}_nm": estimates["diameter"][k] for k in ("median", "p10", "p90")},
+        "density_per_um2": estimates["density_per_um2"],
+        "share_in_clusters": estimates["share_in_clusters"],
+        "size_fit": report["size_fit"]["chosen"],
+        "like": experiment.settings["like"],
+        "dense_fraction_reset": preset(experiment.settings["like"]).placement.dense_fraction
+        != config.placement.dense_fraction,
+        "meshes": config.meshes.count,
+        "library": config.meshes.library,
+        "field_width": config.scene.field_width,
+        "description": config.description,
+    }
+
+
+def checks_of(report: dict, bright: dict | None) -> list[dict]:
+    """Every target with its value: the paper's and the earlier ones for the first arm's model,
+    and issue 42's (the calibrated arm against the hand-set one; inverted scans)."""
+    models, first = report["models"], report["arms"][report["arm_order"][0]]
+    synthetic = models[first["model"]]
+    fids, best = first["fid"], str(first["best_epoch"])
+    per_scan_ratio = [s["n_pred"] / s["n_true"] for s in synthetic["per_scan"]]
+    checks = [
+        ("FID at the best epoch ≤ 134 (paper)", fids[best] <= PAPER_FID, f"{fids[best]:.1f}"),
+        ("FID at the best epoch ≤ 100 (goal)", fids[best] <= 100, f"{fids[best]:.1f}"),
+        (
+            "FID at the best epoch ≤ 0.8 × untrained",
+            fids[best] <= 0.8 * fids["0"],
+            f"{fids[best] / fids['0']:.2f} ×",
+        ),
+        (
+            "count within 5 % overall",
+            abs(synthetic["count_ratio"] - 1) <= 0.05,
+            f"{100 * (synthetic['count_ratio'] - 1):+.1f} %",
+        ),
+        (
+            "count within 15 % on every scan",
+            all(abs(r - 1) <= 0.15 for r in per_scan_ratio),
+            ", ".join(f"{100 * (r - 1):+.0f} %" for r in per_scan_ratio),
+        ),
+    ] + [
+        (f"{key} ≥ {value}", synthetic[key] >= value, f"{synthetic[key]:.3f}")
+        for key, value in TARGETS.items()
+    ]
+    untrained = first["model"].replace("synthetic", "untrained")
+    if untrained in models:
+        u = models[untrained]
+        better = synthetic["dsc"] > u["dsc"] and synthetic["ap50"] > u["ap50"]
+        checks.append(
+            (
+                "best-epoch data beat untrained-generator data (Dice and AP50)",
+                better,
+                f"{synthetic['dsc']:.3f}/{synthetic['ap50']:.3f} vs {u['dsc']:.3f}/{u['ap50']:.3f}",
+            )
+        )
+    checks += size_checks(synthetic["sizes"])
+    if "calibrated" in report["arms"]:
+        checks += calibrated_checks(report, bright)
+    return [{"target": text, "met": bool(ok), "value": value} for text, ok, value in checks]
+
+
+def calibrated_checks(report: dict, bright: dict | None) -> list[tuple[str, bool, str]]:
+    """Issue 42's targets for the calibrated arm (annotation-free)."""
+    models, arm = report["models"], report["arms"]["calibrated"]
+    calibrated = models[arm["model"]]
+    checks = [
+        (
+            f"calibrated prior: Dice ≥ {CALIBRATED_DICE}",
+            calibrated["dsc"] >= CALIBRATED_DICE,
+            f"{calibrated['dsc']:.3f}",
+        )
+    ]
+    if "handset" in report["arms"]:
+        handset = models[report["arms"]["handset"]["model"]]
+        checks.append(
+            (
+                f"calibrated prior: AP50 ≥ hand-set − {AP50_MARGIN}",
+                calibrated["ap50"] >= handset["ap50"] - AP50_MARGIN,
+                f"{calibrated['ap50']:.3f} vs {handset['ap50']:.3f} "
+                f"({calibrated['ap50'] - handset['ap50']:+.3f})",
+            )
+        )
+    if report["settings"].get("invert"):
+        fids, best = arm["fid"], str(arm["best_epoch"])
+        checks.append(
+            (
+                f"inverted: FID at the best epoch ≤ {INVERTED_FID} × untrained",
+                fids[best] <= INVERTED_FID * fids["0"],
+                f"{fids[best]:.1f} of {fids['0']:.1f}: {fids[best] / fids['0']:.2f} ×",
+            )
+        )
+        if bright is not None:
+            dice = bright["models"]["synthetic"]["dsc"]
+            checks.append(
+                (
+                    f"inverted: Dice within {BRIGHT_DICE_MARGIN} of the bright run's",
+                    abs(calibrated["dsc"] - dice) <= BRIGHT_DICE_MARGIN,
+                    f"{calibrated['dsc']:.3f} vs {dice:.3f} ({calibrated['dsc'] - dice:+.3f})",
+                )
+            )
+    return checks
 
 
 def write_report(experiment, docs: Path | None) -> Path:
-    from napari_diffrendergan.data.dataset import NnunetDataset
+    """Collect every figure of the experiment folder into ``report.json``, draw the figures
+    and write ``report.md`` (and, with ``docs``, the docs' copies)."""
     from napari_diffrendergan.data.patches import PatchSet
-    from napari_diffrendergan.gan.run import GanRun
-    from napari_diffrendergan.io import read_json, write_json_atomic
+    from napari_diffrendergan.io import read_json, write_figure, write_json_atomic
     from napari_diffrendergan.segment.model import ModelFolder
     from napari_diffrendergan.segment.predict import MIRRORING
 
     out, settings = experiment.out, experiment.settings
+    prefix = figure_prefix(settings)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    names = [n for which in experiment.models for n in experiment.seeded(which)] + ["classic"]
-    scores = {name: _scores(experiment, name) for name in names}
+    folders = {
+        experiment.report_name(name): name
+        for which in experiment.models
+        for name in experiment.seeded(which)
+    } | {"classic": "classic"}
+    scores = {name: _scores(experiment, folder) for name, folder in folders.items()}
     models = {name: _model_summary(rows) for name, rows in scores.items()}
-    run = GanRun(out / "gan")
-    metrics = run.metrics()
-    best = metrics["best_epoch"]
-    fids = {e["epoch"]: e["fid"] for e in metrics["epochs"]}
+    arms = {arm.name: arm_summary(experiment, arm, figures, prefix) for arm in experiment.arms}
+    first = arms[experiment.arms[0].name]
     markers = {name: read_json(experiment.marker(name)) for name in experiment.stages}
-    stage_minutes = {name: marker["seconds"] / 60 for name, marker in markers.items()}
-    stage_commits = {name: marker["commit"] for name, marker in markers.items()}
-    generation = NnunetDataset(out / "synthetic" / "Dataset001_TiO2Synthetic").generation()
-    nnunet = {name: ModelFolder(out / f"model_{name}").metadata() for name in names[:-1]}
-    splitting = read_json(out / "splitting.json")
-    patches = PatchSet.open(out / "patches").meta["counts"]
-
-    gan_figures(run, figures, best)
-    sizes = size_results(experiment, names)
+    baselines_file = out / "predictions" / "baselines.json"
+    baselines = (
+        read_json(baselines_file)
+        if baselines_file.is_file()  # runs before issue 42: the hand-set arm's rule, bright
+        else {"rule_from": "handset", "classic_polarity": "bright"}
+    )
+    sizes = size_results(experiment, folders, figures / f"{prefix}sizes.png")
     for name, agreement in sizes.items():
         models[name]["sizes"] = agreement
-    ranked = sorted(scores[names[0]], key=lambda s: s["ap50"])
+    curves = {ARM_LABELS[name]: arm for name, arm in arms.items()}
+    write_figure(
+        figures / f"{prefix}fid.png",
+        fid_curves_figure(curves, first["fid_floor"], PAPER_FID),
+        dpi=110,
+    )
+    ranked = sorted(scores[first["model"]], key=lambda s: s["ap50"])
     shown = [ranked[len(ranked) // 2]["name"], ranked[0]["name"]]  # median and worst AP50
-    compared = [names[0], "real", "classic"]
+    compared = {arm["model"]: folders[arm["model"]] for arm in arms.values()}
+    compared |= {"real": folders[experiment.report_name(experiment.seeded("real")[0])]}
+    compared |= {"classic": "classic"}
     for image_id in shown:
         overlay_figure(
-            figures / f"{FIGURE_PREFIX}overlay_{image_id}.png",
-            experiment,
-            image_id,
-            scores,
-            compared,
+            figures / f"{prefix}overlay_{image_id}.png", experiment, image_id, scores, compared
         )
-
-    budget_minutes = sum(stage_minutes.values())
-    flipped = MIRRORING[settings["mirroring"]]  # axes the predictions were averaged over
     report = {
         "commit": experiment.commit,
         "settings": settings,
-        "budget_minutes": budget_minutes,
-        "stage_minutes": stage_minutes,
-        "stage_commits": stage_commits,
-        "fid": {str(k): v for k, v in fids.items()},
-        "fid_floor": run.fid_floor,
+        "flips": 2 ** len(MIRRORING[settings["mirroring"]]),
+        "budget_minutes": sum(m["seconds"] / 60 for m in markers.values()),
+        "stage_minutes": {name: m["seconds"] / 60 for name, m in markers.items()},
+        "stage_commits": {name: m["commit"] for name, m in markers.items()},
+        # the first arm's GAN and rule (models.synthetic with both arms), as before issue 42
+        **{k: first[k] for k in ("fid", "fid_floor", "best_epoch", "learned")},
+        "learned_untrained": first["learned_untrained"],
         "fid_paper": PAPER_FID,
-        "best_epoch": best,
-        "learned": next(e for e in metrics["epochs"] if e["epoch"] == best)["parameters"],
-        "learned_untrained": next(e for e in metrics["epochs"] if e["epoch"] == 0)["parameters"],
-        "instance_rule": {
-            k: splitting.get(k)
-            for k in ("chosen", "ap50", "core_threshold", "watershed", "min_seed_area")
+        "instance_rule": first["instance_rule"],
+        "arm_order": [arm.name for arm in experiment.arms],
+        "arms": arms,
+        "calibration": calibration_summary(experiment),
+        "baselines": baselines,
+        "patches": PatchSet.open(out / "patches").meta["counts"],
+        "nnunet_minutes": {
+            name: ModelFolder(out / f"model_{folder}").metadata()["training_seconds"] / 60
+            for name, folder in folders.items()
+            if folder != "classic"
         },
         "models": models,
+        "overlays": shown,
+        "train_ids": experiment.train_ids,
         "validation_ids": experiment.validation_ids,
     }
+    bright = read_json(experiment.bright_report) if experiment.bright_report else None
+    report["checks"] = checks_of(report, bright)
     write_json_atomic(out / "report.json", report)
 
-    synthetic = models[names[0]]
+    text = markdown(report)
+    (out / "report.md").write_text(text.replace("](images/", "](figures/"))
+    if docs:
+        (docs / "images").mkdir(parents=True, exist_ok=True)
+        for old in (docs / "images").glob(f"{prefix}overlay_*.png"):
+            old.unlink()
+        for figure in figures.glob(f"{prefix}*.png"):
+            if figure.name.startswith(f"{prefix}overlay_") and not any(
+                figure.name.endswith(f"_{i}.png") for i in shown
+            ):
+                continue
+            shutil.copy2(figure, docs / "images" / figure.name)
+        name = "tio2-sem-experiment" + ("-inverted" if settings.get("invert") else "")
+        (docs / f"{name}.md").write_text(text)
+        write_json_atomic(docs / f"{name}.json", report)
+    return out / "report.md"
+
+
+def markdown(report: dict) -> str:
+    """``report.md`` from ``report.json`` alone (figures named ``images/…``)."""
+    settings, models, arms = report["settings"], report["models"], report["arms"]
+    prefix, order = figure_prefix(settings), report["arm_order"]
+    first = arms[order[0]]
+    synthetic = models[first["model"]]
+    calibration, patches = report["calibration"], report["patches"]
+    inverted = bool(settings.get("invert"))
     lines = [
-        "# TiO2 SEM: synthetic-only vs real-trained nnU-Net (the paper's Table 1 on a CPU budget)",
+        "# TiO2 SEM"
+        + (", inverted (dark particles on a bright film)" if inverted else "")
+        + ": synthetic-only vs real-trained nnU-Net (the paper's Table 1 on a CPU budget)",
         "",
-        f"Produced by `benchmarks/tio2_sem.py --budget {settings['budget']}` "
-        f"{_made_by(stage_commits, experiment.commit)} in one end-to-end run of "
-        f"{budget_minutes:.0f} min (seed {settings['seed']}); every figure below comes from "
-        "that run, and `tio2-sem-experiment.json` holds them for scripts.",
+        f"Produced by `benchmarks/tio2_sem.py --budget {settings['budget']}"
+        + (" --invert" if inverted else "")
+        + f" --arms {','.join(order)}` {_made_by(report['stage_commits'], report['commit'])} "
+        f"in one end-to-end run of {report['budget_minutes']:.0f} min (seed {settings['seed']}); "
+        "every figure below comes from that run, and the JSON beside this file holds them for "
+        "scripts.",
         "",
-        f"- Data: 32 real TiO2 SEM scans (Rühle et al. 2021, CC BY-NC-ND 4.0), data bar removed, "
-        f"7.34 nm/px. Training scans ({len(experiment.train_ids)}): "
-        f"{', '.join(experiment.train_ids)}. Validation scans ({len(experiment.validation_ids)}, "
-        f"never used for training or any choice): {', '.join(experiment.validation_ids)}.",
-        f"- DiffRenderGAN: {patches['particle']} particle patches (256², masks unused), preset "
-        f"`tio2-sem` traced at spp {settings['gan_spp']}, {settings['gan_epochs']} epochs; FID "
-        f"before training {fids[0]:.1f}, at the best epoch {best} (the paper's rule) "
-        f"{fids[best]:.1f}; two halves of the real patches score {run.fid_floor:.1f} against "
-        "each other (the floor at this sample size); the paper reached 134.",
-        f"- Synthetic dataset: {generation['synthetic_pairs']} pairs at spp {settings['spp']} "
-        f"({generation['rejected']} rejected by the contrast filter) + "
-        f"{generation['background_patches']} real background patches (the most structured of "
-        f"every training scan, of {patches['background']}).",
+        "- Data: 32 real TiO2 SEM scans (Rühle et al. 2021, CC BY-NC-ND 4.0), data bar removed, "
+        "7.34 nm/px"
+        + (", every scan inverted (1 − scan; the manual masks unchanged)" if inverted else "")
+        + f". Training scans ({len(report['train_ids'])}): {', '.join(report['train_ids'])}. "
+        f"Validation scans ({len(report['validation_ids'])}, never used for training or any "
+        f"choice): {', '.join(report['validation_ids'])}.",
+        *_calibration_lines(calibration, settings),
+        f"- DiffRenderGAN: {patches['particle']} particle patches (256², masks unused), traced "
+        f"at spp {settings['gan_spp']}, {settings['gan_epochs']} epochs; two halves of the "
+        f"real patches score {first['fid_floor']:.1f} against each other (the floor at this "
+        "sample size); the paper reached 134.",
+    ]
+    for name in order:
+        arm = arms[name]
+        fids, best = arm["fid"], str(arm["best_epoch"])
+        generation, rule = arm["generation"], arm["instance_rule"]
+        lines.append(
+            f"- {ARM_LABELS[name]} (preset `{arm['preset']}`): FID before training "
+            f"{fids['0']:.1f}, at the best epoch {best} (the paper's rule) {fids[best]:.1f}; "
+            f"{generation['synthetic_pairs']} pairs at spp {settings['spp']} "
+            f"({generation['rejected']} rejected by the contrast filter) + "
+            f"{generation['background_patches']} real background patches (the most structured "
+            f"of every training scan, of {patches['background']}); instances by the rule chosen "
+            f"on its own held-out synthetic pairs and unused background patches: "
+            f"**{rule['chosen']}**"
+            + (
+                f" (a dip splits only between confident cores of ≥ {rule['min_seed_area']} px: "
+                f"{rule['min_seed_area_rule']})"
+                if rule["core_threshold"]
+                else ""
+            )
+            + "."
+        )
+    baselines = report["baselines"]
+    lines += [
         f"- nnU-Net: `{settings['seg_config']}` configuration, {settings['seg_iterations']} "
         "iterations for every model, predictions over the whole image"
-        + (f" averaged over {2 ** len(flipped)} flips" if flipped else "")
-        + "; instances by the rule chosen on held-out synthetic pairs "
-        f"and unused background patches: **{splitting['chosen']}**"
-        + (
-            f" (a dip splits only between confident cores of ≥ {splitting['min_seed_area']} px, "
-            "the package default, set on the training scans: segmentation.md)"
-            if splitting["core_threshold"]
-            else ""
-        )
-        + ".",
+        + (f" averaged over {report['flips']} flips" if report["flips"] > 1 else "")
+        + f"; the real-trained model and the classic route split particles by the "
+        f"{ARM_LABELS[baselines['rule_from']]} arm's rule; the classic route takes the "
+        f"{baselines['classic_polarity']} side of Otsu's threshold (the calibrated polarity).",
         "",
         "## Results on the validation scans",
         "",
@@ -460,64 +706,32 @@ def write_report(experiment, docs: Path | None) -> Path:
             f"| {name} | {dsc:.3f} | {ap50:.3f} | – | – | {pq:.3f} | – | – | – | – | – | – |"
         )
     for name, m in models.items():
-        label = LABELS.get(name.split("_seed")[0], name)
         coco = "–" if m.get("ap50_coco") is None else f"{m['ap50_coco']:.3f}"
         lines.append(
-            f"| **{label}** | {m['dsc']:.3f} | {m['ap50']:.3f} | {coco} | {m['pq_instance']:.3f} | "
-            f"{m['pq_paper']:.3f} | {m['found']} / {m['manual']} "
+            f"| **{_label(name)}** | {m['dsc']:.3f} | {m['ap50']:.3f} | {coco} | "
+            f"{m['pq_instance']:.3f} | {m['pq_paper']:.3f} | {m['found']} / {m['manual']} "
             f"({100 * (m['count_ratio'] - 1):+.0f} %) | {m['merged']} | {m['split']} | "
             f"{m['missed']} | {m['pieces']} | {m['false_positive']} |"
         )
-    per_scan_ratio = [s["n_pred"] / s["n_true"] for s in synthetic["per_scan"]]
-    checks = [
-        ("FID at the best epoch ≤ 134 (paper)", fids[best] <= PAPER_FID, f"{fids[best]:.1f}"),
-        ("FID at the best epoch ≤ 100 (goal)", fids[best] <= 100, f"{fids[best]:.1f}"),
-        (
-            "FID at the best epoch ≤ 0.8 × untrained",
-            fids[best] <= 0.8 * fids[0],
-            f"{fids[best] / fids[0]:.2f} ×",
-        ),
-        (
-            "count within 5 % overall",
-            abs(synthetic["count_ratio"] - 1) <= 0.05,
-            f"{100 * (synthetic['count_ratio'] - 1):+.1f} %",
-        ),
-        (
-            "count within 15 % on every scan",
-            all(abs(r - 1) <= 0.15 for r in per_scan_ratio),
-            ", ".join(f"{100 * (r - 1):+.0f} %" for r in per_scan_ratio),
-        ),
-    ] + [
-        (f"{key} ≥ {value}", synthetic[key] >= value, f"{synthetic[key]:.3f}")
-        for key, value in TARGETS.items()
+    lines += ["", f"Targets ({_label(first['model'])}; issue 42: the calibrated prior):", ""]
+    lines += [
+        f"- {'met' if c['met'] else '**not met**'}: {c['target']}: {c['value']}"
+        for c in report["checks"]
     ]
-    if "untrained" in models:
-        u = models["untrained"]
-        better = synthetic["dsc"] > u["dsc"] and synthetic["ap50"] > u["ap50"]
-        checks.append(
-            (
-                "best-epoch data beat untrained-generator data (Dice and AP50)",
-                better,
-                f"{synthetic['dsc']:.3f}/{synthetic['ap50']:.3f} vs {u['dsc']:.3f}/{u['ap50']:.3f}",
-            )
-        )
-    checks += size_checks(sizes[names[0]])
-    lines += ["", "Targets (synthetic only):", ""]
-    lines += [f"- {'met' if ok else '**not met**'}: {text}: {value}" for text, ok, value in checks]
     fragments = synthetic["manual_fragments"]
     if fragments:
         whole = synthetic["manual"] - fragments
         lines += [
             "",
             f"{fragments} of the {synthetic['manual']} manual particles are smaller than the "
-            f"smallest particle kept ({splitting['min_area']} px), mostly single pixels that the "
-            "masks' separation lines cut off; no rule finds them. Counted without them, the "
-            f"synthetic-only model finds {synthetic['found']} of {whole} "
-            f"({100 * (synthetic['found'] / whole - 1):+.0f} %).",
+            f"smallest particle kept ({first['instance_rule']['min_area']} px), mostly single "
+            "pixels that the masks' separation lines cut off; no rule finds them. Counted "
+            f"without them, the {_label(first['model'])} model finds {synthetic['found']} of "
+            f"{whole} ({100 * (synthetic['found'] / whole - 1):+.0f} %).",
         ]
     lines += [
         "",
-        "Per validation scan (synthetic only):",
+        f"Per validation scan ({_label(first['model'])}):",
         "",
         "| scan | Dice | AP50 | PQ inst. | found / manual | merges | split | missed | pieces "
         "| FP |",
@@ -529,64 +743,80 @@ def write_report(experiment, docs: Path | None) -> Path:
             f"{s['n_pred']} / {s['n_true']} | {s['merged']} | {s['split']} | {s['missed']} | "
             f"{s['pieces']} | {s['false_positive']} |"
         )
+    lines += ["", "## DiffRenderGAN", ""]
+    for name in order:
+        arm = arms[name]
+        lines += [
+            f"{ARM_LABELS[name]}: FID per epoch (0: the untrained generator): "
+            + ", ".join(f"{k}: {v:.1f}" for k, v in arm["fid"].items())
+            + f"; best epoch {arm['best_epoch']}. Learned means at the best epoch: "
+            + ", ".join(f"{k} {v['mean']:.3g}" for k, v in arm["learned"].items())
+            + ".",
+            "",
+        ]
+    lines += [f"![FID per epoch](images/{prefix}fid.png)", ""]
     lines += [
-        "",
-        "## DiffRenderGAN",
-        "",
-        "FID per epoch (0: the untrained generator): "
-        + ", ".join(f"{k}: {v:.1f}" for k, v in fids.items())
-        + f"; best epoch {best}.",
-        "",
-        f"![FID per epoch](images/{FIGURE_PREFIX}fid.png)",
-        "",
-        f"![Synthetic vs real patches at the best epoch](images/{FIGURE_PREFIX}gan.png)",
-        "",
-        "Learned means at the best epoch: "
-        + ", ".join(f"{k} {v['mean']:.3g}" for k, v in report["learned"].items())
-        + ".",
+        f"![Synthetic vs real patches at the best epoch, {ARM_LABELS[name]}]"
+        f"(images/{prefix}gan{arms[name]['figure_suffix']}.png)"
+        for name in order
+    ]
+    sizes = {name: m["sizes"] for name, m in models.items()}
+    lines += [
         "",
         "## Particle sizes",
         "",
-        *size_lines(sizes, names),
+        *size_lines(sizes, list(sizes)),
         "",
-        f"![Size distributions](images/{FIGURE_PREFIX}sizes.png)",
+        f"![Size distributions](images/{prefix}sizes.png)",
         "",
         "## Overlays",
         "",
         "Green: matched at IoU > 0.5; red: unmatched predictions on background (false "
         "positives); magenta: other unmatched predictions on manual particles (pieces); orange: "
         "one prediction over two or more manual particles (merges); blue: manual particles not "
-        "matched. Shown: the validation scans with the median and the lowest synthetic-only "
-        "AP50.",
+        f"matched. Shown: the validation scans with the median and the lowest "
+        f"{_label(first['model'])} AP50.",
         "",
     ]
-    lines += [f"![Overlay {i}](images/{FIGURE_PREFIX}overlay_{i}.png)" for i in shown]
-    lines += [
-        "",
-        "## Time (budget split)",
-        "",
-        "| stage | minutes |",
-        "|---|---|",
-    ]
-    lines += [f"| {name} | {minutes:.1f} |" for name, minutes in stage_minutes.items()]
-    lines += [f"| **total** | **{budget_minutes:.1f}** |", ""]
+    lines += [f"![Overlay {i}](images/{prefix}overlay_{i}.png)" for i in report["overlays"]]
+    lines += ["", "## Time (budget split)", "", "| stage | minutes |", "|---|---|"]
+    lines += [f"| {name} | {minutes:.1f} |" for name, minutes in report["stage_minutes"].items()]
+    lines += [f"| **total** | **{report['budget_minutes']:.1f}** |", ""]
     lines.append(
         "nnU-Net training: "
-        + ", ".join(f"{n} {m['training_seconds'] / 60:.1f} min" for n, m in nnunet.items())
-        + "."
+        + ", ".join(f"{n} {m:.1f} min" for n, m in report["nnunet_minutes"].items())
+        + ". A stage whose outputs an earlier run left (kept with `--keep-stages`) counts only "
+        "the time to find them."
     )
-    text = "\n".join(lines) + "\n"
-    (out / "report.md").write_text(text.replace("](images/", "](figures/"))
-    if docs:
-        (docs / "images").mkdir(parents=True, exist_ok=True)
-        for old in (docs / "images").glob(f"{FIGURE_PREFIX}overlay_*.png"):
-            old.unlink()
-        for figure in figures.glob(f"{FIGURE_PREFIX}*.png"):
-            if figure.name.startswith(f"{FIGURE_PREFIX}overlay_") and not any(
-                figure.name.endswith(f"_{i}.png") for i in shown
-            ):
-                continue
-            shutil.copy2(figure, docs / "images" / figure.name)
-        (docs / "tio2-sem-experiment.md").write_text(text)
-        write_json_atomic(docs / "tio2-sem-experiment.json", report)
-    return out / "report.md"
+    return "\n".join(lines) + "\n"
+
+
+def _calibration_lines(calibration: dict, settings: dict) -> list[str]:
+    """The calibrated scene prior, in the report's data list."""
+    median, p10 = calibration["median_nm"], calibration["p10_nm"]
+    clusters = calibration["share_in_clusters"]
+    share = clusters["value"] if isinstance(clusters, dict) else clusters
+    return [
+        f"- Scene prior calibrated on the {calibration['scans']} training scans without their "
+        f"masks (`diffrendergan calibrate --like {calibration['like']}`, pixel size "
+        f"{calibration['pixel_size_nm']:.4g} nm from their metadata): {calibration['polarity']} "
+        f"{calibration['family']}, {calibration['measured']} of {calibration['particles']} "
+        f"particles measured whole, median diameter {median['value']:.0f} nm (95 % CI "
+        f"{median['ci'][0]:.0f}–{median['ci'][1]:.0f}), 10th percentile {p10['value']:.0f} nm, "
+        f"{calibration['density_per_um2']['value']:.3g} particles/µm², "
+        f"{100 * share:.0f} % in clusters, sizes {calibration['size_fit']}; the preset: "
+        f"{calibration['meshes']} {calibration['library']} meshes in a field "
+        f"{calibration['field_width']:.3g} mesh units wide, lighting, learning and placement of "
+        f"`{calibration['like']}`"
+        + (
+            " except its half of scenes as one dense agglomerate, which was read off the masks"
+            if calibration.get("dense_fraction_reset")
+            else ""
+        )
+        + " (`calibration/calibrate.txt`)."
+    ]
+
+
+def _label(name: str) -> str:
+    base, _, seed = name.partition("_seed")
+    return LABELS.get(base, base) + (f", seed {seed}" if seed else "")

@@ -20,15 +20,25 @@ PAPER = {  # Possart et al. 2025, Table 1, TiO2 SEM: Dice, AP50, PQ
 TARGETS = {"dsc": 0.93, "ap50": 0.50, "pq": 0.86}
 
 
-def read_scan(image_id: str, data: Path = SHARED) -> tuple[np.ndarray, np.ndarray]:
-    """Scan ``image_id`` of ``data`` (float32 in [0, 1]) and its manual mask (bool), data bar
-    removed."""
+def read_image(image_id: str, data: Path = SHARED, invert: bool = False) -> np.ndarray:
+    """Scan ``image_id`` of ``data`` as float32 in [0, 1], data bar removed (``invert``:
+    1 − scan, the dark-on-bright stand-in); its mask is not read."""
     import tifffile
 
     image = tifffile.imread(data / "images" / f"{image_id}.tif")
+    image = image[: image.shape[0] - DATA_BAR_ROWS].astype(np.float32) / 255
+    return 1 - image if invert else image
+
+
+def read_scan(
+    image_id: str, data: Path = SHARED, invert: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_image` and the scan's manual mask (bool, data bar removed; never inverted)."""
+    import tifffile
+
     mask = tifffile.imread(data / "masks" / f"{image_id}_m.tif")
-    rows = image.shape[0] - DATA_BAR_ROWS
-    return image[:rows].astype(np.float32) / 255, mask[:rows] > 0
+    image = read_image(image_id, data, invert)
+    return image, mask[: image.shape[0]] > 0
 
 
 def split(ids: list[str], seed: int = 0, validation: int = 8) -> tuple[list[str], list[str]]:

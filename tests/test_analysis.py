@@ -185,3 +185,46 @@ def test_classic_otsu_watershed_splits_two_touching_disks():
     instances = classic_instances(image)
     assert instances.max() == 2
     assert instances[40, 40] != instances[40, 76] and instances[6, 6] == 0
+
+
+def test_classic_otsu_finds_dark_particles_with_dark_polarity():
+    import numpy as np
+
+    from napari_diffrendergan.analysis.particles import classic_instances
+
+    yy, xx = np.mgrid[:80, :120]
+    disks = ((yy - 40) ** 2 + (xx - 40) ** 2 < 20**2) | ((yy - 40) ** 2 + (xx - 76) ** 2 < 20**2)
+    image = 0.8 - 0.6 * disks + np.random.default_rng(0).normal(0, 0.02, disks.shape)
+    dark = classic_instances(image, polarity="dark")
+    assert dark.max() == 2 and dark[40, 40] != dark[40, 76] and dark[40, 40] and dark[40, 76]
+    assert not dark[~disks].any()
+    bright = classic_instances(image)  # the bright default takes the background instead
+    assert bright[40, 40] == 0 and bright[5, 5] > 0
+    with pytest.raises(InputError, match="polarity"):
+        classic_instances(image, polarity="auto")
+
+
+@pytest.mark.parametrize("diameter", [17, 33, 60])
+def test_seed_area_is_the_core_inside_the_contour_band_of_a_particle(diameter):
+    import numpy as np
+
+    from napari_diffrendergan.analysis.particles import seed_area_for
+    from napari_diffrendergan.render.labels import PARTICLE, semantic_mask
+
+    yy, xx = np.mgrid[:100, :100]
+    disk = ((yy - 49.5) ** 2 + (xx - 49.5) ** 2 < (diameter / 2) ** 2).astype(np.int32)
+    for contour in (1, 2, 4):
+        core = int((semantic_mask(disk, contour) == PARTICLE).sum())
+        assert abs(seed_area_for(diameter, contour) - core) <= 0.15 * core + 4
+
+
+def test_seed_area_rule_edges():
+    from napari_diffrendergan.analysis.particles import seed_area_for
+
+    assert seed_area_for(3, 2) == 1  # a particle all contour still needs one seed pixel
+    assert seed_area_for(20, 2) < seed_area_for(30, 2) and seed_area_for(30, 4) < seed_area_for(
+        30, 2
+    )
+    for bad in (0, -5, float("nan")):
+        with pytest.raises(InputError, match="diameter"):
+            seed_area_for(bad, 2)
