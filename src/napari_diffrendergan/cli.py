@@ -589,6 +589,8 @@ def cmd_generate(args) -> int:
             f"  only {summary['background_patches']} of {summary['background_requested']} "
             "requested background patches were available"
         )
+    for note in summary["notes"]:
+        print(f"  note: {note}")
     print("  nnU-Net dataset: dataset.json, imagesTr/, labelsTr/; also instances/, parameters/,")
     print("  generation.json. Train on it with: diffrendergan segment-train " + str(args.out))
     return 0

@@ -355,7 +355,8 @@ class SyntheticDataWidget(TaskWidget):
                 "background patches"
             )
         self.status.setText(f"Exported {_pairs_text(summary['synthetic_pairs'])}.")
+        notes = "".join(f"\nNote: {note}" for note in summary["notes"])
         self.export_status.setText(
             f"Exported {_pairs_text(summary['synthetic_pairs'])} ({summary['rejected']} "
-            f"rejected by the contrast filter){background} to {folder.resolve()}"
+            f"rejected by the contrast filter){background} to {folder.resolve()}{notes}"
         )
