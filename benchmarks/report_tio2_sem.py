@@ -5,7 +5,9 @@ commit that made it (``report.json``: ``fid`` per epoch incl. 0, ``fid_floor``,
 ``best_epoch``, ``budget_minutes`` and per model ``dsc``, ``ap50``, ``pq``, ``pq_paper``,
 ``pq_instance``, ``ap50_coco`` (null where the run predates it or the model has no
 confidences), ``found``, ``manual``, ``count_ratio``, ``merged``, ``missed``, ``split``,
-``pieces``, ``false_positive`` with per-scan rows).
+``pieces``, ``false_positive`` with per-scan rows, and ``sizes``: the size agreement with the
+manual masks per scan and pooled, as ``diffrendergan evaluate`` measures it, with
+``fate_by_size``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_diffrendergan.analysis.particles import MIN_AREA
 from tio2_data import PAPER, PIXEL_SIZE_NM
 
 FIGURE_PREFIX = "tio2_sem_"
@@ -26,6 +29,8 @@ LABELS = {
     "real": "real-trained (ours, same budget)",
     "classic": "classic: Otsu threshold + watershed (no training)",
 }
+SIZE_TARGETS = {"D50": 5.0, "D10": 10.0, "D90": 10.0}  # |error| in % of manual, synthetic only
+DENSITY_TARGET = 10.0  # |error| in %
 TARGETS = {  # synthetic only, on the validation scans
     "dsc": 0.95,
     "ap50": 0.60,
@@ -65,53 +70,231 @@ def _model_summary(rows: list[dict]) -> dict:
     }
 
 
-def _diameters(folder: Path, ids) -> np.ndarray:
-    from napari_diffrendergan.analysis.particles import particle_table
+def validation_pairs(experiment, name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(scan, manual instances, predicted instances) of model ``name`` on every validation
+    scan, data bar removed."""
+    from napari_diffrendergan.analysis.evaluation import to_instances
     from napari_diffrendergan.io import read_image
 
-    values = []
-    for image_id in ids:
-        instances = read_image(folder / f"{image_id}_instances.tif")[0]
-        values += list(particle_table(instances, PIXEL_SIZE_NM)["equivalent_diameter_nm"])
-    return np.asarray(values)
-
-
-def _manual_diameters(experiment) -> np.ndarray:
-    from skimage.measure import label
-
-    from napari_diffrendergan.analysis.particles import particle_table
-
-    values = []
+    folder = experiment.out / "predictions" / name
+    pairs = []
     for image_id in experiment.validation_ids:
         _, manual = experiment.scan(image_id)
-        table = particle_table(label(manual, connectivity=1), PIXEL_SIZE_NM)
-        values += list(table["equivalent_diameter_nm"])
-    return np.asarray(values)
+        predicted = read_image(folder / f"{image_id}_instances.tif")[0]
+        pairs.append((image_id, to_instances(manual, "binary"), predicted))
+    return pairs
+
+
+def measured_sizes(instances: list[np.ndarray]) -> np.ndarray:
+    """Equivalent diameters (nm) of the particles the size rules keep (whole, above the
+    floor), pooled over the scans."""
+    from napari_diffrendergan.analysis.evaluation import BORDER_PX
+    from napari_diffrendergan.analysis.sizes import measured_diameters, sized_table
+
+    tables = [sized_table(labels, PIXEL_SIZE_NM, margin=BORDER_PX) for labels in instances]
+    return measured_diameters(tables, PIXEL_SIZE_NM, MIN_AREA, False)[0]
+
+
+def fate_by_size(pairs: list[tuple[str, np.ndarray, np.ndarray]], edges: np.ndarray) -> dict:
+    """How the manual particles the size rules keep fare, binned by their equivalent diameter
+    (nm) at ``edges``: how many there are, and the share matched, merged, split or missed."""
+    from napari_diffrendergan.analysis.evaluation import BORDER_PX, classify, overlaps
+    from napari_diffrendergan.analysis.sizes import selected_particles, sized_table
+
+    fates = ("matched", "merged", "split", "missed")
+    diameters, outcome = [], []
+    for _, manual, predicted in pairs:
+        table = sized_table(manual, PIXEL_SIZE_NM, margin=BORDER_PX)
+        o = overlaps(manual, predicted)
+        flags = classify(o)
+        row = {int(label): i for i, label in enumerate(o.true_ids)}
+        kept, _ = selected_particles(table, PIXEL_SIZE_NM, MIN_AREA, keep_border=False)
+        measured = zip(table["label"][kept], table["equivalent_diameter_nm"][kept], strict=True)
+        for label, diameter in measured:
+            i = row[int(label)]
+            diameters.append(diameter)
+            outcome.append(next(f for f in fates if flags[f"true_{f}"][i]))
+    bins = np.digitize(diameters, edges)
+    outcome = np.array(outcome)
+    result = []
+    for index in range(len(edges) + 1):
+        chosen = outcome[bins == index]
+        shares = {f: float((chosen == f).mean()) if len(chosen) else None for f in fates}
+        result.append({"count": int(len(chosen)), **shares})
+    return {"edges_nm": [float(e) for e in edges], "bins": result}
 
 
 def size_figure(path: Path, diameters: dict[str, np.ndarray]) -> None:
+    """Histogram and cumulative distribution (with its 95 % band) of each set of diameters."""
     from matplotlib.figure import Figure
 
+    from napari_diffrendergan.analysis.sizes import cumulative_distribution
     from napari_diffrendergan.io import write_figure
 
     top = np.percentile(np.concatenate(list(diameters.values())), 99.5)
     bins = np.linspace(0, top, 40)
-    fig = Figure(figsize=(7, 3.6), dpi=110)
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(11, 3.8), dpi=110)
+    histogram, cumulative = fig.subplots(1, 2)
     for name, values in diameters.items():
-        ax.hist(
-            values,
-            bins,
-            histtype="step",
-            linewidth=1.6,
-            label=f"{name}: n = {len(values)}, median {np.median(values):.0f} nm",
+        label = f"{name}: n = {len(values)}, D50 {np.median(values):.0f} nm"
+        style = {"color": "k", "linewidth": 2.0} if name == "manual" else {"linewidth": 1.4}
+        histogram.hist(values, bins, histtype="step", label=label, **style)
+        cdf = cumulative_distribution(values)
+        (line,) = cumulative.step(cdf["x"], cdf["cdf"], where="post", label=name, **style)
+        cumulative.fill_between(
+            cdf["x"], cdf["low"], cdf["high"], step="post", alpha=0.2, color=line.get_color()
         )
-    ax.set_xlabel("equivalent diameter (nm)")
-    ax.set_ylabel("particles")
-    ax.set_title("Particle sizes on the validation scans")
-    ax.legend(fontsize=8)
+    histogram.set_ylabel("particles")
+    histogram.legend(fontsize=8)
+    cumulative.set_xlim(0, top)
+    cumulative.set_ylabel("share of particles ≤ size (95 % band)")
+    cumulative.legend(fontsize=8, loc="lower right")
+    for ax in (histogram, cumulative):
+        ax.set_xlabel("equivalent diameter (nm)")
+    fig.suptitle(
+        "Particle sizes on the validation scans (whole particles ≥ "
+        f"{MIN_AREA} px; cut by the border left out)",
+        fontsize=10,
+    )
     fig.tight_layout()
     write_figure(path, fig, dpi=110)
+
+
+def size_results(experiment, names: list[str]) -> dict:
+    """Per model: the size agreement with the manual masks (per scan and pooled) and, binned
+    by the manual particles' size, how they fare; the size figure."""
+    from napari_diffrendergan.analysis.evaluation import size_agreement
+
+    pairs = {name: validation_pairs(experiment, name) for name in names}
+    manual = [truth for _, truth, _ in pairs[names[0]]]
+    diameters = {"manual": measured_sizes(manual)}
+    diameters.update({name: measured_sizes([p for _, _, p in pairs[name]]) for name in names})
+    size_figure(experiment.out / "figures" / f"{FIGURE_PREFIX}sizes.png", diameters)
+    edges = np.percentile(diameters["manual"], [10, 50, 90])
+    return {
+        name: {
+            **size_agreement(pairs[name], PIXEL_SIZE_NM, MIN_AREA),
+            "fate_by_size": fate_by_size(pairs[name], edges),
+        }
+        for name in names
+    }
+
+
+def size_checks(agreement: dict) -> list[tuple[str, bool, str]]:
+    """The size targets (synthetic only), each with the pooled value and, when missed, the
+    value per scan."""
+    pooled, scans = agreement["pooled"], agreement["images"]
+    checks = []
+    for key, limit in SIZE_TARGETS.items():
+        error = pooled[f"{key}_difference_percent"]
+        per_scan = ", ".join(_percent(s[f"{key}_difference_percent"]) for s in scans)
+        ok = error is not None and abs(error) <= limit
+        value = _percent(error) + ("" if ok else f" (per scan: {per_scan})")
+        checks.append((f"{key} within {limit:g} % of manual", ok, value))
+    density = pooled["density_ratio"]
+    ok = density is not None and abs(density - 1) <= DENSITY_TARGET / 100
+    per_scan = ", ".join(_percent(100 * (s["density_ratio"] - 1)) for s in scans)
+    value = _percent(100 * (density - 1)) + ("" if ok else f" (per scan: {per_scan})")
+    checks.append((f"number density within {DENSITY_TARGET:g} %", ok, value))
+    d50 = pooled["b"]["D50"]
+    checks.append(
+        (
+            "the 95 % interval of D50 covers the manual D50",
+            bool(pooled["D50_b_interval_covers_a"]),
+            f"{d50['ci_low']:.0f}–{d50['ci_high']:.0f} nm vs {pooled['a']['D50']['value']:.0f} nm",
+        )
+    )
+    return checks
+
+
+def size_lines(sizes: dict, names: list[str]) -> list[str]:
+    """The size-agreement table (pooled per model), the per-scan table of the synthetic-only
+    model and where its small particles go."""
+    any_rules = sizes[names[0]]
+    lines = [
+        "Sizes against the manual masks, with the same rules on both sides (what "
+        "`diffrendergan evaluate` reports): equivalent diameters of whole particles ≥ "
+        f"{any_rules['min_area_px']} px; particles within {any_rules['border_px']} px of the "
+        "scan's border (the data bar's edge included) are cut and left out. D-values: manual → "
+        "model (error in % of manual); the model's D50 with its bootstrap 95 % interval; KS: "
+        "two-sample Kolmogorov–Smirnov distance; W: Wasserstein distance.",
+        "",
+        "| training data | measured (model / manual) | D10 nm | D50 nm (model's 95 % CI) "
+        "| D90 nm | KS | W nm | density |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        lines.append(_size_row(LABELS.get(name.split("_seed")[0], name), sizes[name]["pooled"]))
+    synthetic = sizes[names[0]]
+    lines += [
+        "",
+        "Per validation scan (synthetic only):",
+        "",
+        "| scan | measured (model / manual) | D10 nm | D50 nm (model's 95 % CI) | D90 nm | KS "
+        "| W nm | density |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_size_row(s["name"], s) for s in synthetic["images"]]
+    fate = synthetic["fate_by_size"]
+    low, mid, high = (f"{e:.0f}" for e in fate["edges_nm"])
+    ranges = [f"< {low}", f"{low}–{mid}", f"{mid}–{high}", f"≥ {high}"]
+    lines += [
+        "",
+        "Where the manual particles go (synthetic only), by their size (bins at the manual D10, "
+        "D50 and D90): matched at IoU > 0.5, merged into a prediction over two or more, split "
+        "into pieces, or missed.",
+        "",
+        "| manual size (nm) | particles | matched | merged | split | missed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, row in zip(ranges, fate["bins"], strict=True):
+        shares = " | ".join(_share(row[f]) for f in ("matched", "merged", "split", "missed"))
+        lines.append(f"| {label} | {row['count']} | {shares} |")
+    return lines
+
+
+def _size_row(label: str, row: dict) -> str:
+    counts = f"{row['count_b']['measured']} / {row['count_a']['measured']}"
+    cells = []
+    for key in ("D10", "D50", "D90"):
+        manual, model = row["a"][key]["value"], row["b"][key]["value"]
+        if manual is None or model is None:
+            cells.append("–")
+            continue
+        cell = f"{manual:.0f} → {model:.0f} ({_percent(row[f'{key}_difference_percent'])})"
+        if key == "D50":
+            cell += f" [{row['b'][key]['ci_low']:.0f}–{row['b'][key]['ci_high']:.0f}]"
+        cells.append(cell)
+    ks, w = row["ks_statistic"], row["wasserstein_nm"]
+    density = row["density_ratio"]
+    return (
+        f"| {label} | {counts} | {' | '.join(cells)} | "
+        f"{'–' if ks is None else f'{ks:.3f}'} | {'–' if w is None else f'{w:.1f}'} | "
+        f"{'–' if density is None else _percent(100 * (density - 1))} |"
+    )
+
+
+def _made_by(stage_commits: dict[str, str], report_commit: str) -> str:
+    """At which commit(s) the stages and the report were made."""
+    commits = {**stage_commits, "report": report_commit}
+    if len(set(commits.values())) == 1:
+        return f"at commit `{report_commit}`"
+    names = list(commits)
+    runs, start = [], 0
+    for end in range(1, len(names) + 1):
+        if end == len(names) or commits[names[end]] != commits[names[start]]:
+            span = names[start] if end - start == 1 else f"{names[start]}–{names[end - 1]}"
+            runs.append(f"{span} at commit `{commits[names[start]]}`")
+            start = end
+    return "(stages " + ", ".join(runs) + ")"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.1f} %"
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f} %"
 
 
 def overlay_figure(path: Path, experiment, image_id: str, scores: dict, names) -> None:
@@ -173,19 +356,18 @@ def write_report(experiment, docs: Path | None) -> Path:
     metrics = run.metrics()
     best = metrics["best_epoch"]
     fids = {e["epoch"]: e["fid"] for e in metrics["epochs"]}
-    stage_minutes = {
-        name: read_json(experiment.marker(name))["seconds"] / 60 for name in experiment.stages
-    }
+    markers = {name: read_json(experiment.marker(name)) for name in experiment.stages}
+    stage_minutes = {name: marker["seconds"] / 60 for name, marker in markers.items()}
+    stage_commits = {name: marker["commit"] for name, marker in markers.items()}
     generation = NnunetDataset(out / "synthetic" / "Dataset001_TiO2Synthetic").generation()
     nnunet = {name: ModelFolder(out / f"model_{name}").metadata() for name in names[:-1]}
     splitting = read_json(out / "splitting.json")
     patches = PatchSet.open(out / "patches").meta["counts"]
 
     gan_figures(run, figures, best)
-    diameters = {"manual": _manual_diameters(experiment)}
-    for name in names[:-1]:
-        diameters[name] = _diameters(out / "predictions" / name, experiment.validation_ids)
-    size_figure(figures / f"{FIGURE_PREFIX}sizes.png", diameters)
+    sizes = size_results(experiment, names)
+    for name, agreement in sizes.items():
+        models[name]["sizes"] = agreement
     ranked = sorted(scores[names[0]], key=lambda s: s["ap50"])
     shown = [ranked[len(ranked) // 2]["name"], ranked[0]["name"]]  # median and worst AP50
     compared = [names[0], "real", "classic"]
@@ -205,6 +387,7 @@ def write_report(experiment, docs: Path | None) -> Path:
         "settings": settings,
         "budget_minutes": budget_minutes,
         "stage_minutes": stage_minutes,
+        "stage_commits": stage_commits,
         "fid": {str(k): v for k, v in fids.items()},
         "fid_floor": run.fid_floor,
         "fid_paper": PAPER_FID,
@@ -224,10 +407,10 @@ def write_report(experiment, docs: Path | None) -> Path:
     lines = [
         "# TiO2 SEM: synthetic-only vs real-trained nnU-Net (the paper's Table 1 on a CPU budget)",
         "",
-        f"Produced by `benchmarks/tio2_sem.py --budget {settings['budget']}` at commit "
-        f"`{experiment.commit}` in one end-to-end run of {budget_minutes:.0f} min (seed "
-        f"{settings['seed']}); every figure below comes from that run, and "
-        "`tio2-sem-experiment.json` holds them for scripts.",
+        f"Produced by `benchmarks/tio2_sem.py --budget {settings['budget']}` "
+        f"{_made_by(stage_commits, experiment.commit)} in one end-to-end run of "
+        f"{budget_minutes:.0f} min (seed {settings['seed']}); every figure below comes from "
+        "that run, and `tio2-sem-experiment.json` holds them for scripts.",
         "",
         f"- Data: 32 real TiO2 SEM scans (Rühle et al. 2021, CC BY-NC-ND 4.0), data bar removed, "
         f"7.34 nm/px. Training scans ({len(experiment.train_ids)}): "
@@ -318,6 +501,7 @@ def write_report(experiment, docs: Path | None) -> Path:
                 f"{synthetic['dsc']:.3f}/{synthetic['ap50']:.3f} vs {u['dsc']:.3f}/{u['ap50']:.3f}",
             )
         )
+    checks += size_checks(sizes[names[0]])
     lines += ["", "Targets (synthetic only):", ""]
     lines += [f"- {'met' if ok else '**not met**'}: {text}: {value}" for text, ok, value in checks]
     fragments = synthetic["manual_fragments"]
@@ -362,6 +546,8 @@ def write_report(experiment, docs: Path | None) -> Path:
         + ".",
         "",
         "## Particle sizes",
+        "",
+        *size_lines(sizes, names),
         "",
         f"![Size distributions](images/{FIGURE_PREFIX}sizes.png)",
         "",

@@ -2,7 +2,8 @@
 DiffRenderGAN data vs nnU-Net trained on manual annotations, both scored on held-out scans.
 
 Stages (each resumable: run the same command again to continue where it stopped; a stage made
-by another commit of the code is refused, ``--redo STAGE`` makes it and all after it again):
+by another commit of the code is refused unless ``--keep-stages`` is given, and the report then
+names each stage's commit; ``--redo STAGE`` makes it and all after it again):
 
 1. patches   256² patches from the 24 training scans, without their masks: 124 particle
              patches (≥ 3 whole particles by Otsu threshold) for the GAN, and every empty
@@ -192,8 +193,9 @@ def commit() -> str:
 
 
 class Experiment:
-    def __init__(self, out: Path, data: Path, settings: dict):
+    def __init__(self, out: Path, data: Path, settings: dict, keep_stages: bool = False):
         self.out, self.data, self.settings = out, data, settings
+        self.keep_stages = keep_stages
         ids = sorted(p.stem for p in (data / "images").glob("*.tif"))
         self.train_ids, self.validation_ids = split(ids, seed=settings["seed"])
         self.commit = commit()
@@ -216,13 +218,14 @@ class Experiment:
         marker = self.marker(name)
         if marker.is_file():
             done = read_json(marker, "stage marker")
-            if done["commit"] != self.commit:
+            if done["commit"] != self.commit and not self.keep_stages:
                 sys.exit(
                     f"stage {name!r} in {self.out} was made by commit {done['commit']}, the code "
                     f"is now {self.commit}: run again with --redo {name} (it and the stages after "
-                    "it are made anew) or choose another --out"
+                    "it are made anew), keep it with --keep-stages, or choose another --out"
                 )
-            print(f"== {name}: done ({done['seconds'] / 60:.1f} min)", flush=True)
+            by = "" if done["commit"] == self.commit else f" by commit {done['commit']}"
+            print(f"== {name}: done{by} ({done['seconds'] / 60:.1f} min)", flush=True)
             return
         print(f"== {name}", flush=True)
         started = time.perf_counter()
@@ -536,6 +539,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--docs", help="also write the report and figures into this docs folder")
     parser.add_argument("--redo", choices=STAGES, help="make this stage and all after it anew")
+    parser.add_argument(
+        "--keep-stages",
+        action="store_true",
+        help="keep stages another commit made (the report names each stage's commit)",
+    )
     for name, value in BUDGETS["cpu"].items():
         kind = type(value) if not isinstance(value, bool) else _yes
         choices = tuple(MIRRORING) if name == "mirroring" else None
@@ -559,7 +567,7 @@ def main() -> None:
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             sys.exit(f"{out} holds an experiment with other settings {changed}: use another --out")
-    experiment = Experiment(out, data, settings)
+    experiment = Experiment(out, data, settings, keep_stages=args.keep_stages)
     if args.redo:
         experiment.redo(args.redo)
     experiment.run(Path(args.docs) if args.docs else None)

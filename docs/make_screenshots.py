@@ -113,17 +113,23 @@ def synthetic_screenshot(viewer, run):
 
 
 def segmentation_screenshot(viewer, model) -> None:
-    """The Segmentation widget after segmenting the TiO2 SEM sample (or empty, without model)."""
+    """The Segmentation widget after segmenting the TiO2 SEM sample, on its Compare tab: the
+    particles' size distribution (B) against the manual labels' (A); empty without a model."""
     viewer.layers.clear()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
     if model:
         viewer.open_sample("napari-diffrendergan", "tio2_sem")
-        viewer.layers[-1].visible = False  # the manual masks
+        manual = viewer.layers[-1]
+        manual.visible = False
         widget.run_synchronously = True
         widget.model_path.setText(model)
         widget.load_model()
         widget.image_box.setCurrentText(viewer.layers[0].name)
         widget.segment_button.click()
+        widget.layer_a.value = manual
+        widget.layer_b.value = viewer.layers[f"{viewer.layers[0].name} particles"]
+        widget.compare_button.click()
+        widget.results.setCurrentIndex(widget.results.count() - 1)  # Compare
         viewer.reset_view()
     QApplication.processEvents()
     viewer.screenshot(str(IMAGES / "widget_segmentation.png"), canvas_only=False)

@@ -97,3 +97,63 @@ def test_tiny_image_is_rejected():
     config.scene.width = 8
     with pytest.raises(ConfigError, match="too small"):
         config.validate()
+
+
+def physical_config(**physical):
+    from napari_diffrendergan.config import PhysicalConfig, SizeDistribution
+
+    config = preset("tio2-sem")
+    diameter = SizeDistribution("lognormal", {"median": 40.0, "sigma": 0.3}, 2.0, 400.0)
+    config.physical = PhysicalConfig(**{"pixel_size_nm": 2.0, "diameter": diameter} | physical)
+    return config.validate()
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_in_mesh_units_are_written_as_before(name):
+    data = json.loads(preset(name).to_json())
+    assert "physical" not in data  # files of configurations without it keep their bytes
+    assert MaterialConfig.from_dict(data) == preset(name)
+    assert MaterialConfig.from_dict(data | {"physical": None}) == preset(name)
+
+
+def test_physical_sizes_set_the_mesh_units():
+    from napari_diffrendergan.render.meshes import projected_diameter
+
+    config = physical_config(density_per_um2=50.0)
+    field_um = 256 * 2.0 / 1000
+    expected = 50.0 * field_um**2 * (1 + 2 * config.placement.margin) ** 2
+    assert config.meshes.count == round(expected)
+    # a mesh of scale 1 has the median diameter: 40 nm = 20 px of the 256 px field
+    assert config.scene.field_width == pytest.approx(256 / 20 * projected_diameter("pebbles"))
+    assert config.size.params == {"median": 1.0, "sigma": 0.3}
+    assert (config.size.minimum, config.size.maximum) == (0.05, 10.0)
+    again = MaterialConfig.from_json(config.to_json())
+    assert again == config and again.physical == config.physical
+    typed = json.loads(config.to_json())
+    typed["scene"]["field_width"], typed["meshes"]["count"] = 99.0, 3  # derived, not typed
+    assert MaterialConfig.from_dict(typed) == config
+    larger = physical_config(density_per_um2=50.0).resized(512, 512)
+    assert larger.scene.field_width == pytest.approx(2 * config.scene.field_width)
+    assert larger.meshes.count == round(4 * expected)
+
+
+def test_bimodal_physical_sizes_keep_their_ratios():
+    from napari_diffrendergan.config import SizeDistribution
+
+    modes = {"mean1": 20.0, "std1": 2.0, "mean2": 60.0, "std2": 6.0, "weight2": 0.5}
+    config = physical_config(diameter=SizeDistribution("bimodal", modes, 2.0, 400.0))
+    assert config.size.params == pytest.approx(
+        {"mean1": 0.5, "std1": 0.05, "mean2": 1.5, "std2": 0.15, "weight2": 0.5}
+    )
+
+
+def test_bad_physical_sections_are_reported_together():
+    bad = physical_config().to_dict()
+    bad["physical"].update(pixel_size_nm=-1, density_per_um2=0, polarity="grey")
+    bad["physical"]["diameter"]["params"] = {"median": 40.0}
+    with pytest.raises(ConfigError) as err:
+        MaterialConfig.from_dict(bad)
+    for part in ("physical.pixel_size_nm", "density_per_um2", "'grey'", "needs parameters sigma"):
+        assert part in str(err.value)
+    with pytest.raises(ConfigError, match="physical: unknown key"):
+        MaterialConfig.from_dict(bad | {"physical": {"pixels": 3}})

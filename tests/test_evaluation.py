@@ -249,3 +249,75 @@ def test_coco_ap50_needs_a_table_for_every_prediction(tmp_path):
     assert evaluate_folders(pred_dir, truth_dir)["ap50_coco"] is None  # a has no table
     write_csv(pred_dir / "a_particles.csv", [{"label": 1, "confidence": 0.8}])
     assert evaluate_folders(pred_dir, truth_dir)["ap50_coco"] == 1.0
+
+
+def disks(shape, centres, radius):
+    from skimage.draw import disk
+
+    labels = np.zeros(shape, np.int32)
+    for i, centre in enumerate(centres, start=1):
+        labels[disk(centre, radius, shape=shape)] = i
+    return labels
+
+
+def test_size_agreement_with_the_same_border_and_floor_rules_on_both_sides(tmp_path):
+    from scipy.ndimage import grey_dilation
+
+    from napari_diffrendergan.io import write_tiff
+
+    centres = [(30, 30), (30, 90), (90, 30), (90, 90)]
+    truth = disks((128, 128), centres, 10)
+    truth[0:12, 50:70] = 0
+    truth[1:12, 50:70] = 9  # cut by the border; the annotator left the outermost row blank
+    pred = grey_dilation(truth, size=3)  # every particle 2 px wider
+    pred[0:12, 50:70] = 9  # the model's particle reaches the border
+    pred[60:62, 60:62] = 7  # below the floor
+    pred_dir, truth_dir = folders_with_truth(tmp_path, truth)
+    write_tiff(pred_dir / "a_instances.tif", pred.astype(np.uint16), pixel_size_nm=5.0)
+
+    sizes = evaluate_folders(pred_dir, truth_dir)["sizes"]
+    pooled = sizes["pooled"]
+    assert sizes["pixel_size_nm"] == 5.0 and pooled["unit"] == "nm"
+    assert pooled["count_a"]["touching_border"] == pooled["count_b"]["touching_border"] == 1
+    assert pooled["count_a"]["measured"] == pooled["count_b"]["measured"] == 4
+    assert pooled["count_b"]["below_floor"] == 1 and pooled["count_ratio"] == 1
+    true_d = pooled["a"]["D50"]["value"]
+    assert true_d == pytest.approx(2 * np.sqrt((truth == 1).sum() / np.pi) * 5.0)
+    wider = 2 * np.sqrt((pred == 1).sum() / np.pi) * 5.0
+    assert pooled["D50_difference_percent"] == pytest.approx(100 * (wider / true_d - 1))
+    assert pooled["D50_difference_percent"] > 10
+    assert sizes["images"][0]["name"] == "a"
+
+    kept = evaluate_folders(pred_dir, truth_dir, keep_border=True)["sizes"]["pooled"]
+    assert kept["count_a"]["measured"] == 5
+    in_px = evaluate_folders(pred_dir, truth_dir, pixel_size_nm=2.0)["sizes"]["pooled"]
+    assert in_px["a"]["D50"]["value"] == pytest.approx(true_d / 5.0 * 2.0)
+
+
+def test_size_agreement_refuses_mixed_pixel_sizes(tmp_path):
+    from napari_diffrendergan.io import write_tiff
+
+    truth = disks((64, 64), [(32, 32)], 8)
+    pred_dir, truth_dir = folders_with_truth(tmp_path, truth)
+    tifffile.imwrite(truth_dir / "b_m.tif", (truth > 0).astype(np.uint8) * 255)
+    write_tiff(pred_dir / "a_instances.tif", truth.astype(np.uint16), pixel_size_nm=5.0)
+    write_tiff(pred_dir / "b_instances.tif", truth.astype(np.uint16), pixel_size_nm=7.0)
+    with pytest.raises(EvaluationError, match="different pixel sizes.*--pixel-size"):
+        evaluate_folders(pred_dir, truth_dir)
+    assert evaluate_folders(pred_dir, truth_dir, pixel_size_nm=6.0)["sizes"]["pixel_size_nm"] == 6
+
+
+def test_cli_prints_the_size_agreement(tmp_path, capsys):
+    truth = disks((96, 96), [(30, 30), (30, 66), (66, 30), (66, 66)], 9)
+    pred_dir, truth_dir = folders_with_truth(tmp_path, truth)
+    tifffile.imwrite(pred_dir / "a_instances.tif", truth.astype(np.uint16))
+    args = ["evaluate", "--pred", str(pred_dir), "--truth", str(truth_dir)]
+    assert main([*args, "--min-area", "200", "--json"]) == 0
+    out = capsys.readouterr().out
+    pooled = next(line for line in out.splitlines() if line.startswith("all (pooled)"))
+    assert pooled.split()[2:4] == ["4", "4"]
+    assert "under 200 px left out" in out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["sizes"]["pooled"]["D50_difference_percent"] == 0
+    assert main([*args, "--min-area", "400"]) == 0  # every disk under the floor
+    assert "–" in capsys.readouterr().out

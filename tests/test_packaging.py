@@ -1,6 +1,7 @@
 """The installed package: manifest and meshes inside it, core free of napari/Qt."""
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -102,3 +103,19 @@ def test_wheel_holds_manifest_and_meshes_and_validates(tmp_path):
     )
     assert validate.returncode == 0, validate.stdout + validate.stderr
     assert "valid" in validate.stdout
+
+
+def test_core_dependencies_hold_no_gui_and_the_extras_bring_it():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    gui = {"napari", "npe2", "magicgui", "qtpy", "pyqt5", "pyside6"}
+
+    def names(requirements):
+        return {re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    assert not names(project["dependencies"]) & gui
+    extras = project["optional-dependencies"]
+    assert {"napari", "magicgui", "qtpy", "npe2"} <= names(extras["napari"])
+    for extra in ("qt", "all"):
+        assert "napari-diffrendergan[napari]" in extras[extra]

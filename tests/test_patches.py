@@ -104,6 +104,8 @@ def test_appending_never_duplicates_overwrites_or_relabels(tmp_path):
     assert again.patches[:2] == first.patches
     with pytest.raises(PatchError, match="7.5 nm per pixel"):
         PatchSet.save(tmp_path / "set", patches, pixels, 5.0, {})
+    rounded = PatchSet.save(tmp_path / "set", patches, pixels, 7.504, {})  # the same, rounded
+    assert rounded.pixel_size_nm == 7.5
     assert PatchSet.open(tmp_path / "set").pixel_size_nm == 7.5
     orphan = tmp_path / "orphan"
     orphan.mkdir()

@@ -63,6 +63,30 @@ def test_touches_border_image_and_region():
         sizes.touches_border(labels, (5, 30, 0, 20))
 
 
+def test_flag_border_marks_particles_on_the_region_edge_of_a_whole_image_table():
+    labels = np.zeros((20, 20), np.int32)
+    labels[6:9, 5:8] = 1  # inside rows 5..15
+    labels[12:15, 12:15] = 2  # cut by the region's bottom
+    table = particle_table(labels)
+    flagged = sizes.flag_border(table, labels, (5, 15, 0, 20))
+    assert flagged["touches_border"].tolist() == [False, True]
+    assert "touches_border" not in table  # the input is left as it was
+    assert sizes.flag_border(table, labels)["touches_border"].tolist() == [False, False]
+
+
+def test_size_report_keeps_border_particles_when_asked():
+    labels = np.zeros((60, 60), np.int32)
+    labels[0:10, 20:30] = 1  # on the border
+    labels[30:40, 30:40] = 2
+    table = sizes.sized_table(labels, 5.0)
+    left_out = sizes.size_report(table, 5.0, 3600)
+    kept = sizes.size_report(table, 5.0, 3600, keep_border=True)
+    assert left_out["statistics"]["count"]["measured"] == 1
+    assert kept["statistics"]["count"]["measured"] == 2
+    assert kept["statistics"]["border_particles_included"] is True
+    assert kept["nanomaterial_screen"]["count"]["measured"] == 2
+
+
 def test_d50_confidence_interval_covers_the_true_d50():
     rng = np.random.default_rng(41)
     labels, drawn = draw_disks((1000, 1000), lognormal_diameters(rng, 300), rng)
@@ -180,38 +204,91 @@ def test_eu_screen_undefined_without_pixel_size():
     assert screen["caveats"]
 
 
-def test_size_agreement_with_itself_and_with_a_known_scaling():
+def test_compare_sizes_with_itself_and_with_a_known_scaling():
     rng = np.random.default_rng(11)
     labels, _ = draw_disks((800, 800), lognormal_diameters(rng, 150), rng)
     table = sizes.sized_table(labels, 2.0)
-    same = sizes.size_agreement(table, table, 2.0)
-    for key in ("D10_error_percent", "D50_error_percent", "D90_error_percent"):
+    same = sizes.compare_sizes([table], [table], 2.0)
+    for key in ("D10_difference_percent", "D50_difference_percent", "D90_difference_percent"):
         assert same[key] == 0
     assert same["ks_statistic"] == 0
     assert same["wasserstein_nm"] == 0
-    assert same["count_ratio"] == 1
+    assert same["count_ratio"] == same["density_ratio"] == 1
+    assert same["D50_difference"]["value"] == 0
+    assert same["D50_difference"]["ci_low"] <= 0 <= same["D50_difference"]["ci_high"]
+    assert same["D50_b_interval_covers_a"] is True
 
     scaled = dict(table)
     for name in ("equivalent_diameter_nm", "feret_max_nm", "feret_min_nm"):
         scaled[name] = table[name] * 1.1
     scaled["area_nm2"] = table["area_nm2"] * 1.21
-    result = sizes.size_agreement(table, scaled, 2.0)
-    assert result["D50_error_percent"] == pytest.approx(10.0)
+    result = sizes.compare_sizes([table], [scaled], 2.0)
+    assert result["D50_difference_percent"] == pytest.approx(10.0)
+    d50 = result["a"]["D50"]["value"]
+    assert result["D50_difference"]["value"] == pytest.approx(0.1 * d50)
+    assert 0 < result["D50_difference"]["ci_low"] < 0.1 * d50 < result["D50_difference"]["ci_high"]
     assert result["ks_statistic"] > 0.1
     expected = 0.1 * table["equivalent_diameter_nm"].mean()
     assert result["wasserstein_nm"] == pytest.approx(expected)
     json.dumps(result, allow_nan=False)
 
 
-def test_size_agreement_applies_rules_to_both_sides():
+def test_compare_sizes_two_samples_of_one_distribution_and_of_two():
+    rng = np.random.default_rng(0)
+    a, _ = draw_disks((900, 900), lognormal_diameters(rng, 120), rng)
+    b, _ = draw_disks((900, 900), lognormal_diameters(rng, 120), rng)
+    c, _ = draw_disks((900, 900), lognormal_diameters(rng, 120) * 1.3, rng)
+    tables = [sizes.sized_table(x, 1.0) for x in (a, b, c)]
+    alike = sizes.compare_sizes([tables[0]], [tables[1]], 1.0)
+    unlike = sizes.compare_sizes([tables[0]], [tables[2]], 1.0)
+    assert alike["D50_difference"]["ci_low"] < 0 < alike["D50_difference"]["ci_high"]
+    assert unlike["D50_difference"]["ci_low"] > 0
+    assert alike["ks_pvalue"] > 0.05 > unlike["ks_pvalue"]
+
+
+def test_compare_sizes_applies_rules_to_both_sides():
     labels = np.zeros((50, 50), np.int32)
     labels[0:10, 0:10] = 1  # border
     labels[20:30, 20:30] = 2
     pred = labels.copy()
     pred[40:42, 40:42] = 3  # below floor
-    result = sizes.size_agreement(sizes.sized_table(labels), sizes.sized_table(pred))
-    assert result["count_truth"] == result["count_pred"] == 1
-    assert result["D50_error_percent"] == 0
+    result = sizes.compare_sizes([sizes.sized_table(labels)], [sizes.sized_table(pred)])
+    assert result["count_a"]["measured"] == result["count_b"]["measured"] == 1
+    assert result["count_b"]["below_floor"] == 1 and result["count_a"]["touching_border"] == 1
+    assert result["D50_difference_percent"] == 0
+    assert result["density_ratio"] == 1
+
+
+def test_compare_sizes_of_two_pixel_sizes_in_nm():
+    rng = np.random.default_rng(5)
+    diameters = lognormal_diameters(rng, 80)
+    coarse, drawn = draw_disks((600, 600), diameters, rng)
+    fine, _ = draw_disks((1200, 1200), 2 * drawn, rng)  # the same particles at half the pixel
+    result = sizes.compare_sizes(
+        [sizes.sized_table(coarse, 4.0)], [sizes.sized_table(fine, 2.0)], 4.0, pixel_size_b_nm=2.0
+    )
+    assert result["unit"] == "nm"
+    assert result["count_a"]["measured"] == result["count_b"]["measured"] == len(drawn)
+    assert abs(result["D50_difference_percent"]) < 3
+    assert result["D50_difference"]["ci_low"] < 0 < result["D50_difference"]["ci_high"]
+    with pytest.raises(InputError, match="nm"):
+        sizes.compare_sizes(
+            [sizes.sized_table(coarse)], [sizes.sized_table(fine, 2.0)], None, pixel_size_b_nm=2.0
+        )
+
+
+def test_cumulative_distribution_band_covers_the_true_distribution():
+    from scipy.stats import lognorm
+
+    rng = np.random.default_rng(3)
+    shape, scale = 0.3, 100.0
+    values = lognorm.rvs(shape, scale=scale, size=400, random_state=rng)
+    cdf = sizes.cumulative_distribution(values)
+    assert np.all(np.diff(cdf["x"]) >= 0) and cdf["cdf"][-1] == 1
+    truth = lognorm.cdf(cdf["x"], shape, scale=scale)
+    assert np.all((cdf["low"] <= truth) & (truth <= cdf["high"]))
+    half = (cdf["high"] - cdf["low"])[len(values) // 2] / 2
+    assert half == pytest.approx(np.sqrt(np.log(40) / 800))
 
 
 def test_output_is_strict_json_and_csv_rows():
@@ -235,3 +312,69 @@ def test_tables_without_border_column_are_refused():
     table = particle_table(np.ones((30, 30), np.int32))
     with pytest.raises(InputError, match="sized_table"):
         sizes.size_statistics([table])
+
+
+def rendered_spheres(scales, centres, width=384, field_width=8.0):
+    """Instance labels of spheres of diameter ``scales`` (world units) at ``centres`` (x, y),
+    ray-traced by the renderer's own label pass; and the pixels per world unit."""
+    from napari_diffrendergan.config import preset
+    from napari_diffrendergan.render.scene import VirtualScene
+
+    config = preset("sio2-him")
+    config.meshes.count = len(scales)
+    config.scene.width = config.scene.height = width
+    config.scene.field_width = field_width
+    config.scene.spp = 1
+    scene = VirtualScene(config, device="cpu")
+    phi = np.column_stack([centres, np.zeros(len(scales)), scales]).astype(np.float32)
+    scene.place(phi)
+    return scene.instances(), width / field_width
+
+
+def spread_centres(scales, rng, field_width, on_border):
+    """Non-overlapping centres inside the field, or (``on_border``) on its left/right edges."""
+    centres = []
+    half = field_width / 2
+    for scale in scales:
+        for _ in range(500):
+            if on_border:
+                centre = (rng.choice([-half, half]), rng.uniform(-half, half))
+            else:
+                centre = tuple(rng.uniform(-half + scale, half - scale, 2))
+            gaps = [np.hypot(*np.subtract(centre, c)) - (scale + s) / 2 for c, s in centres]
+            if all(g > 0.1 for g in gaps):
+                centres.append((centre, scale))
+                break
+    return np.array([c for c, _ in centres]), np.array([s for _, s in centres])
+
+
+@pytest.mark.slow
+def test_rendered_spheres_sizes_recover_the_truth_and_border_cuts_bias_them():
+    rng = np.random.default_rng(2)
+    field = 8.0
+    inside, inner_scales = spread_centres(
+        0.6 * np.exp(0.2 * rng.standard_normal(16)), rng, field, False
+    )
+    edge, edge_scales = spread_centres(
+        0.6 * np.exp(0.2 * rng.standard_normal(24)), rng, field, True
+    )
+    scales = np.concatenate([inner_scales, edge_scales])
+    keep = np.ones(len(scales), bool)
+    for i in range(len(inner_scales)):  # inside centres may still collide with edge ones
+        gaps = np.hypot(*(edge - inside[i]).T) - (edge_scales + inner_scales[i]) / 2
+        keep[i] = bool((gaps > 0.1).all())
+    centres = np.concatenate([inside, edge])[keep]
+    scales = scales[keep]
+    labels, px_per_unit = rendered_spheres(scales, centres, field_width=field)
+    table = sizes.sized_table(labels, 1.0)
+    border = table["touches_border"]
+    assert border.sum() >= 15 and (~border).sum() >= 12
+    true_d50 = np.median(scales[: keep[: len(inner_scales)].sum()]) * px_per_unit
+
+    whole = sizes.size_statistics([table], 1.0)["sizes"]["equivalent_diameter"]
+    assert whole["D50"]["ci_low"] <= true_d50 <= whole["D50"]["ci_high"]
+    assert whole["D50"]["value"] == pytest.approx(true_d50, rel=0.05)
+
+    cut = sizes.size_statistics([table], 1.0, keep_border=True)["sizes"]["equivalent_diameter"]
+    assert cut["D50"]["ci_high"] < true_d50  # half-spheres pull the median down
+    assert cut["D10"]["ci_high"] < whole["D10"]["ci_low"]

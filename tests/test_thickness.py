@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,42 @@ def test_same_convention_as_localthickness_package():
     ours = local_thickness(mask)
     theirs = 2 * localthickness.local_thickness(mask)
     np.testing.assert_allclose(ours[12:21, 20:100], theirs[12:21, 20:100])
+    chosen = local_thickness(mask, scale=2.0, method="localthickness")
+    np.testing.assert_allclose(chosen, 2 * np.where(mask, theirs, 0))
+
+
+def test_method_is_a_choice_recorded_in_the_outputs(tmp_path):
+    import json
+
+    from napari_diffrendergan.analysis.thickness import write_outputs
+
+    mask = synthetic_wires((80, 80), [9, 14])
+    exact = analyse(mask, 5.0)
+    package = analyse(mask, 5.0, method="localthickness")
+    assert exact.summary()["method"] == "exact"
+    assert package.summary()["method"] == "localthickness"
+    assert not np.array_equal(exact.thickness, package.thickness)
+    assert abs(package.summary()["median"] - exact.summary()["median"]) <= 2 * 5.0
+    paths = write_outputs(package, tmp_path, "w")
+    sidecar = json.loads(Path(paths["thickness"]).with_suffix(".json").read_text())
+    assert sidecar["summary"]["method"] == "localthickness"
+    with pytest.raises(InputError, match="unknown method 'fast'.*exact, localthickness"):
+        analyse(mask, method="fast")
+
+
+def test_cli_method_option(tmp_path, capsys):
+    import tifffile
+
+    from napari_diffrendergan.cli import main
+
+    tifffile.imwrite(tmp_path / "w.tif", synthetic_wires((80, 80), [10]).astype(np.uint8))
+    out = tmp_path / "out"
+    assert (
+        main(
+            ["thickness", str(tmp_path / "w.tif"), "--out", str(out), "--method", "localthickness"]
+        )
+        == 0
+    )
+    assert "localthickness" in (out / "w_thickness.json").read_text()
+    with pytest.raises(SystemExit):
+        main(["thickness", str(tmp_path / "w.tif"), "--out", str(out), "--method", "fast"])

@@ -113,6 +113,27 @@ def test_segmentation_failure_and_cancel(
     assert not (tmp_path / "new model" / "model.json").exists()
 
 
+def test_compare_failure_and_success_in_the_worker(make_napari_viewer, qtbot):
+    from test_widgets import _disks
+
+    viewer = make_napari_viewer()
+    widget = _dock(viewer, "Segmentation")
+    viewer.add_labels(np.stack([_disks((80, 80), [20, 24])] * 2), name="stack")  # not 2D
+    viewer.add_labels(_disks((80, 80), [20, 22, 24, 26]), name="disks")
+    widget.layer_a.value = viewer.layers["stack"]
+    widget.layer_b.value = viewer.layers["disks"]
+    widget.compare_button.click()  # fails in the thread worker: the message reaches the dock
+    qtbot.waitUntil(lambda: _idle(widget, widget.compare_button), timeout=30_000)
+    assert "Cannot compare: Labels layer “stack”" in widget.status.text()
+    assert "must be 2D" in widget.status.text() and widget.comparison is None
+
+    widget.layer_a.value = viewer.layers["disks"]
+    widget.compare_button.click()
+    qtbot.waitUntil(lambda: widget.comparison is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: _idle(widget, widget.compare_button), timeout=10_000)
+    assert "includes 0" in widget.compare_text.text()
+
+
 def test_synthetic_data_failure_and_cancel(make_napari_viewer, qtbot, tiny_run, tmp_path):
     viewer = make_napari_viewer()
     widget = _dock(viewer, "Synthetic data")

@@ -79,6 +79,11 @@ def test_thickness_widget_makes_heatmap_plot_and_csv(make_napari_viewer, tmp_pat
     assert float(rows[0]["median_thickness_nm"]) > 0
     histogram = csv.DictReader(Path(distribution).read_text().splitlines())
     assert sum(int(r["skeleton_pixels"]) for r in histogram) > 0
+    assert heatmap.metadata["summary"]["method"] == "exact"
+    widget.method.setCurrentText("localthickness")
+    widget.run_button.click()
+    assert heatmap.metadata["summary"]["method"] == "localthickness"
+    assert 70 <= np.median(heatmap.data[mask > 0]) <= 150
 
 
 def test_thickness_widget_explains_bad_input(make_napari_viewer):
@@ -125,7 +130,14 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     assert particles.data.max() == len(particles.features)
     assert "equivalent_diameter_nm" in particles.features
     assert particles.metadata["pixel_size_nm"] == 5.0
-    assert "particles" in widget.stats.text()
+    assert "particles measured" in widget.stats.text() and "D50" in widget.stats.text()
+    # the D-value table shows what size_statistics gives for the result on the analysed region
+    from napari_diffrendergan.analysis.sizes import size_statistics
+
+    assert particles.features["touches_border"].dtype == bool
+    expected = size_statistics([widget.result.table], 5.0, 98 * 124, widget.min_area.value())
+    assert _d_value_cells(widget) == _d_value_texts(expected)
+    assert widget.report["analysed_region"] == [0, 98, 0, 124]
     path = widget.export_csv(tmp_path / "particles.csv")
     assert len(Path(path).read_text().splitlines()) == particles.data.max() + 1
     # the experiment's rule by default: dips on, distance watershed (and its seed distance) off
@@ -136,6 +148,217 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     widget.segment_button.click()
     assert widget.status.text().startswith("Added"), widget.status.text()
     assert viewer.layers["scan particles"].data.max() > 0
+
+
+class _KnownMask:
+    """A segmenter that "predicts" the 3-class mask of known instances, so the widget's size
+    reporting can be checked on particles of known sizes and places."""
+
+    model = "known mask"
+    contour_thickness = 1
+
+    def __init__(self, instances):
+        import numpy as np
+
+        from napari_diffrendergan.render.labels import semantic_mask
+
+        self.mask = semantic_mask(instances, 1)
+        self.probability = (self.mask == 1).astype(np.float32)
+
+    def predict_probabilities(self, image, monitor=None):
+        from napari_diffrendergan.segment.predict import Prediction
+
+        return Prediction(self.mask, (self.mask > 0).astype("float32"), self.probability)
+
+
+def _disks(shape, diameters, spacing=40):
+    """Instance labels of disks of ``diameters`` (px) on a grid ``spacing`` px apart."""
+    import numpy as np
+    from skimage.draw import disk
+
+    labels = np.zeros(shape, np.int32)
+    centres = [
+        (y, x)
+        for y in range(spacing // 2, shape[0] - spacing // 4, spacing)
+        for x in range(spacing // 2, shape[1] - spacing // 4, spacing)
+    ]
+    for label, (centre, diameter) in enumerate(zip(centres, diameters, strict=False), 1):
+        rr, cc = disk(centre, diameter / 2, shape=shape)
+        labels[rr, cc] = label
+    return labels
+
+
+def _d_value_cells(widget) -> list[list[str]]:
+    table = widget.d_table
+    return [
+        [table.item(row, column).text() for column in range(table.columnCount())]
+        for row in range(table.rowCount())
+    ]
+
+
+def _d_value_texts(statistics) -> list[list[str]]:
+    from napari_diffrendergan.analysis.size_plots import interval_text
+    from napari_diffrendergan.analysis.sizes import PERCENTILES, SIZE_COLUMNS
+
+    return [
+        [interval_text(statistics["sizes"][name][key]) for key in PERCENTILES]
+        for name in SIZE_COLUMNS
+    ]
+
+
+def _segment_known(make_napari_viewer, instances, pixel_size_nm=4.0):
+    import numpy as np
+
+    viewer = make_napari_viewer()
+    image = (0.2 + 0.6 * (instances > 0)).astype(np.float32)
+    viewer.add_image(image, name="scan", metadata={"pixel_size_nm": pixel_size_nm})
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    widget.run_synchronously = True
+    widget.segmenter = _KnownMask(instances)
+    widget.segment_button.click()
+    return viewer, widget
+
+
+def test_segmentation_sizes_leave_border_particles_out_unless_kept(make_napari_viewer):
+    import numpy as np
+
+    from napari_diffrendergan.analysis.sizes import size_statistics
+
+    instances = _disks((160, 160), [20, 22, 24, 26, 21, 23, 25, 27, 30, 28, 26, 24, 22])
+    instances[152:160, 80:120] = 99  # a particle cut by the image's bottom edge
+    viewer, widget = _segment_known(make_napari_viewer, instances)
+    table = widget.result.table
+    assert table["touches_border"].sum() == 1
+    statistics = widget.report["statistics"]
+    assert statistics["count"] == {
+        "detected": 14,
+        "touching_border": 1,
+        "below_floor": 0,
+        "measured": 13,
+    }
+    assert _d_value_cells(widget) == _d_value_texts(
+        size_statistics([table], 4.0, 160 * 160, widget.min_area.value())
+    )
+    assert "13 particles measured (1 on the border left out" in widget.stats.text()
+    assert "nm" in widget.d_table.horizontalHeaderItem(1).text()
+    assert "particles per µm²" in widget.counts.text()
+    assert "EU nanomaterial screen" in widget.screen.text()
+    assert "border exclusion" in widget.screen.toolTip()
+
+    widget.keep_border.setChecked(True)  # measured again in the worker
+    kept = widget.report["statistics"]
+    assert kept["count"]["measured"] == 14 and kept["border_particles_included"]
+    assert _d_value_cells(widget) == _d_value_texts(
+        size_statistics([table], 4.0, 160 * 160, widget.min_area.value(), keep_border=True)
+    )
+    assert "1 on the border kept" in widget.stats.text()
+    assert len(widget.histogram.figure.axes[0].patches) > 0  # histogram bars
+    assert np.isfinite(kept["sizes"]["equivalent_diameter"]["D50"]["ci_low"])
+
+
+def _csv_rows(path) -> list[dict]:
+    import csv
+
+    return list(csv.DictReader(Path(path).read_text().splitlines()))
+
+
+def test_segmentation_exports_particles_statistics_and_report(make_napari_viewer, tmp_path):
+    import json
+
+    instances = _disks((120, 120), [18, 20, 22, 24, 26, 20, 22, 24, 26])
+    viewer, widget = _segment_known(make_napari_viewer, instances)
+    assert widget.export_json(tmp_path / "none.json")  # a size report, no comparison yet
+    particles = _csv_rows(widget.export_csv(tmp_path / "particles.csv"))
+    assert len(particles) == 9 and {row["touches_border"] for row in particles} == {"False"}
+    rows = _csv_rows(widget.export_statistics(tmp_path / "statistics.csv"))
+    d50 = next(row for row in rows if row["quantity"] == "equivalent_diameter D50")
+    expected = widget.report["statistics"]["sizes"]["equivalent_diameter"]["D50"]
+    assert float(d50["value"]) == expected["value"] and d50["unit"] == "nm"
+
+    viewer.add_labels(_disks((120, 120), [24, 26, 28, 30, 32, 26, 28, 30, 32]), name="bigger")
+    widget.layer_a.value = viewer.layers["scan particles"]
+    widget.layer_b.value = viewer.layers["bigger"]
+    viewer.layers["bigger"].metadata["pixel_size_nm"] = 4.0
+    widget.compare_button.click()
+    text = Path(widget.export_json(tmp_path / "report.json")).read_text()
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    report = json.loads(text, parse_constant=refuse)
+    assert report["sizes"]["statistics"]["count"]["measured"] == 9
+    assert report["comparison"]["layer_b"] == "bigger"
+    assert report["comparison"]["D50_difference"]["value"] > 0
+
+    blocked = tmp_path / "a file"
+    blocked.write_text("")
+    for export in (widget.export_csv, widget.export_statistics, widget.export_json):
+        assert export(blocked / "out.csv") == ""
+        assert widget.status.text().startswith("Cannot export")
+
+
+def test_compare_two_labels_layers(make_napari_viewer):
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    small = _disks((400, 400), rng.uniform(17, 23, 100))
+    large = _disks((400, 400), rng.uniform(23, 29, 100))
+    viewer = make_napari_viewer()
+    viewer.add_labels(small, name="small", scale=(2, 2))
+    viewer.add_labels((large > 0).astype(np.uint8), name="large mask", scale=(2, 2))
+    viewer.add_labels(small.copy(), name="small again", scale=(2, 2))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    widget.run_synchronously = True
+    names = ["small", "large mask", "small again"]
+    assert [layer.name for layer in widget.layer_a.choices] == names
+    widget.layer_a.value = viewer.layers["small"]
+    widget.layer_b.value = viewer.layers["large mask"]  # binary: made into instances
+    widget.compare_button.click()
+    result = widget.comparison
+    assert result["unit"] == "nm" and result["count_b"]["measured"] == 100
+    difference = result["D50_difference"]
+    assert difference["ci_low"] > 0 and 8 < difference["value"] < 16  # about 6 px at 2 nm
+    low, high = difference["ci_low"], difference["ci_high"]
+    assert widget.compare_text.text().startswith(
+        f"B's D50 is {difference['value']:.3g} nm (95 % CI {low:.3g}–{high:.3g}) larger: "
+        "the distributions differ (KS p = "
+    )
+    assert len(widget.compare_plot.figure.axes[0].lines) >= 2  # both distributions drawn
+
+    widget.layer_b.value = viewer.layers["small again"]
+    widget.compare_button.click()
+    same = widget.comparison["D50_difference"]
+    assert same["ci_low"] <= 0 <= same["ci_high"]
+    assert "includes 0): no clear difference; no evidence they differ" in (
+        widget.compare_text.text()
+    )
+
+    viewer.layers.remove("small again")  # the pickers follow the layer list
+    assert [layer.name for layer in widget.layer_b.choices] == names[:2]
+
+
+def test_compare_explains_what_it_cannot_compare(make_napari_viewer):
+    import numpy as np
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    widget.run_synchronously = True
+    widget.compare_button.click()
+    assert "Choose two Labels layers" in widget.status.text()
+
+    viewer.add_labels(_disks((100, 100), [20, 22, 24, 26]), name="disks")
+    viewer.add_labels(np.zeros((100, 100), np.uint8), name="empty")
+    widget.layer_a.value = viewer.layers["disks"]
+    widget.layer_b.value = viewer.layers["empty"]
+    widget.compare_button.click()
+    assert "Cannot compare" in widget.status.text()
+    assert "“empty” holds no particles" in widget.status.text()
+    assert widget.comparison is None and widget.compare_button.isEnabled()
+
+    viewer.add_labels(_disks((100, 100), [20, 22, 24, 26]), name="in nm", scale=(3, 3))
+    widget.layer_b.value = viewer.layers["in nm"]
+    widget.compare_button.click()
+    assert "“in nm” has 3 nm pixels but “disks” has no pixel size" in widget.status.text()
 
 
 def test_segmentation_widget_explains_missing_model(make_napari_viewer, tmp_path):
@@ -240,7 +463,7 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     viewer = make_napari_viewer()
     for name in ("scan_mask.tif", "scan_instances.tif", "wire_thickness.tif"):
         viewer.open(str(tmp_path / name), plugin="napari-diffrendergan")
-    viewer.open(str(tmp_path / "set"), plugin="napari-diffrendergan")
+    viewer.open(str(tmp_path / "set" / "patches.json"), plugin="napari-diffrendergan")
     masks, instances, thickness, patches = viewer.layers
     assert isinstance(masks, Labels) and isinstance(instances, Labels)
     assert tuple(masks.scale) == tuple(instances.scale) == (7.5, 7.5)
@@ -250,3 +473,91 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
     assert patches.data.shape == (2, 16, 16) and tuple(patches.scale) == (1.0, 7.5, 7.5)
     assert patches.metadata["roles"] == ["particle", "background"]
     assert patches.metadata["patch_set"] == str((tmp_path / "set").resolve())
+
+
+def test_typed_pixel_size_sticks_and_a_layer_file_offers_its_own(make_napari_viewer, tmp_path):
+    import numpy as np
+
+    from test_scans import scan_pixels, write_zeiss
+
+    viewer = make_napari_viewer()
+    viewer.add_image(scan_pixels(), name="plain")  # no scale, no file
+    _, segmentation = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    _, thickness = viewer.window.add_plugin_dock_widget(
+        "napari-diffrendergan", "Thickness analysis"
+    )
+    for widget in (segmentation, thickness):
+        assert widget.pixel_size.nm() is None
+        assert widget.pixel_size.origin.text() == "unknown: sizes in pixels"
+        widget.pixel_size.setValue(7.5)  # as the user types it
+    viewer.add_labels(np.zeros((96, 128), np.uint8), name="plain particles")  # e.g. a result
+    viewer.add_image(scan_pixels(), name="another")
+    segmentation.image_box.setCurrentText("another")  # another scan of unknown size
+    for widget in (segmentation, thickness):
+        assert widget.pixel_size.nm() == 7.5 and widget.pixel_size.origin.text() == "typed"
+
+    write_zeiss(tmp_path / "zeiss.tif")
+    (raw,) = viewer.open(str(tmp_path / "zeiss.tif"), plugin="napari")  # napari's own reader
+    assert tuple(raw.scale) == (1.0, 1.0) and raw.source.path == str(tmp_path / "zeiss.tif")
+    segmentation.image_box.setCurrentText("zeiss")
+    assert segmentation.pixel_size.nm() == 7.344
+    assert segmentation.pixel_size.origin.text() == (
+        "7.344 nm (from the file's Zeiss metadata (CZ_SEM))"
+    )
+    segmentation.image_box.setCurrentText("plain")  # the file's size is not this scan's
+    assert segmentation.pixel_size.nm() is None
+
+
+def test_patch_selection_pixel_size_data_bar_and_unknown_size_warning(
+    make_napari_viewer, qtbot, tmp_path
+):
+    import json
+
+    from test_scans import scan_pixels, with_bar, write_zeiss
+
+    write_zeiss(tmp_path / "scan.tif", with_bar(scan_pixels((300, 320))))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "scan.tif"), plugin="napari")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
+    assert widget.pixel_size.nm() == 7.344
+    assert "Zeiss metadata" in widget.pixel_size.origin.text()
+    assert widget.data_bar.isChecked() and widget.data_bar.isEnabled()
+    assert widget.data_bar.text() == "Leave out the data bar (30 rows at the bottom)"
+    widget.size.setValue(64)
+    widget.role.setCurrentText("background")
+    widget.cut_button.click()
+    qtbot.waitUntil(lambda: "scan patches" in viewer.layers, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.cut_button.isEnabled(), timeout=10_000)
+    assert "without its data bar" in widget.status.text()
+    assert max(p.y + p.size for p in widget.patches) == 270  # up to the bar, not into it
+    widget.folder.setText(str(tmp_path / "set"))
+    widget.save_button.click()
+    qtbot.waitUntil(lambda: "Saved" in widget.status.text(), timeout=30_000)
+    meta = json.loads((tmp_path / "set" / "patches.json").read_text())
+    assert meta["pixel_size_nm"] == 7.344
+    assert meta["settings"]["data_bar_left_out"] == "30 rows at the bottom"
+    assert "Pixel size unknown" not in widget.status.text()
+
+    widget.pixel_size.setValue(0)  # the user clears it: unknown
+    widget.folder.setText(str(tmp_path / "unknown"))
+    widget.save_button.click()
+    qtbot.waitUntil(lambda: "Saved" in widget.status.text(), timeout=30_000)
+    assert "Pixel size unknown" in widget.status.text()
+    assert json.loads((tmp_path / "unknown" / "patches.json").read_text())["pixel_size_nm"] is None
+
+
+def test_segmentation_leaves_out_the_data_bar_it_finds(make_napari_viewer):
+    from test_scans import scan_pixels, with_bar
+
+    viewer = make_napari_viewer()
+    viewer.add_image(scan_pixels((200, 256)), name="no bar")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    assert not widget.data_bar.isEnabled() and widget.data_bar.text() == "No data bar found"
+    assert widget.data_bar.regions([], (200, 256)) == []
+    viewer.add_image(with_bar(scan_pixels((200, 256)), 0.08, "top", 255), name="bar")
+    widget.image_box.setCurrentText("bar")
+    assert widget.data_bar.isChecked() and "16 rows at the top" in widget.data_bar.text()
+    assert widget.data_bar.regions([], (200, 256)) == [(16, 200, 0, 256)]
+    assert widget.data_bar.regions([(0, 100, 5, 50)], (200, 256)) == [(16, 100, 5, 50)]
+    widget.data_bar.setChecked(False)  # the user's choice
+    assert widget.data_bar.regions([], (200, 256)) == []

@@ -85,6 +85,18 @@ def _pixel_size(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _rows_or_auto(text: str) -> int | str:
+    """argparse type: ``auto`` (the data bar found in each image) or a number of rows >= 0."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _whole(0)(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(
+            f"must be auto or a whole number >= 0, got {text!r}"
+        ) from err
+
+
 def _workers(text: str) -> int:
     """argparse type: local worker processes, 1 to the CPU cores here (more only compete)."""
     most = os.cpu_count() or 1
@@ -264,14 +276,14 @@ def cmd_thickness(args) -> int:
             monitor.report(done, len(paths), path.name)
             try:
                 mask, sidecar_nm = read_image(path)
-                result = analyse(mask, args.pixel_size or sidecar_nm)
+                result = analyse(mask, args.pixel_size or sidecar_nm, method=args.method)
             except DiffRenderGANError as err:
                 print(f"  skipped: {file_message(path, err)}", file=sys.stderr)
                 failed += 1
                 continue
             write_outputs(result, args.out, name, source=str(path))
             rows.append((name, result.summary()))
-    unit_note = "" if args.pixel_size else " (nm where a pixel size was given or in a sidecar)"
+    unit_note = "" if args.pixel_size else " (nm where the file's sidecar or metadata has one)"
     print(f"Local thickness of {len(rows)} mask(s) written to {args.out}{unit_note}")
     for name, summary in rows:
         print(
@@ -371,7 +383,13 @@ def cmd_evaluate(args) -> int:
     from .analysis.evaluation import evaluate_folders
 
     result = evaluate_folders(
-        args.pred, args.truth, truth_kind=args.truth_kind, pred_kind=args.pred_kind
+        args.pred,
+        args.truth,
+        truth_kind=args.truth_kind,
+        pred_kind=args.pred_kind,
+        pixel_size_nm=args.pixel_size,
+        min_area_px=args.min_area,
+        keep_border=args.keep_border,
     )
     columns = ("dsc", "ap50", "pq", "pq_paper", "n_true", "n_pred", "tp", "merged", "split")
     columns += ("missed", "pieces", "false_positive")
@@ -399,30 +417,59 @@ def cmd_evaluate(args) -> int:
         )
     if result["missing_predictions"]:
         print(f"no prediction for: {', '.join(result['missing_predictions'])}")
+    _print_size_agreement(result["sizes"])
     if args.json:
         print(json.dumps(_valid_json(result), allow_nan=False))
     return 0
 
 
+def _print_size_agreement(sizes: dict) -> None:
+    """Per image and pooled: the manual D-values and the predicted ones' error, KS, Wasserstein
+    and the count ratio."""
+    unit = sizes["pooled"]["unit"]
+    titles = ("true", "found", "D10", "err%", "D50", "err%", "D90", "err%", "KS", f"W {unit}")
+    print(f"\nsizes{'':11s}" + "".join(f" {t:>6s}" for t in titles))
+    for row in [*sizes["images"], {"name": "all (pooled)", **sizes["pooled"]}]:
+        cells = [row["count_a"]["measured"], row["count_b"]["measured"]]
+        for key in ("D10", "D50", "D90"):
+            cells += [row["a"][key]["value"], row[f"{key}_difference_percent"]]
+        cells += [row["ks_statistic"], row[f"wasserstein_{unit}"]]
+        print(f"{row['name'][:16]:16s} " + " ".join(_cell(c) for c in cells))
+    border = "kept" if sizes["border_particles_included"] else "left out"
+    print(
+        f"equivalent diameters in {unit} (manual D-values; err%: found off manual), with the "
+        f"same rules on both sides: particles within {sizes['border_px']} px of the border "
+        f"{border}, under {sizes['min_area_px']} px left out"
+    )
+
+
+def _cell(value) -> str:
+    if value is None:
+        return f"{'–':>6s}"
+    return f"{value:6d}" if isinstance(value, int) else f"{value:6.3g}"
+
+
 def _patches_of(path: Path, args, settings: dict) -> tuple[dict[str, int], list[str]]:
     """Cut one scan's patches into the set at ``args.out``: counts per role and notes."""
     from .data.patches import PatchSet, cut_patches
+    from .data.scans import bar_to_leave_out
     from .errors import InputError
-    from .io import as_gray, read_image
+    from .io import as_gray, chosen_pixel_size, read_image
 
-    image, sidecar_nm = read_image(path)
-    image, converted = as_gray(image)
-    if not args.roi and args.exclude_bottom >= image.shape[0]:
-        raise InputError(
-            f"--exclude-bottom {args.exclude_bottom} leaves nothing of its {image.shape[0]} rows"
-        )
-    regions = args.roi or [(0, image.shape[0] - args.exclude_bottom, 0, image.shape[1])]
-    patches, pixels, notes = cut_patches(
+    image, converted = as_gray(read_image(path)[0])
+    pixel, notes = chosen_pixel_size(path, args.pixel_size)
+    bar = None if args.roi else bar_to_leave_out(image, args.exclude_bottom)
+    if bar and bar.rows >= image.shape[0]:
+        raise InputError(f"--exclude-bottom {bar.rows} leaves nothing of its {image.shape[0]} rows")
+    top, stop = bar.kept_rows(image.shape[0]) if bar else (0, image.shape[0])
+    regions = args.roi or [(top, stop, 0, image.shape[1])]
+    patches, pixels, cut_notes = cut_patches(
         image, str(path.resolve()), regions, args.size, args.stride, args.role
     )
-    PatchSet.save(args.out, patches, pixels, args.pixel_size or sidecar_nm, settings)
+    PatchSet.save(args.out, patches, pixels, pixel, settings)
     counts = {r: sum(p.role == r for p in patches) for r in ("particle", "background")}
-    return counts, converted + notes
+    notes += [f"data bar left out: {bar}"] if bar else []
+    return counts, converted + cut_notes + notes
 
 
 def cmd_patches(args) -> int:
@@ -596,6 +643,80 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    """``diffrendergan calibrate``: a scene prior measured from unannotated scans."""
+    import json
+
+    from .analysis.calibration import (
+        NO_PIXEL_SIZE,
+        CalibrationError,
+        calibrate,
+        calibrated_config,
+        read_scans,
+    )
+    from .config import load_config
+
+    like = load_config(args.like) if args.like else None
+    scans, pixel = read_scans(args.scans, args.pixel_size, args.exclude_bottom)
+    if args.out and not pixel:
+        raise CalibrationError(NO_PIXEL_SIZE)
+    with progress_bar("calibrate") as monitor:
+        report = calibrate(scans, pixel, monitor)
+    for line in _calibration_lines(report):
+        print(line)
+    if args.out:
+        config = calibrated_config(report, like, name=Path(args.out).stem)
+        config.save(args.out)
+        s = config.scene
+        print(
+            f"Preset {args.out}: {config.meshes.count} {config.meshes.library} meshes in a "
+            f"{s.width}x{s.height} px field {s.field_width:.4g} mesh units wide (scene and "
+            f"learning of {args.like or 'the ' + config.meshes.library + ' preset'})"
+        )
+    if args.json:
+        print(json.dumps(_valid_json(report), allow_nan=False))
+    return 0
+
+
+def _calibration_lines(report: dict) -> list[str]:
+    """What ``calibrate`` found, for people."""
+    estimates, unit, fit = report["estimates"], report["unit"], report["size_fit"]
+    median = estimates["diameter"]["median"]
+    density_name = "density_per_um2" if unit == "nm" else "density_per_megapixel"
+    density = estimates[density_name]
+    agglomerates, shape = estimates["share_in_clusters"], estimates["shape"]
+    chosen = "two modes" if fit["chosen"] == "bimodal" else "lognormal"
+    sizes = f"size fit {chosen} (BIC lognormal {fit['lognormal']['bic']:.1f}"
+    if "bimodal" in fit:
+        smaller = 100 * min(fit["bimodal"]["weight2"], 1 - fit["bimodal"]["weight2"])
+        sizes += f", two modes {fit['bimodal']['bic']:.1f} with {smaller:.0f} % in the smaller"
+    return [
+        f"Calibrated from {report['scans']} scan(s): {report['polarity']} particles, "
+        f"{report['family']}; {report['counts']['measured']} of {report['counts']['particles']} "
+        "particles measured whole",
+        f"  median diameter {median['value']:.4g} {unit} (95 % CI {_interval(median)}); {sizes})",
+        f"  {density['value']:.4g} particles per {'µm²' if unit == 'nm' else 'megapixel'} "
+        f"({_interval(density)}), {100 * estimates['coverage']['value']:.1f} % covered",
+        f"  {100 * agglomerates['value']:.0f} % of particles in clusters "
+        f"({_interval(agglomerates, 100)} %), median cluster "
+        f"{estimates['cluster_size']['value'] or 0:.0f} particles",
+        f"  shape: aspect ratio {shape['aspect']['value']:.3g}, circularity "
+        f"{shape['circularity']['value']:.3g}, elongation {shape['elongation']['value']:.3g}",
+        *(f"  note: {note}" for note in report["notes"]),
+    ]
+
+
+def _interval(estimate: dict, scale: float = 1.0) -> str:
+    low, high = estimate["ci"]
+    return "–".join(f"{scale * v:.3g}" if v is not None else "?" for v in (low, high))
+
+
+PIXEL_SIZE_HELP = (
+    "nm per pixel (default: the file's, from its JSON sidecar or its Zeiss, FEI/Thermo, OME or "
+    "ImageJ metadata)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .analysis.particles import (
         CORE_THRESHOLD,
@@ -604,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
         SPLIT_DISTANCE,
         WATERSHED,
     )
+    from .analysis.thickness import METHODS
     from .config import MAX_CONTOUR, PRESETS
     from .data.synthesis import MAX_PAIRS
     from .gan.run import MAX_EPOCHS, MAX_ITERATIONS, MAX_SEED
@@ -709,13 +831,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=MIN_AREA,
         help=f"smallest particle kept, px (default {MIN_AREA})",
     )
-    segment.add_argument("--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)")
+    segment.add_argument("--pixel-size", type=_pixel_size, help=PIXEL_SIZE_HELP)
     segment.add_argument(
         "--exclude-bottom",
-        type=_whole(0),
-        default=0,
-        metavar="ROWS",
-        help="leave out a data bar of this many rows at the bottom",
+        type=_rows_or_auto,
+        default="auto",
+        metavar="ROWS|auto",
+        help="leave out a data bar of this many rows at the bottom, or auto (default): the "
+        "data bar found at the bottom or top of each image, if any",
     )
     segment.add_argument(
         "--window",
@@ -765,12 +888,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     patches.add_argument(
         "--exclude-bottom",
-        type=_whole(0),
-        default=0,
-        metavar="ROWS",
-        help="leave out a data bar of this many rows (without --roi)",
+        type=_rows_or_auto,
+        default="auto",
+        metavar="ROWS|auto",
+        help="leave out a data bar of this many rows at the bottom, or auto (default): the "
+        "data bar found at the bottom or top of each image, if any (without --roi)",
     )
-    patches.add_argument("--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)")
+    patches.add_argument("--pixel-size", type=_pixel_size, help=PIXEL_SIZE_HELP)
     patches.set_defaults(func=cmd_patches)
 
     evaluate = sub.add_parser(
@@ -790,13 +914,33 @@ def build_parser() -> argparse.ArgumentParser:
             "*_mask semantic, *_instances instances, else auto: told from the values, and "
             "refused when they fit no kind)",
         )
+    evaluate.add_argument(
+        "--pixel-size", type=_pixel_size, help="nm per pixel for sizes (else the files' sidecars)"
+    )
+    evaluate.add_argument(
+        "--min-area",
+        type=_whole(1),
+        default=MIN_AREA,
+        metavar="PX",
+        help=f"size floor: smaller particles are left out of sizes on both sides ({MIN_AREA})",
+    )
+    evaluate.add_argument(
+        "--keep-border",
+        action="store_true",
+        help="also size particles cut by the image border (left out by default)",
+    )
     evaluate.set_defaults(func=cmd_evaluate)
 
     thickness = sub.add_parser("thickness", help="local-thickness maps of nanowire masks")
     thickness.add_argument("masks", nargs="+", help="mask images (any nonzero = foreground)")
     thickness.add_argument("--out", required=True, type=_out_folder, help="output folder")
+    thickness.add_argument("--pixel-size", type=_pixel_size, help=PIXEL_SIZE_HELP)
     thickness.add_argument(
-        "--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecar's)"
+        "--method",
+        choices=METHODS,
+        default="exact",
+        help="exact (default: the definition, computed fast) or localthickness (the package of "
+        "that name: an approximation, slower; docs/thickness.md)",
     )
     thickness.set_defaults(func=cmd_thickness)
 
@@ -857,6 +1001,34 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--scheduler", help="address of an existing Dask scheduler")
     _add_device(gen)
     gen.set_defaults(func=cmd_generate)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="measure a scene prior (sizes in nm, density, polarity) from scans"
+    )
+    calibrate.add_argument("scans", nargs="+", help="unannotated scans (files or folders)")
+    calibrate.add_argument(
+        "--out", help="preset JSON to write (needs the pixel size: sizes are stated in nm)"
+    )
+    calibrate.add_argument(
+        "--pixel-size", type=_pixel_size, help="nm per pixel (else the sidecars')"
+    )
+    calibrate.add_argument(
+        "--like",
+        help="preset (name or JSON) giving the scene lighting and learning limits (default: the "
+        "preset of the shape family found)",
+    )
+    calibrate.add_argument(
+        "--exclude-bottom",
+        type=_rows_or_auto,
+        default="auto",
+        metavar="ROWS|auto",
+        help="leave out a data bar of this many rows at the bottom, or auto (default): the "
+        "data bar found at the bottom or top of each scan, if any",
+    )
+    calibrate.add_argument(
+        "--json", action="store_true", help="print one JSON object with everything as the last line"
+    )
+    calibrate.set_defaults(func=cmd_calibrate)
 
     best = sub.add_parser("best-epoch", help="show or override the best epoch of a run")
     best.add_argument("run", help="run folder")

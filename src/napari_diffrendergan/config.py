@@ -6,6 +6,14 @@ and :meth:`MaterialConfig.validate` reports every problem at once with a clear m
 Lengths are in *mesh units*: every library mesh is normalised so that its largest extent is
 1.0, so a size of 1.0 is the mesh as stored and ``scene.field_width`` says how many mesh units
 the image spans.
+
+A configuration may instead state its geometry in physical units, in an optional ``physical``
+section (:class:`PhysicalConfig`, written by ``diffrendergan calibrate``): the pixel size of the
+scans, the particle diameters in nm and the particles per µm². The mesh-unit geometry is then
+derived from it for the image size (:meth:`PhysicalConfig.mesh_geometry`) whenever the
+configuration is validated, loaded or resized: ``size``, ``meshes.count`` and
+``scene.field_width`` are never typed by hand, and values typed there are replaced. Without a
+``physical`` section (every built-in preset, every older file) nothing is derived.
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ SIZE_KINDS = {
     "lognormal": ("median", "sigma"),
     "bimodal": ("mean1", "std1", "mean2", "std2", "weight2"),
 }
+SIZE_LENGTHS = ("mean", "std", "median", "mean1", "std1", "mean2", "std2")  # the others: ratios
 PLACEMENT_KINDS = ("random-2d", "random-3d", "poisson-3d")
+POLARITIES = ("bright", "dark")
 MESH_LIBRARIES = ("cubes", "spheres", "wires", "pebbles")
 PARTICLE_BSDF_PARAMS = (
     "roughness",
@@ -327,6 +337,76 @@ class MeshSetConfig:
 
 
 @dataclass
+class PhysicalConfig:
+    """The scene geometry in physical units, e.g. measured on the user's scans.
+
+    ``pixel_size_nm``: the scans' pixel size, at which synthetic images are rendered.
+    ``diameter``: the particle diameters in nm, as :class:`SizeDistribution` (its minimum and
+    maximum in nm too): the equivalent circular diameter of a particle's projection, or for the
+    wires library the wire's width. ``density_per_um2``: particles per µm² of image (including
+    those other particles hide). ``polarity``: whether the particles are brighter or darker than
+    the background (a record for the stages downstream).
+    """
+
+    pixel_size_nm: float = 1.0
+    diameter: SizeDistribution = field(
+        default_factory=lambda: SizeDistribution(
+            "lognormal", {"median": 30.0, "sigma": 0.3}, minimum=1.5, maximum=300.0
+        )
+    )
+    density_per_um2: float = 10.0
+    polarity: str = "bright"
+
+    def problems(self) -> list[str]:
+        from .io import PIXEL_SIZE_RANGE_NM
+
+        low, high = PIXEL_SIZE_RANGE_NM
+        found = [f"physical.diameter: {p}" for p in self.diameter.problems()]
+        if not (_positive(self.pixel_size_nm) and low <= self.pixel_size_nm <= high):
+            found.append(
+                f"physical.pixel_size_nm must be a number of nm from {low:g} to {high:g}, got "
+                f"{self.pixel_size_nm!r}"
+            )
+        if not _positive(self.density_per_um2):
+            found.append(f"physical.density_per_um2 must be positive, got {self.density_per_um2!r}")
+        if self.polarity not in POLARITIES:
+            found.append(
+                f"physical.polarity {self.polarity!r} is not one of {', '.join(POLARITIES)}"
+            )
+        return found
+
+    def mesh_geometry(
+        self, library: str, width: int, height: int, margin: float = 0.0
+    ) -> tuple[SizeDistribution, int, float]:
+        """The size distribution (mesh units), mesh count and field width (mesh units) of a
+        ``width`` × ``height`` px image at :attr:`pixel_size_nm`: a mesh of scale 1.0 has the
+        typical diameter (median, or mean) and ``density_per_um2`` particles fall on the
+        image on average, placed over the field widened by ``margin`` on each side."""
+        from .render.meshes import projected_diameter
+
+        typical = _typical(self.diameter)
+        nm_per_unit = typical / projected_diameter(library)
+        size = _scaled(self.diameter, 1 / typical)
+        area_um2 = width * height * (self.pixel_size_nm / 1000) ** 2
+        count = max(1, round(self.density_per_um2 * area_um2 * (1 + 2 * margin) ** 2))
+        return size, count, width * self.pixel_size_nm / nm_per_unit
+
+
+def _typical(size: SizeDistribution) -> float:
+    """The median of a lognormal, the mean of a normal or of a two-mode mixture."""
+    p = size.params
+    if size.kind == "bimodal":
+        return (1 - p["weight2"]) * p["mean1"] + p["weight2"] * p["mean2"]
+    return p["median"] if size.kind == "lognormal" else p["mean"]
+
+
+def _scaled(size: SizeDistribution, factor: float) -> SizeDistribution:
+    """``size`` with every length multiplied by ``factor`` (spreads of logs and weights kept)."""
+    params = {k: v * factor if k in SIZE_LENGTHS else v for k, v in size.params.items()}
+    return SizeDistribution(size.kind, params, size.minimum * factor, size.maximum * factor)
+
+
+@dataclass
 class MaterialConfig:
     """Everything needed to render synthetic, annotated images of one material case."""
 
@@ -339,11 +419,14 @@ class MaterialConfig:
     learning: LearningConfig = field(default_factory=LearningConfig)
     contour_thickness: int = 1
     contrast_threshold: float = 0.15
+    physical: PhysicalConfig | None = None
 
     def problems(self) -> list[str]:
         found = []
         for part in (self.meshes, self.size, self.placement, self.scene, self.learning):
             found.extend(part.problems())
+        if self.physical is not None:
+            found.extend(self.physical.problems())
         if not whole_number(self.contour_thickness, 0, MAX_CONTOUR):
             found.append(
                 f"contour_thickness must be an integer in [0, {MAX_CONTOUR}] px, got "
@@ -354,10 +437,15 @@ class MaterialConfig:
         return found
 
     def validate(self) -> MaterialConfig:
-        """Return self, or raise :class:`ConfigError` listing every problem."""
+        """Return self, with its mesh-unit geometry derived from the ``physical`` section if it
+        has one, or raise :class:`ConfigError` listing every problem."""
         found = self.problems()
         if found:
             raise ConfigError(f"Invalid configuration {self.name!r}:\n  - " + "\n  - ".join(found))
+        if self.physical is not None:
+            self.size, self.meshes.count, self.scene.field_width = self.physical.mesh_geometry(
+                self.meshes.library, self.scene.width, self.scene.height, self.placement.margin
+            )
         return self
 
     def resized(self, width: int, height: int) -> MaterialConfig:
@@ -372,7 +460,12 @@ class MaterialConfig:
         return self.validate()
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain values; without a ``physical`` section the key is left out, so configurations
+        in mesh units are written exactly as before it existed."""
+        data = dataclasses.asdict(self)
+        if self.physical is None:
+            del data["physical"]
+        return data
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -408,6 +501,9 @@ class MaterialConfig:
             raise ConfigError(f"{path}: {err}") from err
 
 
+OPTIONAL_SECTIONS = {"physical": PhysicalConfig}  # sections that default to None
+
+
 def _build(cls, data: Any, where: str):
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
@@ -426,6 +522,8 @@ def _build(cls, data: Any, where: str):
         )
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        elif name in OPTIONAL_SECTIONS and value is not None:
+            kwargs[name] = _build(OPTIONAL_SECTIONS[name], value, f"{where}.{name}")
         elif isinstance(default, tuple):
             if not isinstance(value, list | tuple):
                 raise ConfigError(f"{where}.{name} must be a list of two numbers, got {value!r}")
@@ -455,28 +553,15 @@ def _tio2_sem() -> MaterialConfig:
         name="tio2-sem",
         description="TiO2 nanoparticles in SEM (Rühle et al. 2021): 26 rounded grains per 256² "
         "field, Poisson-disk agglomerates in 3D, lognormal sizes, on a textured support film.",
-        # the paper places 40 meshes; in a 256² field at the real pixel scale that is far more
-        # than the real density (the training scans hold ~13 particles per 256² on average,
-        # the particle patches the GAN learns from about twice that), so 26
+        # where each value comes from: docs/rendering.md, "The tio2-sem preset"
         meshes=MeshSetConfig("pebbles", 26),
-        # real scans: median equivalent diameter 27 px at 7.34 nm/px, log-std ~0.45 (manual masks)
         size=SizeDistribution("lognormal", {"median": 1.0, "sigma": 0.35}),
-        # half the constellations one agglomerate: in the training scans' manual masks 55 % of
-        # the particles lie in agglomerates of ≥ 20 (74 % in ≥ 10); pairs with three
-        # agglomerates each held 8 % (46 %), the 5bce95d run's pairs 50 % (70 %)
-        # (benchmarks/agglomerates.py, docs/segmentation.md)
         placement=PlacementConfig(
             "poisson-3d", agglomerates=3, min_distance=0.85, dense_fraction=0.5
         ),
-        # emitter geometry calibrated on the real scans (the paper gives only the radiances):
-        # with the paper's limits the stage then reaches the real background (~0.15 of full
-        # scale) and the particles their brightness (~0.5); a thinner, lower torus leaves both
-        # at a quarter of that
         scene=SceneConfig(
             field_width=8.0, spp=121, denoise=True, torus_tube_radius=0.3, torus_z=0.45
         ),
-        # decided by FID on the real training patches (docs/gan.md): the stage limit raised
-        # (the learned stage sat at 0.4), a learned support film and detector blur
         learning=LearningConfig(
             stage_limits=(0.01, 0.8),
             noise_limits=(0.001, 0.1),
@@ -484,8 +569,6 @@ def _tio2_sem() -> MaterialConfig:
             film_limits=(0.0, 0.2),
             blur=True,
         ),
-        # 2 px, chosen on held-out synthetic pairs + real background patches (AP50 0.563 vs
-        # 0.532 at 1 px, docs/segmentation.md): a 4 px band between touching particles
         contour_thickness=2,
     )
 

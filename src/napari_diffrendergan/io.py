@@ -471,7 +471,8 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
-    """Pixels of a TIFF/PNG/JPEG/BMP file and its pixel size (nm) from a JSON sidecar, if any.
+    """Pixels of a TIFF/PNG/JPEG/BMP file and its pixel size (nm) if known
+    (:func:`image_pixel_size`: the JSON sidecar's, else the TIFF metadata's).
     An :class:`ImageReadError` names the file when it is missing, a folder, not a readable
     image (corrupt, truncated, empty) or when its sidecar's pixel size is no pixel size."""
     path = Path(path)
@@ -492,7 +493,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
             f"{path} is not a readable image ({detail[:200]}): check that it is a complete "
             "TIFF, PNG, JPEG or BMP file"
         )
-    return data, _sidecar_pixel_size(path)
+    return data, image_pixel_size(path)[0]
 
 
 def _read_pixels(path: Path):
@@ -533,6 +534,28 @@ def read_sidecar(path: str | Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return meta if isinstance(meta, dict) else {}
+
+
+def image_pixel_size(path: str | Path) -> tuple[float | None, str]:
+    """The pixel size (nm) of an image file and where it was found: the JSON sidecar (written
+    by the plugin, or by a user correcting the instrument) before the file's own metadata
+    (:func:`~napari_diffrendergan.data.scans.pixel_size_from_metadata`); ``(None, "")`` when
+    neither has one. An :class:`ImageReadError` when the sidecar's is no pixel size."""
+    size = _sidecar_pixel_size(Path(path))
+    if size is not None:
+        return size, f"sidecar {sidecar_path(path).name}"
+    from .data.scans import pixel_size_from_metadata
+
+    return pixel_size_from_metadata(path)
+
+
+def chosen_pixel_size(path: str | Path, given: float | None = None) -> tuple[float | None, list]:
+    """``given`` (nm, e.g. ``--pixel-size``) if any, else the file's (:func:`image_pixel_size`)
+    with a note saying where it was found."""
+    if given is not None:
+        return positive_pixel_size(given), []
+    size, found = image_pixel_size(path)
+    return size, [f"pixel size {size:g} nm from the {found}"] if size else []
 
 
 def _sidecar_pixel_size(path: Path) -> float | None:

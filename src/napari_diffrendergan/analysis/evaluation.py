@@ -19,6 +19,12 @@ particle-class components grown back into their contour, as
 instance label images (``*_instances``); what other files hold is told from their values
 (:func:`label_image_kind`), and a file whose values fit no kind is refused, not guessed. Images
 with no particle in truth and prediction score 1.0.
+
+**Size agreement** (:func:`size_agreement`): the predicted against the true equivalent diameters
+(:func:`~napari_diffrendergan.analysis.sizes.compare_sizes`) per image and pooled, with the same
+rules on both sides: particles within :data:`BORDER_PX` px of the scored area's border are cut
+and left out of the sizes (manual masks often leave the outermost pixel unlabelled, so a margin
+of 1 px would keep particles the annotator cut), and so are those under the resolution floor.
 """
 
 from __future__ import annotations
@@ -31,8 +37,11 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import read_image
+from .particles import MIN_AREA
+from .sizes import compare_sizes, sized_table
 
 SUFFIXES = ("_instances", "_mask", "_m", "_labels")
+BORDER_PX = 2
 
 
 class EvaluationError(InputError):
@@ -254,15 +263,6 @@ def classify(o: Overlaps) -> dict[str, np.ndarray]:
     }
 
 
-def iou_matrix(truth: np.ndarray, pred: np.ndarray):
-    """IoU between every truth instance (rows) and predicted instance (columns), sparse."""
-    from scipy import sparse
-
-    o = overlaps(truth, pred)
-    shape = (len(o.true_ids), len(o.pred_ids))
-    return sparse.csr_matrix((o.iou, (o.rows, o.cols)), shape=shape)
-
-
 def score_image(
     truth: np.ndarray,
     pred: np.ndarray,
@@ -430,12 +430,17 @@ def evaluate_folders(
     crop_rows: int | None = None,
     truth_kind: str | None = None,
     pred_kind: str | None = None,
+    pixel_size_nm: float | None = None,
+    min_area_px: int = MIN_AREA,
+    keep_border: bool = False,
 ) -> dict:
-    """Score every truth image that has a prediction. Kinds (see :func:`to_instances`) default
-    to what the file names say; ``crop_rows`` keeps only the first rows (e.g. 712 to leave out
-    a data bar); without it, a taller truth is cropped to the prediction's height. When every
-    prediction is an instance image with its particle table (as ``diffrendergan segment``
-    writes them), ``ap50_coco`` is the COCO-style AP50 over all images (else None)."""
+    """Score every truth image that has a prediction, and compare their sizes
+    (:func:`size_agreement`; ``pixel_size_nm`` defaults to the files' sidecars). Kinds (see
+    :func:`to_instances`) default to what the file names say; ``crop_rows`` keeps only the
+    first rows (e.g. 712 to leave out a data bar); without it, a taller truth is cropped to the
+    prediction's height. When every prediction is an instance image with its particle table (as
+    ``diffrendergan segment`` writes them), ``ap50_coco`` is the COCO-style AP50 over all
+    images (else None)."""
     pred_dir, truth_dir = Path(pred_dir), Path(truth_dir)
     for kind in (truth_kind, pred_kind):
         if kind is not None and KIND_ALIASES.get(kind, kind) not in KINDS:
@@ -455,9 +460,10 @@ def evaluate_folders(
     }
     confidences = {k: _confidence(preds[k]) if kinds[k][1] == "instances" else None for k in common}
     with_coco = all(c is not None for c in confidences.values())
-    images, ranked = [], []
+    images, ranked, pairs, sidecars = [], [], [], set()
     for key in common:
-        truth, pred = _read_labels(truths[key]), _read_labels(preds[key])
+        (truth, truth_nm), (pred, pred_nm) = _read_labels(truths[key]), _read_labels(preds[key])
+        sidecars.add(pred_nm or truth_nm)
         if crop_rows is None and truth.shape != pred.shape and truth.shape[1:] == pred.shape[1:]:
             truth = truth[: pred.shape[0]]  # prediction made without the data bar
         elif crop_rows:
@@ -470,23 +476,63 @@ def evaluate_folders(
         truth = _instances_of(truth, kinds[key][0], truths[key], "--truth-kind")
         pred = _instances_of(pred, kinds[key][1], preds[key], "--pred-kind")
         images.append(score_image(truth, pred, key, "instances", "instances"))
+        pairs.append((key, truth, pred))
         if with_coco:
             ranked.append(ranked_matches(truth, pred, confidences[key], "instances", key))
+    pixel = pixel_size_nm or _common_pixel_size(sidecars)
     return {
         **summarise(images),
         "ap50_coco": coco_ap50(ranked) if with_coco else None,
         "missing_predictions": sorted(set(truths) - set(preds)),
+        "sizes": size_agreement(pairs, pixel, min_area_px, keep_border),
     }
 
 
-def _read_labels(path: Path) -> np.ndarray:
-    labels = read_image(path)[0]
+def size_agreement(
+    pairs: list[tuple[str, np.ndarray, np.ndarray]],
+    pixel_size_nm: float | None = None,
+    min_area_px: int = MIN_AREA,
+    keep_border: bool = False,
+    border_px: int = BORDER_PX,
+) -> dict:
+    """Predicted against true sizes (:func:`~napari_diffrendergan.analysis.sizes.compare_sizes`
+    with the truth as ``a``) of ``(name, truth instances, predicted instances)`` per image and
+    pooled, with the same border and floor rules on both sides."""
+    truths = [sized_table(truth, pixel_size_nm, margin=border_px) for _, truth, _ in pairs]
+    preds = [sized_table(pred, pixel_size_nm, margin=border_px) for _, _, pred in pairs]
+    rules = (pixel_size_nm, min_area_px, keep_border)
+    return {
+        "pixel_size_nm": pixel_size_nm,
+        "border_px": border_px,
+        "min_area_px": min_area_px,
+        "border_particles_included": keep_border,
+        "images": [
+            {"name": name, **compare_sizes([truth], [pred], *rules)}
+            for (name, _, _), truth, pred in zip(pairs, truths, preds, strict=True)
+        ],
+        "pooled": compare_sizes(truths, preds, *rules),
+    }
+
+
+def _common_pixel_size(sidecars: set) -> float | None:
+    """The one pixel size the files' sidecars give (None when none gives one)."""
+    known = sorted(v for v in sidecars if v)
+    if len(known) > 1 or (known and None in sidecars):
+        raise EvaluationError(
+            f"the files' sidecars give different pixel sizes ({', '.join(map(str, sidecars))} "
+            "nm): evaluate each pixel size on its own, or give one with --pixel-size"
+        )
+    return known[0] if known else None
+
+
+def _read_labels(path: Path) -> tuple[np.ndarray, float | None]:
+    labels, pixel_size_nm = read_image(path)
     if labels.ndim != 2:
         raise EvaluationError(
             f"{path}: label images must be 2D, got shape {labels.shape}: save one plane of "
             "labels per file (no RGB, no stack)"
         )
-    return labels
+    return labels, pixel_size_nm
 
 
 def _instances_of(labels: np.ndarray, kind: str, path: Path, option: str) -> np.ndarray:

@@ -8,21 +8,13 @@ from ..errors import InputError
 from ..render.labels import CONTOUR, PARTICLE
 
 STATISTICS = ("area", "equivalent_diameter", "feret_max", "feret_min", "circularity")
-# how touching particles are split by default: the rule the TiO2 SEM experiment chose on
-# held-out synthetic pairs + unused real background patches (docs/tio2-sem-experiment.md, run
-# cc04213; 507d021, 5bce95d and 5898608 chose 0.9 with 4 px seeds): split at particle-probability
-# dips below 0.95 between cores of ≥ MIN_SEED_AREA px, no distance watershed, ≥ 20 px
-CORE_THRESHOLD = 0.95  # particle probability; None: off
+# the default instance rule (how touching particles are split); docs/segmentation.md says how
+# each value was chosen and what it measured
+CORE_THRESHOLD = 0.95  # particle probability below which a dip splits; None: off
 WATERSHED = False
-SPLIT_DISTANCE = 12  # px between watershed peaks (the best watershed-only rule of that run)
+SPLIT_DISTANCE = 12  # px between watershed peaks
 MIN_AREA = 20  # px: smaller fragments are dropped
-# px: a confident core smaller than this seeds no particle of its own when splitting at dips.
-# Real particles' facets and shading make the network draw short contour arcs inside them, and
-# small seeds on either side cut them into pieces: with 4 px seeds, 316 of the 428 false
-# detections of the 5898608 run's synthetic-only model on the 24 training scans were such
-# pieces. 120 px, the core inside a 2 px contour of a particle ~17 px across (the tio2-sem
-# preset's 10th size percentile), ends most of them: pooled AP50 on those scans 0.560 → 0.592,
-# flat from 80 to 160 px (docs/segmentation.md)
+# px: a confident core smaller than this seeds no particle of its own when splitting at dips
 MIN_SEED_AREA = 120
 
 

@@ -1,6 +1,6 @@
 """Particle sizes a microscopist can report: number-based D10/D50/D90 with bootstrap confidence
 intervals, shape summaries, number density, the EU nanomaterial screen by number, and the
-agreement of predicted sizes with the truth.
+comparison of two size distributions (a model against manual labels, or two samples).
 
 Tables are :func:`~napari_diffrendergan.analysis.particles.particle_table` columns plus a
 ``touches_border`` column (:func:`sized_table`). Particles touching the border of the image (or
@@ -29,12 +29,17 @@ WILSON_Z = 1.959963984540054  # two-sided 95 %
 
 
 def touches_border(
-    instances: np.ndarray, region: tuple[int, int, int, int] | None = None
+    instances: np.ndarray, region: tuple[int, int, int, int] | None = None, margin: int = 1
 ) -> dict[int, bool]:
-    """For each label inside the image (or the ``region`` (y0, y1, x0, x1)), whether it
-    touches that rectangle's border."""
+    """For each label inside the image (or the ``region`` (y0, y1, x0, x1)), whether it comes
+    within ``margin`` pixels of that rectangle's border (1: touches it)."""
     crop = _crop(np.asarray(instances), region)
-    edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    if margin < 1:
+        raise InputError(f"border margin {margin} px: give 1 or more")
+    edge = np.concatenate(
+        [crop[:margin].ravel(), crop[-margin:].ravel(), crop[:, :margin].ravel()]
+        + [crop[:, -margin:].ravel()]
+    )
     on_edge = set(np.unique(edge).tolist())
     return {int(label): int(label) in on_edge for label in np.unique(crop) if label != 0}
 
@@ -43,14 +48,26 @@ def sized_table(
     instances: np.ndarray,
     pixel_size_nm: float | None = None,
     region: tuple[int, int, int, int] | None = None,
+    margin: int = 1,
 ) -> dict:
     """:func:`particle_table` of the particles inside ``region`` (the whole image without one)
-    with a ``touches_border`` column."""
+    with a ``touches_border`` column (within ``margin`` px of the border)."""
     crop = _crop(np.asarray(instances), region)
-    table = particle_table(crop, pixel_size_nm)
-    border = touches_border(crop)
-    table["touches_border"] = np.array([border[int(lab)] for lab in table["label"]], bool)
-    return table
+    return flag_border(particle_table(crop, pixel_size_nm), crop, margin=margin)
+
+
+def flag_border(
+    table: dict,
+    instances: np.ndarray,
+    region: tuple[int, int, int, int] | None = None,
+    margin: int = 1,
+) -> dict:
+    """``table`` (of ``instances``, every particle inside ``region``) with a ``touches_border``
+    column: whether the particle comes within ``margin`` px of the border of ``region`` (the
+    whole image without one)."""
+    border = touches_border(instances, region, margin)
+    flags = np.array([border[int(label)] for label in table["label"]], bool)
+    return {**table, "touches_border": flags}
 
 
 def size_statistics(
@@ -66,7 +83,7 @@ def size_statistics(
     and the number density per µm² of ``analysed_area_px`` (all particles above the floor,
     border ones included)."""
     table, unit = _pooled(tables, pixel_size_nm)
-    measured, counts = _selection(table, pixel_size_nm, min_area_px, keep_border)
+    measured, counts = selected_particles(table, pixel_size_nm, min_area_px, keep_border)
     sizes = {name: _percentiles_with_ci(table[f"{name}_{unit}"][measured]) for name in SIZE_COLUMNS}
     feret_min = table[f"feret_min_{unit}"][measured]
     aspect = table[f"feret_max_{unit}"][measured] / np.where(feret_min > 0, feret_min, np.nan)
@@ -87,14 +104,20 @@ def size_statistics(
 
 
 def size_report(
-    table: dict, pixel_size_nm: float | None, analysed_area_px: float, min_area_px: int = MIN_AREA
+    table: dict,
+    pixel_size_nm: float | None,
+    analysed_area_px: float,
+    min_area_px: int = MIN_AREA,
+    keep_border: bool = False,
 ) -> dict:
     """One image's size statistics and EU screen (what ``diffrendergan segment`` writes as
     ``<name>_sizes.json``); ``table`` has the ``touches_border`` column."""
     tables = [table]
     return {
-        "statistics": size_statistics(tables, pixel_size_nm, analysed_area_px, min_area_px),
-        "nanomaterial_screen": nanomaterial_screen(tables, pixel_size_nm, min_area_px),
+        "statistics": size_statistics(
+            tables, pixel_size_nm, analysed_area_px, min_area_px, keep_border
+        ),
+        "nanomaterial_screen": nanomaterial_screen(tables, pixel_size_nm, min_area_px, keep_border),
     }
 
 
@@ -133,7 +156,7 @@ def nanomaterial_screen(
             "caveats": ["pixel size unknown: sizes in nm, and so the screen, are undefined"],
         }
     table, unit = _pooled(tables, pixel_size_nm)
-    measured, counts = _selection(table, pixel_size_nm, min_area_px, keep_border)
+    measured, counts = selected_particles(table, pixel_size_nm, min_area_px, keep_border)
     smallest = table[f"feret_min_{unit}"][measured]
     low, high = NANO_RANGE_NM
     nano = int(((smallest >= low) & (smallest <= high)).sum())
@@ -151,34 +174,83 @@ def nanomaterial_screen(
     }
 
 
-def size_agreement(
-    truth_table: dict,
-    pred_table: dict,
+def compare_sizes(
+    tables_a: list[dict],
+    tables_b: list[dict],
     pixel_size_nm: float | None = None,
     min_area_px: int = MIN_AREA,
     keep_border: bool = False,
+    pixel_size_b_nm: float | None = None,
 ) -> dict:
-    """Predicted against true equivalent diameters, with the same border and floor rules on
-    both sides: D10/D50/D90 error in % of the truth, two-sample KS statistic and p-value,
-    Wasserstein distance (in the tables' unit) and the count ratio (predicted / true)."""
+    """Equivalent diameters of ``b`` against ``a`` (a model against manual labels, or sample B
+    against sample A), with the same border and floor rules on both sides: each side's
+    D10/D50/D90 with 95 % CIs, B's D-values off A's in % of A's, the D50 difference B − A with
+    a bootstrap 95 % CI, the two-sample KS statistic and p-value, the Wasserstein distance (in
+    the tables' unit), and the count and number-density ratios B / A (the ratio of particles
+    above the floor, border ones included: equal analysed areas assumed). ``pixel_size_b_nm``:
+    B's pixel size where it differs from A's (both in nm then)."""
     from scipy.stats import ks_2samp, wasserstein_distance
 
-    truth, unit = _measured_diameters(truth_table, pixel_size_nm, min_area_px, keep_border)
-    pred, _ = _measured_diameters(pred_table, pixel_size_nm, min_area_px, keep_border)
-    result = {"unit": unit, "count_truth": len(truth), "count_pred": len(pred)}
-    result["count_ratio"] = len(pred) / len(truth) if len(truth) else None
-    for key, q in PERCENTILES.items():
-        both = len(truth) and len(pred) and np.percentile(truth, q) > 0
-        error = 100 * (np.percentile(pred, q) / np.percentile(truth, q) - 1) if both else None
-        result[f"{key}_error_percent"] = _number(error)
-    if len(truth) and len(pred):
-        ks = ks_2samp(truth, pred)
-        result["ks_statistic"] = float(ks.statistic)
-        result["ks_pvalue"] = float(ks.pvalue)
-        result[f"wasserstein_{unit}"] = float(wasserstein_distance(truth, pred))
-    else:
-        result.update({"ks_statistic": None, "ks_pvalue": None, f"wasserstein_{unit}": None})
+    pixel_b = pixel_size_nm if pixel_size_b_nm is None else pixel_size_b_nm
+    if bool(pixel_size_nm) != bool(pixel_b):
+        raise InputError(
+            "one side's sizes are in nm and the other's in px: give both pixel sizes (nm) or "
+            "neither"
+        )
+    a, unit, counts_a = measured_diameters(tables_a, pixel_size_nm, min_area_px, keep_border)
+    b, _, counts_b = measured_diameters(tables_b, pixel_b, min_area_px, keep_border)
+    result = {
+        "unit": unit,
+        "min_area_px": min_area_px,
+        "border_particles_included": keep_border,
+        "count_a": counts_a,
+        "count_b": counts_b,
+        "a": _percentiles_with_ci(a),
+        "b": _percentiles_with_ci(b),
+        "count_ratio": _ratio(len(b), len(a)),
+        "density_ratio": _ratio(_above_floor(counts_b), _above_floor(counts_a)),
+    }
+    for key in PERCENTILES:
+        value_a, value_b = result["a"][key]["value"], result["b"][key]["value"]
+        error = 100 * (value_b / value_a - 1) if value_a and value_b is not None else None
+        result[f"{key}_difference_percent"] = _number(error)
+    result["D50_difference"] = _median_difference(a, b)
+    result["D50_b_interval_covers_a"] = _covers(result["b"]["D50"], result["a"]["D50"]["value"])
+    both = len(a) and len(b)
+    ks = ks_2samp(a, b) if both else None
+    result["ks_statistic"] = float(ks.statistic) if both else None
+    result["ks_pvalue"] = float(ks.pvalue) if both else None
+    result[f"wasserstein_{unit}"] = float(wasserstein_distance(a, b)) if both else None
     return result
+
+
+def cumulative_distribution(values: np.ndarray) -> dict:
+    """Empirical cumulative distribution of ``values`` with its 95 % confidence band
+    (Dvoretzky–Kiefer–Wolfowitz, Massart's constant): ``x`` sorted, ``cdf`` the share of values
+    ≤ x, ``low``/``high`` the band."""
+    x = np.sort(np.asarray(values, float))
+    n = len(x)
+    cdf = np.arange(1, n + 1) / n if n else np.zeros(0)
+    half = math.sqrt(math.log(2 / 0.05) / (2 * n)) if n else 0.0
+    return {
+        "x": x,
+        "cdf": cdf,
+        "low": np.clip(cdf - half, 0, 1),
+        "high": np.clip(cdf + half, 0, 1),
+    }
+
+
+def measured_diameters(
+    tables: list[dict],
+    pixel_size_nm: float | None = None,
+    min_area_px: int = MIN_AREA,
+    keep_border: bool = False,
+) -> tuple[np.ndarray, str, dict]:
+    """The equivalent diameters of the particles the statistics measure (the border and floor
+    rules applied), their unit (nm or px) and the counts."""
+    table, unit = _pooled(tables, pixel_size_nm)
+    measured, counts = selected_particles(table, pixel_size_nm, min_area_px, keep_border)
+    return table[f"equivalent_diameter_{unit}"][measured], unit, counts
 
 
 def _crop(instances: np.ndarray, region: tuple[int, int, int, int] | None) -> np.ndarray:
@@ -213,7 +285,7 @@ def _pooled(tables: list[dict], pixel_size_nm: float | None) -> tuple[dict, str]
     }, unit
 
 
-def _selection(
+def selected_particles(
     table: dict, pixel_size_nm: float | None, min_area_px: int, keep_border: bool
 ) -> tuple[np.ndarray, dict]:
     """Which particles are measured, and the counts: detected, border, below floor, measured."""
@@ -231,12 +303,45 @@ def _selection(
     return measured, counts
 
 
-def _measured_diameters(
-    table: dict, pixel_size_nm: float | None, min_area_px: int, keep_border: bool
-) -> tuple[np.ndarray, str]:
-    table, unit = _pooled([table], pixel_size_nm)
-    measured, _ = _selection(table, pixel_size_nm, min_area_px, keep_border)
-    return table[f"equivalent_diameter_{unit}"][measured], unit
+def _above_floor(counts: dict) -> int:
+    return counts["detected"] - counts["below_floor"]
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _covers(interval: dict, value: float | None) -> bool | None:
+    if value is None or interval["ci_low"] is None:
+        return None
+    return interval["ci_low"] <= value <= interval["ci_high"]
+
+
+def _median_difference(a: np.ndarray, b: np.ndarray) -> dict:
+    """Median of ``b`` minus median of ``a``, with a percentile-bootstrap 95 % CI (both samples
+    resampled independently; seeded)."""
+    if len(a) == 0 or len(b) == 0:
+        return {"value": None, "ci_low": None, "ci_high": None}
+    rng = np.random.default_rng(SEED)
+    boot = _bootstrap_percentiles(b, [50], rng)[0] - _bootstrap_percentiles(a, [50], rng)[0]
+    low, high = np.percentile(boot, [2.5, 97.5])
+    value = float(np.median(b) - np.median(a))
+    return {"value": value, "ci_low": float(low), "ci_high": float(high)}
+
+
+def _bootstrap_percentiles(
+    values: np.ndarray, q: list[float], rng: np.random.Generator
+) -> np.ndarray:
+    """Percentiles ``q`` of :data:`RESAMPLES` resamples of ``values``: shape (len(q),
+    RESAMPLES), computed in chunks of bounded memory."""
+    per_chunk = max(1, BOOTSTRAP_VALUES // len(values))
+    return np.concatenate(
+        [
+            np.percentile(values[rng.integers(0, len(values), (count, len(values)))], q, axis=1)
+            for count in _chunks(RESAMPLES, per_chunk)
+        ],
+        axis=1,
+    )
 
 
 def _percentiles_with_ci(values: np.ndarray) -> dict:
@@ -244,15 +349,7 @@ def _percentiles_with_ci(values: np.ndarray) -> dict:
     if len(values) == 0:
         return {key: {"value": None, "ci_low": None, "ci_high": None} for key in PERCENTILES}
     q = list(PERCENTILES.values())
-    rng = np.random.default_rng(SEED)
-    per_chunk = max(1, BOOTSTRAP_VALUES // len(values))  # bounded memory
-    boot = np.concatenate(
-        [
-            np.percentile(values[rng.integers(0, len(values), (count, len(values)))], q, axis=1)
-            for count in _chunks(RESAMPLES, per_chunk)
-        ],
-        axis=1,
-    )
+    boot = _bootstrap_percentiles(values, q, np.random.default_rng(SEED))
     low, high = np.percentile(boot, [2.5, 97.5], axis=1)
     point = np.percentile(values, q)
     return {

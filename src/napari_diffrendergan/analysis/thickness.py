@@ -9,7 +9,10 @@ pixels wide measures ``w`` (``w + 1`` for odd ``w``).
 
 :func:`local_thickness` computes it exactly and fast: disks contained in a neighbour's disk are
 dropped (an exact test on the pixel grid) and only the remaining ones are painted, one radius at
-a time. :func:`local_thickness_reference` is the slow definition itself.
+a time. :func:`local_thickness_reference` is the slow definition itself. The ``localthickness``
+package (Dahl & Dahl 2023) can be chosen instead (``method="localthickness"``): it approximates
+the distance map and disks by iterated morphology, slower and up to tens of px off at wire
+crossings and ends (docs/thickness.md).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ..errors import InputError
 from ..progress import Monitor, ensure
 
 NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+METHODS = ("exact", "localthickness")
 
 
 class ThicknessError(InputError):
@@ -100,16 +104,29 @@ def _maximal_centres(radii_squared: np.ndarray, values: np.ndarray, farthest: np
     return ys[~redundant], xs[~redundant]
 
 
-def local_thickness(mask: np.ndarray, scale: float = 1.0) -> np.ndarray:
+def local_thickness(mask: np.ndarray, scale: float = 1.0, method: str = "exact") -> np.ndarray:
     """Local thickness (diameter) of a 2D mask, float32, 0 outside; in units of ``scale``
-    (e.g. nm per pixel)."""
+    (e.g. nm per pixel), by one of :data:`METHODS`."""
+    if method not in METHODS:
+        raise ThicknessError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     binary = as_binary_mask(mask)
+    if method == "localthickness":
+        return _package_thickness(binary) * np.float32(scale)
     radii_squared = np.rint(_distance(binary) ** 2).astype(np.int64)  # integer on the grid
     values = np.unique(radii_squared[binary])
     ys, xs = _maximal_centres(radii_squared, values, _farthest_table(values))
     thickness = 2 * _paint_disks(binary.shape, ys, xs, radii_squared[ys, xs])
     thickness[~binary] = 0
     return thickness * np.float32(scale)
+
+
+def _package_thickness(binary: np.ndarray) -> np.ndarray:
+    """The ``localthickness`` package's local thickness (it returns the radius) as a diameter."""
+    import localthickness
+
+    thickness = 2 * np.asarray(localthickness.local_thickness(binary), np.float32)
+    thickness[~binary] = 0
+    return thickness
 
 
 def local_thickness_reference(mask: np.ndarray) -> np.ndarray:
@@ -149,6 +166,7 @@ class ThicknessResult:
     wires: np.ndarray  # (H, W) int32 connected components (8-connected), 0 = background
     unit: str  # "nm" or "px"
     pixel_size_nm: float | None
+    method: str = "exact"
 
     @property
     def pixel_values(self) -> np.ndarray:
@@ -165,6 +183,7 @@ class ThicknessResult:
         p5, p25, p50, p75, p95 = np.percentile(values, [5, 25, 50, 75, 95])
         return {
             "unit": self.unit,
+            "method": self.method,
             "n_wires": int(self.wires.max()),
             "mean": float(values.mean()),
             "median": float(p50),
@@ -204,9 +223,13 @@ class ThicknessResult:
 
 
 def analyse(
-    mask: np.ndarray, pixel_size_nm: float | None = None, monitor: Monitor | None = None
+    mask: np.ndarray,
+    pixel_size_nm: float | None = None,
+    monitor: Monitor | None = None,
+    method: str = "exact",
 ) -> ThicknessResult:
-    """Local thickness, skeleton and wire components of a mask (nm when pixel size given)."""
+    """Local thickness (by one of :data:`METHODS`), skeleton and wire components of a mask (nm
+    when pixel size given)."""
     from scipy import ndimage
     from skimage.morphology import skeletonize
 
@@ -216,7 +239,7 @@ def analyse(
     pixel_size_nm = positive_pixel_size(pixel_size_nm)
     binary = as_binary_mask(mask)
     monitor.report(0, 2, "local thickness")
-    thickness = local_thickness(binary, scale=pixel_size_nm or 1.0)
+    thickness = local_thickness(binary, scale=pixel_size_nm or 1.0, method=method)
     monitor.check()
     monitor.report(1, 2, "skeleton and wires")
     wires, _ = ndimage.label(binary, structure=np.ones((3, 3)))
@@ -228,6 +251,7 @@ def analyse(
         wires=wires.astype(np.int32),
         unit="nm" if pixel_size_nm else "px",
         pixel_size_nm=pixel_size_nm,
+        method=method,
     )
 
 

@@ -19,6 +19,9 @@ from ..io import as_gray, positive_pixel_size
 from ..progress import Monitor, ensure
 
 ROLES = ("particle", "background", "auto")
+# pixel sizes this close are one calibration, written with different rounding (a Zeiss file's
+# "Image Pixel Size" 7.344 nm and its field width / columns, 7.34375 nm)
+SAME_PIXEL_SIZE = 1e-3
 
 
 class PatchError(InputError):
@@ -260,7 +263,7 @@ class PatchSet:
             if (
                 existing.pixel_size_nm is not None
                 and pixel_size_nm is not None
-                and not np.isclose(existing.pixel_size_nm, pixel_size_nm)
+                and not np.isclose(existing.pixel_size_nm, pixel_size_nm, rtol=SAME_PIXEL_SIZE)
             ):
                 raise PatchError(
                     f"{folder} holds patches at {existing.pixel_size_nm:g} nm per pixel, these "

@@ -9,6 +9,7 @@ deterministically from a seed.
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -112,6 +113,60 @@ def select_meshes(library: str | Path, count: int) -> list[ParticleMesh]:
     """``count`` meshes for a scene, cycling through the library in file order."""
     meshes = load_library(library)
     return [meshes[i % len(meshes)] for i in range(count)]
+
+
+WIDTH_LIBRARIES = ("wires",)  # libraries whose particles are sized by their width
+SILHOUETTE_PX = 128  # px per mesh unit of the silhouettes that :func:`projected_diameter` draws
+WIDTH_PX = 1024  # the same for widths (a wire is a few hundredths of a unit wide)
+
+
+@functools.lru_cache(maxsize=16)
+def projected_diameter(library: str) -> float:
+    """Mean diameter, in mesh units, of the library's meshes at scale 1.0 seen from above (as
+    placed: no rotation): the equivalent circular diameter of the silhouette, or for
+    :data:`WIDTH_LIBRARIES` its width (what ``analysis.calibration`` measures on scans)."""
+    from ..analysis.calibration import width
+
+    scale = WIDTH_PX if library in WIDTH_LIBRARIES else SILHOUETTE_PX
+    size = scale + 8
+    diameters = []
+    for mesh in load_library(library):
+        points = mesh.vertices[:, [1, 0]].astype(np.float64) * [-scale, scale]
+        mask = rasterise(points[mesh.faces.astype(np.int64)] + size / 2, (size, size))
+        if library in WIDTH_LIBRARIES:
+            diameters.append(width(mask) / scale)
+        else:
+            diameters.append(2 * np.sqrt(mask.sum() / np.pi) / scale)
+    return float(np.mean(diameters))
+
+
+def rasterise(triangles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels whose centre lies inside any of the (F, 3, 2) triangles (row, column)."""
+    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+    doubled = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    keep = np.abs(doubled) > 1e-12
+    triangles, doubled = triangles[keep], doubled[keep]
+    low = np.clip(np.ceil(triangles.min(1) - 0.5), 0, np.array(shape) - 1).astype(np.int64)
+    high = np.clip(np.floor(triangles.max(1) - 0.5), -1, np.array(shape) - 1).astype(np.int64)
+    spans = np.maximum(high - low + 1, 0)
+    sizes = spans[:, 0] * spans[:, 1]
+    owner = np.repeat(np.arange(len(triangles)), sizes)
+    offset = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    rows = low[owner, 0] + offset // np.maximum(spans[owner, 1], 1)
+    cols = low[owner, 1] + offset % np.maximum(spans[owner, 1], 1)
+    centre = np.column_stack([rows, cols]) + 0.5
+    inside = np.ones(len(owner), bool)
+    tri = triangles[owner]
+    sign = np.sign(doubled[owner])
+    for i, j in ((0, 1), (1, 2), (2, 0)):
+        p, q = tri[:, i], tri[:, j]
+        cross = (q[:, 0] - p[:, 0]) * (centre[:, 1] - p[:, 1]) - (q[:, 1] - p[:, 1]) * (
+            centre[:, 0] - p[:, 0]
+        )
+        inside &= cross * sign >= 0
+    mask = np.zeros(shape, bool)
+    mask[rows[inside], cols[inside]] = True
+    return mask
 
 
 # --- generation of the built-in libraries -------------------------------------------------

@@ -19,10 +19,10 @@ from ..analysis.particles import (
 from ..errors import DiffRenderGANError
 from ..io import (
     IMAGE_SUFFIXES,
+    chosen_pixel_size,
     distinct_files,
     file_message,
     output_names,
-    positive_pixel_size,
     refuse_overwriting,
 )
 from ..progress import Monitor, ensure
@@ -68,7 +68,7 @@ def segment_file(
     core_threshold: float | None = CORE_THRESHOLD,
     min_seed_area: int = MIN_SEED_AREA,
     pixel_size_nm=None,
-    exclude_bottom: int = 0,
+    exclude_bottom: int | str = 0,
     device="auto",
     window="whole",
     mirroring="none",
@@ -77,24 +77,31 @@ def segment_file(
     """Segment one file and write ``<name>_mask.tif``, ``<name>_instances.tif`` (with JSON
     sidecars), ``<name>_particles.csv`` (with ``touches_border``) and ``<name>_sizes.json``
     (:func:`~napari_diffrendergan.analysis.sizes.size_report`), all or none; returns a short
-    summary. A uniform image (every pixel equal) holds no particles: it gets empty outputs
-    without the network."""
+    summary. The pixel size is ``pixel_size_nm``, else the file's (sidecar, then metadata);
+    ``exclude_bottom`` rows at the bottom are left out, or with ``"auto"`` the data bar
+    :func:`~napari_diffrendergan.data.scans.find_data_bar` finds (bottom or top). A uniform
+    image (every pixel equal) holds no particles: it gets empty outputs without the network."""
     from ..analysis.particles import table_rows
-    from ..analysis.sizes import size_report, touches_border
+    from ..analysis.sizes import flag_border, size_report
+    from ..data.scans import bar_to_leave_out
     from ..io import file_group, read_image, write_csv, write_json_atomic, write_tiff
 
     path, out = Path(path), Path(out)
     name = name or path.stem
-    image, sidecar_nm = read_image(path)
-    pixel = positive_pixel_size(pixel_size_nm) or sidecar_nm
-    image, notes = prepare_image(image)
+    image = read_image(path)[0]
+    pixel, notes = chosen_pixel_size(path, pixel_size_nm)
+    image, converted = prepare_image(image)
     height, width = image.shape
-    if not 0 <= exclude_bottom <= height - 8:
+    bar = bar_to_leave_out(image, exclude_bottom)
+    rows = bar.rows if bar else 0
+    if not 0 <= rows <= height - 8:
         raise SegmentationError(
-            f"cannot leave out {exclude_bottom} rows of a {height}-row image (at least 8 rows "
-            "must remain): lower --exclude-bottom"
+            f"cannot leave out {rows} rows of a {height}-row image (at least 8 rows must "
+            "remain): lower --exclude-bottom"
         )
-    if np.ptp(image[: height - exclude_bottom]) == 0:
+    top, stop = bar.kept_rows(height) if bar else (0, height)
+    notes += converted + ([f"data bar left out: {bar}"] if bar else [])
+    if np.ptp(image[top:stop]) == 0:
         result = _uniform(image, pixel)
     else:
         key = (str(model), device, window, mirroring, step)
@@ -105,7 +112,7 @@ def segment_file(
         result = segment_image(
             _LOADED[key],
             image,
-            region=(0, height - exclude_bottom, 0, width),
+            region=(top, stop, 0, width),
             watershed=watershed,
             pixel_size_nm=pixel,
             split_distance=split_distance,
@@ -122,13 +129,13 @@ def segment_file(
         "min_area": min_area,
         "core_threshold": core_threshold,
         "min_seed_area": min_seed_area,
-        "excluded_bottom_rows": exclude_bottom,
+        "excluded_bottom_rows": height - stop,
+        "excluded_top_rows": top,
         "notes": result.notes,
     }
-    analysed = (0, height - exclude_bottom, 0, width)
-    border = touches_border(result.instances, analysed)
-    result.table["touches_border"] = np.array([border[int(i)] for i in result.table["label"]], bool)
-    sizes = size_report(result.table, pixel, (height - exclude_bottom) * width, min_area)
+    analysed = (top, stop, 0, width)
+    result.table = flag_border(result.table, result.instances, analysed)
+    sizes = size_report(result.table, pixel, (stop - top) * width, min_area)
     paths = output_paths(out, name)
     with file_group(out, name) as written:
         written.extend(paths)

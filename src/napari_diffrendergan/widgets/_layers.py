@@ -3,10 +3,12 @@ look-up, figures shown as images, and the small Qt rows the widgets build their 
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QImage, QPixmap
-from qtpy.QtWidgets import QLabel
+from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QLabel
 
 
 def rendered(figure) -> np.ndarray:
@@ -36,13 +38,129 @@ class FigureView(QLabel):
         self.setPixmap(QPixmap.fromImage(image.copy()))
 
 
-def layer_pixel_size_nm(layer) -> float | None:
-    """Pixel size from layer metadata, else from a non-unit scale (assumed nm)."""
+def layer_pixel_size(layer) -> tuple[float | None, str]:
+    """A layer's pixel size (nm) and where it was found: the layer's metadata, a non-unit
+    scale (taken as nm), else the file the layer was opened from (sidecar or the file's own
+    metadata, :func:`~napari_diffrendergan.io.image_pixel_size`); ``(None, "")`` if unknown."""
+    from ..errors import DiffRenderGANError
+    from ..io import image_pixel_size
+
     size = layer.metadata.get("pixel_size_nm")
     if size:
-        return float(size)
+        return float(size), "the layer's metadata"
     scale = float(layer.scale[-1])
-    return scale if scale != 1.0 else None
+    if scale != 1.0:
+        return scale, "the layer's scale"
+    path = getattr(layer.source, "path", None)
+    if not path:
+        return None, ""
+    try:
+        size, found = image_pixel_size(path)
+    except (DiffRenderGANError, OSError):  # a bad sidecar: read as unknown here
+        return None, ""
+    return size, f"the file's {found}" if size else ""
+
+
+class PixelSizeBox(QDoubleSpinBox):
+    """nm per pixel, offered from the chosen layer (:meth:`follow`) with where it came from
+    in :attr:`origin`. A value the user typed sticks: only a layer with a known pixel size,
+    newly chosen, replaces it."""
+
+    def __init__(self, purpose: str):
+        super().__init__()
+        self.setRange(0.0, 1e6)
+        self.setDecimals(3)
+        self.setSpecialValueText("unknown (pixels)")
+        self.setSuffix(" nm")
+        self.setToolTip(f"nm per pixel, {purpose} (offered from the layer or its file)")
+        self.origin = QLabel()
+        self.origin.setWordWrap(True)
+        self.typed = False
+        self._layer = None
+        self._offering = False
+        self.valueChanged.connect(self._changed)
+        self._offer(None, "")
+
+    def nm(self) -> float | None:
+        """The pixel size in nm, None when unknown."""
+        return self.value() or None
+
+    def follow(self, layer) -> None:
+        """Offer ``layer``'s pixel size when ``layer`` is newly chosen (refreshes of the layer
+        list keep what is shown, typed or offered)."""
+        if self._layer is not None and self._layer() is layer:
+            return
+        self._layer = weakref.ref(layer) if layer is not None else None
+        size, found = layer_pixel_size(layer) if layer is not None else (None, "")
+        if size or not self.typed:
+            self._offer(size, found)
+
+    def _offer(self, size: float | None, found: str) -> None:
+        self._offering = True
+        self.setValue(size or 0.0)
+        self._offering = False
+        self.typed = False
+        self.origin.setText(f"{size:.4g} nm (from {found})" if size else "unknown: sizes in pixels")
+
+    def _changed(self, value: float) -> None:
+        if not self._offering:
+            self.typed = bool(value)
+            self.origin.setText("typed" if value else "unknown: sizes in pixels")
+
+
+class DataBarBox(QCheckBox):
+    """The "Leave out the data bar" box: offered, and ticked, when the chosen scan has one
+    (:func:`~napari_diffrendergan.data.scans.find_data_bar`); the user may untick it."""
+
+    def __init__(self):
+        super().__init__()
+        self.setToolTip(
+            "The microscope's info band (text, scale bar) along the bottom or top edge: left "
+            "out, so its glyphs neither become particles nor fragments"
+        )
+        self.bar = None
+        self._layer = None
+        self.follow(None)
+
+    def follow(self, layer) -> None:
+        """Look for a data bar on ``layer`` when it is newly chosen."""
+        if self._layer is not None and self._layer() is layer:
+            return
+        self._layer = weakref.ref(layer) if layer is not None else None
+        self.bar = _layer_data_bar(layer)
+        self.setEnabled(self.bar is not None)
+        self.setChecked(self.bar is not None)
+        self.setText(f"Leave out the data bar ({self.bar})" if self.bar else "No data bar found")
+
+    def left_out(self):
+        """The data bar when it is to be left out, else None."""
+        return self.bar if self.isChecked() else None
+
+    def regions(self, regions: list, shape) -> list:
+        """``regions`` (y0, y1, x0, x1) without the data bar's rows when it is left out; no
+        region (the whole image) becomes the rows outside the bar."""
+        if self.left_out() is None:
+            return regions
+        low, high = self.bar.kept_rows(shape[0])
+        if not regions:
+            return [(low, high, 0, shape[1])]
+        clipped = [(max(y0, low), min(y1, high), x0, x1) for y0, y1, x0, x1 in regions]
+        return [(y0, max(y0, y1), x0, x1) for y0, y1, x0, x1 in clipped]  # none: 0 rows
+
+
+def _layer_data_bar(layer):
+    """The data bar of a 2D (grey or RGB) image layer, None for other layers."""
+    from napari.layers import Image
+
+    from ..data.scans import find_data_bar
+    from ..errors import DiffRenderGANError
+
+    if not isinstance(layer, Image) or layer.multiscale or layer.ndim != 2:
+        return None
+    try:
+        return find_data_bar(np.asarray(layer.data))
+    except DiffRenderGANError:
+        return None
 
 
 def calibration(source, stack: bool = False) -> dict:

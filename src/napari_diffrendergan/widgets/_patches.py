@@ -20,7 +20,15 @@ from qtpy.QtWidgets import (
 
 from ..data.patches import ROLES, Patch, PatchSet, cut_patches
 from ._base import TaskWidget
-from ._layers import calibration, layer_named, layer_pixel_size_nm, path_row, refill, regions_of
+from ._layers import (
+    DataBarBox,
+    PixelSizeBox,
+    calibration,
+    layer_named,
+    path_row,
+    refill,
+    regions_of,
+)
 
 ROLE_COLOURS = {"particle": "orange", "background": "cyan"}
 STACK_SUFFIX, OUTLINE_SUFFIX = " patches", " patch outlines"
@@ -36,6 +44,7 @@ class PatchSelectionWidget(TaskWidget):
         self.patches: list[Patch] = []
         self.pixels: list[np.ndarray] = []
         self.source: Image | None = None
+        self.bar_left_out = None  # the data bar left out of the last cut
 
         self.image_box = QComboBox()
         self.image_box.setToolTip("The real scan to cut patches from")
@@ -60,6 +69,8 @@ class PatchSelectionWidget(TaskWidget):
         self.stride.setValue(128)
         self.stride.setSuffix(" px")
         self.stride.setToolTip("Step between neighbouring patches, px (smaller: more overlap)")
+        self.pixel_size = PixelSizeBox("recorded with the patch set and the GAN runs on it")
+        self.data_bar = DataBarBox()
         self.draw_button = QPushButton("New region layer")
         self.draw_button.setToolTip("Add a Shapes layer over the scan, ready to draw rectangles")
         self.cut_button = QPushButton("Cut patches")
@@ -92,6 +103,9 @@ class PatchSelectionWidget(TaskWidget):
         form.addRow("Role", self.role)
         form.addRow("Patch size", self.size)
         form.addRow("Stride", self.stride)
+        form.addRow("Pixel size", self.pixel_size)
+        form.addRow("", self.pixel_size.origin)
+        form.addRow(self.data_bar)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"<b>{self.title}</b>"))
         layout.addLayout(form)
@@ -108,6 +122,7 @@ class PatchSelectionWidget(TaskWidget):
         self.remove_button.clicked.connect(self.remove_shown)
         self.save_button.clicked.connect(self.save)
         self.viewer.dims.events.current_step.connect(self._show_role)
+        self.image_box.currentTextChanged.connect(self._scan_chosen)
         self.follow_layers()
 
     def _refresh_layers(self, event=None) -> None:
@@ -120,6 +135,12 @@ class PatchSelectionWidget(TaskWidget):
                 if isinstance(lay, kind) and not lay.name.endswith(own)
             ]
             refill(box, names if kind is Image else ["none (whole scan)", *names])
+        self._scan_chosen(self.image_box.currentText())
+
+    def _scan_chosen(self, name: str) -> None:
+        scan = layer_named(self.viewer, name, Image)
+        self.pixel_size.follow(scan)
+        self.data_bar.follow(scan)
 
     def new_region_layer(self) -> None:
         """A Shapes layer aligned with the scan, in rectangle-drawing mode."""
@@ -143,8 +164,11 @@ class PatchSelectionWidget(TaskWidget):
             return
         self.source = self.viewer.layers[name]
         shapes = layer_named(self.viewer, self.shapes_box.currentText(), Shapes)
-        regions = regions_of(shapes, self.source)
-        note = "" if regions else "No rectangle drawn: the whole scan was tiled. "
+        drawn = regions_of(shapes, self.source)
+        regions = self.data_bar.regions(drawn, self.source.data.shape)
+        self.bar_left_out = self.data_bar.left_out()
+        bar = " without its data bar" if self.bar_left_out else ""
+        note = "" if drawn else f"No rectangle drawn: the whole scan was tiled{bar}. "
         self.launch(
             cut_patches,
             np.asarray(self.source.data),
@@ -186,7 +210,7 @@ class PatchSelectionWidget(TaskWidget):
         boxes = [np.array([[p.y, p.x], [p.y + p.size, p.x + p.size]]) for p in self.patches]
         colours = [ROLE_COLOURS[p.role] for p in self.patches]
         metadata = {
-            "pixel_size_nm": layer_pixel_size_nm(self.source),
+            "pixel_size_nm": self.pixel_size.nm(),
             "roles": [p.role for p in self.patches],
         }
         if shapes is None:
@@ -261,13 +285,14 @@ class PatchSelectionWidget(TaskWidget):
             "stride": self.stride.value(),
             "role": self.role.currentText(),
             "source": self.source.name,
+            "data_bar_left_out": str(self.bar_left_out) if self.bar_left_out else None,
         }
         self.launch(
             PatchSet.save,
             folder,
             list(self.patches),
             list(self.pixels),
-            layer_pixel_size_nm(self.source),
+            self.pixel_size.nm(),
             settings,
             done=self._saved,
             failed=lambda err: self.show_error(err, "Cannot save"),
@@ -278,7 +303,13 @@ class PatchSelectionWidget(TaskWidget):
         stack = layer_named(self.viewer, self.source.name + STACK_SUFFIX, Image)
         if stack is not None:  # lets the GAN training widget take the layer as its patch set
             stack.metadata = {**stack.metadata, "patch_set": str(Path(patch_set.folder).resolve())}
+        unknown = (
+            " Pixel size unknown: the set records none, so GAN runs on it and sizes from them "
+            "are in pixels; type it above and save again with “Append” ticked."
+            if patch_set.pixel_size_nm is None
+            else ""
+        )
         self.status.setText(
             f"Saved {len(self.patches)} patches to {patch_set.folder} "
-            f"({len(patch_set.patches)} in the set)."
+            f"({len(patch_set.patches)} in the set).{unknown}"
         )

@@ -1,26 +1,38 @@
-"""Segmentation dock widget: train nnU-Net, segment the open image, particle statistics."""
+"""Segmentation dock widget: train nnU-Net, segment the open image, reportable particle sizes
+(D-values with CIs, histogram, cumulative distribution, EU screen) and the comparison of two
+Labels layers' size distributions."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
+from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels, Shapes
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
+    QWidget,
 )
 
+from ..analysis.evaluation import to_instances
 from ..analysis.particles import (
     CORE_THRESHOLD,
     MIN_AREA,
@@ -29,18 +41,36 @@ from ..analysis.particles import (
     WATERSHED,
     table_rows,
 )
+from ..analysis.size_plots import (
+    comparison_figure,
+    cumulative_figure,
+    histogram_figure,
+    interval_text,
+)
+from ..analysis.sizes import (
+    PERCENTILES,
+    SIZE_COLUMNS,
+    compare_sizes,
+    flag_border,
+    measured_diameters,
+    size_report,
+    sized_table,
+    statistics_rows,
+)
 from ..backend import DEVICES
-from ..errors import DiffRenderGANError
-from ..io import write_csv
+from ..errors import DiffRenderGANError, InputError
+from ..io import write_csv, write_json_atomic
 from ..segment.model import ModelFolder
 from ..segment.predict import Segmentation, Segmenter, segment_image
 from ..segment.training import train_model
 from ._base import TaskWidget
 from ._layers import (
+    DataBarBox,
     FigureView,
+    PixelSizeBox,
     calibration,
     layer_named,
-    layer_pixel_size_nm,
+    layer_pixel_size,
     path_row,
     refill,
     regions_of,
@@ -58,6 +88,10 @@ class SegmentationWidget(TaskWidget):
         self.segmenter: Segmenter | None = None
         self.result: Segmentation | None = None
         self.source: Image | None = None
+        self.region: tuple[int, int, int, int] | None = None  # analysed (y0, y1, x0, x1)
+        self.sizing: tuple | None = None  # (table, pixel size, analysed area px, floor px)
+        self.report: dict | None = None
+        self.comparison: dict | None = None
 
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText("model folder (from training below or the CLI)")
@@ -138,21 +172,30 @@ class SegmentationWidget(TaskWidget):
             "into pieces, better particle-by-particle matches and size distributions (TiO2 "
             "training scans: detection score AP50 0.596 → 0.614)"
         )
-        self.pixel_size = QDoubleSpinBox()
-        self.pixel_size.setRange(0.0, 1e6)
-        self.pixel_size.setDecimals(3)
-        self.pixel_size.setSpecialValueText("unknown (pixels)")
-        self.pixel_size.setSuffix(" nm")
-        self.pixel_size.setToolTip("nm per pixel, for statistics in nm (from the layer if known)")
+        self.pixel_size = PixelSizeBox("for statistics in nm")
+        self.data_bar = DataBarBox()
+        self.keep_border = QCheckBox("Keep border particles")
+        self.keep_border.setToolTip(
+            "Count particles touching the border of the image (or region) in the sizes and in "
+            "Compare (the sizes are measured again at once; press Compare again). Off by "
+            "default: they are cut, so they look smaller than they are (they are counted either "
+            "way; particles under Smallest particle are always left out)"
+        )
         self.segment_button = QPushButton("Segment open image")
         self.segment_button.setToolTip("Segment the chosen image with the model above")
-        self.plot = FigureView(Figure(figsize=(4, 2.6), dpi=100))
         self.stats = QLabel()
         self.stats.setWordWrap(True)
-        self.export_button = QPushButton("Export particle CSV…")
-        self.export_button.setToolTip("Per-particle statistics of the last segmentation as CSV")
-        self.export_button.setEnabled(False)
-        self.while_busy(self.train_button, self.segment_button, self.export_button)
+        self.stats.setToolTip("Particles measured for the sizes, and their median size (D50)")
+        self.export_button = self._export_menu()
+        self.results = self._results_tabs()
+        self.while_busy(
+            self.train_button,
+            self.segment_button,
+            self.keep_border,
+            self.compare_button,
+            self.export_button,
+        )
+        self._enable_exports()
         self.status.setText("Load a model (or train one), then segment an open image.")
 
         layout = QVBoxLayout(self)
@@ -177,18 +220,22 @@ class SegmentationWidget(TaskWidget):
         segment_form.addRow("Image", self.image_box)
         segment_form.addRow("Region", self.region_box)
         segment_form.addRow("Pixel size", self.pixel_size)
+        segment_form.addRow("", self.pixel_size.origin)
+        segment_form.addRow(self.data_bar)
         segment_form.addRow(self.watershed)
         segment_form.addRow("Seed distance", self.split_distance)
         segment_form.addRow("Split at dips below", self.core_threshold)
         segment_form.addRow("Smallest core", self.min_seed_area)
         segment_form.addRow("Smallest particle", self.min_area)
-        segment_form.addRow(self.mirroring)
+        checks = QHBoxLayout()
+        checks.addWidget(self.mirroring)
+        checks.addWidget(self.keep_border)
+        segment_form.addRow(checks)
         segment_form.addRow(self.segment_button)
         layout.addWidget(segment_box)
         layout.addWidget(self.progress_panel())
-        layout.addWidget(self.plot)
+        layout.addWidget(self.results)
         layout.addWidget(self.stats)
-        layout.addWidget(self.export_button)
         layout.addStretch(1)
 
         self.model_path.editingFinished.connect(self.load_model)
@@ -201,9 +248,118 @@ class SegmentationWidget(TaskWidget):
         )
         self.train_button.clicked.connect(self.train)
         self.segment_button.clicked.connect(self.segment)
-        self.export_button.clicked.connect(self._ask_export)
+        self.keep_border.toggled.connect(self._measure_again)
+        self.compare_button.clicked.connect(self.compare)
         self.image_box.currentTextChanged.connect(self._image_chosen)
         self.follow_layers()
+
+    def _export_menu(self) -> QPushButton:
+        """An Export button whose menu writes the particle table, the statistics or the report."""
+        button = QPushButton("Export")
+        button.setToolTip("Export the last results (atomic writes)")
+        menu = QMenu(button)
+        self.export_actions = {}
+        for method, (name, kind, tip) in EXPORTS.items():
+            action = menu.addAction(name)
+            action.setToolTip(tip)
+            export = getattr(self, method)
+            action.triggered.connect(lambda _=False, k=kind, e=export: self._ask_export(k, e))
+            self.export_actions[method] = action
+        menu.setToolTipsVisible(True)
+        button.setMenu(menu)
+        return button
+
+    def _results_tabs(self) -> QTabWidget:
+        """Histogram, cumulative distribution, D-value table and Compare, as tabs (one plot high,
+        so the dock does not grow)."""
+        self.histogram = FigureView(histogram_figure(np.zeros(0), {}, "px"))
+        self.cumulative = FigureView(cumulative_figure(np.zeros(0), {}, "px"))
+        tabs = QTabWidget()
+        tabs.addTab(self.histogram, "Histogram")
+        tabs.addTab(self.cumulative, "Cumulative")
+        tabs.addTab(self._d_value_tab(), "D-values")
+        tabs.addTab(self._compare_tab(), "Compare")
+        tips = (  # also on the plots themselves, where hovering goes
+            "Equivalent diameters of the measured particles; dashed: D10/D50/D90, shaded: their "
+            "95 % confidence intervals",
+            "Share of measured particles up to each size, with its 95 % confidence band "
+            "(shaded); dashed: D10/D50/D90 with their 95 % CIs",
+            "D10/D50/D90 with 95 % CIs, counts, number density and the EU nanomaterial screen",
+            "Compare the size distributions of two Labels layers (e.g. model vs manual labels)",
+        )
+        for index, tip in enumerate(tips):
+            tabs.setTabToolTip(index, tip)
+        self.histogram.setToolTip(tips[0])
+        self.cumulative.setToolTip(tips[1])
+        tabs.setCornerWidget(self.export_button)
+        return tabs
+
+    def _d_value_tab(self) -> QWidget:
+        self.d_table = QTableWidget(len(SIZE_COLUMNS), len(PERCENTILES))
+        self.d_table.setVerticalHeaderLabels([SIZE_NAMES[name] for name in SIZE_COLUMNS])
+        self.d_table.setHorizontalHeaderLabels(list(PERCENTILES))
+        self.d_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.d_table.setWordWrap(False)
+        row = self.d_table.fontMetrics().height() + 8
+        self.d_table.verticalHeader().setDefaultSectionSize(row)
+        self.d_table.horizontalHeader().setFixedHeight(row)
+        self.d_table.setFixedHeight((len(SIZE_COLUMNS) + 1) * row + 4)
+        self.d_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.d_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.d_table.setToolTip(
+            "Number-based D10/D50/D90 of the measured particles: value (95 % bootstrap CI). "
+            "ECD: equivalent circular diameter (of the disk of equal area); Feret min/max: the "
+            "narrowest and widest caliper width of the projection"
+        )
+        self.counts = QLabel()
+        self.counts.setWordWrap(True)
+        self.counts.setToolTip(
+            "Detected particles; those touching the border and those under Smallest particle "
+            "are left out of the sizes (border ones kept with Keep border particles); the "
+            "density counts every particle above that floor per µm² of the analysed area"
+        )
+        self.screen = QLabel()
+        self.screen.setWordWrap(True)
+        self.screen.setToolTip("The EU nanomaterial screen by number; its caveats show here")
+        tab = QWidget()
+        column = QVBoxLayout(tab)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.d_table)
+        column.addWidget(self.counts)
+        column.addWidget(self.screen)
+        column.addStretch(1)
+        return tab
+
+    def _compare_tab(self) -> QWidget:
+        self.layer_a = ComboBox(choices=self._labels_layers, tooltip=COMPARE_TIP.format("A"))
+        self.layer_b = ComboBox(choices=self._labels_layers, tooltip=COMPARE_TIP.format("B"))
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.setToolTip(
+            "Compare B's equivalent diameters with A's (same border and floor rules): D50 "
+            "difference B − A with its 95 % CI, KS test, both cumulative distributions"
+        )
+        self.compare_plot = FigureView(comparison_figure({}, {"unit": "px"}))
+        self.compare_plot.setToolTip(
+            "Both cumulative distributions with their 95 % bands; dashed: each D50, shaded: its "
+            "95 % CI; KS D: the largest gap between the two distributions"
+        )
+        self.compare_text = QLabel("Choose two Labels layers and press Compare.")
+        self.compare_text.setWordWrap(True)
+        self.compare_text.setToolTip(
+            "The D50 difference B − A with its bootstrap 95 % CI and the two-sample "
+            "Kolmogorov–Smirnov test (p < 0.05: the distributions differ)"
+        )
+        tab = QWidget()
+        grid = QGridLayout(tab)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(QLabel("A"), 0, 0)
+        grid.addWidget(self.layer_a.native, 0, 1)
+        grid.addWidget(QLabel("B"), 0, 2)
+        grid.addWidget(self.layer_b.native, 0, 3)
+        grid.addWidget(self.compare_button, 0, 4)
+        grid.addWidget(self.compare_plot, 1, 0, 1, 5)
+        grid.addWidget(self.compare_text, 2, 0, 1, 5)
+        return tab
 
     # --- layers -------------------------------------------------------------------------------
 
@@ -214,10 +370,16 @@ class SegmentationWidget(TaskWidget):
             ["whole image"] + [lay.name for lay in self.viewer.layers if isinstance(lay, Shapes)],
         )
         self._image_chosen(self.image_box.currentText())
+        self.layer_a.reset_choices()
+        self.layer_b.reset_choices()
+
+    def _labels_layers(self, _picker=None) -> list[tuple[str, Labels]]:
+        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Labels)]
 
     def _image_chosen(self, name: str) -> None:
-        if name in self.viewer.layers:
-            self.pixel_size.setValue(layer_pixel_size_nm(self.viewer.layers[name]) or 0.0)
+        image = layer_named(self.viewer, name, Image)
+        self.pixel_size.follow(image)
+        self.data_bar.follow(image)
 
     # --- model --------------------------------------------------------------------------------
 
@@ -294,14 +456,14 @@ class SegmentationWidget(TaskWidget):
             return
         self.source = self.viewer.layers[name]
         shapes = layer_named(self.viewer, self.region_box.currentText(), Shapes)
-        regions = regions_of(shapes, self.source)
         data = np.asarray(self.source.data)
+        regions = self.data_bar.regions(regions_of(shapes, self.source), data.shape)
         if self.source.rgb:
             data = data[..., :3]
         options = {
             "region": regions[0] if regions else None,
             "watershed": self.watershed.isChecked(),
-            "pixel_size_nm": self.pixel_size.value() or None,
+            "pixel_size_nm": self.pixel_size.nm(),
             "split_distance": self.split_distance.value(),
             "min_area": self.min_area.value(),
             "core_threshold": self.core_threshold.value() or None,
@@ -314,32 +476,33 @@ class SegmentationWidget(TaskWidget):
             self._load_settings(),
             data,
             options,
+            self.keep_border.isChecked(),
             done=self._show,
             failed=lambda err: self.show_error(err, "Cannot segment"),
             text=f"Segmenting {name}…",
         )
 
     @staticmethod
-    def _segment_work(segmenter, model: str, settings: dict, data, options: dict, monitor):
-        """Load the model if needed (in the worker: it takes seconds), then segment."""
+    def _segment_work(
+        segmenter, model: str, settings: dict, data, options: dict, keep_border: bool, monitor
+    ):
+        """Load the model if needed (in the worker: it takes seconds), segment, flag the
+        particles touching the analysed region's border and measure the sizes."""
         if segmenter is None:
             monitor.report(0, 1, "loading the model")
             segmenter = Segmenter(model, **settings)
         monitor.check()
         result = segment_image(segmenter, data, monitor=monitor, **options)
-        figure = size_figure(result, options["pixel_size_nm"])
-        return segmenter, result, figure, rendered(figure)
-
-    @property
-    def figure(self) -> Figure:
-        """The size histogram on show."""
-        return self.plot.figure
+        region = analysed_region(options["region"], result.instances.shape)
+        result.table = flag_border(result.table, result.instances, region)
+        area = (region[1] - region[0]) * (region[3] - region[2])
+        sizing = (result.table, options["pixel_size_nm"], area, options["min_area"])
+        return segmenter, result, region, sizing, measure_sizes(*sizing, keep_border)
 
     def _show(self, outcome) -> None:
-        self.segmenter, result, figure, pixels = outcome
+        self.segmenter, result, self.region, self.sizing, sizes = outcome
         self.result = result
-        self.export_button.setEnabled(True)
-        pixel = self.pixel_size.value() or None
+        pixel = self.sizing[1]
         metadata = {
             "pixel_size_nm": pixel,
             "source_layer": self.source.name,
@@ -357,19 +520,87 @@ class SegmentationWidget(TaskWidget):
             if len(result.table["label"])
             else None,
         )
-        diameters = next(v for k, v in result.table.items() if k.startswith("equivalent_diameter"))
-        unit = "nm" if pixel else "px"
-        self.plot.show_figure(figure, pixels)
         notes = f" ({'; '.join(result.notes)})" if result.notes else ""
         self.status.setText(f"Added “{self.source.name} particles” and “… mask”{notes}.")
-        if len(diameters):
-            self.stats.setText(
-                f"{len(diameters)} particles · median equivalent diameter "
-                f"{np.median(diameters):.3g} {unit} · mean {np.mean(diameters):.3g} · "
-                f"p10–p90 {np.percentile(diameters, 10):.3g}–{np.percentile(diameters, 90):.3g}"
+        self._show_sizes(sizes)
+
+    def _measure_again(self) -> None:
+        """Measure the last result again with the border rule just chosen (in the worker)."""
+        if self.sizing is not None:
+            self.launch(
+                measure_sizes,
+                *self.sizing,
+                self.keep_border.isChecked(),
+                done=self._show_sizes,
+                failed=lambda err: self.show_error(err, "Cannot measure"),
+                text="Measuring sizes…",
             )
-        else:
-            self.stats.setText("No particles found.")
+
+    def _show_sizes(self, sizes) -> None:
+        """The size report in the plots, the D-value table and the summary line."""
+        report, figures, pixels = sizes
+        where = {"source_layer": self.source.name, "analysed_region": list(self.region)}
+        self.report = {**where, **report}
+        for view, figure, picture in zip(
+            (self.histogram, self.cumulative), figures, pixels, strict=True
+        ):
+            view.show_figure(figure, picture)
+        statistics = self.report["statistics"]
+        for row, name in enumerate(SIZE_COLUMNS):
+            for column, key in enumerate(PERCENTILES):
+                entry = statistics["sizes"][name][key]
+                self.d_table.setItem(row, column, QTableWidgetItem(interval_text(entry)))
+        unit = statistics["unit"]
+        self.d_table.setHorizontalHeaderLabels([f"{key} ({unit})" for key in PERCENTILES])
+        self.counts.setText(counts_text(statistics))
+        screen = self.report["nanomaterial_screen"]
+        self.screen.setText(screen_text(screen))
+        self.screen.setToolTip("Caveats:\n• " + "\n• ".join(screen["caveats"]))
+        self.stats.setText(summary_text(statistics))
+        self._enable_exports()
+
+    # --- comparison ---------------------------------------------------------------------------
+
+    def compare(self) -> None:
+        """Compare the size distributions of Labels layers A and B (in a worker)."""
+        layers = {"a": self.layer_a.value, "b": self.layer_b.value}
+        if None in layers.values():
+            self.status.setText(
+                "Choose two Labels layers A and B to compare (segment an image or add a Labels "
+                "layer first)."
+            )
+            return
+        pixels = {side: layer_pixel_size(layer)[0] for side, layer in layers.items()}
+        if bool(pixels["a"]) != bool(pixels["b"]):
+            known, unknown = ("a", "b") if pixels["a"] else ("b", "a")
+            self.status.setText(
+                f"Cannot compare: “{layers[known].name}” has {pixels[known]:g} nm pixels but "
+                f"“{layers[unknown].name}” has no pixel size: give it its scale in nm (or its "
+                "metadata pixel_size_nm), or compare two layers without pixel sizes."
+            )
+            return
+        sides = {
+            side: (layer.name, np.asarray(layer.data), pixels[side])
+            for side, layer in layers.items()
+        }
+        self.launch(
+            compare_work,
+            sides,
+            self.min_area.value(),
+            self.keep_border.isChecked(),
+            done=self._compared,
+            failed=lambda err: self.show_error(err, "Cannot compare"),
+            text="Comparing size distributions…",
+        )
+
+    def _compared(self, outcome) -> None:
+        self.comparison, figure, pixels = outcome
+        self.compare_plot.show_figure(figure, pixels)
+        self.compare_text.setText(comparison_text(self.comparison))
+        self.status.setText("Compared B with A.")
+        self._enable_exports()
+
+    # --- layers and exports -------------------------------------------------------------------
 
     def _add_labels(self, data, name, **kwargs):
         layer = layer_named(self.viewer, name, Labels)
@@ -380,15 +611,52 @@ class SegmentationWidget(TaskWidget):
             return layer
         return self.viewer.add_labels(data, name=name, **calibration(self.source), **kwargs)
 
-    def _ask_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export particle statistics", "", "CSV (*.csv)")
+    def _set_busy(self, busy: bool) -> None:
+        super()._set_busy(busy)
+        if not busy:
+            self._enable_exports()
+
+    def _enable_exports(self) -> None:
+        available = {
+            "export_csv": self.result is not None,
+            "export_statistics": self.report is not None,
+            "export_json": self.report is not None or self.comparison is not None,
+        }
+        for name, action in self.export_actions.items():
+            action.setEnabled(available[name])
+
+    def _ask_export(self, kind: str, export) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export", "", kind)
         if path:
-            self.export_csv(path)
+            export(path)
 
     def export_csv(self, path) -> str:
-        """Particle statistics of the last segmentation as CSV."""
+        """Per-particle table of the last segmentation (with ``touches_border``) as CSV."""
+        if self.result is None:
+            return self._nothing_to_export()
+        return self._write(path, write_csv, table_rows(self.result.table))
+
+    def export_statistics(self, path) -> str:
+        """The last size statistics as CSV rows (quantity, value, ci_low, ci_high, unit)."""
+        if self.report is None:
+            return self._nothing_to_export()
+        return self._write(path, write_csv, statistics_rows(self.report["statistics"]))
+
+    def export_json(self, path) -> str:
+        """The last size report and comparison (either may be null) as JSON."""
+        if self.report is None and self.comparison is None:
+            return self._nothing_to_export()
+        content = {"sizes": self.report, "comparison": self.comparison}
+        return self._write(path, write_json_atomic, content)
+
+    def _nothing_to_export(self) -> str:
+        self.status.setText("Nothing to export yet: segment an image or compare first.")
+        return ""
+
+    def _write(self, path, write, content) -> str:
+        """``write(path, content)`` (atomic); says why not in the status line."""
         try:
-            write_csv(path, table_rows(self.result.table))
+            write(path, content)
         except DiffRenderGANError as err:
             self.status.setText(f"Cannot export: {err}")
             return ""
@@ -396,14 +664,148 @@ class SegmentationWidget(TaskWidget):
         return str(path)
 
 
-def size_figure(result: Segmentation, pixel_size_nm: float | None) -> Figure:
-    """Histogram of the particles' equivalent diameters (nm when the pixel size is known)."""
-    diameters = next(v for k, v in result.table.items() if k.startswith("equivalent_diameter"))
-    figure = Figure(figsize=(4, 2.6), dpi=100, tight_layout=True)
-    axes = figure.add_subplot(111)
-    if len(diameters):
-        axes.hist(diameters, bins=min(30, max(5, len(diameters) // 3)), color="tab:blue")
-        axes.axvline(np.median(diameters), color="k", ls="--", lw=1)
-    axes.set_xlabel(f"equivalent diameter ({'nm' if pixel_size_nm else 'px'})")
-    axes.set_ylabel("particles")
-    return figure
+SIZE_NAMES = {
+    "equivalent_diameter": "ECD",
+    "feret_min": "Feret min",
+    "feret_max": "Feret max",
+}
+EXPORTS = {  # method: menu entry, file kind, tooltip
+    "export_csv": (
+        "Particle table (CSV)…",
+        "CSV (*.csv)",
+        "Per-particle table of the last segmentation as CSV (with touches_border)",
+    ),
+    "export_statistics": (
+        "Statistics (CSV)…",
+        "CSV (*.csv)",
+        "The size statistics (D-values with 95 % CIs, counts, density, shape) as CSV",
+    ),
+    "export_json": (
+        "Report (JSON)…",
+        "JSON (*.json)",
+        "The size report (statistics and EU screen) and the last comparison as JSON",
+    ),
+}
+COMPARE_TIP = (
+    "Labels layer {} (particles as instances, a binary mask or a 3-class mask); its pixel size "
+    "comes from the layer's scale or metadata"
+)
+
+
+def analysed_region(region, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The rectangle (y0, y1, x0, x1) that was segmented: ``region`` clipped to the image (the
+    whole image without one), as :func:`segment_image` clips it."""
+    if region is None:
+        return (0, shape[0], 0, shape[1])
+    y0, y1, x0, x1 = (int(v) for v in region)
+    return (max(0, y0), min(shape[0], y1), max(0, x0), min(shape[1], x1))
+
+
+def measure_sizes(table, pixel_size_nm, area_px, min_area: int, keep_border: bool):
+    """The size report of one segmentation (bootstrap CIs: run it in a worker) and its
+    histogram and cumulative figures, drawn."""
+    report = size_report(table, pixel_size_nm, area_px, min_area, keep_border)
+    diameters, unit, _ = measured_diameters([table], pixel_size_nm, min_area, keep_border)
+    percentiles = report["statistics"]["sizes"]["equivalent_diameter"]
+    figures = [
+        histogram_figure(diameters, percentiles, unit),
+        cumulative_figure(diameters, percentiles, unit),
+    ]
+    return report, figures, [rendered(figure) for figure in figures]
+
+
+def compare_work(sides: dict, min_area: int, keep_border: bool):
+    """:func:`compare_sizes` of two Labels layers' data (``sides``: ``{"a"|"b": (name, labels,
+    pixel size)}``) with the figure of both cumulative distributions, drawn. Refuses a side
+    without a particle to measure."""
+    tables, diameters = {}, {}
+    for side, (name, labels, pixel) in sides.items():
+        try:
+            tables[side] = [sized_table(to_instances(labels, "auto"), pixel)]
+        except DiffRenderGANError as err:
+            raise type(err)(f"Labels layer “{name}”: {err}") from err
+        diameters[side], _, counts = measured_diameters(tables[side], pixel, min_area, keep_border)
+        if not len(diameters[side]):
+            raise InputError(nothing_to_measure(name, counts, min_area))
+    (name_a, _, pixel_a), (name_b, _, pixel_b) = sides["a"], sides["b"]
+    comparison = compare_sizes(tables["a"], tables["b"], pixel_a, min_area, keep_border, pixel_b)
+    comparison = {
+        "layer_a": name_a,
+        "layer_b": name_b,
+        "pixel_size_nm_a": pixel_a,
+        "pixel_size_nm_b": pixel_b,
+        **comparison,
+    }
+    figure = comparison_figure(diameters, comparison)
+    return comparison, figure, rendered(figure)
+
+
+def nothing_to_measure(name: str, counts: dict, min_area: int) -> str:
+    if counts["detected"] == 0:
+        return f"Labels layer “{name}” holds no particles: choose a layer with particles"
+    return (
+        f"none of the {counts['detected']} particles of “{name}” is measured "
+        f"({counts['touching_border']} touch the border, {counts['below_floor']} are under "
+        f"{min_area} px): tick Keep border particles or lower Smallest particle"
+    )
+
+
+def summary_text(statistics: dict) -> str:
+    """One line: particles measured, those left out, and the D50 with its CI."""
+    count, unit = statistics["count"], statistics["unit"]
+    if count["detected"] == 0:
+        return "No particles found."
+    border = "kept" if statistics["border_particles_included"] else "left out"
+    d50 = statistics["sizes"]["equivalent_diameter"]["D50"]
+    return (
+        f"{count['measured']} particles measured ({count['touching_border']} on the border "
+        f"{border}, {count['below_floor']} under {statistics['min_area_px']} px left out) · "
+        f"D50 {interval_text(d50)} {unit}"
+    )
+
+
+def counts_text(statistics: dict) -> str:
+    """Counts (measured / border / under the floor) and the number density."""
+    count = statistics["count"]
+    density = statistics["number_density_per_um2"]
+    per_area = (
+        f"{density:.3g} particles per µm² (of {statistics['analysed_area_um2']:.3g} µm²)"
+        if density is not None
+        else "density needs the pixel size"
+    )
+    return (
+        f"{count['detected']} detected: {count['measured']} measured, "
+        f"{count['touching_border']} touching the border, {count['below_floor']} under "
+        f"{statistics['min_area_px']} px · {per_area}"
+    )
+
+
+def screen_text(screen: dict) -> str:
+    """The EU nanomaterial screen's verdict with the share and its 95 % interval."""
+    if screen["verdict"] is None:
+        reason = "needs the pixel size" if screen["count"] is None else "no particle measured"
+        return f"EU nanomaterial screen: {reason}"
+    return (
+        f"EU nanomaterial screen: {screen['verdict']}; {100 * screen['share']:.0f} % "
+        f"(95 % CI {100 * screen['ci_low']:.0f}–{100 * screen['ci_high']:.0f} %) of "
+        f"{screen['count']['measured']} particles have a smallest dimension of 1–100 nm "
+        "(hover for caveats)"
+    )
+
+
+def comparison_text(comparison: dict) -> str:
+    """The D50 difference B − A with its CI and the KS test's verdict in plain words (short:
+    the dock stays low)."""
+    unit, difference = comparison["unit"], comparison["D50_difference"]
+    value, low, high = difference["value"], difference["ci_low"], difference["ci_high"]
+    if low > 0 or high < 0:
+        direction, (low, high) = ("larger", (low, high)) if low > 0 else ("smaller", (-high, -low))
+        change = f"B's D50 is {abs(value):.3g} {unit} (95 % CI {low:.3g}–{high:.3g}) {direction}:"
+    else:
+        change = (
+            f"B's D50 differs by {value:+.3g} {unit} (95 % CI {low:+.3g} to {high:+.3g}, "
+            "includes 0): no clear difference;"
+        )
+    p = comparison["ks_pvalue"]
+    verdict = "the distributions differ" if p < 0.05 else "no evidence they differ"
+    return f"{change} {verdict} (KS p = {p:.2g})."

@@ -9,7 +9,6 @@ from matplotlib.figure import Figure
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QLabel,
@@ -18,6 +17,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis.thickness import (
+    METHODS,
     ThicknessError,
     ThicknessResult,
     analyse,
@@ -27,7 +27,7 @@ from ..analysis.thickness import (
 from ..errors import DiffRenderGANError
 from ..io import write_csv
 from ._base import TaskWidget
-from ._layers import FigureView, calibration, layer_pixel_size_nm, refill, rendered
+from ._layers import FigureView, PixelSizeBox, calibration, refill, rendered
 
 
 def layer_mask(layer) -> np.ndarray:
@@ -62,12 +62,14 @@ class ThicknessAnalysisWidget(TaskWidget):
             "The mask to measure: a Labels layer (any label > 0 is wire), or an Image layer "
             "thresholded by Otsu's method"
         )
-        self.pixel_size = QDoubleSpinBox()
-        self.pixel_size.setRange(0.0, 1e6)
-        self.pixel_size.setDecimals(3)
-        self.pixel_size.setSpecialValueText("unknown (pixels)")
-        self.pixel_size.setSuffix(" nm")
-        self.pixel_size.setToolTip("nm per pixel, for thickness in nm (from the layer if known)")
+        self.pixel_size = PixelSizeBox("for thickness in nm")
+        self.method = QComboBox()
+        self.method.addItems(METHODS)
+        self.method.setToolTip(
+            "exact: the definition (largest inscribed disk), computed fast; localthickness: the "
+            "package of that name, an approximation by iterated morphology, slower and off at "
+            "wire crossings and ends (docs/thickness.md)"
+        )
         self.run_button = QPushButton("Compute local thickness")
         self.run_button.setToolTip(
             "Local thickness: the diameter of the largest disk inside the mask covering each pixel"
@@ -84,6 +86,8 @@ class ThicknessAnalysisWidget(TaskWidget):
         form = QFormLayout()
         form.addRow("Mask layer", self.layer_box)
         form.addRow("Pixel size", self.pixel_size)
+        form.addRow("", self.pixel_size.origin)
+        form.addRow("Method", self.method)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"<b>{self.title}</b>"))
         layout.addLayout(form)
@@ -120,8 +124,8 @@ class ThicknessAnalysisWidget(TaskWidget):
         self._layer_chosen(self.layer_box.currentText())
 
     def _layer_chosen(self, name: str) -> None:
-        if name in self.viewer.layers:
-            self.pixel_size.setValue(layer_pixel_size_nm(self.viewer.layers[name]) or 0.0)
+        chosen = [layer for layer in self._candidates() if layer.name == name]
+        self.pixel_size.follow(chosen[0] if chosen else None)
 
     def run(self) -> None:
         """Analyse the chosen layer in a thread worker."""
@@ -139,7 +143,8 @@ class ThicknessAnalysisWidget(TaskWidget):
         self.launch(
             self._analyse,
             mask,
-            self.pixel_size.value() or None,
+            self.pixel_size.nm(),
+            self.method.currentText(),
             done=self._show,
             failed=lambda err: self.show_error(err, f"Cannot analyse {name}"),
             text=f"Computing local thickness of {name}{how}…",
@@ -151,9 +156,9 @@ class ThicknessAnalysisWidget(TaskWidget):
         return self.plot.figure
 
     @staticmethod
-    def _analyse(mask: np.ndarray, pixel_size_nm: float | None, monitor):
+    def _analyse(mask: np.ndarray, pixel_size_nm: float | None, method: str, monitor):
         """Thread worker: the analysis, and its figure drawn here rather than in the GUI."""
-        result = analyse(mask, pixel_size_nm, monitor=monitor)
+        result = analyse(mask, pixel_size_nm, monitor=monitor, method=method)
         figure = Figure(figsize=(4, 2.8), dpi=100, tight_layout=True)
         plot_distributions(result, figure.add_subplot(111))
         return result, figure, rendered(figure)
