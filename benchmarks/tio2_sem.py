@@ -351,7 +351,7 @@ class Experiment:
             images.append(image)
             masks.append(semantic_mask(label(manual, connectivity=1), contour))
         NnunetDataset(self.out / "real" / "Dataset002_TiO2Real").write(
-            images, masks, contour, names=self.train_ids
+            images, masks, contour, names=self.train_ids, pixel_size_nm=PIXEL_SIZE_NM
         )
 
     def nnunet(self) -> None:

@@ -71,6 +71,13 @@ def test_the_overview_shows_what_the_pipeline_made(tmp_path):
     fid = next(ax for ax in figure.axes if ax.get_title().startswith("FID per epoch"))
     assert {line.get_ydata()[0] for line in fid.lines[1:]} >= {300.0, 40.0}  # untrained, floor
 
+    from napari_diffrendergan.io import write_tiff
+
+    scan = tmp_path / "segmentation" / "scan_image.tif"  # a scan of unknown pixel size: px
+    write_tiff(scan, np.zeros((96, 128), np.float32), pixel_size_nm=None)
+    sizes = next(ax for ax in overview(report).axes if ax.get_title() == "particle sizes")
+    assert sizes.get_xlabel() == "equivalent diameter (px)"
+
     del report["thickness"]  # a demo without the nanowire preset says so
     titles = [ax.get_title() for ax in overview(report).axes]
     assert "nanowire local thickness" in titles

@@ -48,6 +48,7 @@ def test_offline_the_sample_fails_fast_in_one_line(tmp_path, monkeypatch):
 
     def hang(*args, **kwargs):  # a network that drops packets: no answer for a long time
         time.sleep(60)
+        raise TimeoutError("timed out")
 
     def no_download(*args, **kwargs):
         raise AssertionError("no download may be tried offline")

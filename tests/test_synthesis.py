@@ -192,5 +192,10 @@ def test_background_patches_at_another_scale_are_refused_or_converted(tiny_run, 
     )
     assert "0–1 (floating point) data, the run's patches 0–255 (8-bit)" in summary["notes"][0]
     # every JSON of the dataset says its pixel size
-    for path in ("dataset.json", "generation.json", "parameters/syn_00000.json"):
+    for path in (
+        "dataset.json",
+        "generation.json",
+        "parameters/syn_00000.json",
+        "instances/syn_00000.json",
+    ):
         assert json.loads((out / path).read_text())["pixel_size_nm"] == 7.0, path

@@ -331,13 +331,15 @@ def _scan_panels(axes, folder: Path, report: dict) -> None:
     _image_panel(axes[1], image, f"segmented: {found.max()} particles ({labelled.max()} labelled)")
     edges = find_boundaries(found)
     axes[1].imshow(np.ma.masked_where(~edges, edges), cmap="autumn", interpolation="nearest")
-    sizes = [particle_table(i, pixel_size)["equivalent_diameter_nm"] for i in (found, labelled)]
+    unit = "nm" if pixel_size else "px"
+    column = f"equivalent_diameter_{unit}"
+    sizes = [particle_table(i, pixel_size)[column] for i in (found, labelled)]
     joined = np.concatenate(sizes)
     bins = np.histogram_bin_edges(joined, bins=30) if len(joined) else 10
     axes[2].hist(sizes[0], bins=bins, color="tab:orange", label="segmented")
     axes[2].hist(sizes[1], bins=bins, histtype="step", color="black", label="labelled")
     axes[2].set_title("particle sizes", fontsize=9)
-    axes[2].set_xlabel("equivalent diameter (nm)" if pixel_size else "equivalent diameter (px)")
+    axes[2].set_xlabel(f"equivalent diameter ({unit})")
     axes[2].set_ylabel("particles")
     axes[2].legend(fontsize=7)
 

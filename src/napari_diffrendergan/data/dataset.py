@@ -159,12 +159,12 @@ class NnunetDataset:
         return self.folder / "parameters" / f"{case}.json"
 
     def write_pair(self, name: str, image, mask, instances, info: dict) -> None:
-        """One synthetic pair: image, 3-class label, instances, then its parameters, which
-        mark it complete."""
+        """One synthetic pair: image, 3-class label, instances (their sidecar with the pixel size
+        of ``info``), then its parameters, which mark it complete."""
         from ..io import write_tiff
 
         self.write_case(name, image, mask)
-        write_tiff(self.instances_path(name), instances)
+        write_tiff(self.instances_path(name), instances, pixel_size_nm=info.get("pixel_size_nm"))
         write_json_atomic(self.parameters_path(name), info)
 
     def pair_done(self, index: int) -> bool:

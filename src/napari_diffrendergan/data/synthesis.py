@@ -161,7 +161,7 @@ def background_scaling(patches: str | Path, run: GanRun) -> tuple[float, list[st
 
     patch_set = PatchSet.open(patches)
     notes = _pixel_size_notes(patches, patch_set.pixel_size_nm, run.pixel_size_nm)
-    if Path(os.path.normpath(Path(patches).resolve())) == run.patches:
+    if Path(patches).resolve() == run.patches.resolve():
         return run.intensity_range, notes
     own = PatchSet.intensity_range(patch_set.read_stack(patch_set.patches))
     if own != run.intensity_range:
