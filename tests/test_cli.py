@@ -169,7 +169,7 @@ def test_train_best_epoch_and_generate_commands(tmp_path, capsys, tiny_run):
     )
     printed = capsys.readouterr()
     assert "best epoch" in printed.out
-    assert re.search(r"epoch 1: FID .*; about \d+ s left", printed.err)  # epoch 2 to come
+    assert re.search(r"epoch 1: FID .*; about \d+ (s|min) left", printed.err)  # epoch 2 to come
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--device", "cpu"]) == 0
     assert GanRun(run).finished_epochs() == [1, 2, 3]
     assert main(["best-epoch", str(run), "1"]) == 0
