@@ -583,7 +583,9 @@ class Experiment:
             image, manual = self.scan(image_id)
             images.append(image)
             masks.append(semantic_mask(label(manual, connectivity=1), contour))
-        NnunetDataset(self.dataset("real")).write(images, masks, contour, names=self.train_ids)
+        NnunetDataset(self.dataset("real")).write(
+            images, masks, contour, names=self.train_ids, pixel_size_nm=PIXEL_SIZE_NM
+        )
 
     def nnunet(self, models: list[str]) -> None:
         from napari_diffrendergan.segment.model import ModelFolder

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -159,21 +160,23 @@ def test_thickness_writes_map_tables_and_plot(tmp_path, capsys):
 def test_train_best_epoch_and_generate_commands(tmp_path, capsys, tiny_run):
     patches = tiny_run.parent / "patches"
     run = tmp_path / "run"
-    common = ["--epochs", "1", "--iterations-per-epoch", "2", "--device", "cpu"]
+    common = ["--epochs", "2", "--iterations-per-epoch", "2", "--device", "cpu"]
     assert (
         main(
             ["train", "--patches", str(patches), "--preset", "tio2-sem", "--out", str(run)] + common
         )
         == 0
     )
-    assert "best epoch 1" in capsys.readouterr().out
-    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--device", "cpu"]) == 0
-    assert GanRun(run).finished_epochs() == [1, 2]
+    printed = capsys.readouterr()
+    assert "best epoch" in printed.out
+    assert re.search(r"epoch 1: FID .*; about \d+ (s|min) left", printed.err)  # epoch 2 to come
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--device", "cpu"]) == 0
+    assert GanRun(run).finished_epochs() == [1, 2, 3]
     assert main(["best-epoch", str(run), "1"]) == 0
     assert "best epoch of" in capsys.readouterr().out
     assert json.loads((run / "metrics.json").read_text())["best_epoch"] == 1
     assert main(["train", "--out", str(run), "--resume", "--device", "cpu"]) == 0
-    assert GanRun(run).finished_epochs() == [1, 2]
+    assert GanRun(run).finished_epochs() == [1, 2, 3]
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "not a DiffRenderGAN run folder" in capsys.readouterr().err
 

@@ -157,3 +157,45 @@ def test_dask_workers_write_the_same_files(tiny_run, tmp_path):
     summary = generate(tiny_run, tmp_path / "two", 3, seed=2, workers=2, device="cpu")
     assert summary["synthetic_pairs"] == 3
     assert_same_pairs(tmp_path / "two", tmp_path / "one", exact_images=False)
+
+
+def _background_set(folder, pixel_size_nm, images):
+    patches = [Patch("scan", 0, 64 * i, 64, "background", 0.0, 3) for i in range(len(images))]
+    return PatchSet.save(folder, patches, images, pixel_size_nm, {}).folder
+
+
+def test_background_patches_at_another_scale_are_refused_or_converted(tiny_run, tmp_path):
+    """The run's patches are 0–255 data at 7 nm per pixel (the ``tiny_run`` fixture)."""
+    from napari_diffrendergan.data.synthesis import export_pairs
+
+    rng = np.random.default_rng(1)
+    levels = [rng.uniform(0.1, 0.3, (64, 64)).astype(np.float32) for _ in range(2)]
+    for size, problem in ((5.0, "at 5 nm per pixel, the run's are at 7"), (None, "no pixel size")):
+        folder = _background_set(tmp_path / f"bg{size}", size, levels)
+        with pytest.raises(SynthesisError, match=problem) as refused:
+            generate(tiny_run, tmp_path / "out", 1, background_patches=folder, device="cpu")
+        assert "--pixel-size 7" in str(refused.value) and not (tmp_path / "out").exists()
+    generator = load_generator(tiny_run)
+    pair = PairRenderer(generator, seed=1, spp=4, device="cpu").render(0)
+    with pytest.raises(SynthesisError, match="no pixel size"):
+        export_pairs(NnunetDataset(tmp_path / "export"), [pair], generator, folder, 2)
+    assert not (tmp_path / "export").exists()  # refused before any pair was written
+
+    # 0–1 data beside the run's 0–255 patches: divided by 1, not 255, and said so
+    floats = _background_set(tmp_path / "floats", 7.0, levels)
+    out = tmp_path / "converted"
+    summary = export_pairs(NnunetDataset(out), [pair], generator, floats, 2)
+    written = sorted((out / "imagesTr").glob("bg_*.tif"))
+    assert len(written) == 2
+    assert sorted(float(tifffile.imread(p).mean()) for p in written) == pytest.approx(
+        sorted(float(level.mean()) for level in levels)
+    )
+    assert "0–1 (floating point) data, the run's patches 0–255 (8-bit)" in summary["notes"][0]
+    # every JSON of the dataset says its pixel size
+    for path in (
+        "dataset.json",
+        "generation.json",
+        "parameters/syn_00000.json",
+        "instances/syn_00000.json",
+    ):
+        assert json.loads((out / path).read_text())["pixel_size_nm"] == 7.0, path

@@ -11,7 +11,8 @@ nanowire scene.
 The scan is the real TiO2 SEM sample when it can be had (``DIFFRENDERGAN_TIO2_SEM_DIR``, the
 download cache, or a download); otherwise (offline) a stand-in rendered with hidden parameters
 (:func:`~.data.sample_data.demo_scan`), and the report compares what the GAN learned with them.
-:func:`report_lines` says what was made and where; :func:`overview_figure` draws the scenes.
+:func:`report_lines` says what was made and where; :func:`overview` draws the results on one
+page.
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ def run_demo(
         counts.append((int(result.instances.max()), pair.info["visible_particles"]))
     real = segment_image(segmenter, scan.image, pixel_size_nm=scan.pixel_size_nm)
     name = "scan"
+    for kind, data in (("image", scan.image), ("labels", scan.instances)):
+        write_tiff(folder / f"{name}_{kind}.tif", data, pixel_size_nm=scan.pixel_size_nm)
     write_tiff(folder / f"{name}_instances.tif", real.instances, pixel_size_nm=scan.pixel_size_nm)
     write_csv(folder / f"{name}_particles.csv", table_rows(real.table))
     real_score = score_image(scan.instances, real.instances, name, "instances", "instances")
@@ -270,27 +273,111 @@ def report_lines(report: dict, seconds: float) -> list[str]:
 
 
 def overview_figure(report: dict, path: str | Path) -> None:
-    """One column per rendered scene: the image above its mask."""
-    import tifffile
-    from matplotlib.figure import Figure
-
+    """:func:`overview` written to ``path`` (PNG)."""
     from .io import write_figure
 
-    folders = [Path(report["out"]) / "scenes" / name for name in report["scenes"]]
-    figure = Figure(figsize=(3 * len(folders), 6))
-    axes = figure.subplots(2, len(folders), squeeze=False)
-    for column, folder in enumerate(folders):
-        axes[0, column].imshow(tifffile.imread(folder / "image.tif"), cmap="gray")
-        axes[0, column].set_title(folder.name)
-        axes[1, column].imshow(
-            tifffile.imread(folder / "mask.tif"),
-            cmap="viridis",
-            vmin=0,
-            vmax=2,
-            interpolation="nearest",
-        )
-        axes[1, column].set_title("mask (particle, contour)", fontsize=9)
-        for ax in axes[:, column]:
-            ax.set_axis_off()
-    figure.tight_layout()
-    write_figure(path, figure, dpi=80)
+    write_figure(path, overview(report), dpi=80)
+
+
+def overview(report: dict):
+    """What the demo made, on one page: the scan, its segmentation and particle sizes (found
+    vs labelled); synthetic vs real patches, the GAN's FID per epoch and the nanowire
+    thickness map; the rendered preset scenes."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(13, 12), layout="constrained")
+    grid = figure.add_gridspec(3, 3, height_ratios=[1.15, 1, 0.8])
+    folder = Path(report["segmentation"]["folder"])
+    _scan_panels([figure.add_subplot(grid[0, i]) for i in range(3)], folder, report)
+    _patch_panel(grid[1, 0].subgridspec(2, 3), figure, report)
+    _fid_panel(figure.add_subplot(grid[1, 1]), report)
+    _thickness_panel(figure.add_subplot(grid[1, 2]), report)
+    scenes = list(report["scenes"])
+    row = grid[2, :].subgridspec(1, max(len(scenes), 1))
+    for column, name in enumerate(scenes):
+        _image_panel(figure.add_subplot(row[0, column]), _tiff(_scene(report, name)), name)
+    figure.suptitle("diffrendergan demo: what the pipeline made", fontsize=11)
+    return figure
+
+
+def _tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    return tifffile.imread(path)
+
+
+def _scene(report: dict, name: str) -> Path:
+    return Path(report["out"]) / "scenes" / name / "image.tif"
+
+
+def _image_panel(ax, image: np.ndarray, title: str, cmap: str = "gray") -> None:
+    ax.imshow(image, cmap=cmap)
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+
+
+def _scan_panels(axes, folder: Path, report: dict) -> None:
+    """The scan, its segmentation's outlines over it, and the particle sizes found vs
+    labelled."""
+    from skimage.segmentation import find_boundaries
+
+    from .analysis.particles import particle_table
+    from .io import read_sidecar
+
+    image = _tiff(folder / "scan_image.tif")
+    found, labelled = _tiff(folder / "scan_instances.tif"), _tiff(folder / "scan_labels.tif")
+    pixel_size = read_sidecar(folder / "scan_image.tif").get("pixel_size_nm")
+    _image_panel(axes[0], image, report["scan"]["name"])
+    _image_panel(axes[1], image, f"segmented: {found.max()} particles ({labelled.max()} labelled)")
+    edges = find_boundaries(found)
+    axes[1].imshow(np.ma.masked_where(~edges, edges), cmap="autumn", interpolation="nearest")
+    unit = "nm" if pixel_size else "px"
+    column = f"equivalent_diameter_{unit}"
+    sizes = [particle_table(i, pixel_size)[column] for i in (found, labelled)]
+    joined = np.concatenate(sizes)
+    bins = np.histogram_bin_edges(joined, bins=30) if len(joined) else 10
+    axes[2].hist(sizes[0], bins=bins, color="tab:orange", label="segmented")
+    axes[2].hist(sizes[1], bins=bins, histtype="step", color="black", label="labelled")
+    axes[2].set_title("particle sizes", fontsize=9)
+    axes[2].set_xlabel(f"equivalent diameter ({unit})")
+    axes[2].set_ylabel("particles")
+    axes[2].legend(fontsize=7)
+
+
+def _patch_panel(grid, figure, report: dict) -> None:
+    """Three synthetic images of the dataset above three real particle patches."""
+    from .data.dataset import NnunetDataset, pair_name
+    from .data.patches import PatchSet
+    from .gan.plots import plot_comparison
+
+    dataset = NnunetDataset(report["dataset"]["folder"])
+    synthetic = [_tiff(dataset.image_path(pair_name(i))) for i in range(3)]
+    patch_set = PatchSet.open(report["patches"]["folder"])
+    real = patch_set.read_stack(patch_set.with_role("particle")[:3])
+    real = real / patch_set.intensity_range(real)
+    count = min(len(synthetic), len(real))
+    axes = np.array([[figure.add_subplot(grid[r, c]) for c in range(count)] for r in range(2)])
+    plot_comparison(axes, synthetic, real)
+
+
+def _fid_panel(ax, report: dict) -> None:
+    from .gan.plots import plot_fid
+    from .gan.run import GanRun
+
+    plot_fid(ax, GanRun(report["gan"]["folder"]).metrics())
+
+
+def _thickness_panel(ax, report: dict) -> None:
+    """The nanowire scene's local-thickness map (when agnw-sem was rendered)."""
+    from .analysis.thickness import output_paths
+    from .gan.plots import no_data
+
+    if "thickness" not in report:
+        no_data(ax, "nanowire local thickness", "agnw-sem was not among the demo's presets")
+        return
+    thickness = _tiff(output_paths(report["thickness"]["folder"], "agnw-sem")["thickness"])
+    median, unit = report["thickness"]["median"], report["thickness"]["unit"]
+    shown = ax.imshow(np.ma.masked_equal(thickness, 0), cmap="viridis")
+    ax.figure.colorbar(shown, ax=ax, shrink=0.8, label=unit)
+    ax.set_title(f"nanowire local thickness (median {median:.1f} {unit})", fontsize=9)
+    ax.set_axis_off()

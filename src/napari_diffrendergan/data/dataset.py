@@ -111,9 +111,12 @@ class NnunetDataset:
             with atomic_path(path) as tmp:
                 tifffile.imwrite(tmp, data.astype(np.uint8) if data is mask else data)
 
-    def write_index(self, contour_thickness: int, channel: str = "zscore") -> None:
+    def write_index(
+        self, contour_thickness: int, pixel_size_nm: float | None, channel: str = "zscore"
+    ) -> None:
         """``dataset.json`` for the cases written so far; it records the contour class's
-        width, which models trained on the dataset need to grow particles back."""
+        width, which models trained on the dataset need to grow particles back, and the
+        images' pixel size (nm, or null where unknown)."""
         write_json_atomic(
             self.folder / self.INDEX,
             {
@@ -123,6 +126,7 @@ class NnunetDataset:
                 "file_ending": ".tif",
                 "overwrite_image_reader_writer": READER,
                 "contour_thickness": int(contour_thickness),
+                "pixel_size_nm": pixel_size_nm,
             },
         )
 
@@ -132,16 +136,18 @@ class NnunetDataset:
         index = read_json(self.folder / self.INDEX, "the dataset's dataset.json")
         return int(index.get("contour_thickness", DEFAULT_CONTOUR))
 
-    def write(self, images, masks, contour_thickness: int, names=None) -> NnunetDataset:
+    def write(
+        self, images, masks, contour_thickness: int, names=None, pixel_size_nm=None
+    ) -> NnunetDataset:
         """Write many cases (named ``case_NNNNN`` unless ``names``) whose masks have a contour
-        class ``contour_thickness`` px wide, and the index, with the folder locked
-        (:class:`~napari_diffrendergan.io.FolderLock`)."""
+        class ``contour_thickness`` px wide, and the index (with the images' pixel size), with
+        the folder locked (:class:`~napari_diffrendergan.io.FolderLock`)."""
         from ..io import FolderLock
 
         with FolderLock(self.folder, "dataset writing"):
             for index, (image, mask) in enumerate(zip(images, masks, strict=True)):
                 self.write_case(names[index] if names else f"case_{index:05d}", image, mask)
-            self.write_index(contour_thickness)
+            self.write_index(contour_thickness, pixel_size_nm)
         return self
 
     # --- synthetic pairs ----------------------------------------------------------------------
@@ -153,12 +159,12 @@ class NnunetDataset:
         return self.folder / "parameters" / f"{case}.json"
 
     def write_pair(self, name: str, image, mask, instances, info: dict) -> None:
-        """One synthetic pair: image, 3-class label, instances, then its parameters, which
-        mark it complete."""
+        """One synthetic pair: image, 3-class label, instances (their sidecar with the pixel size
+        of ``info``), then its parameters, which mark it complete."""
         from ..io import write_tiff
 
         self.write_case(name, image, mask)
-        write_tiff(self.instances_path(name), instances)
+        write_tiff(self.instances_path(name), instances, pixel_size_nm=info.get("pixel_size_nm"))
         write_json_atomic(self.parameters_path(name), info)
 
     def pair_done(self, index: int) -> bool:

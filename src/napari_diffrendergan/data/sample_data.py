@@ -3,18 +3,18 @@
 The real images come from ``DIFFRENDERGAN_TIO2_SEM_DIR`` (a folder holding
 ``images/<id>.tif`` and ``masks/<id>_m.tif``) when it is set, else from pooch's cache, else
 they are downloaded once (sha256-pinned) from the public repository
-BAMresearch/automatic-sem-image-segmentation. Without any of these (offline, first use),
-:func:`demo_scan` renders a stand-in scan of the same size and pixel scale with hidden "true"
-parameters and exact labels. Functions here return napari ``LayerData`` tuples but never
-import napari.
+BAMresearch/automatic-sem-image-segmentation. Without any of these (offline, first use), the
+napari sample fails within seconds with a one-line message, and :func:`demo_scan` renders a
+stand-in scan of the same size and pixel scale with hidden "true" parameters and exact labels.
+Functions here return napari ``LayerData`` tuples but never import napari.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -34,6 +34,10 @@ TIO2_REMOTE_FOLDERS = {
 TIO2_PIXEL_SIZE_NM = 7.34375
 TIO2_DATA_BAR_ROWS = 56
 TIO2_DEFAULT_ID = "1908248"
+REACH_SECONDS = 2.0  # an offline check answers within this
+RENDERED_TITLE = "the sample “Rendered TiO2 scene” (File > Open Sample; made here, offline)"
+# presets whose renders have a real scan's pixel scale (the rendered sample is calibrated)
+RENDERED_PIXEL_SIZE_NM = {"tio2-sem": TIO2_PIXEL_SIZE_NM}
 TIO2_ATTRIBUTION = (
     "TiO2 SEM images and manual masks: B. Ruehle, J. F. Krumrey, V.-D. Hodoroaba, Sci. Rep. 11, "
     "4942 (2021), doi:10.1038/s41598-021-84287-6; license CC BY-NC-ND 4.0."
@@ -77,13 +81,41 @@ def tio2_file(kind: str, image_id: str) -> Path:
             for key in REGISTRY
         },
     )
+    offline = f"set {TIO2_ENV} to a folder holding images/ and masks/, or use {RENDERED_TITLE}"
+    if not (Path(fetcher.abspath) / name).is_file() and not reachable(TIO2_BASE_URL):
+        raise SampleDataError(
+            f"The TiO2 SEM sample is not downloaded yet and {urlsplit(TIO2_BASE_URL).hostname} "
+            f"cannot be reached within {REACH_SECONDS:g} s (offline?): {offline}"
+        )
     try:
         return Path(fetcher.fetch(name, downloader=pooch.HTTPDownloader(timeout=30)))
-    except Exception as err:  # network errors come in many types
+    except Exception as err:  # network errors come in many types, with pages of detail
         raise SampleDataError(
-            f"Could not download the TiO2 SEM sample {name} ({err}). Without network access, "
-            f"set {TIO2_ENV} to a folder holding images/ and masks/."
+            f"Could not download the TiO2 SEM sample {name} ({type(err).__name__}): {offline}"
         ) from err
+
+
+def reachable(url: str, seconds: float = REACH_SECONDS) -> bool:
+    """Whether a connection to ``url``'s host (or the HTTPS proxy in use) opens within
+    ``seconds``, name lookup included: tried in a thread that is left behind if it hangs, so
+    an offline machine answers in ``seconds`` instead of a download's timeout."""
+    import socket
+    import threading
+    from urllib.request import getproxies
+
+    target = urlsplit(getproxies().get("https") or url)
+    address = (target.hostname, target.port or (443 if target.scheme == "https" else 80))
+    opened = threading.Event()
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=seconds).close()
+            opened.set()
+        except OSError:
+            pass
+
+    threading.Thread(target=connect, daemon=True).start()
+    return opened.wait(seconds)
 
 
 def read_tio2(image_id: str = TIO2_DEFAULT_ID) -> tuple[np.ndarray, np.ndarray]:
@@ -124,13 +156,10 @@ class Scan:
     truth: dict = field(default_factory=dict)  # hidden parameters (rendered stand-ins)
 
 
-def demo_scan(image_id: str = TIO2_DEFAULT_ID, seed: int = 0, device: str = "auto") -> Scan:
-    """The real TiO2 SEM sample scan when it can be had (local folder, cache, download),
-    else a rendered stand-in (:func:`rendered_scan`), its ``source`` saying why."""
-    try:
-        image, instances = read_tio2(image_id)
-    except SampleDataError as err:
-        return rendered_scan(seed, device=device, reason=str(err))
+def real_scan(image_id: str = TIO2_DEFAULT_ID) -> Scan:
+    """The real TiO2 SEM sample scan (local folder, cache or download; a
+    :class:`SampleDataError` otherwise)."""
+    image, instances = read_tio2(image_id)
     return Scan(
         f"TiO2 SEM {image_id}",
         image.astype(np.float32) / 255,
@@ -138,6 +167,15 @@ def demo_scan(image_id: str = TIO2_DEFAULT_ID, seed: int = 0, device: str = "aut
         TIO2_PIXEL_SIZE_NM,
         f"real TiO2 SEM scan {image_id} (Rühle et al. 2021), manual masks",
     )
+
+
+def demo_scan(image_id: str = TIO2_DEFAULT_ID, seed: int = 0, device: str = "auto") -> Scan:
+    """The real TiO2 SEM sample scan when it can be had (local folder, cache, download),
+    else a rendered stand-in (:func:`rendered_scan`), its ``source`` saying why."""
+    try:
+        return real_scan(image_id)
+    except SampleDataError as err:
+        return rendered_scan(seed, device=device, reason=str(err))
 
 
 def rendered_scan(
@@ -170,10 +208,16 @@ def rendered_scan(
     )
 
 
+def _calibration(pixel_size_nm: float | None, metadata: dict) -> dict:
+    """Layer keywords of an image at ``pixel_size_nm`` (scale and units nm when known)."""
+    common = {"metadata": {"pixel_size_nm": pixel_size_nm, **metadata}}
+    if pixel_size_nm:
+        common.update(scale=(pixel_size_nm, pixel_size_nm), units="nm")
+    return common
+
+
 def _scan_layers(scan: Scan, metadata: dict) -> list[tuple]:
-    scale = (scan.pixel_size_nm, scan.pixel_size_nm)
-    metadata = {"pixel_size_nm": scan.pixel_size_nm, "source": scan.source, **metadata}
-    common = {"scale": scale, "units": "nm", "metadata": metadata}
+    common = _calibration(scan.pixel_size_nm, {"source": scan.source, **metadata})
     labels = "manual masks" if not scan.truth else "labels"
     return [
         (scan.image, {"name": scan.name, **common}, "image"),
@@ -182,18 +226,10 @@ def _scan_layers(scan: Scan, metadata: dict) -> list[tuple]:
 
 
 def tio2_sem_sample(image_id: str = TIO2_DEFAULT_ID) -> list[tuple]:
-    """LayerData for the TiO2 SEM sample: the scan (data bar cropped) and its manual masks;
-    offline, a rendered stand-in with a warning saying how to get the real one."""
-    scan = demo_scan(image_id)
-    if scan.truth:
-        warnings.warn(
-            f"The TiO2 SEM sample is not available here; showing a rendered stand-in instead. "
-            f"{scan.source}",
-            stacklevel=2,
-        )
-        return _scan_layers(scan, {"truth": scan.truth})
+    """LayerData for the TiO2 SEM sample: the scan (data bar cropped) and its manual masks; a
+    one-line :class:`SampleDataError` within seconds when it cannot be had (offline)."""
     return _scan_layers(
-        scan,
+        real_scan(image_id),
         {
             "attribution": TIO2_ATTRIBUTION,
             "note": f"bottom {TIO2_DATA_BAR_ROWS} rows (microscope data bar) left out",
@@ -202,15 +238,16 @@ def tio2_sem_sample(image_id: str = TIO2_DEFAULT_ID) -> list[tuple]:
 
 
 def rendered_sample(preset_name: str = "tio2-sem", seed: int = 0) -> list[tuple]:
-    """LayerData for a freshly rendered synthetic scene (no network needed)."""
+    """LayerData for a freshly rendered synthetic scene (no network needed), at the real
+    pixel size of the scans its preset was calibrated on (:data:`RENDERED_PIXEL_SIZE_NM`)."""
     from ..config import preset
     from ..render.sampling import render_sample
 
     sample = render_sample(preset(preset_name), seed=seed)
-    metadata = {"pixel_size_nm": None, "scene": sample.info}
+    common = _calibration(RENDERED_PIXEL_SIZE_NM.get(preset_name), {"scene": sample.info})
     name = f"rendered {preset_name}"
     return [
-        (sample.image, {"name": name, "metadata": metadata}, "image"),
-        (sample.instances, {"name": f"{name} instances", "metadata": metadata}, "labels"),
-        (sample.mask, {"name": f"{name} mask", "metadata": metadata, "visible": False}, "labels"),
+        (sample.image, {"name": name, **common}, "image"),
+        (sample.instances, {"name": f"{name} instances", **common}, "labels"),
+        (sample.mask, {"name": f"{name} mask", **common, "visible": False}, "labels"),
     ]

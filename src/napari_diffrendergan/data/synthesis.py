@@ -27,6 +27,7 @@ from .dataset import BACKGROUND_PREFIX, NnunetDataset, pair_name
 # run folder's name, "generator_sha256" the generator's weights: no path is recorded)
 REQUEST_KEYS = ("run", "generator_sha256", "epoch", "seed", "spp", "contour_thickness")
 MAX_PAIRS = 100_000  # pairs of one dataset (syn_00000 to syn_99999; the paper's: a few thousand)
+PIXEL_SIZE_TOLERANCE = 0.01  # relative: background patches at the run's pixel size
 
 
 class SynthesisError(DiffRenderGANError):
@@ -146,18 +147,72 @@ def background_choice(patches: str | Path, count: int, seed: int) -> tuple[list,
     return background, sorted(chosen[:count])
 
 
+RANGE_NAMES = {1.0: "0–1 (floating point)", 255.0: "0–255 (8-bit)", 65535.0: "0–65535 (16-bit)"}
+
+
+def background_scaling(patches: str | Path, run: GanRun) -> tuple[float, list[str]]:
+    """What the background patches of the set ``patches`` are divided by to lie on the 0–1
+    scale of the run's patches and synthetic images, and notes on what was converted. Each set
+    is divided by the full range of its own source type
+    (:meth:`~.patches.PatchSet.intensity_range`), the run's own set by what the run recorded;
+    a set of another pixel size than the run's, or of none where the run has one, is refused
+    (:class:`SynthesisError`): its film and noise would be at another scale."""
+    from .patches import PatchSet
+
+    patch_set = PatchSet.open(patches)
+    notes = _pixel_size_notes(patches, patch_set.pixel_size_nm, run.pixel_size_nm)
+    if Path(patches).resolve() == run.patches.resolve():
+        return run.intensity_range, notes
+    own = PatchSet.intensity_range(patch_set.read_stack(patch_set.patches))
+    if own != run.intensity_range:
+        notes.append(
+            f"the background patches of {Path(patches).name} are {RANGE_NAMES[own]} data, the "
+            f"run's patches {RANGE_NAMES[run.intensity_range]}: divided by {own:g} (not the "
+            f"run's {run.intensity_range:g}) to lie on the synthetic images' 0–1 scale"
+        )
+    return own, notes
+
+
+def _pixel_size_notes(patches, theirs: float | None, ours: float | None) -> list[str]:
+    """Refuse background patches whose pixel size is not the run's (``ours``); a note where
+    only they know theirs."""
+    if not ours:
+        if theirs is None:
+            return []
+        return [
+            f"the run records no pixel size; the background patches ({theirs:g} nm per pixel) "
+            "are taken as they are"
+        ]
+    fix = (
+        f"cut background patches from scans at {ours:g} nm per pixel and save them with that "
+        "pixel size (Patch selection widget, or `diffrendergan patches --pixel-size "
+        f"{ours:g}`), or use the run's own patch set"
+    )
+    if theirs is None:
+        raise SynthesisError(
+            f"{patches} records no pixel size, the run's patches are at {ours:g} nm per pixel: "
+            f"patches of unknown scale cannot be checked against the synthetic images; {fix}"
+        )
+    if not np.isclose(theirs, ours, rtol=PIXEL_SIZE_TOLERANCE):
+        raise SynthesisError(
+            f"{patches} holds patches at {theirs:g} nm per pixel, the run's are at {ours:g}: "
+            f"their film and noise would be at another scale than the synthetic images'; {fix}"
+        )
+    return []
+
+
 def add_background_patches(
-    dataset: NnunetDataset, patches: str | Path, count: int, seed: int, intensity_range: float
+    dataset: NnunetDataset, patches: str | Path, count: int, seed: int, divisor: float
 ) -> int:
     """Copy the ``count`` real background patches of :func:`background_choice` with
-    all-background labels into the dataset as ``bg_NNNNN``, divided by ``intensity_range`` as the
-    GAN's real patches were; returns how many were available and written."""
+    all-background labels into the dataset as ``bg_NNNNN``, divided by ``divisor``
+    (:func:`background_scaling`); returns how many were available and written."""
     from .patches import PatchSet
 
     patch_set = PatchSet.open(patches)
     background, chosen = background_choice(patches, count, seed)
     for j, k in enumerate(chosen):
-        image = patch_set.read(background[k]) / intensity_range
+        image = patch_set.read(background[k]) / divisor
         dataset.write_case(f"{BACKGROUND_PREFIX}{j:05d}", image, np.zeros(image.shape, np.uint8))
     return len(chosen)
 
@@ -231,6 +286,7 @@ def generate(
     generator = run.generator(epoch)
     backgrounds = 0
     if background_patches:  # fail before rendering
+        background_scaling(background_patches, run)
         backgrounds = len(background_choice(background_patches, n_background, seed)[1])
     dataset = NnunetDataset(Path(out).resolve())
     with FolderLock(dataset.folder, "synthetic data generation"):
@@ -288,10 +344,12 @@ def _check_arguments(count, seed, contour_thickness, n_background, workers, sche
 
 
 def pair_request(generator: TrainedGenerator, seed, spp=None, contour_thickness=None) -> dict:
-    """The settings every pair of a dataset records (:data:`REQUEST_KEYS`), defaults filled."""
+    """The settings every pair of a dataset records (:data:`REQUEST_KEYS`, defaults filled)
+    and the run's pixel size."""
     config = generator.config
     return {
         "run": generator.run.folder.resolve().name,
+        "pixel_size_nm": generator.run.pixel_size_nm,
         "generator_sha256": generator.weights_sha256(),
         "epoch": generator.epoch,
         "seed": seed,
@@ -318,20 +376,22 @@ def finish_dataset(
     if missing:
         raise SynthesisError(f"{dataset.folder}: {len(missing)} of {count} pairs are not written")
     infos = [dataset.pair_info(i) for i in range(count)]
-    backgrounds = 0
-    seed = infos[0]["seed"]
+    backgrounds, notes = 0, []
+    seed, pixel_size = infos[0]["seed"], generator.run.pixel_size_nm
     if background_patches and n_background > 0:
+        divisor, notes = background_scaling(background_patches, generator.run)
         backgrounds = add_background_patches(
-            dataset, background_patches, n_background, seed, generator.run.intensity_range
+            dataset, background_patches, n_background, seed, divisor
         )
-    dataset.write_index(infos[0]["contour_thickness"])
+    dataset.write_index(infos[0]["contour_thickness"], pixel_size)
     summary = {
         **{k: infos[0][k] for k in REQUEST_KEYS},
         "synthetic_pairs": count,
         "rejected": int(sum(i["rejected"] for i in infos)),
         "background_patches": backgrounds,
         "background_requested": n_background if background_patches else 0,
-        "pixel_size_nm": generator.run.pixel_size_nm,
+        "pixel_size_nm": pixel_size,
+        "notes": notes,
         "config": generator.config.to_dict(),
         "version": __version__,
         "images": infos,
@@ -354,6 +414,8 @@ def export_pairs(
     from ..io import FolderLock
 
     monitor = ensure(monitor)
+    if background_patches and n_background > 0:  # refused before anything is written
+        background_scaling(background_patches, generator.run)
     with FolderLock(dataset.folder, "synthetic data export"):
         for done, pair in enumerate(pairs):
             monitor.check(f"export cancelled after {done} pairs")

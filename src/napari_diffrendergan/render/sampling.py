@@ -40,13 +40,16 @@ class SceneSample:
 
 
 def mid_range_values(config: MaterialConfig) -> tuple[dict[str, float], float]:
-    """The middle of every learned parameter's range, and of the noise range."""
+    """The middle of every learned parameter's range, and the geometric middle of the noise
+    range: noise limits span decades, and the arithmetic middle of agnw-sem's 0.001–1 (σ 0.5
+    of full scale) buries the wires in noise."""
     learning = config.learning
     values = {}
     for name in learning.learned():
         low, high = learning.limits_for(*name.split(".", 1))
         values[name] = (low + high) / 2
-    return values, sum(learning.noise_limits) / 2
+    low, high = learning.noise_limits
+    return values, float(np.sqrt(max(low, high / 1000) * high))  # 3 decades where low is 0
 
 
 BLUR = "detector.blur"

@@ -357,7 +357,8 @@ class SyntheticDataWidget(TaskWidget):
                 "background patches"
             )
         self.status.setText(f"Exported {counted(summary['synthetic_pairs'], 'pair')}.")
+        notes = "".join(f"\nNote: {note}" for note in summary["notes"])
         self.export_status.setText(
             f"Exported {counted(summary['synthetic_pairs'], 'pair')} ({summary['rejected']} "
-            f"rejected by the contrast filter){background} to {folder.resolve()}"
+            f"rejected by the contrast filter){background} to {folder.resolve()}{notes}"
         )
