@@ -69,6 +69,51 @@ def test_parameter_space_follows_the_preset_limits():
     np.testing.assert_allclose(space.unscale(space.scale(unit)), unit, atol=1e-5)
 
 
+def test_every_generator_output_says_what_it_does():
+    from napari_diffrendergan.config import PARTICLE_BSDF_PARAMS
+    from napari_diffrendergan.gan.networks import describe, meaning
+
+    for role in ("particle", "stage"):
+        for name in PARTICLE_BSDF_PARAMS:
+            assert meaning(f"{role}.{name}").what.startswith(("particles: ", "stage (support): "))
+    for name in ParameterSpace.from_config(preset("tio2-sem")).names:
+        assert len(meaning(name).short) < 20 and len(describe(name)) < 140
+    assert describe("noise").startswith("noise [of full scale]: σ of the detector's Gaussian noise")
+    assert meaning("detector.blur").unit == "px"
+
+
+def test_histograms_span_the_values_taken_and_name_what_each_parameter_does():
+    from napari_diffrendergan.gan.networks import meaning
+    from napari_diffrendergan.gan.plots import histogram_figure
+
+    space = ParameterSpace.from_config(preset("tio2-sem"))
+    unit = np.random.default_rng(0).uniform(0.40, 0.45, (50, len(space.names)))
+    samples = space.scale(unit.astype(np.float32))
+    samples[:, 0] = samples[0, 0]  # a collapsed output: one value
+    figure = histogram_figure(samples, space, "epoch 3")
+    for i, name in enumerate(space.names):
+        ax = figure.axes[i]
+        low, high = ax.get_xlim()
+        assert low <= samples[:, i].min() and samples[:, i].max() <= high
+        assert high - low < 0.1 * (space.high[i] - space.low[i])  # not the limits' range
+        assert sum(p.get_height() for p in ax.patches) == 50  # every value drawn
+        assert ax.get_title() == f"{name}\n{meaning(name).short}"
+        assert f"limits {space.low[i]:g}–{space.high[i]:g}" in ax.get_xlabel()
+    assert figure.axes[space.names.index("noise")].get_xlabel().startswith("of full scale; ")
+
+
+def test_fid_plot_draws_the_untrained_level_and_the_floor_and_says_when_empty():
+    from napari_diffrendergan.gan.plots import fid_figure
+
+    epochs = [{"epoch": 0, "fid": 300.0}, {"epoch": 1, "fid": 250.0, "breadth": 0.1}]
+    ax = fid_figure({"epochs": epochs, "best_epoch": 1, "fid_floor": 40.0}).axes[0]
+    levels = {line.get_label(): line.get_ydata()[0] for line in ax.lines}
+    assert levels["untrained (epoch 0): 300"] == 300 and levels["real vs real (floor): 40"] == 40
+    assert ax.get_ylim()[0] <= 40 <= 300 <= ax.get_ylim()[1]
+    empty = fid_figure({"epochs": [], "best_epoch": None}).axes[0]
+    assert not empty.lines and "no epochs yet" in empty.texts[0].get_text()
+
+
 def test_best_epoch_is_the_broadest_of_the_five_lowest_fids():
     epochs = [
         {"epoch": 1, "fid": 300, "breadth": 0.9},  # broadest, but not among the 5 lowest
@@ -197,3 +242,55 @@ def test_parameter_recovery_moves_towards_known_values(tmp_path):
         learned = last["parameters"][name]["mean"]
         assert abs(learned - truth[name]) < 0.8 * abs(start - truth[name]), (name, start, learned)
     assert last["fid"] < untrained["fid"]
+
+
+def _recorder():
+    reports = []
+    return reports, Monitor(lambda done, total, message: reports.append((done, total, message)))
+
+
+def _stages(reports) -> dict[str, list[tuple[int, int]]]:
+    """Set-up reports by stage (in the order they began): each stage's (done, total)."""
+    stages: dict[str, list[tuple[int, int]]] = {}
+    for done, total, message in reports:
+        if message.startswith("set-up "):
+            stages.setdefault(message.split(": ")[0], []).append((done, total))
+    return stages
+
+
+@pytest.mark.slow
+def test_setup_runs_in_stages_and_a_resume_with_its_cache_skips_it(tmp_path, tiny_run):
+    import shutil
+
+    from napari_diffrendergan.gan.training import SETUP_STAGES, SetupCache
+
+    patches = shutil.copytree(tiny_run.parent / "patches", tmp_path / "patches")
+    settings = TrainingSettings(epochs=1, iterations_per_epoch=3, device="cpu", **TINY)
+    run = GanRun.create(tmp_path / "run", patches, preset("tio2-sem"), settings).folder
+    twin = shutil.copytree(run, tmp_path / "twin")
+    reports, monitor = _recorder()
+    cache = SetupCache()
+    list(train_iter(run, monitor=monitor, cache=cache))
+    stages = _stages(reports)
+    assert list(stages) == [f"set-up {i + 1}/4, {name}" for i, name in enumerate(SETUP_STAGES)]
+    for progress in stages.values():
+        assert len({total for _, total in progress}) == 1  # one bar per stage
+        assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+    assert stages["set-up 2/4, tracing the constellations"][-1] == (3, 3)  # 3 constellations
+    training = [m for _, _, m in reports if m.startswith("epoch 1/1, iteration")]
+    assert len(training) == 3 and all(" left" in m for m in training)  # time left, once known
+
+    # a resume with the cache traces nothing; one without (the twin) sets up again, and both
+    # train the same epoch
+    reports.clear()
+    events = list(train_iter(run, epochs=2, monitor=monitor, cache=cache))
+    assert _stages(reports) == {} and "reusing the set-up" in reports[0][2]
+    assert events[-1].seconds_left == 0
+    list(train_iter(twin, epochs=1))
+    reports.clear()
+    list(train_iter(twin, epochs=2, monitor=monitor, cache=cache))  # another run: not its cache
+    assert len(_stages(reports)) == 3
+    ours, theirs = GanRun(run).metrics()["epochs"][-1], GanRun(twin).metrics()["epochs"][-1]
+    assert (
+        ours["fid"] == pytest.approx(theirs["fid"]) and ours["parameters"] == theirs["parameters"]
+    )

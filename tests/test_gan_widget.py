@@ -157,3 +157,57 @@ def test_gan_widget_trains_in_a_thread_worker(make_napari_viewer, qtbot, tmp_pat
     widget.cancel_button.click()
     qtbot.waitUntil(lambda: widget.start_button.isEnabled(), timeout=60_000)
     assert "Cancelled" in widget.status.text()
+
+
+def test_gan_widget_shows_setup_stages_and_time_left_and_resumes_without_setup(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from napari_diffrendergan.gan.training import SETUP_STAGES
+
+    patch_set = _tiny_patch_set(tmp_path / "patches")
+    viewer = make_napari_viewer()
+    widget = _gan_widget(viewer)
+    widget.run_synchronously = False
+    assert "no epochs yet" in widget.figure.axes[0].texts[0].get_text()
+    widget.patches_path.setText(str(patch_set))
+    widget.run_path.setText(str(tmp_path / "run"))
+    widget.epochs.setValue(1)
+    shown = []  # the bar and the status line after every progress report
+
+    def look(*report):
+        shown.append((widget.bar.maximum(), widget.bar.value(), widget.status.text()))
+
+    widget.progress_reported.connect(look)
+
+    def train(button, timeout=300_000):
+        shown.clear()
+        button.click()
+        qtbot.waitUntil(lambda: widget.start_button.isEnabled(), timeout=timeout)
+
+    train(widget.start_button)
+    stages = {}
+    for maximum, value, status in shown:
+        if status.startswith("set-up "):
+            stages.setdefault(status.split(": ")[0], []).append((maximum, value))
+    assert list(stages) == [f"set-up {i + 1}/4, {name}" for i, name in enumerate(SETUP_STAGES)]
+    assert stages["set-up 1/4, building the scene"][0] == (0, 0)  # a moving bar
+    for progress in stages.values():
+        assert [value for _, value in progress] == sorted(value for _, value in progress)
+    assert any(status.endswith(" left") for _, _, status in shown)  # time left, once known
+    ax = widget.figure.axes[0]
+    assert any(line.get_label().startswith("real vs real (floor)") for line in ax.lines)
+    assert "particle.base_color [" not in widget.plot.toolTip()  # unitless: no brackets
+    assert "noise [of full scale]: σ of the detector's Gaussian noise" in widget.plot.toolTip()
+
+    # Cancel in the next epoch, then Resume: the set-up of the first training is reused
+    widget.epochs.setValue(2)
+    shown.clear()
+    widget.resume_button.click()
+    qtbot.waitUntil(lambda: "epoch 2/2, iteration" in widget.status.text(), timeout=120_000)
+    widget.cancel_button.click()
+    qtbot.waitUntil(lambda: widget.resume_button.isEnabled(), timeout=60_000)
+    assert "Cancelled" in widget.status.text()
+    train(widget.resume_button)
+    assert "Finished: 2 epoch(s)" in widget.status.text()
+    assert not [s for _, _, s in shown if s.startswith("set-up ")]
+    assert "reusing the set-up" in shown[0][2]

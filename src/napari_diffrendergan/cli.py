@@ -553,6 +553,7 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .gan.training import train_iter
+    from .progress import duration
 
     run = _resumed_run(args) if args.resume else _new_run(args)
     with progress_bar("train") as monitor:
@@ -563,10 +564,12 @@ def cmd_train(args) -> int:
                 tqdm.write(f"{event.message} (real vs real: {floor_text})", file=sys.stderr)
             elif event.kind == "epoch":
                 m = event.metrics
+                left = event.seconds_left
                 tqdm.write(
                     f"epoch {event.epoch}: FID {m['fid']:.1f}, loss G {m['loss_g']:.3f}, "
                     f"loss D {m['loss_d']:.3f}, {m['seconds_per_iteration']:.2f} s/iteration, "
-                    f"FID {m['seconds_fid']:.0f} s",
+                    f"FID {m['seconds_fid']:.0f} s"
+                    + (f"; about {duration(left)} left" if left else ""),
                     file=sys.stderr,
                 )
             elif event.kind == "note":

@@ -50,7 +50,22 @@ class Monitor:
         child._cancelled = self._cancelled
         return child
 
+    def silent(self) -> Monitor:
+        """The same cancel token without reports: for work inside a step that the caller
+        reports as a whole (the bar must not run backwards)."""
+        child = Monitor()
+        child._cancelled = self._cancelled
+        return child
+
 
 def ensure(monitor: Monitor | None) -> Monitor:
     """``monitor``, or a silent one that is never cancelled."""
     return monitor if monitor is not None else Monitor()
+
+
+def duration(seconds: float) -> str:
+    """A time span as people read it: "40 s", "12 min", "1 h 05 min"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"

@@ -12,8 +12,72 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import MaterialConfig
+from ..render.film import FILM_NAMES
+from ..render.sampling import BLUR
 
 NOISE = "noise"
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """What one generator output does: a few words (plot titles), its unit (axis labels, ""
+    when it has none) and one sentence (tooltips, docs)."""
+
+    short: str
+    unit: str
+    what: str
+
+
+# Mitsuba's principled BSDF (unitless; a value 0..1 is the usual range, the limits may exceed it)
+BSDF_MEANINGS = {
+    "base_color": Meaning("brightness", "", "albedo: how bright the surface renders"),
+    "roughness": Meaning(
+        "roughness", "", "microfacet roughness: 0 glossy, 1 matte; above 1 brightens rims"
+    ),
+    "sheen": Meaning("rim sheen", "", "extra reflection at grazing angles: bright rims"),
+    "sheen_tint": Meaning("sheen tint", "", "how much the rim sheen takes the base colour"),
+    "spec_tint": Meaning("specular tint", "", "how much highlights take the base colour"),
+    "metallic": Meaning("metallic", "", "0 dielectric, 1 metal: no diffuse light, tinted gloss"),
+    "specular": Meaning("specular", "", "strength of the glossy highlight (sets the IOR)"),
+    "anisotropic": Meaning("anisotropy", "", "highlights stretched along one direction"),
+    "clearcoat": Meaning("clear coat", "", "strength of a second, glossy coating layer"),
+    "clearcoat_gloss": Meaning("coat gloss", "", "glossiness of the clear coat: 0 matte, 1 sharp"),
+}
+ROLES = {"particle": "particles", "stage": "stage (support)"}
+OUTPUT_MEANINGS = {
+    FILM_NAMES[0]: Meaning(
+        "blotch contrast",
+        "rel. contrast",
+        "support film's blotchy texture: its σ as a fraction of the stage's brightness",
+    ),
+    FILM_NAMES[1]: Meaning(
+        "line contrast",
+        "rel. contrast",
+        "support film's thin bright lines (curls, wrinkles): their strength as a fraction of "
+        "the stage's brightness",
+    ),
+    BLUR: Meaning("blur σ", "px", "σ of the detector's Gaussian point-spread function"),
+    NOISE: Meaning(
+        "noise σ", "of full scale", "σ of the detector's Gaussian noise, intensities 0..1"
+    ),
+}
+
+
+def meaning(name: str) -> Meaning:
+    """What the generator output ``name`` (``particle.sheen``, ``noise``, …) does: the one
+    table plots and tooltips describe the learned parameters with."""
+    if name in OUTPUT_MEANINGS:
+        return OUTPUT_MEANINGS[name]
+    role, _, bsdf = name.partition(".")
+    base = BSDF_MEANINGS[bsdf]
+    return Meaning(base.short, base.unit, f"{ROLES[role]}: {base.what}")
+
+
+def describe(name: str) -> str:
+    """``name`` with its meaning and unit in one line, e.g. for a tooltip."""
+    found = meaning(name)
+    unit = f" [{found.unit}]" if found.unit else ""
+    return f"{name}{unit}: {found.what}"
 
 
 def build_generator(n_meshes: int, n_outputs: int, dropout: float, hidden: int = 128):
@@ -70,9 +134,6 @@ class ParameterSpace:
 
     @classmethod
     def from_config(cls, config: MaterialConfig) -> ParameterSpace:
-        from ..render.film import FILM_NAMES
-        from ..render.sampling import BLUR
-
         learning = config.learning
         names = learning.learned()
         limits = [learning.limits_for(*name.split(".", 1)) for name in names]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import FolderLock
-from ..progress import Monitor, ensure
+from ..progress import Monitor, duration, ensure
 from .networks import build_discriminator, build_generator, normalise_phi
 from .run import GanRun, TrainingError, breadth
 
@@ -43,6 +43,7 @@ class TrainingEvent:
     metrics: dict = field(default_factory=dict)
     preview: np.ndarray | None = None  # latest synthetic image (epoch events)
     samples: np.ndarray | None = None  # parameter samples (epoch events)
+    seconds_left: float | None = None  # estimated time this call still needs (once known)
 
 
 SMALL_PATCH = 128  # px: smaller patches get a note
@@ -97,11 +98,12 @@ class _BasisRenders:
 
         self.film = film
         self.images = []
+        monitor.report(0, len(phis), f"0/{len(phis)} traced")
         for index, phi in enumerate(phis):
             monitor.check()
-            monitor.report(index, len(phis), f"tracing constellation {index + 1}/{len(phis)}")
             scene.place(phi)
             self.images.append(trace(scene, seed=int(seeds[index])).reduce(basis))
+            monitor.report(index + 1, len(phis), f"{index + 1}/{len(phis)} traced")
 
     def pick(self, index: int, reference: dict) -> int:
         return index
@@ -138,11 +140,12 @@ class _SampleRenders:
         self.current = None
         count = min(settings.fid_constellations, len(phis))
         self.fid = []
+        monitor.report(0, count, f"0/{count} FID constellations traced")
         for index in range(count):
             monitor.check()
-            monitor.report(index, count, f"tracing FID constellation {index + 1}/{count}")
             scene.place(phis[index])
             self.fid.append(trace(scene, seed=int(seeds[index])))
+            monitor.report(index + 1, count, f"{index + 1}/{count} FID constellations traced")
 
     def pick(self, index: int, reference: dict) -> int:
         """The pool constellation to train on next (``index`` is only a suggestion), traced
@@ -182,28 +185,107 @@ def _augment(image, k: int):
     return torch.flip(image, dims=(-1,)) if k >= 4 else image
 
 
+SETUP_STAGES = (
+    "building the scene",
+    "tracing the constellations",
+    "real-image FID statistics",
+    "FID of the untrained generator",
+)
+
+
+def setup_stage(monitor: Monitor, index: int) -> Monitor:
+    """The monitor of set-up stage ``index``: its reports are prefixed "set-up i/4, what: "
+    and run from 0 (or are busy reports, total 0) within the stage."""
+    return monitor.stage(f"set-up {index + 1}/{len(SETUP_STAGES)}, {SETUP_STAGES[index]}")
+
+
+@dataclass
+class SetupCache:
+    """What a training's set-up made (traced constellations, real FID statistics), kept by a
+    caller that trains the same run again in this process (the dock's Resume): a training
+    whose run folder, configuration, settings, Φ, patches and backend hash to :attr:`key`
+    skips set-up stages 1-3. Only exact (basis) renders are kept: per-sample shading holds
+    random state that a resume restores from its checkpoint."""
+
+    key: str = ""
+    renders: object = None
+    fid: object = None
+
+
+def _setup_key(run: GanRun, phis: np.ndarray, sha256: str, resolved) -> str:
+    """What the set-up depends on, hashed: a cache made under another key is not used."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    digest = hashlib.sha256(np.ascontiguousarray(phis, "<f4").tobytes())
+    settings = json.dumps(asdict(run.settings), sort_keys=True)
+    for part in (str(run.folder.resolve()), run.config.to_json(), settings, sha256, repr(resolved)):
+        digest.update(part.encode())
+    return digest.hexdigest()
+
+
 def train_iter(
-    run: str | Path | GanRun, epochs: int | None = None, monitor: Monitor | None = None
+    run: str | Path | GanRun,
+    epochs: int | None = None,
+    monitor: Monitor | None = None,
+    cache: SetupCache | None = None,
 ) -> Iterator[TrainingEvent]:
     """Train (or resume) ``run`` up to ``epochs`` (default: its settings), yielding progress.
-    Resuming continues after the last usable checkpoint. Cancelling (``monitor``) raises
-    :class:`~napari_diffrendergan.errors.Cancelled` between iterations or FID images: the
-    current epoch is dropped, finished ones are kept. The run folder is locked meanwhile
-    (:class:`~napari_diffrendergan.io.FolderLock`), and a run whose patch set changed is
-    refused (:meth:`GanRun.real_patches`)."""
+    Resuming continues after the last usable checkpoint; with the ``cache`` of an earlier
+    training of the run in this process, its set-up is not done again. Cancelling
+    (``monitor``) raises :class:`~napari_diffrendergan.errors.Cancelled` between iterations
+    or FID images: the current epoch is dropped, finished ones are kept. The run folder is
+    locked meanwhile (:class:`~napari_diffrendergan.io.FolderLock`), and a run whose patch
+    set changed is refused (:meth:`GanRun.real_patches`). Set-up reports through
+    :func:`setup_stage`; training reports iterations done of all, with the time left."""
     run = run if isinstance(run, GanRun) else GanRun.open(run)
     with FolderLock(run.folder, "GAN training"):
-        yield from _train_iter(run, epochs, ensure(monitor))
+        yield from _train_iter(run, epochs, ensure(monitor), cache)
 
 
-def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[TrainingEvent]:
+def _set_up(run, phis, real, sha256, resolved, rng, start, monitor, cache):
+    """Set-up stages 1-3 (scene, traces, real FID statistics), each announced by an event;
+    returns (renders, FID), from ``cache`` when it holds this run's set-up."""
+    from ..render.scene import VirtualScene
+    from ..render.shading import find_shading_basis
+
+    key = _setup_key(run, phis, sha256, resolved)
+    if cache is not None and cache.key == key:
+        message = "reusing the set-up of the last training of this run: nothing traced again"
+        monitor.report(1, 1, message)
+        yield TrainingEvent("setup", start, 0, 0, message)
+        return cache.renders, cache.fid
+    settings, space, config = run.settings, run.space, run.config
+    stages = [setup_stage(monitor, index) for index in range(3)]
+    yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[0])
+    stages[0].report(0, 0, "Mitsuba scene and shading basis")
+    scene = VirtualScene(config, device=settings.device)
+    basis = find_shading_basis(scene, space.bsdf_names, space.limits())
+    seeds = _trace_seeds(settings, len(phis))
+    film = _Film(space, seeds, (config.scene.height, config.scene.width))
+    yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[1])
+    if basis is not None:
+        renders = _BasisRenders(scene, phis, basis, seeds, film, stages[1])
+    else:
+        names = space.bsdf_names
+        renders = _SampleRenders(scene, phis, names, settings, seeds, film, rng, stages[1])
+    yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[2])
+    fid = _FID(run, real, sha256, resolved.torch_device)
+    fid.prepare(stages[2])
+    if cache is not None and renders.exact:
+        cache.key, cache.renders, cache.fid = key, renders, fid
+    return renders, fid
+
+
+def _train_iter(
+    run: GanRun, epochs: int | None, monitor: Monitor, cache: SetupCache | None
+) -> Iterator[TrainingEvent]:
     """:func:`train_iter` with the run folder locked."""
     import torch
 
     from .. import backend
     from ..render.sampling import BLUR, detector
-    from ..render.scene import VirtualScene
-    from ..render.shading import find_shading_basis
 
     settings = run.settings
     epochs = epochs or settings.epochs
@@ -215,7 +297,6 @@ def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[T
     resolved = backend.resolve_backend(settings.device)
     device = torch.device(resolved.torch_device)
 
-    yield TrainingEvent("setup", 0, 0, 0, "building the scene")
     torch.manual_seed(settings.seed)
     generator = build_generator(config.meshes.count, len(space.names), settings.dropout).to(device)
     average = copy.deepcopy(generator).requires_grad_(False)  # EMA of the weights: evaluated
@@ -245,16 +326,9 @@ def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[T
     if start > epochs:
         return
 
-    scene = VirtualScene(config, device=settings.device)
-    basis = find_shading_basis(scene, space.bsdf_names, space.limits())
-    seeds = _trace_seeds(settings, len(phis))
-    film = _Film(space, seeds, (config.scene.height, config.scene.width))
-    yield TrainingEvent("setup", start, 0, 0, "tracing the constellations")
-    if basis is not None:
-        renders = _BasisRenders(scene, phis, basis, seeds, film, monitor)
-    else:
-        names = space.bsdf_names
-        renders = _SampleRenders(scene, phis, names, settings, seeds, film, rng, monitor)
+    renders, fid = yield from _set_up(
+        run, phis, real, real_sha256, resolved, rng, start, monitor, cache
+    )
     n_bsdf = len(space.bsdf_names)
     film_slice = slice(n_bsdf, n_bsdf + len(space.film_names))
     blur = space.index(BLUR)
@@ -262,20 +336,17 @@ def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[T
     real_t = torch.from_numpy(real).to(device)
     iterations = len(phis)
     total = (epochs - start + 1) * iterations
-    fid = _FID(run, real, real_sha256, resolved.torch_device, monitor)
     fid_count = settings.fid_images or len(real)
-    yield TrainingEvent("setup", start, 0, total, "real-image FID statistics")
-    fid.prepare()
 
-    def evaluate(epoch: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    def evaluate(epoch: int, progress: Monitor) -> tuple[dict, np.ndarray, np.ndarray]:
         """FID, parameter statistics and figures of the generator as it is now."""
         started = time.perf_counter()
         synthetic, values = _synthetic_set(
-            average, space, renders, phi_input, fid_count, clamp, monitor
+            average, space, renders, phi_input, fid_count, clamp, progress
         )
         record = {
             "epoch": epoch,
-            "fid": fid(synthetic),
+            "fid": fid(synthetic, progress),
             "seconds_fid": time.perf_counter() - started,
             "breadth": breadth(space.unscale(values)),
             "parameters": _summary(space, values),
@@ -283,8 +354,8 @@ def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[T
         return record, synthetic, values
 
     if start == 1 and not any(e["epoch"] == 0 for e in run.metrics()["epochs"]):
-        yield TrainingEvent("setup", 0, 0, total, "FID of the untrained generator (epoch 0)")
-        record, synthetic, values = evaluate(0)
+        yield TrainingEvent("setup", 0, 0, total, SETUP_STAGES[3])
+        record, synthetic, values = evaluate(0, setup_stage(monitor, 3))
         run.save_checkpoint(
             0, {"generator": generator.state_dict(), "discriminator": {}, "epoch": 0}
         )
@@ -300,6 +371,10 @@ def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[T
             samples=values,
         )
 
+    eta = _Eta.from_records(run.metrics()["epochs"])
+    monitor.report(
+        0, total, f"training: epoch {start}/{epochs}{eta.text(total, epochs - start + 1)}"
+    )
     mid = space.scale(np.full(len(space.names), 0.5, np.float32))
     reference = dict(zip(space.bsdf_names, mid[:n_bsdf], strict=True))
     step = 0
@@ -343,7 +418,10 @@ def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[T
             losses_g.append(loss_g.item())
             losses_d.append(loss_d.item())
             step += 1
-            message = f"epoch {epoch}/{epochs}, iteration {it + 1}/{iterations}"
+            eta.per_iteration = (time.perf_counter() - started) / (it + 1)
+            fids_left = epochs - epoch + 1  # this epoch's FID still to come
+            left = eta.text(total - step, fids_left)
+            message = f"epoch {epoch}/{epochs}, iteration {it + 1}/{iterations}{left}"
             monitor.report(step, total, message)
             yield TrainingEvent(
                 "iteration",
@@ -352,10 +430,14 @@ def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[T
                 total,
                 message,
                 {"loss_g": losses_g[-1], "loss_d": losses_d[-1]},
+                seconds_left=eta.seconds(total - step, fids_left),
             )
         seconds_per_iteration = (time.perf_counter() - started) / iterations
-        yield TrainingEvent("setup", epoch, step, total, f"epoch {epoch}: FID and histograms")
-        record, synthetic, values = evaluate(epoch)
+        message = f"epoch {epoch}/{epochs}: FID and histograms{left}"
+        monitor.report(step, total, message)
+        yield TrainingEvent("setup", epoch, step, total, message)
+        record, synthetic, values = evaluate(epoch, monitor.silent())
+        eta.per_fid = record["seconds_fid"]
         record.update(
             loss_g=float(np.mean(losses_g)),
             loss_d=float(np.mean(losses_d)),
@@ -379,16 +461,47 @@ def _train_iter(run: GanRun, epochs: int | None, monitor: Monitor) -> Iterator[T
             synthetic,
             real,
         )
+        left = eta.text(total - step, fids_left - 1)
         yield TrainingEvent(
             "epoch",
             epoch,
             step,
             total,
-            f"epoch {epoch}/{epochs}: FID {record['fid']:.1f}",
+            f"epoch {epoch}/{epochs}: FID {record['fid']:.1f}{left}",
             record,
             preview=synthetic[0],
             samples=values,
+            seconds_left=eta.seconds(total - step, fids_left - 1),
         )
+
+
+@dataclass
+class _Eta:
+    """The time a training call has left: iterations left × seconds per iteration (measured
+    in this epoch, else the run's last record) + FIDs left × seconds per FID (the last one)."""
+
+    per_iteration: float | None = None
+    per_fid: float | None = None
+
+    @classmethod
+    def from_records(cls, records: list[dict]) -> _Eta:
+        trained = [r for r in records if "seconds_per_iteration" in r]
+        scored = [r for r in records if "seconds_fid" in r]
+        return cls(
+            trained[-1]["seconds_per_iteration"] if trained else None,
+            scored[-1]["seconds_fid"] if scored else None,
+        )
+
+    def seconds(self, iterations: int, fids: int) -> float | None:
+        """Seconds left for ``iterations`` and ``fids`` FIDs (None: not known yet)."""
+        if self.per_iteration is None:
+            return None
+        return iterations * self.per_iteration + fids * (self.per_fid or 0.0)
+
+    def text(self, iterations: int, fids: int) -> str:
+        """ ", about 12 min left" (empty while not known)."""
+        left = self.seconds(iterations, fids)
+        return "" if left is None else f", about {duration(left)} left"
 
 
 def train(run: str | Path | GanRun, epochs: int | None = None, monitor: Monitor | None = None):
@@ -423,6 +536,7 @@ def _synthetic_set(generator, space, renders, phi_input, count, clamp, monitor):
         noise = rng.normal(0, 1, image.shape).astype(np.float32)
         psf = None if blur is None else row[blur]
         images.append(detector(image, row[-1], noise, clamp, psf).astype(np.float32))
+        monitor.report(k + 1, count, f"{k + 1}/{count} synthetic images rendered")
     return np.stack(images), values
 
 
@@ -442,12 +556,11 @@ class _FID:
     """FID against the run's real patches (statistics cached in the run), and the real-vs-real
     floor: the FID between the two halves of the real patches."""
 
-    def __init__(self, run: GanRun, real: np.ndarray, sha256: str, device: str, monitor: Monitor):
-        self.run, self.real, self.sha256 = run, real, sha256
-        self.device, self.monitor = device, monitor
+    def __init__(self, run: GanRun, real: np.ndarray, sha256: str, device: str):
+        self.run, self.real, self.sha256, self.device = run, real, sha256, device
         self.floor: float | None = None
 
-    def prepare(self) -> None:
+    def prepare(self, monitor: Monitor) -> None:
         from .fid import FIDError, InceptionFeatures, find_weights, frechet_distance, statistics
 
         try:
@@ -459,19 +572,21 @@ class _FID:
         def real_features():
             nonlocal features
             if features is None:
-                features = InceptionFeatures(self.device)(self.real, monitor=self.monitor)
+                monitor.report(0, 0, f"Inception features of {len(self.real)} real patches")
+                features = InceptionFeatures(self.device)(self.real, monitor=monitor)
             return features
 
+        monitor.report(0, 0, "statistics of the real patches (cached in the run)")
         self.stats = self.run.real_fid_statistics(lambda: statistics(real_features()), self.sha256)
         self.floor = self.run.metrics().get("fid_floor")
         if self.floor is None and len(self.real) >= 4:
             half = real_features()[: len(self.real) // 2], real_features()[len(self.real) // 2 :]
             self.floor = float(frechet_distance(*statistics(half[0]), *statistics(half[1])))
 
-    def __call__(self, images: np.ndarray) -> float:
+    def __call__(self, images: np.ndarray, monitor: Monitor) -> float:
         from .fid import InceptionFeatures, frechet_distance, statistics
 
-        features = InceptionFeatures(self.device)(images, monitor=self.monitor)
+        features = InceptionFeatures(self.device)(images, monitor=monitor)
         return float(frechet_distance(*statistics(features), *self.stats))
 
 

@@ -140,10 +140,12 @@ class TaskWidget(QWidget):
             self.status.setText("Cancelling…")
 
     def _show_progress(self, done: int, total: int, message: str) -> None:
+        """A report: ``done`` of ``total`` on the bar, or (``total`` 0: a step of unknown
+        length) the bar's moving busy indicator."""
         if self.monitor is None:  # a late report after the end
             return
-        self.bar.setRange(0, max(total, 1))
-        self.bar.setValue(min(done, max(total, 1)))
+        self.bar.setRange(0, total)
+        self.bar.setValue(min(done, total))
         if message:
             self.status.setText(message)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from napari.layers import Image
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -22,10 +21,10 @@ from qtpy.QtWidgets import (
 from ..backend import DEVICES, BackendError, resolve_backend
 from ..config import PRESETS, MaterialConfig, preset
 from ..errors import Cancelled, DiffRenderGANError
-from ..gan.networks import ParameterSpace
+from ..gan.networks import ParameterSpace, describe
 from ..gan.plots import plot_fid, plot_histograms
 from ..gan.run import MAX_EPOCHS, MAX_ITERATIONS, GanRun, TrainingSettings
-from ..gan.training import TrainingEvent, train_iter
+from ..gan.training import SetupCache, TrainingEvent, train_iter
 from ._base import TaskWidget
 from ._layers import (
     FigureView,
@@ -40,6 +39,9 @@ from ._layers import (
 PREVIEW = "GAN preview"
 NO_LAYER = "none (use the folder)"
 HISTOGRAM_COLUMNS = 3
+PRESET_TIP = (
+    "The material case: meshes, sizes, placement, scene, learned parameters and their limits"
+)
 
 
 class GanTrainingWidget(TaskWidget):
@@ -50,6 +52,7 @@ class GanTrainingWidget(TaskWidget):
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
         self.run: GanRun | None = None
+        self.setup_cache = SetupCache()  # a Resume of the same run skips the set-up
         self._space: ParameterSpace | None = None
         self._pixel_size: float | None = None
         defaults = TrainingSettings()
@@ -89,8 +92,7 @@ class GanTrainingWidget(TaskWidget):
             self.patch_layer_box: "A patch stack saved by the Patch selection widget",
             self.patches_path: "A patch set folder (patches.json): its particle patches are "
             "the real images the GAN learns to imitate",
-            self.preset_box: "The material case: meshes, sizes, placement, scene, learned "
-            "parameters and their limits",
+            self.preset_box: PRESET_TIP,
             self.epochs: "Epochs to train to; one epoch = one iteration per constellation",
             self.iterations: "Iterations (constellations) per epoch; auto: one per real "
             "particle patch, as in the paper",
@@ -229,6 +231,8 @@ class GanTrainingWidget(TaskWidget):
         config = preset(name)
         self.mesh_count.setValue(config.meshes.count)
         self.spp.setValue(config.scene.spp)
+        learned = "\n".join(describe(n) for n in ParameterSpace.from_config(config).names)
+        self.preset_box.setToolTip(f"{PRESET_TIP}\n\nThe generator learns:\n{learned}")
 
     def _show_backend(self, device: str) -> None:
         try:
@@ -292,12 +296,12 @@ class GanTrainingWidget(TaskWidget):
         return self.plot.figure
 
     @staticmethod
-    def _work(run: str, new: tuple | None, epochs: int | None, monitor):
+    def _work(run: str, new: tuple | None, epochs: int | None, cache: SetupCache, monitor):
         """Thread-worker generator: create a new run if asked, then yield training events,
         each epoch's with its results figure, drawn here rather than in the GUI thread."""
         if new is not None:
             GanRun.create(run, *new)
-        for event in train_iter(run, epochs, monitor):
+        for event in train_iter(run, epochs, monitor, cache):
             figure = pixels = metrics = None
             if event.kind == "epoch":
                 gan_run = GanRun(run)
@@ -315,6 +319,7 @@ class GanTrainingWidget(TaskWidget):
             run,
             new,
             epochs,
+            self.setup_cache,
             each=self._on_event,
             done=self._finished,
             failed=self._failed,
@@ -326,6 +331,7 @@ class GanTrainingWidget(TaskWidget):
         self._space = self.run.space
         self._pixel_size = self.run.pixel_size_nm
         self.run_label.setText(f"Run folder: {self.run.folder.resolve()}")
+        self.plot.setToolTip(results_tooltip(self._space))
 
     def _on_event(self, item: tuple[TrainingEvent, dict | None, Figure | None, np.ndarray]) -> None:
         event, metrics, figure, pixels = item
@@ -337,8 +343,6 @@ class GanTrainingWidget(TaskWidget):
             self._show_best_epoch(metrics)
         elif event.kind == "note":
             self.run_label.setText(f"{self.run_label.text()}\nNote: {event.message}")
-        elif event.kind != "iteration":
-            self.status.setText(event.message)
 
     def _finished(self, result=None) -> None:
         metrics = self.run.metrics()
@@ -428,23 +432,31 @@ class GanTrainingWidget(TaskWidget):
         self.status.setText(f"Best epoch is now {best}{'' if epoch else ' (automatic)'}.")
 
 
+def results_tooltip(space: ParameterSpace) -> str:
+    """What the results figure shows, with a line per learned parameter."""
+    lines = "\n".join(describe(name) for name in space.names)
+    return (
+        "FID per epoch (lower: synthetic images closer to the real ones), with the untrained "
+        "generator's level and the real-vs-real floor.\nHistograms of the latest epoch's "
+        f"parameters, each on the range its values take:\n{lines}"
+    )
+
+
 def results_figure(
     metrics: dict, samples: np.ndarray | None, space: ParameterSpace | None
 ) -> Figure:
     """FID per epoch on top, the latest epoch's parameter histograms below."""
-    figure = Figure(figsize=(4, 5.2), dpi=100, tight_layout=True)
-    names = space.names if space is not None else []
-    rows = 1 + max(1, -(-len(names) // HISTOGRAM_COLUMNS))
-    grid = figure.add_gridspec(rows, HISTOGRAM_COLUMNS, height_ratios=[1.6] + [1] * (rows - 1))
+    names = space.names if space is not None and samples is not None else []
+    rows = -(-len(names) // HISTOGRAM_COLUMNS)
+    figure = Figure(figsize=(4, 2.2 + 1.5 * rows), dpi=100, tight_layout=True)
+    grid = figure.add_gridspec(1 + rows, HISTOGRAM_COLUMNS, height_ratios=[2.2] + [1.5] * rows)
     fid_axes = figure.add_subplot(grid[0, :])
     plot_fid(fid_axes, metrics)
-    fid_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     fid_axes.tick_params(labelsize=7)
-    if samples is not None and names:
+    if names:
         axes = [
             figure.add_subplot(grid[1 + i // HISTOGRAM_COLUMNS, i % HISTOGRAM_COLUMNS])
             for i in range(len(names))
         ]
-        limits = (space.low, space.high)
-        plot_histograms(axes, samples, [n.replace("particle.", "") for n in names], limits)
+        plot_histograms(axes, samples, names, (space.low, space.high))
     return figure
