@@ -25,8 +25,6 @@ def _gan_widget(viewer):
     widget.iterations.setValue(3)
     # keep FID and histograms cheap
     widget.fid_images.setValue(4)
-    widget.fid_constellations.setValue(2)
-    widget.pool.setValue(2)
     return widget
 
 
