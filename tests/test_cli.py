@@ -166,8 +166,14 @@ def test_train_best_epoch_and_generate_commands(tmp_path, capsys, tiny_run):
         )
         == 0
     )
-    assert "best epoch 1" in capsys.readouterr().out
-    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "1 epochs (all epochs done), best epoch 1" in captured.out
+    assert "stopped: all epochs done" in captured.err
+    with pytest.raises(SystemExit) as exit_:  # a dead option is gone
+        main(["train", "--out", str(run), "--resume", "--reuse", "4"])
+    assert exit_.value.code == 2 and "--reuse" in capsys.readouterr().err
+    resume = ["train", "--out", str(run), "--resume", "--epochs", "2", "--patience", "1"]
+    assert main(resume + ["--device", "cpu"]) == 0
     assert GanRun(run).finished_epochs() == [1, 2]
     assert main(["best-epoch", str(run), "1"]) == 0
     assert "best epoch of" in capsys.readouterr().out

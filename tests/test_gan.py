@@ -487,3 +487,24 @@ def test_fallback_path_trains_and_scores_on_distinct_constellations(
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     preview = events[-2].preview
     assert preview.shape == (64, 64) and np.isfinite(preview).all()
+
+
+def test_settings_removed_since_a_run_was_made_are_ignored_with_a_note(tmp_path):
+    patches = _blob_patches(tmp_path / "patches", count=2)
+    run = GanRun.create(tmp_path / "run", patches, preset("tio2-sem"), TrainingSettings())
+    info = json.loads((run.folder / "training.json").read_text())
+    assert not {"reuse", "pool", "fid_constellations"} & set(info["settings"])
+    assert _trainer_notes(run) == []
+    info["settings"] |= {"reuse": 8, "pool": 8, "fid_constellations": 8}  # an older run
+    (run.folder / "training.json").write_text(json.dumps(info))
+    old = GanRun(run.folder)
+    assert old.settings == TrainingSettings()
+    notes = _trainer_notes(old)
+    assert len(notes) == 3 and all("no longer used and is ignored" in n for n in notes)
+    assert "'reuse'" in notes[0] and "training.json" in notes[0]
+
+
+def _trainer_notes(run) -> list[str]:
+    """Notes of a training's resume phase but the small-patch one."""
+    events = list(_trainer_of(run).resume())
+    return [e.message for e in events if e.kind == "note" and "px hold" not in e.message]

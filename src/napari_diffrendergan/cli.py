@@ -582,7 +582,7 @@ def cmd_train(args) -> int:
         best = metrics["best_epoch"]
         fid = next((e["fid"] for e in trained if e["epoch"] == best), None)
         chosen = "none (no finite FID)" if fid is None else f"{best} (FID {fid:.1f})"
-        print(f"Run {run.folder}: {len(trained)} epochs, best epoch {chosen}")
+        print(f"Run {run.folder}: {len(trained)} epochs ({run.stopped}), best epoch {chosen}")
         print(f"  metrics.json, fid.png, histograms/, previews/, checkpoints/ in {run.folder}")
     return 0
 
