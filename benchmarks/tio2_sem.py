@@ -313,7 +313,7 @@ class Experiment:
             run = GanRun.create(run.folder, self.out / "patches", config, settings)
         with progress_bar("GAN") as monitor:
             for event in train_iter(run, epochs=epochs, monitor=monitor):
-                if event.kind == "epoch":
+                if event.kind in ("epoch", "stopped"):
                     print(f"   {event.message}", flush=True)
 
     def synthetic(self) -> None:
