@@ -48,9 +48,7 @@ def tiny_run(folder: Path, meshes: int | None) -> Path:
     config = preset("tio2-sem")
     config.meshes.count = meshes or config.meshes.count
     render_truth_patches(folder / "patches", 256, 4, TRUTH, config=config)
-    recover(
-        folder / "patches", folder / "run", 1, 4, config=config, fid_images=4, fid_constellations=2
-    )
+    recover(folder / "patches", folder / "run", 1, 4, config=config, fid_images=4)
     return folder / "run"
 
 

@@ -16,10 +16,13 @@ import time
 import drjit as dr
 import numpy as np
 
-from napari_diffrendergan.config import INTEGRATORS, preset
+from napari_diffrendergan.config import preset
 from napari_diffrendergan.render.placement import transformation_tensor
 from napari_diffrendergan.render.sampling import mid_range_values
 from napari_diffrendergan.render.scene import VirtualScene
+
+# Mitsuba's integrators compared here (the project renders with its own estimator of "direct")
+INTEGRATORS = ("direct", "prb", "direct_projective")
 
 
 def timed(fn, repeats):
@@ -32,13 +35,13 @@ def timed(fn, repeats):
     return float(np.median(times))
 
 
-def gradients(scene, names, seed, spp):
+def gradients(scene, integrator, names, seed, spp):
     params = scene.params
     keys = [scene.bsdf_key(n) for n in names]
     for key in keys:
         dr.enable_grad(params[key])
     params.update()
-    image = scene.mi.render(scene.scene, params, seed=seed, spp=spp)
+    image = scene.mi.render(scene.scene, params, integrator=integrator, seed=seed, spp=spp)
     dr.backward(dr.mean(image, axis=None))
     grads = np.array([float(dr.grad(params[k])[0]) for k in keys])
     for key in keys:
@@ -46,12 +49,13 @@ def gradients(scene, names, seed, spp):
     return grads
 
 
-def measure(config, phis, values, args):
-    """Timings for one integrator, and its mean gradient over 4 seeds at spp 64."""
+def measure(config, name, phis, values, args):
+    """Timings for Mitsuba's integrator ``name``, and its mean gradient over 4 seeds at spp 64."""
     names = list(values)
     start = time.perf_counter()
     scene = VirtualScene(config, device=args.device)
     build = time.perf_counter() - start
+    integrator = scene.mi.load_dict({"type": name})
     scene.place(phis[0])
     scene.set_bsdf(values)
     counter = iter(range(10**6))
@@ -60,10 +64,16 @@ def measure(config, phis, values, args):
     labels = timed(scene.instances, args.repeats)
     rows = []
     for spp in args.spp:
-        forward = timed(lambda spp=spp: scene.render(seed=1, spp=spp), args.repeats)
-        backward = timed(lambda spp=spp: gradients(scene, names, 1, spp), args.repeats)
-        rows.append((config.scene.integrator, spp, forward, backward, labels, replace, build))
-    mean_grad = np.mean([gradients(scene, names, seed, 64) for seed in range(4)], axis=0)
+        forward = timed(
+            lambda spp=spp: np.asarray(
+                scene.mi.render(scene.scene, scene.params, integrator=integrator, seed=1, spp=spp)
+            ),
+            args.repeats,
+        )
+        backward = timed(lambda spp=spp: gradients(scene, integrator, names, 1, spp), args.repeats)
+        rows.append((name, spp, forward, backward, labels, replace, build))
+    grads = [gradients(scene, integrator, names, seed, 64) for seed in range(4)]
+    mean_grad = np.mean(grads, axis=0)
     return rows, mean_grad
 
 
@@ -81,8 +91,7 @@ def main() -> None:
     names = list(values)
     rows, grads = [], {}
     for integrator in args.integrators:
-        config.scene.integrator = integrator
-        found_rows, grads[integrator] = measure(config, phis, values, args)
+        found_rows, grads[integrator] = measure(config, integrator, phis, values, args)
         rows += found_rows
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -546,7 +546,7 @@ class Experiment:
             run = GanRun.create(run.folder, self.out / "patches", config, settings)
         with progress_bar(f"GAN ({arm.name})") as monitor:
             for event in train_iter(run, epochs=epochs, monitor=monitor):
-                if event.kind == "epoch":
+                if event.kind in ("epoch", "stopped"):
                     print(f"   {event.message}", flush=True)
 
     def synthetic(self, arm: Arm) -> None:

@@ -77,8 +77,6 @@ def train_tiny_run(viewer, epochs: int = 3):
     widget.epochs.setValue(epochs)
     widget.iterations.setValue(3)
     widget.fid_images.setValue(8)
-    widget.fid_constellations.setValue(2)
-    widget.pool.setValue(2)
     widget.run_path.setText(str(work / "run"))
     widget.start_button.click()
     return dock, work / "run"

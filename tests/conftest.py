@@ -78,9 +78,6 @@ def tiny_run(tmp_path_factory) -> Path:
         iterations_per_epoch=3,
         device="cpu",
         fid_images=4,
-        fid_constellations=2,
-        pool=2,
-        reuse=2,
     )
     run = GanRun.create(work / "run", patches, preset("tio2-sem"), settings)
     train(run)

@@ -167,10 +167,15 @@ def test_train_best_epoch_and_generate_commands(tmp_path, capsys, tiny_run):
         )
         == 0
     )
-    printed = capsys.readouterr()
-    assert "best epoch" in printed.out
-    assert re.search(r"epoch 1: FID .*; about \d+ (s|min) left", printed.err)  # epoch 2 to come
-    assert main(["train", "--out", str(run), "--resume", "--epochs", "3", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "2 epochs (all epochs done), best epoch" in captured.out
+    assert "stopped: all epochs done" in captured.err
+    assert re.search(r"epoch 1: FID .*; about \d+ (s|min) left", captured.err)  # epoch 2 to come
+    with pytest.raises(SystemExit) as exit_:  # a dead option is gone
+        main(["train", "--out", str(run), "--resume", "--reuse", "4"])
+    assert exit_.value.code == 2 and "--reuse" in capsys.readouterr().err
+    resume = ["train", "--out", str(run), "--resume", "--epochs", "3", "--patience", "1"]
+    assert main(resume + ["--device", "cpu"]) == 0
     assert GanRun(run).finished_epochs() == [1, 2, 3]
     assert main(["best-epoch", str(run), "1"]) == 0
     assert "best epoch of" in capsys.readouterr().out

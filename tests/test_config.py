@@ -92,6 +92,17 @@ def test_unknown_keys_and_bad_json_are_rejected():
         MaterialConfig.from_dict(json.loads("[1, 2]"))
 
 
+def test_removed_integrator_key_of_older_files_is_ignored(caplog):
+    old = preset("tio2-sem").to_dict()
+    old["scene"]["integrator"] = "direct"  # what every render used
+    assert MaterialConfig.from_dict(old) == preset("tio2-sem")
+    assert not caplog.records
+    old["scene"]["integrator"] = "prb"  # never acted: said so
+    assert MaterialConfig.from_dict(old) == preset("tio2-sem")
+    assert "scene.integrator 'prb' is ignored" in caplog.text
+    assert "integrator" not in preset("tio2-sem").to_dict()["scene"]
+
+
 def test_tiny_image_is_rejected():
     config = preset("tio2-sem")
     config.scene.width = 8

@@ -14,10 +14,14 @@ pytestmark = [
 
 def test_cuda_renders_match_the_cpu():
     from napari_diffrendergan.config import preset
-    from napari_diffrendergan.render.sampling import AnnotatedRenderer, mid_range_values
+    from napari_diffrendergan.render.sampling import (
+        AnnotatedRenderer,
+        RenderValues,
+        mid_range_values,
+    )
 
     config = preset("tio2-sem").resized(64, 64)
-    mid = mid_range_values(config)
+    mid = RenderValues.named(*mid_range_values(config))
     images = {
         device: AnnotatedRenderer(config, device=device).render((3,), lambda p, r: mid)
         for device in ("cpu", "cuda")

@@ -24,7 +24,7 @@ from napari_diffrendergan.gan.run import (
 from napari_diffrendergan.gan.training import train_iter
 from napari_diffrendergan.progress import Monitor
 
-TINY = dict(fid_images=4, fid_constellations=2, pool=2, reuse=2)
+TINY = dict(fid_images=4)
 
 
 def test_generator_is_the_papers_fcn():
@@ -294,3 +294,217 @@ def test_setup_runs_in_stages_and_a_resume_with_its_cache_skips_it(tmp_path, tin
     assert (
         ours["fid"] == pytest.approx(theirs["fid"]) and ours["parameters"] == theirs["parameters"]
     )
+
+
+def test_generator_outputs_are_named_by_meaning():
+    import torch
+
+    space = ParameterSpace.from_config(preset("tio2-sem"))
+    row = np.arange(len(space.names), dtype=np.float32)
+    values = space.values(row)
+    assert values.names == space.bsdf_names
+    np.testing.assert_array_equal(values.material, row[: len(space.bsdf_names)])
+    assert list(values.film) == [4.0, 5.0] and values.blur == 6.0 and values.noise == 7.0
+    assert set(values.bsdf()) == set(space.bsdf_names)  # no film or blur among the BSDF values
+    assert list(values.recorded()) == space.names[:-1]
+    tensor = torch.arange(len(space.names), dtype=torch.float32, requires_grad=True)
+    named = space.values(tensor)
+    (named.material.sum() + named.film.sum() + 10 * named.blur + 100 * named.noise).backward()
+    assert tensor.grad.tolist() == [1, 1, 1, 1, 1, 1, 10, 100]  # each output in one place
+    config = preset("tio2-sem")
+    config.learning.film = config.learning.blur = False
+    no_extras = ParameterSpace.from_config(config)
+    plain = no_extras.values(np.ones(len(no_extras.names), np.float32))
+    assert len(plain.film) == 0 and plain.blur is None
+
+
+def test_training_stops_when_the_fid_has_not_improved_for_patience_epochs():
+    from napari_diffrendergan.gan.training import stop_reason
+
+    def records(*fids):
+        return [{"epoch": e, "fid": f} for e, f in enumerate(fids)]
+
+    falling = records(300, 200, 150, 120)
+    assert stop_reason(falling, 1, 2) is None
+    stuck = records(300, 200, 150, 160, 170)  # lowest at epoch 2, then 2 worse epochs
+    assert stop_reason(stuck, 1, 3) is None
+    assert stop_reason(stuck, 1, 2) == "no FID improvement for 2 epochs since epoch 2"
+    assert stop_reason(stuck, 1, 0) is None  # 0: never
+    assert stop_reason(records(100, 200, 210, 220), 1, 2) is not None  # epoch 0 is no candidate
+    assert stop_reason(records(300, float("nan"), 150, 160, 170), 1, 2) is not None
+    # a resumed call (from epoch 4 on) trains at least `patience` epochs before stopping again
+    assert stop_reason(stuck, 4, 2) is None
+    assert stop_reason(records(300, 200, 150, 160, 170, 180), 4, 2) is not None
+
+
+class _Constant:
+    """A stand-in generator: the same [0, 1] outputs for every constellation."""
+
+    def __init__(self, unit):
+        self.unit = unit
+
+    def __call__(self, phi):
+        import torch
+
+        return torch.as_tensor(self.unit).expand(len(phi), -1).clone()
+
+    def eval(self):
+        return self
+
+    def train(self):
+        return self
+
+
+def _trainer(folder, patches, config=None, **settings):
+    from napari_diffrendergan.gan.training import Trainer
+
+    defaults = dict(epochs=1, iterations_per_epoch=3, device="cpu", **TINY)
+    run = GanRun.create(
+        folder, patches, config or preset("tio2-sem"), TrainingSettings(**defaults | settings)
+    )
+    trainer = Trainer(run, None, Monitor())
+    return trainer
+
+
+@pytest.mark.slow
+def test_trainer_phases_and_one_image_in_training_fid_and_synthesis(tmp_path, tiny_run):
+    import torch
+
+    from napari_diffrendergan.gan.run import TrainedGenerator
+    from napari_diffrendergan.gan.training import _synthetic_set
+    from napari_diffrendergan.render.sampling import AnnotatedRenderer
+
+    config = preset("tio2-sem")
+    config.learning.noise_limits = (0.0, 0.1)  # σ 0 below: images comparable across paths
+    trainer = _trainer(tmp_path / "run", tiny_run.parent / "patches", config)
+    notes = list(trainer.resume())
+    assert trainer.start == 1 and all(e.kind == "note" for e in notes)
+    kinds = [e.kind for e in trainer.set_up()]
+    assert kinds == ["setup"] * 3 and trainer.renders.exact and trainer.total == 3
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    loss_g, loss_d = trainer.step(1, 0)
+    assert np.isfinite(loss_g) and np.isfinite(loss_d)
+    after = list(trainer.generator.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    record, synthetic, values = trainer.evaluate(1, Monitor())
+    assert synthetic.shape == (4, 64, 64) and values.shape == (4, 8)
+    assert np.isfinite(record["fid"]) and record["breadth"] > 0
+    trainer.checkpoint(1, record | {"loss_g": loss_g, "loss_d": loss_d}, values, synthetic)
+    assert trainer.run.finished_epochs() == [1]
+    state = trainer.run.load_checkpoint(1)
+    assert state["numpy_rng"] == trainer.rng.bit_generator.state
+    # a resume restores what the checkpoint holds
+    again = _trainer_of(trainer.run)
+    list(again.resume())
+    assert again.start == 2
+    for mine, theirs in zip(again.generator.parameters(), after, strict=True):
+        assert torch.equal(mine, theirs)
+
+    # the same outputs give the same image in training, FID and synthesis
+    space = trainer.space
+    unit = np.full(len(space.names), 0.5, np.float32)
+    unit[-1] = 0.0  # noise σ 0
+    constant = _Constant(unit)
+    trainer.generator = constant
+    training = trainer.fake(1)[0, 0].detach().numpy()
+    fid, _ = _synthetic_set(constant, space, trainer.renders, trainer.phi_input, 2, True, Monitor())
+    generator = TrainedGenerator(trainer.config, space, constant, 1, trainer.run)
+    phi, seed = trainer.phis[1], int(_trace_seed(trainer, 1))
+    chosen = generator.values(phi, None)
+    renderer = AnnotatedRenderer(trainer.config, device="cpu")
+    synthesis = chosen.detector(renderer.clean_image(phi, chosen, seed), 0.0, True)
+    assert chosen.film and chosen.blur > 0  # film and blur take part
+    np.testing.assert_allclose(training, fid[1], atol=1e-5)
+    np.testing.assert_allclose(synthesis, fid[1], atol=2e-4)
+    assert not np.allclose(fid[0], fid[1], atol=1e-2)  # another constellation
+
+
+def _trainer_of(run):
+    from napari_diffrendergan.gan.training import Trainer
+
+    return Trainer(run, None, Monitor())
+
+
+def _trace_seed(trainer, index):
+    from napari_diffrendergan.gan.training import _trace_seeds
+
+    return _trace_seeds(trainer.settings, len(trainer.phis))[index]
+
+
+@pytest.mark.slow
+def test_a_run_that_stops_early_says_why_and_resumes(tmp_path, tiny_run, monkeypatch):
+    from napari_diffrendergan.gan import training
+
+    fids = iter([300.0, 200, 150, 160, 170, 100, 90, 80, 85])  # epochs 0, 1, 2, ...
+    monkeypatch.setattr(training._FID, "__call__", lambda self, images, monitor: next(fids))
+    trainer = _trainer(tmp_path / "run", tiny_run.parent / "patches", epochs=6)
+    run = trainer.run
+    events = list(train_iter(run, patience=2))
+    assert events[-1].kind == "stopped"
+    assert events[-1].message == "no FID improvement for 2 epochs since epoch 2"
+    assert run.finished_epochs() == [1, 2, 3, 4] and run.stopped == events[-1].message
+    assert run.metrics()["stopped"]["after_epoch"] == 4
+    assert run.best_epoch in (1, 2, 3, 4)  # the paper's rule, unchanged
+    # resumed, it trains on: FID falls again, all epochs are done
+    events = list(train_iter(run, epochs=8, patience=2))
+    assert run.finished_epochs() == list(range(1, 9))
+    assert events[-1].message == "all epochs done" == run.stopped
+    monitor = Monitor()
+    with pytest.raises(Cancelled):
+        for event in train_iter(run, epochs=9, monitor=monitor, patience=2):
+            if event.kind == "iteration":
+                monitor.cancel()
+    assert run.stopped == "cancelled in epoch 9" and run.finished_epochs()[-1] == 8
+
+
+@pytest.mark.slow
+def test_fallback_path_trains_and_scores_on_distinct_constellations(
+    tmp_path, tiny_run, monkeypatch
+):
+    import torch
+
+    from napari_diffrendergan.gan import training
+    from napari_diffrendergan.render import shading
+
+    monkeypatch.setattr(shading, "find_shading_basis", lambda *args, **kwargs: None)
+    scored = []
+    original = training._SampleRenders.eval_image
+
+    def eval_image(self, index, values):
+        scored.append(index)
+        return original(self, index, values)
+
+    monkeypatch.setattr(training._SampleRenders, "eval_image", eval_image)
+    trainer = _trainer(tmp_path / "run", tiny_run.parent / "patches", iterations_per_epoch=5)
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    events = list(trainer.events())
+    metrics = trainer.run.metrics()
+    assert not trainer.renders.exact and metrics["exact_renders"] is False
+    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
+    assert all(np.isfinite(e["fid"]) for e in metrics["epochs"])
+    assert scored == [0, 1, 2, 3] * 2  # the FID sets of epochs 0 and 1: 4 constellations each
+    after = list(trainer.generator.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    preview = events[-2].preview
+    assert preview.shape == (64, 64) and np.isfinite(preview).all()
+
+
+def test_settings_removed_since_a_run_was_made_are_ignored_with_a_note(tmp_path):
+    patches = _blob_patches(tmp_path / "patches", count=2)
+    run = GanRun.create(tmp_path / "run", patches, preset("tio2-sem"), TrainingSettings())
+    info = json.loads((run.folder / "training.json").read_text())
+    assert not {"reuse", "pool", "fid_constellations"} & set(info["settings"])
+    assert _trainer_notes(run) == []
+    info["settings"] |= {"reuse": 8, "pool": 8, "fid_constellations": 8}  # an older run
+    (run.folder / "training.json").write_text(json.dumps(info))
+    old = GanRun(run.folder)
+    assert old.settings == TrainingSettings()
+    notes = _trainer_notes(old)
+    assert len(notes) == 3 and all("no longer used and is ignored" in n for n in notes)
+    assert "'reuse'" in notes[0] and "training.json" in notes[0]
+
+
+def _trainer_notes(run) -> list[str]:
+    """Notes of a training's resume phase but the small-patch one."""
+    events = list(_trainer_of(run).resume())
+    return [e.message for e in events if e.kind == "note" and "px hold" not in e.message]

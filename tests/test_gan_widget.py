@@ -25,12 +25,12 @@ def _gan_widget(viewer):
     widget.iterations.setValue(3)
     # keep FID and histograms cheap
     widget.fid_images.setValue(4)
-    widget.fid_constellations.setValue(2)
-    widget.pool.setValue(2)
     return widget
 
 
-def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_path):
+def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_path, monkeypatch):
+    from napari_diffrendergan.gan import training
+
     patch_set = _tiny_patch_set(tmp_path / "patches")
     viewer = make_napari_viewer()
     widget = _gan_widget(viewer)
@@ -55,7 +55,7 @@ def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_
     assert list(fid_line.get_xdata()) == [0, 1, 2]
     assert len(widget.figure.axes) == 1 + 8  # FID + one histogram per learned parameter
     assert widget.best_epoch.value() == metrics["best_epoch"] in (1, 2)
-    assert "Finished: 2 epoch(s)" in widget.status.text()
+    assert "Finished (all epochs done): 2 epoch(s)" in widget.status.text()
     assert widget.bar.value() == widget.bar.maximum() == 6
     assert str(run.resolve()) in widget.run_label.text()
     assert widget.start_button.isEnabled() and not widget.cancel_button.isEnabled()
@@ -68,10 +68,13 @@ def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_
     widget.start_button.click()  # the folder already holds a run
     assert "already holds a run" in widget.status.text()
 
-    widget.epochs.setValue(3)
+    widget.epochs.setValue(5)
+    widget.patience.setValue(1)  # the FID gets worse: stops after one epoch
+    monkeypatch.setattr(training._FID, "__call__", lambda self, images, monitor: 999.0)
     widget.resume_button.click()
     metrics = json.loads((run / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [0, 1, 2, 3]
+    assert "Finished (no FID improvement for" in widget.status.text()
     assert metrics["best_epoch"] == 1  # the override survives resuming
     assert (run / "checkpoints" / "epoch_003.pt").is_file()
     assert viewer.layers["GAN preview"].metadata["epoch"] == 3
@@ -208,6 +211,6 @@ def test_gan_widget_shows_setup_stages_and_time_left_and_resumes_without_setup(
     qtbot.waitUntil(lambda: widget.resume_button.isEnabled(), timeout=60_000)
     assert "Cancelled" in widget.status.text()
     train(widget.resume_button)
-    assert "Finished: 2 epoch(s)" in widget.status.text()
+    assert "Finished (all epochs done): 2 epoch(s)" in widget.status.text()
     assert not [s for _, _, s in shown if s.startswith("set-up ")]
     assert "reusing the set-up" in shown[0][2]

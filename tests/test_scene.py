@@ -106,7 +106,7 @@ def test_bad_constellations_are_rejected(spheres):
 
 
 def test_annotated_renderer_retries_low_contrast_and_is_deterministic():
-    from napari_diffrendergan.render.sampling import AnnotatedRenderer, RenderError
+    from napari_diffrendergan.render.sampling import AnnotatedRenderer, RenderError, RenderValues
 
     config = preset("sio2-him")
     config.scene.width = config.scene.height = 64
@@ -116,7 +116,9 @@ def test_annotated_renderer_retries_low_contrast_and_is_deterministic():
     def dark_then_bright(phi, rng, calls=[0]):  # noqa: B006 - counts calls
         calls[0] += 1
         particle = 0.0 if calls[0] <= 2 else 0.9  # the first two are too dark: rejected
-        return {"particle.base_color": particle, "stage.base_color": 0.05}, 0.001
+        return RenderValues.named(
+            {"particle.base_color": particle, "stage.base_color": 0.05}, 0.001
+        )
 
     sample = renderer.render((1, 0), dark_then_bright)
     assert sample.info["rejected"] == sample.info["attempt"] == 2
@@ -128,4 +130,6 @@ def test_annotated_renderer_retries_low_contrast_and_is_deterministic():
     np.testing.assert_array_equal(again.image, sample.image)  # a sample depends on its key
     np.testing.assert_array_equal(again.instances, sample.instances)
     with pytest.raises(RenderError, match="contrast filter"):
-        renderer.render((1, 1), lambda phi, rng: ({"particle.base_color": 0.0}, 0.0), 2)
+        renderer.render(
+            (1, 1), lambda phi, rng: RenderValues.named({"particle.base_color": 0.0}, 0.0), 2
+        )

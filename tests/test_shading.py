@@ -220,3 +220,18 @@ def test_trace_lets_other_threads_run_while_its_kernels_do():
         longest, last = max(longest, now - last), now
     worker.join()
     assert longest < 0.3 * (time.perf_counter() - started)
+
+
+def test_probes_that_cannot_separate_the_monomials_are_refused():
+    from napari_diffrendergan.render.shading import _monomials, _probes
+
+    class Stuck:  # draws the same values again and again: a singular probe matrix
+        def random(self, shape):
+            return np.full(shape, 0.3)
+
+    low, high = np.array([0.0, 0.0]), np.array([1.0, 1.0])
+    kept = [(0, 0), (1, 0), (0, 1)]  # 1, x, y: evenly spaced probes lie on one line too
+    assert _probes(Stuck(), low, high, kept) is None
+    probes = _probes(np.random.default_rng(0), low, high, kept)
+    assert np.linalg.cond(_monomials(probes, kept)) < 1e8
+    assert _probes(Stuck(), low, high, [(0, 0), (1, 0)]) is not None  # evenly spaced: fine

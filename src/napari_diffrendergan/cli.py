@@ -511,7 +511,7 @@ def cmd_patches(args) -> int:
 
 
 # train's options that set up a new run (None: not given); a resumed run keeps its own
-NEW_SETTINGS = ("iterations_per_epoch", "seed", "reuse", "device")  # TrainingSettings fields
+NEW_SETTINGS = ("iterations_per_epoch", "seed", "device")  # TrainingSettings fields
 
 
 def _resumed_run(args):
@@ -564,7 +564,7 @@ def cmd_train(args) -> int:
 
     run = _resumed_run(args) if args.resume else _new_run(args)
     with progress_bar("train") as monitor:
-        for event in train_iter(run, epochs=args.epochs, monitor=monitor):
+        for event in train_iter(run, args.epochs, monitor, patience=args.patience):
             if event.kind == "epoch" and event.epoch == 0:
                 floor = run.fid_floor
                 floor_text = "n/a" if floor is None else f"{floor:.1f}"
@@ -581,13 +581,15 @@ def cmd_train(args) -> int:
                 )
             elif event.kind == "note":
                 tqdm.write(event.message, file=sys.stderr)
+            elif event.kind == "stopped":
+                tqdm.write(f"stopped: {event.message}", file=sys.stderr)
     metrics = run.metrics()
     trained = [e for e in metrics["epochs"] if e["epoch"] > 0]
     if trained:
         best = metrics["best_epoch"]
         fid = next((e["fid"] for e in trained if e["epoch"] == best), None)
         chosen = "none (no finite FID)" if fid is None else f"{best} (FID {fid:.1f})"
-        print(f"Run {run.folder}: {len(trained)} epochs, best epoch {chosen}")
+        print(f"Run {run.folder}: {len(trained)} epochs ({run.stopped}), best epoch {chosen}")
         print(f"  metrics.json, fid.png, histograms/, previews/, checkpoints/ in {run.folder}")
     return 0
 
@@ -736,6 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .config import MAX_CONTOUR, PRESETS
     from .data.synthesis import MAX_PAIRS
     from .gan.run import MAX_EPOCHS, MAX_ITERATIONS, MAX_SEED
+    from .gan.training import PATIENCE
 
     parser = argparse.ArgumentParser(
         prog="diffrendergan",
@@ -976,7 +979,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--spp", type=_square, help="samples per pixel (a square number)")
     train.add_argument("--seed", type=_whole(0, MAX_SEED), help="default 0")
     train.add_argument(
-        "--reuse", type=_whole(1), help="iterations per traced constellation (default 8)"
+        "--patience",
+        type=_whole(0, MAX_EPOCHS),
+        default=PATIENCE,
+        help=f"stop when the FID has not improved for K epochs (default {PATIENCE}; 0: never)",
     )
     train.add_argument(
         "--resume",

@@ -48,7 +48,6 @@ PARTICLE_BSDF_PARAMS = (
     "clearcoat_gloss",
 )
 STAGE_BSDF_PARAMS = PARTICLE_BSDF_PARAMS
-INTEGRATORS = ("direct", "prb", "direct_projective")
 SAMPLERS = ("stratified", "multijitter", "ldsampler", "independent")
 MAX_SAMPLES = 2**32 - 1  # samples of one render: Mitsuba and Dr.Jit count them in 32 bits
 MAX_CONTOUR = 32  # px: widest contour class
@@ -159,7 +158,6 @@ class SceneConfig:
     spp: int = 16
     sampler: str = "stratified"
     filter_stddev: float = 0.5
-    integrator: str = "direct"
     camera_height: float = 2.0
     stage_extent: float = 2.4
     denoise: bool = False
@@ -197,10 +195,6 @@ class SceneConfig:
             found.extend(self._size_problems())
         if self.sampler not in SAMPLERS:
             found.append(f"scene.sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
-        if self.integrator not in INTEGRATORS:
-            found.append(
-                f"scene.integrator {self.integrator!r} is not one of {', '.join(INTEGRATORS)}"
-            )
         heights = (self.camera_height, self.rect_height)
         if all(map(_positive, heights)) and self.rect_height <= self.camera_height:
             found.append(
@@ -511,9 +505,36 @@ class MaterialConfig:
 OPTIONAL_SECTIONS = {"physical": PhysicalConfig}  # sections that default to None
 
 
+# keys of earlier versions that never acted, and the value they could hold without harm:
+# dropped when a file holds them (a note when it held another value)
+REMOVED_KEYS = {
+    ("SceneConfig", "integrator"): (
+        "direct",
+        "renders always use the project's own estimator of Mitsuba's direct integrator",
+    ),
+}
+
+
+def _without_removed(cls, data: dict, where: str) -> dict:
+    """``data`` without the keys of :data:`REMOVED_KEYS`, with a logged note for each that
+    held a value other than the one that acted."""
+    import logging
+
+    kept = dict(data)
+    for (owner, key), (acted, why) in REMOVED_KEYS.items():
+        if owner == cls.__name__ and key in kept:
+            value = kept.pop(key)
+            if value != acted:
+                logging.getLogger(__name__).warning(
+                    "%s.%s %r is ignored (no longer a setting: %s)", where, key, value, why
+                )
+    return kept
+
+
 def _build(cls, data: Any, where: str):
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
+    data = _without_removed(cls, data, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:

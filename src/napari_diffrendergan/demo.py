@@ -90,9 +90,7 @@ def run_demo(
     config = preset("tio2-sem")
     config.scene.spp = spp
     if not run.exists:
-        settings = TrainingSettings(
-            epochs=gan_epochs, seed=seed, device=device, fid_constellations=4, pool=4
-        )
+        settings = TrainingSettings(epochs=gan_epochs, seed=seed, device=device)
         run = GanRun.create(run.folder, patch_folder, config, settings)
     for _ in train_iter(run, monitor=monitor.stage("GAN")):
         pass

@@ -190,13 +190,13 @@ def rendered_scan(
     rendered with hidden parameters (:data:`HIDDEN_TRUTH`), labels exact."""
     from ..config import preset
     from ..gan.recovery import truth_values
-    from ..render.sampling import AnnotatedRenderer
+    from ..render.sampling import AnnotatedRenderer, RenderValues
 
     truth = dict(truth or HIDDEN_TRUTH)
     config = preset("tio2-sem").resized(width, height)
-    values, noise = truth_values(config, truth)
+    values = RenderValues.named(*truth_values(config, truth))
     renderer = AnnotatedRenderer(config, device=device)
-    sample = renderer.render((seed,), lambda phi, rng: (values, noise))
+    sample = renderer.render((seed,), lambda phi, rng: values)
     why = f" ({reason})" if reason else ""
     return Scan(
         "rendered TiO2 scan",

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import MaterialConfig
 from ..render.film import FILM_NAMES
-from ..render.sampling import BLUR
+from ..render.sampling import BLUR, RenderValues
 
 NOISE = "noise"
 
@@ -182,10 +182,19 @@ class ParameterSpace:
     def unscale(self, values: np.ndarray) -> np.ndarray:
         return (np.asarray(values, dtype=np.float32) - self.low) / (self.high - self.low)
 
-    def split(self, values) -> tuple[dict[str, float], float]:
-        """One row of physical values → (BSDF parameters and film contrasts by name, noise σ)."""
-        values = [float(v) for v in values]
-        return dict(zip(self.names[:-1], values[:-1], strict=True)), values[-1]
+    def values(self, row) -> RenderValues:
+        """One row of physical values (numpy, torch or a list) by meaning: material, film,
+        detector blur and noise σ, each a slice or an element of ``row`` (torch: gradients
+        flow back into it). The one place that knows the order of the generator's outputs."""
+        n_bsdf, n_film = len(self.bsdf_names), len(self.film_names)
+        blur = self.index(BLUR)
+        return RenderValues(
+            self.bsdf_names,
+            row[:n_bsdf],
+            row[n_bsdf : n_bsdf + n_film],
+            None if blur is None else row[blur],
+            row[-1],
+        )
 
 
 def normalise_phi(phi: np.ndarray, config: MaterialConfig) -> np.ndarray:

@@ -50,17 +50,17 @@ def render_truth_patches(
     """``count`` patches of ``config`` (default tio2-sem) rendered with ``truth`` (other
     parameters mid-range), saved as a particle patch set; returns the full truth."""
     from ..data.patches import Patch, PatchSet
-    from ..render.sampling import AnnotatedRenderer
+    from ..render.sampling import AnnotatedRenderer, RenderValues
 
     config = fit_scene_to_patches(config or preset("tio2-sem"), size)
-    values, noise = truth_values(config, truth)
+    values = RenderValues.named(*truth_values(config, truth))
     renderer = AnnotatedRenderer(config, device=device)
     pixels, patches = [], []
     for i in range(count):
-        sample = renderer.render((seed, i), lambda phi, rng: (values, noise))
+        sample = renderer.render((seed, i), lambda phi, rng: values)
         pixels.append(np.clip(sample.image, 0, 1))
         patches.append(Patch(f"truth_{i:03d}", 0, 0, size, "particle", 0.0, 3))
-    full = {**values, "noise": noise}
+    full = {**values.recorded(), "noise": values.noise}
     PatchSet.save(folder, patches, pixels, None, {"truth": full})
     return full
 
@@ -79,7 +79,7 @@ def recover(
     mean/std of every parameter)."""
     from .training import train
 
-    defaults = dict(fid_images=8, fid_constellations=4, pool=4, device="cpu")
+    defaults = dict(fid_images=8, device="cpu")
     training = TrainingSettings(
         epochs=epochs, iterations_per_epoch=iterations, seed=seed, **{**defaults, **settings}
     )

@@ -32,6 +32,7 @@ from ..io import (
     write_json_atomic,
     write_npz_atomic,
 )
+from ..render.sampling import RenderValues
 from .networks import ParameterSpace, build_generator, normalise_phi
 
 BEST_CANDIDATES = 5
@@ -48,9 +49,6 @@ INTEGER_RANGES = {
     "epochs": (1, MAX_EPOCHS),
     "iterations_per_epoch": (0, MAX_ITERATIONS),
     "seed": (0, MAX_SEED),
-    "reuse": (1, None),
-    "pool": (1, None),
-    "fid_constellations": (1, None),
     "fid_images": (0, None),
 }
 
@@ -71,10 +69,6 @@ class TrainingSettings:
     dropout: float = 0.2
     augment: bool = True  # real patches flipped and rotated at random, as the paper does
     average: float = 0.995  # decay of the generator's weight average per iteration (0: none)
-    # only where BSDFs are not polynomial in the learned parameters (per-sample re-shading):
-    reuse: int = 8  # iterations each traced constellation is used for
-    pool: int = 8  # traced constellations held in memory
-    fid_constellations: int = 8  # traced once; the per-epoch FID set is shaded from them
     fid_images: int = 0  # 0: one per real patch
     device: str = "auto"
 
@@ -118,6 +112,12 @@ class TrainingSettings:
 
 
 _SETTING_NAMES = {f.name for f in fields(TrainingSettings)}
+# settings of earlier versions, ignored where a run's training.json still holds them
+REMOVED_SETTINGS = {
+    "reuse": "the per-sample path's pool is fixed, the basis path has none",
+    "pool": "the per-sample path's pool is fixed, the basis path has none",
+    "fid_constellations": "the FID set renders one constellation per image on either path",
+}
 
 
 def _numeric(value) -> bool:
@@ -262,9 +262,9 @@ class TrainedGenerator:
             unit = self.network(torch.from_numpy(normalise_phi(phi, self.config))).numpy()
         return self.space.scale(unit)
 
-    def values(self, phi: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, float], float]:
-        """BSDF parameters and noise σ for one constellation (a sampling ``values`` function)."""
-        return self.space.split(self.sample(phi[None])[0])
+    def values(self, phi: np.ndarray, rng: np.random.Generator) -> RenderValues:
+        """What one constellation is rendered with (a sampling ``values`` function)."""
+        return self.space.values([float(v) for v in self.sample(phi[None])[0]])
 
     def weights_sha256(self) -> str:
         """SHA-256 of the network's weights: what identifies this generator in the pairs it
@@ -376,6 +376,16 @@ class GanRun:
                 f"{path}: {'; '.join(problems)}; correct it (or restore the file from a copy)"
             )
         return info
+
+    def ignored_settings(self) -> list[str]:
+        """Notes on settings of ``training.json`` that an earlier version used and this one
+        ignores (:data:`REMOVED_SETTINGS`)."""
+        found = [name for name in REMOVED_SETTINGS if name in self.info["settings"]]
+        return [
+            f"{self.folder / self.TRAINING}: setting {name!r} is no longer used and is ignored "
+            f"({REMOVED_SETTINGS[name]})"
+            for name in found
+        ]
 
     @cached_property
     def config(self) -> MaterialConfig:
@@ -513,6 +523,20 @@ class GanRun:
         metrics["best_epoch_rule"] = BEST_EPOCH_RULE
         write_json_atomic(self.folder / self.METRICS, metrics)
         return metrics
+
+    def record_stop(self, reason: str) -> None:
+        """Record why the last training call stopped (``metrics.json``: ``stopped``, with the
+        last finished epoch)."""
+        metrics = self.metrics()
+        done = _finished(metrics)
+        metrics["stopped"] = {"reason": reason, "after_epoch": done[-1] if done else 0}
+        write_json_atomic(self.folder / self.METRICS, metrics)
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the last training call stopped (None: not recorded)."""
+        stopped = self.metrics().get("stopped")
+        return stopped.get("reason") if isinstance(stopped, dict) else None
 
     def forget_epochs_after(self, epoch: int) -> None:
         """Drop the records of epochs after ``epoch`` (their checkpoints are unusable)."""

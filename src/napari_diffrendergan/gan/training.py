@@ -4,8 +4,12 @@ PatchGAN discriminator, with FID and parameter histograms after every epoch.
 Geometry is fixed per constellation φ, so each is traced once (:mod:`..render.shading`). When
 the BSDFs are polynomials of the learned parameters (the presets: measured exact), a trace is
 reduced to a few basis images and every render, gradient and FID image costs a handful of
-image additions (:class:`_BasisRenders`); otherwise the cached samples are re-shaded, each
-trace serving ``reuse`` iterations from a pool (:class:`_SampleRenders`).
+image additions (:class:`_BasisRenders`); otherwise the cached samples are re-shaded
+(:class:`_SampleRenders`). Both paths offer the same three calls: the constellation an
+iteration trains on, its differentiable training image and an FID image.
+
+:class:`Trainer` runs the paper's loop in phases (resume, set-up, step, evaluate, checkpoint)
+and stops early when the FID has stopped improving (:func:`stop_reason`).
 
 After every epoch (and once before training, "epoch 0", for the untrained generator) the FID
 is computed the paper's way: one synthetic image per real patch, each of a distinct
@@ -27,6 +31,7 @@ import numpy as np
 
 from ..io import FolderLock
 from ..progress import Monitor, duration, ensure
+from ..render.sampling import RenderValues
 from .networks import build_discriminator, build_generator, normalise_phi
 from .run import GanRun, TrainingError, breadth
 
@@ -89,7 +94,8 @@ class _Film:
 
 
 class _BasisRenders:
-    """Every constellation of Φ traced once and reduced to basis images (a few MB each)."""
+    """The basis path: every constellation of Φ traced once and reduced to basis images (a few
+    MB each); training and FID images are a handful of image additions."""
 
     exact = True
 
@@ -105,76 +111,88 @@ class _BasisRenders:
             self.images.append(trace(scene, seed=int(seeds[index])).reduce(basis))
             monitor.report(index + 1, len(phis), f"{index + 1}/{len(phis)} traced")
 
-    def pick(self, index: int, reference: dict) -> int:
-        return index
+    def train_constellation(self, suggested: int) -> int:
+        """The constellation the next iteration trains on: the one suggested."""
+        return suggested
 
-    def torch_image(self, index: int, values, contrasts):
+    def train_image(self, index: int, values: RenderValues):
+        """Torch image of constellation ``index`` with film, differentiable in ``values``."""
         basis = self.images[index]
-        return self.film.torch(basis.render_torch(values), basis.coverage, index, contrasts)
+        image = basis.render_torch(values.material)
+        return self.film.torch(image, basis.coverage, index, values.film)
 
-    def numpy_image(self, index: int, values: np.ndarray, contrasts) -> np.ndarray:
-        index %= len(self.images)
+    def eval_image(self, index: int, values: RenderValues) -> np.ndarray:
+        """Numpy image of constellation ``index`` with film (the FID set)."""
         basis = self.images[index]
-        return self.film.numpy(basis.render(values), basis.coverage, index, contrasts)
+        return self.film.numpy(basis.render(values.material), basis.coverage, index, values.film)
+
+
+SAMPLE_POOL = 8  # per-sample path: traced constellations held in memory
+SAMPLE_REUSE = 8  # per-sample path: iterations each traced constellation serves
 
 
 class _SampleRenders:
-    """Traced constellations re-shaded per sample: a pool whose members each serve ``reuse``
-    iterations (then a fresh one is traced), and a few traced once for the FID set."""
+    """The fallback path (BSDFs not polynomial in the learned parameters): cached samples
+    re-shaded for every image. Training draws from a pool of :data:`SAMPLE_POOL` traced
+    constellations, each serving :data:`SAMPLE_REUSE` iterations before a fresh one is traced
+    (a trace of each of Φ held at once would not fit in memory); the FID set traces each of
+    its constellations when it renders it, so it spans as many geometries as the basis path's."""
 
     exact = False
 
-    def __init__(self, scene, phis, names, settings, seeds, film: _Film, rng, monitor: Monitor):
-        from ..render.shading import trace
-
-        self.scene, self.phis, self.names, self.reuse, self.rng = (
-            scene,
-            phis,
-            names,
-            settings.reuse,
-            rng,
-        )
-        self.film = film
-        self.slots: list[list] = [[None, None, settings.reuse] for _ in range(settings.pool)]
+    def __init__(self, scene, phis, space, seeds, film: _Film, rng):
+        self.scene, self.phis, self.names, self.seeds = scene, phis, space.bsdf_names, seeds
+        self.film, self.rng = film, rng
+        self.slots = [_Slot() for _ in range(SAMPLE_POOL)]
         self.queue: list[int] = []
         self.current = None
-        count = min(settings.fid_constellations, len(phis))
-        self.fid = []
-        monitor.report(0, count, f"0/{count} FID constellations traced")
-        for index in range(count):
-            monitor.check()
-            scene.place(phis[index])
-            self.fid.append(trace(scene, seed=int(seeds[index])))
-            monitor.report(index + 1, count, f"{index + 1}/{count} FID constellations traced")
+        mid = space.scale(np.full(len(space.names), 0.5, np.float32))
+        self.reference = dict(zip(self.names, mid[: len(self.names)], strict=True))
 
-    def pick(self, index: int, reference: dict) -> int:
-        """The pool constellation to train on next (``index`` is only a suggestion), traced
-        afresh when its slot has served ``reuse`` iterations."""
+    def train_constellation(self, suggested: int) -> int:
+        """A pool slot's constellation (``suggested`` is not used: the pool decides), traced
+        afresh, with the BSDF values of the last iteration, once its slot has served
+        :data:`SAMPLE_REUSE` iterations."""
         from ..render.shading import trace
 
         slot = self.slots[self.rng.integers(len(self.slots))]
-        if slot[2] >= self.reuse:
+        if slot.served >= SAMPLE_REUSE:
             if not self.queue:
                 self.queue = list(self.rng.permutation(len(self.phis)))
-            slot[0] = int(self.queue.pop())
-            slot[1] = None  # free the old cache before tracing the new one
-            self.scene.place(self.phis[slot[0]])
-            self.scene.set_bsdf(reference)
-            slot[1], slot[2] = trace(self.scene, seed=int(self.rng.integers(2**31))), 0
-        slot[2] += 1
-        self.current = slot[1]
-        return slot[0]
+            slot.index = int(self.queue.pop())
+            slot.cache = None  # free the old cache before tracing the new one
+            self.scene.place(self.phis[slot.index])
+            self.scene.set_bsdf(self.reference)
+            slot.cache, slot.served = trace(self.scene, seed=int(self.rng.integers(2**31))), 0
+        slot.served += 1
+        self.current = slot.cache
+        return slot.index
 
-    def torch_image(self, index: int, values, contrasts):
+    def train_image(self, index: int, values: RenderValues):
         from ..render.shading import shade_torch
 
-        image = shade_torch(self.current, self.names, values)
-        return self.film.torch(image, self.current.coverage(), index, contrasts)
+        self.reference = dict(zip(self.names, values.material.tolist(), strict=True))
+        image = shade_torch(self.current, self.names, values.material)
+        return self.film.torch(image, self.current.coverage(), index, values.film)
 
-    def numpy_image(self, index: int, values: np.ndarray, contrasts) -> np.ndarray:
-        cache = self.fid[index % len(self.fid)]
-        self.scene.set_bsdf(dict(zip(self.names, values, strict=True)))
-        return self.film.numpy(cache.render(), cache.coverage(), index, contrasts)
+    def eval_image(self, index: int, values: RenderValues) -> np.ndarray:
+        """Constellation ``index`` traced with its render seed and shaded with ``values``."""
+        from ..render.shading import trace
+
+        self.scene.place(self.phis[index])
+        self.scene.set_bsdf(values.bsdf())
+        cache = trace(self.scene, seed=int(self.seeds[index]))
+        return self.film.numpy(cache.render(), cache.coverage(), index, values.film)
+
+
+@dataclass
+class _Slot:
+    """A place in the per-sample path's pool: its constellation, trace and iterations served
+    (a new slot is traced at its first use)."""
+
+    index: int = -1
+    cache: object = None
+    served: int = SAMPLE_REUSE
 
 
 def _augment(image, k: int):
@@ -225,15 +243,21 @@ def _setup_key(run: GanRun, phis: np.ndarray, sha256: str, resolved) -> str:
     return digest.hexdigest()
 
 
+PATIENCE = 5  # epochs without a lower FID after which training stops (0: never)
+
+
 def train_iter(
     run: str | Path | GanRun,
     epochs: int | None = None,
     monitor: Monitor | None = None,
     cache: SetupCache | None = None,
+    patience: int = PATIENCE,
 ) -> Iterator[TrainingEvent]:
     """Train (or resume) ``run`` up to ``epochs`` (default: its settings), yielding progress.
     Resuming continues after the last usable checkpoint; with the ``cache`` of an earlier
-    training of the run in this process, its set-up is not done again. Cancelling
+    training of the run in this process, its set-up is not done again. Training stops early
+    when the FID has not improved for ``patience`` epochs (0: never; :func:`stop_reason`);
+    the last event (``"stopped"``) and the run's metrics say why it stopped. Cancelling
     (``monitor``) raises :class:`~napari_diffrendergan.errors.Cancelled` between iterations
     or FID images: the current epoch is dropped, finished ones are kept. The run folder is
     locked meanwhile (:class:`~napari_diffrendergan.io.FolderLock`), and a run whose patch
@@ -241,238 +265,367 @@ def train_iter(
     :func:`setup_stage`; training reports iterations done of all, with the time left."""
     run = run if isinstance(run, GanRun) else GanRun.open(run)
     with FolderLock(run.folder, "GAN training"):
-        yield from _train_iter(run, epochs, ensure(monitor), cache)
+        trainer = Trainer(run, epochs, ensure(monitor), cache, patience)
+        yield from trainer.events()
 
 
-def _set_up(run, phis, real, sha256, resolved, rng, start, monitor, cache):
-    """Set-up stages 1-3 (scene, traces, real FID statistics), each announced by an event;
-    returns (renders, FID), from ``cache`` when it holds this run's set-up."""
-    from ..render.scene import VirtualScene
-    from ..render.shading import find_shading_basis
-
-    key = _setup_key(run, phis, sha256, resolved)
-    if cache is not None and cache.key == key:
-        message = "reusing the set-up of the last training of this run: nothing traced again"
-        monitor.report(1, 1, message)
-        yield TrainingEvent("setup", start, 0, 0, message)
-        return cache.renders, cache.fid
-    settings, space, config = run.settings, run.space, run.config
-    stages = [setup_stage(monitor, index) for index in range(3)]
-    yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[0])
-    stages[0].report(0, 0, "Mitsuba scene and shading basis")
-    scene = VirtualScene(config, device=settings.device)
-    basis = find_shading_basis(scene, space.bsdf_names, space.limits())
-    seeds = _trace_seeds(settings, len(phis))
-    film = _Film(space, seeds, (config.scene.height, config.scene.width))
-    yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[1])
-    if basis is not None:
-        renders = _BasisRenders(scene, phis, basis, seeds, film, stages[1])
-    else:
-        names = space.bsdf_names
-        renders = _SampleRenders(scene, phis, names, settings, seeds, film, rng, stages[1])
-    yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[2])
-    fid = _FID(run, real, sha256, resolved.torch_device)
-    fid.prepare(stages[2])
-    if cache is not None and renders.exact:
-        cache.key, cache.renders, cache.fid = key, renders, fid
-    return renders, fid
+def stop_reason(records: list[dict], start: int, patience: int) -> str | None:
+    """Why training should stop after the last of ``records`` (None: go on): the lowest FID
+    of the trained epochs has not fallen for ``patience`` epochs (0: never stop early). The
+    count starts at that epoch, or where this training call began (``start``), whichever is
+    later, so a resumed run trains at least ``patience`` epochs before it stops again."""
+    scored = [r for r in records if r["epoch"] > 0 and np.isfinite(r.get("fid") or np.nan)]
+    trained = [r["epoch"] for r in records if r["epoch"] > 0]
+    if not patience or not scored:
+        return None
+    best = min(scored, key=lambda r: r["fid"])["epoch"]
+    if trained[-1] - max(best, start - 1) < patience:
+        return None
+    return f"no FID improvement for {trained[-1] - best} epochs since epoch {best}"
 
 
-def _train_iter(
-    run: GanRun, epochs: int | None, monitor: Monitor, cache: SetupCache | None
-) -> Iterator[TrainingEvent]:
-    """:func:`train_iter` with the run folder locked."""
-    import torch
+ALL_DONE = "all epochs done"
 
-    from .. import backend
-    from ..render.sampling import BLUR, detector
 
-    settings = run.settings
-    epochs = epochs or settings.epochs
-    config = run.config
-    clamp = config.learning.clamp
-    phis = run.phi()
-    real, real_sha256 = run.real_patches()
-    space = run.space
-    resolved = backend.resolve_backend(settings.device)
-    device = torch.device(resolved.torch_device)
+@dataclass
+class _EpochStats:
+    """What an epoch's iterations leave for its end: mean losses, speed, the time-left text."""
 
-    torch.manual_seed(settings.seed)
-    generator = build_generator(config.meshes.count, len(space.names), settings.dropout).to(device)
-    average = copy.deepcopy(generator).requires_grad_(False)  # EMA of the weights: evaluated
-    discriminator = build_discriminator().to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), settings.lr_generator, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(
-        discriminator.parameters(), settings.lr_discriminator, betas=(0.5, 0.999)
-    )
-    rng = np.random.default_rng(settings.seed)
-    last, state, notes = run.resume_point()
-    if config.scene.width < SMALL_PATCH:
-        notes.append(
-            f"patches of {config.scene.width} px hold only a particle or two at this pixel scale: "
-            "the GAN and the synthetic data see little of how particles touch (the paper: 256 px)"
+    loss_g: float
+    loss_d: float
+    seconds_per_iteration: float
+    left: str
+
+
+class Trainer:
+    """One training call of a run, in the phases of the paper's loop: :meth:`resume` (networks
+    from the last checkpoint), :meth:`set_up` (Φ traced, real FID statistics), :meth:`step`
+    (one discriminator and one generator update), :meth:`evaluate` (FID set, FID, parameter
+    statistics), :meth:`checkpoint` (everything a resume needs, then the record and figures).
+    :meth:`events` runs them and yields what happens."""
+
+    def __init__(
+        self, run: GanRun, epochs: int | None, monitor: Monitor, cache=None, patience=PATIENCE
+    ):
+        import torch
+
+        from .. import backend
+
+        self.run, self.monitor, self.cache, self.patience = run, monitor, cache, patience
+        self.settings = settings = run.settings
+        self.epochs = epochs or settings.epochs
+        self.config = run.config
+        self.clamp = self.config.learning.clamp
+        self.phis = run.phi()
+        self.real, self.real_sha256 = run.real_patches()
+        self.space = run.space
+        self.resolved = backend.resolve_backend(settings.device)
+        self.device = torch.device(self.resolved.torch_device)
+        self._build_networks()
+        self.rng = np.random.default_rng(settings.seed)
+        self.start = 1
+        self.step_count = 0
+        self.renders = self.fid = None
+
+    def _build_networks(self) -> None:
+        """Generator, its weight average, discriminator and their optimisers, seeded."""
+        import torch
+
+        settings = self.settings
+        torch.manual_seed(settings.seed)
+        outputs = len(self.space.names)
+        generator = build_generator(self.config.meshes.count, outputs, settings.dropout)
+        self.generator = generator.to(self.device)
+        self.average = copy.deepcopy(self.generator).requires_grad_(False)  # EMA: evaluated
+        self.discriminator = build_discriminator().to(self.device)
+        betas = (0.5, 0.999)
+        self.opt_g = torch.optim.Adam(
+            self.generator.parameters(), settings.lr_generator, betas=betas
         )
-    for note in notes:
-        yield TrainingEvent("note", last, 0, 0, note)
-    if state is not None:
-        run.restore(generator, state["generator"], last)
-        run.restore(average, state.get("average", state["generator"]), last)
-        run.restore(discriminator, state["discriminator"], last)
-        run.restore(opt_g, state["opt_generator"], last)
-        run.restore(opt_d, state["opt_discriminator"], last)
-        torch.set_rng_state(state["torch_rng"])
-        rng.bit_generator.state = state["numpy_rng"]
-    start = last + 1
-    if start > epochs:
-        return
+        self.opt_d = torch.optim.Adam(
+            self.discriminator.parameters(), settings.lr_discriminator, betas=betas
+        )
 
-    renders, fid = yield from _set_up(
-        run, phis, real, real_sha256, resolved, rng, start, monitor, cache
-    )
-    n_bsdf = len(space.bsdf_names)
-    film_slice = slice(n_bsdf, n_bsdf + len(space.film_names))
-    blur = space.index(BLUR)
-    phi_input = torch.from_numpy(normalise_phi(phis, config)).to(device)
-    real_t = torch.from_numpy(real).to(device)
-    iterations = len(phis)
-    total = (epochs - start + 1) * iterations
-    fid_count = settings.fid_images or len(real)
+    # --- the loop -----------------------------------------------------------------------------
 
-    def evaluate(epoch: int, progress: Monitor) -> tuple[dict, np.ndarray, np.ndarray]:
-        """FID, parameter statistics and figures of the generator as it is now."""
+    def events(self) -> Iterator[TrainingEvent]:
+        """Resume, set up, evaluate the untrained generator once, then train epoch by epoch
+        until all are done or the FID stops improving; ends with a ``"stopped"`` event."""
+        from ..errors import Cancelled
+
+        yield from self.resume()
+        if self.start > self.epochs:
+            return
+        try:
+            yield from self.set_up()
+            if self.start == 1 and not any(e["epoch"] == 0 for e in self.run.metrics()["epochs"]):
+                yield from self.evaluate_untrained()
+            reason = yield from self.train_epochs()
+        except (Cancelled, KeyboardInterrupt):
+            done = self.run.finished_epochs()
+            self.run.record_stop(f"cancelled in epoch {(done or [0])[-1] + 1}")
+            raise
+        self.run.record_stop(reason)
+        epoch = self.run.finished_epochs()[-1]
+        yield TrainingEvent("stopped", epoch, self.step_count, self.total, reason, seconds_left=0.0)
+
+    def train_epochs(self) -> Iterator[TrainingEvent]:
+        """Epochs from :attr:`start` on; returns why they stopped."""
+        self.eta = _Eta.from_records(self.run.metrics()["epochs"])
+        left = self.eta.text(self.total, self.epochs - self.start + 1)
+        self.monitor.report(0, self.total, f"training: epoch {self.start}/{self.epochs}{left}")
+        for epoch in range(self.start, self.epochs + 1):
+            stats = yield from self.train_epoch(epoch)
+            yield from self.finish_epoch(epoch, stats)
+            reason = stop_reason(self.run.metrics()["epochs"], self.start, self.patience)
+            if reason:
+                self.monitor.report(self.total, self.total, f"stopped: {reason}")
+                return reason
+        return ALL_DONE
+
+    # --- resume -------------------------------------------------------------------------------
+
+    def resume(self) -> Iterator[TrainingEvent]:
+        """Networks, optimisers and random states from the last usable checkpoint (none: as
+        built); notes on what the user should know (damaged checkpoints, small patches,
+        settings of an older version that are ignored)."""
+        import torch
+
+        last, state, notes = self.run.resume_point()
+        width = self.config.scene.width
+        if width < SMALL_PATCH:
+            notes.append(
+                f"patches of {width} px hold only a particle or two at this pixel scale: "
+                "the GAN and the synthetic data see little of how particles touch (the paper: "
+                "256 px)"
+            )
+        notes.extend(self.run.ignored_settings())
+        for note in notes:
+            yield TrainingEvent("note", last, 0, 0, note)
+        if state is not None:
+            run = self.run
+            run.restore(self.generator, state["generator"], last)
+            run.restore(self.average, state.get("average", state["generator"]), last)
+            run.restore(self.discriminator, state["discriminator"], last)
+            run.restore(self.opt_g, state["opt_generator"], last)
+            run.restore(self.opt_d, state["opt_discriminator"], last)
+            torch.set_rng_state(state["torch_rng"])
+            self.rng.bit_generator.state = state["numpy_rng"]
+        self.start = last + 1
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def set_up(self) -> Iterator[TrainingEvent]:
+        """Set-up stages 1-3 (scene, Φ traced, real FID statistics), each announced by an
+        event, from the ``cache`` when it holds this run's set-up; then the tensors the
+        iterations use."""
+        import torch
+
+        self.renders, self.fid = yield from self._renders_and_fid()
+        self.phi_input = torch.from_numpy(normalise_phi(self.phis, self.config)).to(self.device)
+        self.real_t = torch.from_numpy(self.real).to(self.device)
+        self.iterations = len(self.phis)
+        self.total = (self.epochs - self.start + 1) * self.iterations
+        self.fid_count = self.settings.fid_images or len(self.real)
+
+    def _renders_and_fid(self):
+        from ..render.scene import VirtualScene
+        from ..render.shading import find_shading_basis
+
+        run, phis, start, cache = self.run, self.phis, self.start, self.cache
+        key = _setup_key(run, phis, self.real_sha256, self.resolved)
+        if cache is not None and cache.key == key:
+            message = "reusing the set-up of the last training of this run: nothing traced again"
+            self.monitor.report(1, 1, message)
+            yield TrainingEvent("setup", start, 0, 0, message)
+            return cache.renders, cache.fid
+        settings, space, config = self.settings, self.space, self.config
+        stages = [setup_stage(self.monitor, index) for index in range(3)]
+        yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[0])
+        stages[0].report(0, 0, "Mitsuba scene and shading basis")
+        scene = VirtualScene(config, device=settings.device)
+        basis = find_shading_basis(scene, space.bsdf_names, space.limits())
+        seeds = _trace_seeds(settings, len(phis))
+        film = _Film(space, seeds, (config.scene.height, config.scene.width))
+        yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[1])
+        if basis is not None:
+            renders = _BasisRenders(scene, phis, basis, seeds, film, stages[1])
+        else:
+            renders = _SampleRenders(scene, phis, space, seeds, film, self.rng)
+            stages[1].report(1, 1, "per-sample shading: constellations are traced when used")
+        yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[2])
+        fid = _FID(run, self.real, self.real_sha256, self.resolved.torch_device)
+        fid.prepare(stages[2])
+        if cache is not None and renders.exact:
+            cache.key, cache.renders, cache.fid = key, renders, fid
+        return renders, fid
+
+    # --- one iteration ------------------------------------------------------------------------
+
+    def step(self, suggested: int, real_index: int) -> tuple[float, float]:
+        """One iteration: a fake of the constellation the renders choose (``suggested`` on
+        the basis path), real patch ``real_index`` (augmented), one discriminator and one
+        generator update (LSGAN), the weight average; returns the losses (G, D)."""
+        import torch
+
+        fake = self.fake(self.renders.train_constellation(suggested))
+        target = self.real_target(real_index)
+        self.opt_d.zero_grad(set_to_none=True)
+        out = self.discriminator(torch.cat([target, fake.detach()]))
+        loss_d = 0.5 * ((out[0] - 1) ** 2).mean() + 0.5 * (out[1] ** 2).mean()
+        loss_d.backward()
+        self.opt_d.step()
+
+        self.opt_g.zero_grad(set_to_none=True)
+        self.discriminator.requires_grad_(False)
+        loss_g = ((self.discriminator(fake) - 1) ** 2).mean()
+        loss_g.backward()
+        self.discriminator.requires_grad_(True)
+        self.opt_g.step()
+        with torch.no_grad():
+            pairs = zip(self.average.parameters(), self.generator.parameters(), strict=True)
+            for mean, weight in pairs:
+                mean.lerp_(weight, 1 - self.settings.average)
+        return loss_g.item(), loss_d.item()
+
+    def fake(self, index: int):
+        """(1, 1, H, W) synthetic image of constellation ``index``: generator, render, film,
+        detector (blur, clamp, noise, clamp), differentiable in the generator's weights."""
+        import torch
+
+        values = self.space.scale(self.generator(self.phi_input[index : index + 1])[0])
+        image = self.renders.train_image(index, self.space.values(values.cpu()))
+        image = image.to(self.device)
+        fake = self.space.values(values).detector(image, torch.randn_like(image), self.clamp)
+        return fake[None, None]
+
+    def real_target(self, index: int):
+        """(1, 1, H, W) real patch ``index``, flipped/rotated at random when augmenting."""
+        target = self.real_t[index]
+        if self.settings.augment:
+            target = _augment(target, int(self.rng.integers(8)))
+        return target[None, None]
+
+    # --- epochs -------------------------------------------------------------------------------
+
+    def train_epoch(self, epoch: int) -> Iterator[TrainingEvent]:
+        """One iteration per constellation, real patches and constellations in a fresh
+        random order; yields an event per iteration, returns the epoch's statistics."""
+        self.generator.train()
+        losses_g, losses_d, started = [], [], time.perf_counter()
+        order = self.rng.permutation(len(self.real))
+        constellations = self.rng.permutation(self.iterations)
+        iterations, total, epochs = self.iterations, self.total, self.epochs
+        fids_left = epochs - epoch + 1  # this epoch's FID still to come
+        for it in range(iterations):
+            self.monitor.check(f"cancelled in epoch {epoch}; finished epochs are kept")
+            loss_g, loss_d = self.step(int(constellations[it]), order[it % len(self.real)])
+            losses_g.append(loss_g)
+            losses_d.append(loss_d)
+            self.step_count += 1
+            self.eta.per_iteration = (time.perf_counter() - started) / (it + 1)
+            left = self.eta.text(total - self.step_count, fids_left)
+            message = f"epoch {epoch}/{epochs}, iteration {it + 1}/{iterations}{left}"
+            self.monitor.report(self.step_count, total, message)
+            yield TrainingEvent(
+                "iteration",
+                epoch,
+                self.step_count,
+                total,
+                message,
+                {"loss_g": loss_g, "loss_d": loss_d},
+                seconds_left=self.eta.seconds(total - self.step_count, fids_left),
+            )
+        seconds = (time.perf_counter() - started) / iterations
+        return _EpochStats(float(np.mean(losses_g)), float(np.mean(losses_d)), seconds, left)
+
+    def finish_epoch(self, epoch: int, stats: _EpochStats) -> Iterator[TrainingEvent]:
+        """The epoch's evaluation and checkpoint, then its event."""
+        message = f"epoch {epoch}/{self.epochs}: FID and histograms{stats.left}"
+        self.monitor.report(self.step_count, self.total, message)
+        yield TrainingEvent("setup", epoch, self.step_count, self.total, message)
+        record, synthetic, values = self.evaluate(epoch, self.monitor.silent())
+        self.eta.per_fid = record["seconds_fid"]
+        record.update(
+            loss_g=stats.loss_g,
+            loss_d=stats.loss_d,
+            seconds_per_iteration=stats.seconds_per_iteration,
+        )
+        self.checkpoint(epoch, record, values, synthetic)
+        steps_left, fids_left = self.total - self.step_count, self.epochs - epoch
+        yield TrainingEvent(
+            "epoch",
+            epoch,
+            self.step_count,
+            self.total,
+            f"epoch {epoch}/{self.epochs}: FID {record['fid']:.1f}"
+            + self.eta.text(steps_left, fids_left),
+            record,
+            preview=synthetic[0],
+            samples=values,
+            seconds_left=self.eta.seconds(steps_left, fids_left),
+        )
+
+    def evaluate(self, epoch: int, progress: Monitor) -> tuple[dict, np.ndarray, np.ndarray]:
+        """FID, parameter statistics and the FID set of the weight average as it is now."""
         started = time.perf_counter()
         synthetic, values = _synthetic_set(
-            average, space, renders, phi_input, fid_count, clamp, progress
+            self.average,
+            self.space,
+            self.renders,
+            self.phi_input,
+            self.fid_count,
+            self.clamp,
+            progress,
         )
         record = {
             "epoch": epoch,
-            "fid": fid(synthetic, progress),
+            "fid": self.fid(synthetic, progress),
             "seconds_fid": time.perf_counter() - started,
-            "breadth": breadth(space.unscale(values)),
-            "parameters": _summary(space, values),
+            "breadth": breadth(self.space.unscale(values)),
+            "parameters": _summary(self.space, values),
         }
         return record, synthetic, values
 
-    if start == 1 and not any(e["epoch"] == 0 for e in run.metrics()["epochs"]):
-        yield TrainingEvent("setup", 0, 0, total, SETUP_STAGES[3])
-        record, synthetic, values = evaluate(0, setup_stage(monitor, 3))
-        run.save_checkpoint(
-            0, {"generator": generator.state_dict(), "discriminator": {}, "epoch": 0}
-        )
-        run.record_epoch(record, fid_floor=fid.floor, exact_renders=renders.exact)
+    def evaluate_untrained(self) -> Iterator[TrainingEvent]:
+        """Set-up stage 4: "epoch 0", the FID of the untrained generator, with the floor."""
+        yield TrainingEvent("setup", 0, 0, self.total, SETUP_STAGES[3])
+        record, synthetic, values = self.evaluate(0, setup_stage(self.monitor, 3))
+        untrained = {"generator": self.generator.state_dict(), "discriminator": {}, "epoch": 0}
+        self.run.save_checkpoint(0, untrained)
+        self.run.record_epoch(record, fid_floor=self.fid.floor, exact_renders=self.renders.exact)
         yield TrainingEvent(
             "epoch",
             0,
             0,
-            total,
+            self.total,
             f"epoch 0 (untrained generator): FID {record['fid']:.1f}",
             record,
             preview=synthetic[0],
             samples=values,
         )
 
-    eta = _Eta.from_records(run.metrics()["epochs"])
-    monitor.report(
-        0, total, f"training: epoch {start}/{epochs}{eta.text(total, epochs - start + 1)}"
-    )
-    mid = space.scale(np.full(len(space.names), 0.5, np.float32))
-    reference = dict(zip(space.bsdf_names, mid[:n_bsdf], strict=True))
-    step = 0
-    for epoch in range(start, epochs + 1):
-        generator.train()
-        losses_g, losses_d, started = [], [], time.perf_counter()
-        order = rng.permutation(len(real))
-        constellations = rng.permutation(iterations)
-        for it in range(iterations):
-            monitor.check(f"cancelled in epoch {epoch}; finished epochs are kept")
-            index = renders.pick(int(constellations[it]), reference)
-            unit = generator(phi_input[index : index + 1])[0]
-            values = space.scale(unit)
-            values_cpu = values.cpu()
-            image = renders.torch_image(index, values_cpu[:n_bsdf], values_cpu[film_slice])
-            image = image.to(device)
-            psf = None if blur is None else values[blur]
-            fake = detector(image, values[-1], torch.randn_like(image), clamp, psf)[None, None]
-            target = real_t[order[it % len(real)]]
-            if settings.augment:
-                target = _augment(target, int(rng.integers(8)))
-            target = target[None, None]
+    def checkpoint(self, epoch: int, record: dict, values, synthetic) -> None:
+        """Everything a resume needs (networks, optimisers, random states), the samples,
+        then the record (it marks the epoch finished), then the figures."""
+        import torch
 
-            opt_d.zero_grad(set_to_none=True)
-            out = discriminator(torch.cat([target, fake.detach()]))
-            loss_d = 0.5 * ((out[0] - 1) ** 2).mean() + 0.5 * (out[1] ** 2).mean()
-            loss_d.backward()
-            opt_d.step()
+        from .plots import save_epoch_figures
 
-            opt_g.zero_grad(set_to_none=True)
-            discriminator.requires_grad_(False)
-            loss_g = ((discriminator(fake) - 1) ** 2).mean()
-            loss_g.backward()
-            discriminator.requires_grad_(True)
-            opt_g.step()
-            with torch.no_grad():
-                for mean, weight in zip(average.parameters(), generator.parameters(), strict=True):
-                    mean.lerp_(weight, 1 - settings.average)
-
-            reference = dict(zip(space.bsdf_names, values[:n_bsdf].tolist(), strict=True))
-            losses_g.append(loss_g.item())
-            losses_d.append(loss_d.item())
-            step += 1
-            eta.per_iteration = (time.perf_counter() - started) / (it + 1)
-            fids_left = epochs - epoch + 1  # this epoch's FID still to come
-            left = eta.text(total - step, fids_left)
-            message = f"epoch {epoch}/{epochs}, iteration {it + 1}/{iterations}{left}"
-            monitor.report(step, total, message)
-            yield TrainingEvent(
-                "iteration",
-                epoch,
-                step,
-                total,
-                message,
-                {"loss_g": losses_g[-1], "loss_d": losses_d[-1]},
-                seconds_left=eta.seconds(total - step, fids_left),
-            )
-        seconds_per_iteration = (time.perf_counter() - started) / iterations
-        message = f"epoch {epoch}/{epochs}: FID and histograms{left}"
-        monitor.report(step, total, message)
-        yield TrainingEvent("setup", epoch, step, total, message)
-        record, synthetic, values = evaluate(epoch, monitor.silent())
-        eta.per_fid = record["seconds_fid"]
-        record.update(
-            loss_g=float(np.mean(losses_g)),
-            loss_d=float(np.mean(losses_d)),
-            seconds_per_iteration=seconds_per_iteration,
-        )
-        _save_epoch(
-            run,
-            epoch,
-            {
-                "generator": generator.state_dict(),
-                "average": average.state_dict(),
-                "discriminator": discriminator.state_dict(),
-                "opt_generator": opt_g.state_dict(),
-                "opt_discriminator": opt_d.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "numpy_rng": rng.bit_generator.state,
-                "epoch": epoch,
-            },
-            record,
-            values,
-            synthetic,
-            real,
-        )
-        left = eta.text(total - step, fids_left - 1)
-        yield TrainingEvent(
-            "epoch",
-            epoch,
-            step,
-            total,
-            f"epoch {epoch}/{epochs}: FID {record['fid']:.1f}{left}",
-            record,
-            preview=synthetic[0],
-            samples=values,
-            seconds_left=eta.seconds(total - step, fids_left - 1),
-        )
+        state = {
+            "generator": self.generator.state_dict(),
+            "average": self.average.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_generator": self.opt_g.state_dict(),
+            "opt_discriminator": self.opt_d.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "epoch": epoch,
+        }
+        self.run.save_checkpoint(epoch, state)
+        self.run.save_samples(epoch, values)
+        metrics = self.run.record_epoch(record)
+        save_epoch_figures(self.run, metrics, epoch, values, synthetic, self.real)
 
 
 @dataclass
@@ -504,10 +657,15 @@ class _Eta:
         return "" if left is None else f", about {duration(left)} left"
 
 
-def train(run: str | Path | GanRun, epochs: int | None = None, monitor: Monitor | None = None):
+def train(
+    run: str | Path | GanRun,
+    epochs: int | None = None,
+    monitor: Monitor | None = None,
+    patience: int = PATIENCE,
+):
     """Run :func:`train_iter` to the end; returns the run's metrics."""
     run = run if isinstance(run, GanRun) else GanRun.open(run)
-    for _ in train_iter(run, epochs, monitor):
+    for _ in train_iter(run, epochs, monitor, patience=patience):
         pass
     return run.metrics()
 
@@ -518,10 +676,6 @@ def _synthetic_set(generator, space, renders, phi_input, count, clamp, monitor):
     and clamping as in training; and the physical parameter values they were made with."""
     import torch
 
-    from ..render.sampling import BLUR, detector
-
-    n_bsdf, blur = len(space.bsdf_names), space.index(BLUR)
-    film_slice = slice(n_bsdf, n_bsdf + len(space.film_names))
     rng = np.random.default_rng(int(torch.randint(2**31, ())))
     generator.eval()
     with torch.no_grad():
@@ -531,11 +685,10 @@ def _synthetic_set(generator, space, renders, phi_input, count, clamp, monitor):
     images = []
     for k in range(count):
         monitor.check("cancelled during the FID; finished epochs are kept")
-        row = values[k]
-        image = renders.numpy_image(int(chosen[k]), row[:n_bsdf], row[film_slice])
+        row = space.values(values[k])
+        image = renders.eval_image(int(chosen[k]), row)
         noise = rng.normal(0, 1, image.shape).astype(np.float32)
-        psf = None if blur is None else row[blur]
-        images.append(detector(image, row[-1], noise, clamp, psf).astype(np.float32))
+        images.append(row.detector(image, noise, clamp).astype(np.float32))
         monitor.report(k + 1, count, f"{k + 1}/{count} synthetic images rendered")
     return np.stack(images), values
 
@@ -588,13 +741,3 @@ class _FID:
 
         features = InceptionFeatures(self.device)(images, monitor=monitor)
         return float(frechet_distance(*statistics(features), *self.stats))
-
-
-def _save_epoch(run: GanRun, epoch, state, record, samples, synthetic, real) -> None:
-    """Checkpoint and samples, then the record (it marks the epoch finished), then figures."""
-    from .plots import save_epoch_figures
-
-    run.save_checkpoint(epoch, state)
-    run.save_samples(epoch, samples)
-    metrics = run.record_epoch(record)
-    save_epoch_figures(run, metrics, epoch, samples, synthetic, real)

@@ -21,8 +21,6 @@ from ..errors import DiffRenderGANError
 from ..progress import Monitor, ensure
 
 MAX_ATTEMPTS = 50
-# values(phi, rng) -> (BSDF parameters by name, noise sigma)
-ValuesFunction = Callable[[np.ndarray, np.random.Generator], tuple[dict[str, float], float]]
 
 
 class RenderError(DiffRenderGANError):
@@ -92,6 +90,53 @@ def gaussian_blur(image, sigma):
     return torch.nn.functional.conv2d(out, kernel.view(1, 1, 1, -1))[0, 0]
 
 
+@dataclass
+class RenderValues:
+    """Everything a render is made with besides its geometry, by meaning: the material (BSDF
+    values ``material`` of the parameters ``names``), the support film's contrasts (``film``,
+    ordered as :data:`~.film.FILM_NAMES`; empty when none is learned), the detector's blur σ
+    (None: not learned) and noise σ. The values are numpy, torch or plain numbers alike; the
+    generator's outputs become these in one place
+    (:meth:`~napari_diffrendergan.gan.networks.ParameterSpace.values`)."""
+
+    names: Sequence[str]
+    material: Sequence
+    film: Sequence = ()
+    blur: object = None
+    noise: object = 0.0
+
+    @classmethod
+    def named(cls, values: dict, noise) -> RenderValues:
+        """From values by output name (``particle.roughness``, ``film.lines``,
+        ``detector.blur``; missing film contrasts are 0 when any is given) and the noise σ."""
+        from .film import FILM_NAMES
+
+        names = [name for name in values if name not in (*FILM_NAMES, BLUR)]
+        given = any(name in values for name in FILM_NAMES)
+        film = [values.get(name, 0.0) for name in FILM_NAMES] if given else []
+        return cls(names, [values[name] for name in names], film, values.get(BLUR), noise)
+
+    def bsdf(self) -> dict[str, float]:
+        """The material's BSDF values by name."""
+        return {name: float(v) for name, v in zip(self.names, self.material, strict=True)}
+
+    def recorded(self) -> dict[str, float]:
+        """Every learned value but the noise σ, by output name (what a pair records)."""
+        from .film import FILM_NAMES
+
+        found = self.bsdf() | {n: float(v) for n, v in zip(FILM_NAMES, self.film, strict=False)}
+        return found if self.blur is None else found | {BLUR: float(self.blur)}
+
+    def detector(self, image, noise, clamp: bool):
+        """``image`` through the detector (:func:`detector`): blur, clamp, ``noise``
+        (standard normal) scaled by the noise σ, clamp."""
+        return detector(image, self.noise, noise, clamp, self.blur)
+
+
+# values(phi, rng) -> what the constellation phi is rendered with
+ValuesFunction = Callable[[np.ndarray, np.random.Generator], RenderValues]
+
+
 def _clip(image):
     clipped = image.clip(0, 1)
     if isinstance(image, np.ndarray):
@@ -116,6 +161,22 @@ class AnnotatedRenderer:
         self.contour = config.contour_thickness if contour_thickness is None else contour_thickness
         self.scene = VirtualScene(config, device=device)
 
+    def clean_image(self, phi: np.ndarray, values: RenderValues, seed: int) -> np.ndarray:
+        """Constellation ``phi`` rendered with ``values`` and render seed ``seed``, the film
+        texture on the stage, before the detector; the scene keeps ``phi`` placed."""
+        from .film import FILM_NAMES, apply_film, film_fields
+        from .shading import trace
+
+        self.scene.place(phi)
+        self.scene.set_bsdf(values.bsdf())
+        cache = trace(self.scene, seed=seed, spp=self.spp)
+        clean = cache.render()
+        if self.config.learning.film:
+            contrasts = list(values.film) or [0.0] * len(FILM_NAMES)
+            fields = film_fields(clean.shape, seed)
+            clean = apply_film(clean, cache.coverage("stage"), fields, contrasts)
+        return clean
+
     def render(
         self,
         key: Sequence[int],
@@ -126,26 +187,16 @@ class AnnotatedRenderer:
         """The sample of ``key``: attempts with new constellations and parameters until one
         passes the contrast filter (or, without ``require_contrast``, the first attempt, its
         check recorded in ``info["contrast"]``)."""
-        from .film import FILM_NAMES, apply_film, film_fields
         from .labels import contrast_check, semantic_mask
         from .placement import constellation
-        from .shading import trace
 
         last = ""
         for attempt in range(max_attempts):
             rng = np.random.default_rng([*key, attempt])
             phi = constellation(self.config, rng)
-            learned, sigma = values(phi, rng)
-            bsdf = {k: v for k, v in learned.items() if k not in (*FILM_NAMES, BLUR)}
-            self.scene.place(phi)
-            self.scene.set_bsdf(bsdf)
+            chosen = values(phi, rng)
             render_seed = int(rng.integers(2**31))
-            cache = trace(self.scene, seed=render_seed, spp=self.spp)
-            clean = cache.render()
-            if self.config.learning.film:
-                contrasts = [learned.get(name, 0.0) for name in FILM_NAMES]
-                fields = film_fields(clean.shape, render_seed)
-                clean = apply_film(clean, cache.coverage("stage"), fields, contrasts)
+            clean = self.clean_image(phi, chosen, render_seed)
             instances = self.scene.instances()
             check = contrast_check(
                 clean, instances, self.config.contrast_threshold, self.config.polarity
@@ -158,8 +209,8 @@ class AnnotatedRenderer:
                     "render_seed": render_seed,
                     "spp": self.spp,
                     "phi": phi.tolist(),
-                    "bsdf": {name: float(v) for name, v in learned.items()},
-                    "noise_sigma": float(sigma),
+                    "bsdf": chosen.recorded(),
+                    "noise_sigma": float(chosen.noise),
                     "visible_particles": int(len(np.unique(instances[instances > 0]))),
                     "contrast": {
                         "accepted": check.accepted,
@@ -169,7 +220,7 @@ class AnnotatedRenderer:
                     },
                 }
                 noise = rng.normal(0.0, 1.0, clean.shape)
-                image = detector(clean, sigma, noise, self.config.learning.clamp, learned.get(BLUR))
+                image = chosen.detector(clean, noise, self.config.learning.clamp)
                 return SceneSample(
                     image.astype(np.float32),
                     instances,
@@ -197,7 +248,7 @@ def render_sample(
     renderer = AnnotatedRenderer(config, device=device, spp=spp)
     monitor.check()
     monitor.report(1, 2, "rendering image and labels")
-    mid = mid_range_values(config)
+    mid = RenderValues.named(*mid_range_values(config))
     sample = renderer.render((seed,), lambda phi, rng: mid, max_attempts=1, require_contrast=False)
     monitor.report(2, 2, "done")
     sample.info.update(

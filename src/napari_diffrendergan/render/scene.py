@@ -218,7 +218,7 @@ class VirtualScene:
         scene: dict = {
             "type": "scene",
             "sensor": self._sensor(),
-            "integrator": {"type": s.integrator},
+            "integrator": {"type": "direct"},  # Mitsuba's own renders (references)
             PARTICLE_BSDF: particle_bsdf,
             STAGE_BSDF: {"type": "principled", **self._bsdf_values("stage")},
             "stage": {

@@ -345,6 +345,7 @@ class _ShadeCells(torch.autograd.Function):
 
 MAX_DEGREE = 2  # per parameter; principled BSDFs are at most quadratic in roughness
 MAX_MONOMIALS = 243
+MAX_CONDITION = 1e8  # of the probe matrix whose inverse turns probe renders into basis images
 
 
 @dataclass
@@ -374,7 +375,7 @@ def find_shading_basis(
     """The polynomial basis of the scene's BSDFs in the learned ``names`` (each within its
     ``limits``), found by evaluating the BSDFs on random directions at random parameter values
     and checked on others; None when some role is not an exact polynomial of degree <= 2 per
-    parameter (then shade per sample instead)."""
+    parameter, or no probe values separate its monomials (then shade per sample instead)."""
     import itertools
 
     rng = np.random.default_rng(seed)
@@ -396,15 +397,24 @@ def find_shading_basis(
             kept = _sparsest_fit(_monomials(points, candidates), values, candidates)
             if kept is None:
                 return None
-            probes = low + rng.random((len(kept), len(mine))) * (high - low)
-            matrix = _monomials(probes, kept)
-            if np.linalg.cond(matrix) > 1e8:
-                probes = low + (np.arange(len(kept))[:, None] + 0.5) / len(kept) * (high - low)
-                matrix = _monomials(probes, kept)
-            roles.append(RoleBasis(role, mine, kept, probes, np.linalg.inv(matrix)))
+            probes = _probes(rng, low, high, kept)
+            if probes is None:
+                return None
+            inverse = np.linalg.inv(_monomials(probes, kept))
+            roles.append(RoleBasis(role, mine, kept, probes, inverse))
     finally:
         scene.set_bsdf(before)
     return ShadingBasis(list(names), roles)
+
+
+def _probes(rng, low: np.ndarray, high: np.ndarray, kept: list) -> np.ndarray | None:
+    """Parameter values (one row per monomial of ``kept``) whose monomial matrix can be
+    inverted well: random, else evenly spaced; None when neither is (then the basis images
+    could not be told apart, and the caller shades per sample)."""
+    probes = low + rng.random((len(kept), len(low))) * (high - low)
+    if np.linalg.cond(_monomials(probes, kept)) > MAX_CONDITION:
+        probes = low + (np.arange(len(kept))[:, None] + 0.5) / len(kept) * (high - low)
+    return None if np.linalg.cond(_monomials(probes, kept)) > MAX_CONDITION else probes
 
 
 def _sparsest_fit(design: np.ndarray, values: np.ndarray, candidates: list, tolerance=1e-5):

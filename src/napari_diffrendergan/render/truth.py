@@ -74,18 +74,18 @@ def render_truth_scans(
 ) -> list[TruthScan]:
     """``count`` scans of ``config``'s size and placement distributions with ``polarity``
     particles and detector noise, drawn from ``seed``."""
-    from .sampling import AnnotatedRenderer, mid_range_values
+    from .sampling import AnnotatedRenderer, RenderValues, mid_range_values
 
     config = dataclasses.replace(
         config, scene=dataclasses.replace(config.scene, **POLARITY_SCENE[polarity])
     )
     renderer = AnnotatedRenderer(config, device=device, spp=spp)
-    values = mid_range_values(config)[0] | POLARITY_BSDF[polarity]
+    values = RenderValues.named(mid_range_values(config)[0] | POLARITY_BSDF[polarity], 0.0)
     rng = np.random.default_rng(seed)
     scans = []
     for index in range(count):
         sample = renderer.render(
-            (seed, index), lambda phi, rng: (values, 0.0), max_attempts=1, require_contrast=False
+            (seed, index), lambda phi, rng: values, max_attempts=1, require_contrast=False
         )
         clean = sample.image * FULL_SCALE / max(np.percentile(sample.image, 99.9), 1e-6)
         image = np.clip(clean + rng.normal(0, NOISE, clean.shape), 0, 1).astype(np.float32)

@@ -27,7 +27,7 @@ from ..errors import Cancelled, DiffRenderGANError
 from ..gan.networks import ParameterSpace, describe
 from ..gan.plots import plot_fid, plot_histograms
 from ..gan.run import MAX_EPOCHS, MAX_ITERATIONS, GanRun, TrainingSettings
-from ..gan.training import SetupCache, TrainingEvent, train_iter
+from ..gan.training import PATIENCE, SetupCache, TrainingEvent, train_iter
 from ._base import TaskWidget
 from ._layers import (
     FigureView,
@@ -85,9 +85,7 @@ class GanTrainingWidget(TaskWidget):
         self.backend_label.setWordWrap(True)
         self.backend_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fid_images = spin_box(0, 100_000, defaults.fid_images, "as many as real patches")
-        self.fid_constellations = spin_box(1, 10_000, defaults.fid_constellations)
-        self.pool = spin_box(1, 1000, defaults.pool)
-        self.reuse = spin_box(1, 1000, defaults.reuse)
+        self.patience = spin_box(0, MAX_EPOCHS, PATIENCE, "never")
         self.run_path = QLineEdit()
         self.run_path.setPlaceholderText("run folder (new for Start, existing for Resume)")
 
@@ -106,10 +104,8 @@ class GanTrainingWidget(TaskWidget):
             self.device: "auto: the GPU when one is present, else the CPU",
             self.fid_images: "Synthetic images in each epoch's FID set, one per "
             "constellation (default: one per real patch, as the paper measures)",
-            self.fid_constellations: "Per-sample shading only (BSDFs that are not polynomial "
-            "in the learned parameters): constellations traced for the FID set",
-            self.pool: "Per-sample shading only: traced constellations held in memory",
-            self.reuse: "Per-sample shading only: iterations each traced constellation serves",
+            self.patience: "Stop when the FID has not improved for this many epochs "
+            "(never: train all epochs)",
             self.run_path: "Where the run is written (config, Φ, checkpoints, FID, figures)",
             self.start_button: "Create the run folder from the fields and train it",
             self.resume_button: "Continue the run in the folder up to Epochs",
@@ -141,6 +137,7 @@ class GanTrainingWidget(TaskWidget):
         form.addRow("Meshes", self.mesh_count)
         form.addRow("Samples/pixel", self.spp)
         form.addRow("Epochs", self.epochs)
+        form.addRow("Patience", self.patience)
         form.addRow("Iterations/epoch", self.iterations)
         form.addRow("Seed", self.seed)
         form.addRow("Device", self.device)
@@ -150,15 +147,11 @@ class GanTrainingWidget(TaskWidget):
         note = QLabel(
             "Every constellation is traced once; with the presets' BSDFs (polynomial in the "
             "learned values) each render is then exact and nearly free. The FID after every "
-            "epoch uses one image per constellation. Pool, reuse and FID constellations only "
-            "apply to BSDFs that must be re-shaded per sample."
+            "epoch uses one image per constellation."
         )
         note.setWordWrap(True)
         advanced_form.addRow(note)
         advanced_form.addRow("FID images", self.fid_images)
-        advanced_form.addRow("FID constellations", self.fid_constellations)
-        advanced_form.addRow("Constellation pool", self.pool)
-        advanced_form.addRow("Reuse per trace", self.reuse)
         results = QWidget()
         results_layout = QVBoxLayout(results)
         results_layout.addWidget(self.plot)
@@ -273,9 +266,6 @@ class GanTrainingWidget(TaskWidget):
             epochs=self.epochs.value(),
             iterations_per_epoch=self.iterations.value(),
             seed=self.seed.value(),
-            reuse=self.reuse.value(),
-            pool=self.pool.value(),
-            fid_constellations=self.fid_constellations.value(),
             fid_images=self.fid_images.value(),
             device=self.device.currentText(),
         )
@@ -318,12 +308,14 @@ class GanTrainingWidget(TaskWidget):
         return self.plot.figure
 
     @staticmethod
-    def _work(run: str, new: tuple | None, epochs: int | None, cache: SetupCache, monitor):
+    def _work(
+        run: str, new: tuple | None, epochs: int | None, cache: SetupCache, patience, monitor
+    ):
         """Thread-worker generator: create a new run if asked, then yield training events,
         each epoch's with its results figure, drawn here rather than in the GUI thread."""
         if new is not None:
             GanRun.create(run, *new)
-        for event in train_iter(run, epochs, monitor, cache):
+        for event in train_iter(run, epochs, monitor, cache, patience):
             figure = pixels = metrics = None
             if event.kind == "epoch":
                 gan_run = GanRun(run)
@@ -342,6 +334,7 @@ class GanTrainingWidget(TaskWidget):
             new,
             epochs,
             self.setup_cache,
+            self.patience.value(),
             each=self._on_event,
             done=self._finished,
             failed=self._failed,
@@ -369,8 +362,8 @@ class GanTrainingWidget(TaskWidget):
     def _finished(self, result=None) -> None:
         metrics = self.run.metrics()
         self.status.setText(
-            f"Finished: {len(self.run.finished_epochs())} epoch(s), best epoch "
-            f"{metrics['best_epoch']}; Resume with more epochs to continue."
+            f"Finished ({self.run.stopped}): {len(self.run.finished_epochs())} epoch(s), best "
+            f"epoch {metrics['best_epoch']}; Resume with more epochs to continue."
         )
 
     def _failed(self, err: Exception) -> None:
