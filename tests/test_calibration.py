@@ -147,7 +147,11 @@ def test_a_dark_preset_renders_dark_particles_on_a_bright_stage():
     """Calibrated on dark particles, the preset is lit for them: its synthetic pairs (mid-range
     values, as an untrained generator gives) pass the contrast filter in the dark direction."""
     from napari_diffrendergan.config import MaterialConfig, preset
-    from napari_diffrendergan.render.sampling import AnnotatedRenderer, mid_range_values
+    from napari_diffrendergan.render.sampling import (
+        AnnotatedRenderer,
+        RenderValues,
+        mid_range_values,
+    )
 
     report = cal.calibrate([(f"s{i}", disk_scan(i, "dark")[0]) for i in range(3)], PIXEL_NM)
     config = cal.calibrated_config(report, name="dark")
@@ -158,7 +162,7 @@ def test_a_dark_preset_renders_dark_particles_on_a_bright_stage():
     assert again.scene == config.scene and again.learning == config.learning
     config.scene.spp = 4
     renderer = AnnotatedRenderer(config, device="cpu", spp=4)
-    middle = mid_range_values(config)
+    middle = RenderValues.named(*mid_range_values(config))
     sample = renderer.render((0,), lambda phi, rng: middle, max_attempts=3)
     contrast = sample.info["contrast"]
     assert contrast["accepted"] and "darker than background" in contrast["reason"]
