@@ -11,6 +11,8 @@ from . import options
 
 
 def add_patches_parser(sub) -> None:
+    from ..data.patches import POLARITIES, ROLES
+
     patches = sub.add_parser("patches", help="cut training patches from real scans")
     patches.add_argument("images", nargs="+", help="real scans (TIFF, PNG, ...)")
     options.add_out(patches, help="patch set folder (appended to)")
@@ -25,13 +27,13 @@ def add_patches_parser(sub) -> None:
     patches.add_argument("--stride", type=options.whole(1), default=128)
     patches.add_argument(
         "--role",
-        choices=("particle", "background", "auto"),
+        choices=ROLES,
         default="auto",
         help="auto: >= 3 whole particles = particle, empty = background",
     )
     patches.add_argument(
         "--polarity",
-        choices=("auto", "bright", "dark"),
+        choices=POLARITIES,
         default="auto",
         help="particles brighter or darker than the background; auto (default): found on "
         "each scan, as calibrate finds it",

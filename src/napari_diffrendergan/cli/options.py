@@ -216,9 +216,11 @@ def add_seed(parser: argparse.ArgumentParser, **given) -> None:
 
 def add_device(parser: argparse.ArgumentParser) -> None:
     """``--device``: the compute backend."""
+    from ..backend import DEVICES
+
     parser.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda"),
+        choices=DEVICES,
         default="auto",
         help="compute backend: auto picks CUDA when a GPU is present",
     )

@@ -88,12 +88,7 @@ def _add_instance_options(segment: argparse.ArgumentParser) -> None:
         help="also split touching particles at narrow necks by a distance-transform watershed "
         f"(default {'on' if WATERSHED else 'off'})",
     )
-    segment.add_argument(
-        "--split-distance",
-        type=options.whole(1),
-        default=SPLIT_DISTANCE,
-        help=f"px between watershed peaks (default {SPLIT_DISTANCE})",
-    )
+    _add_px(segment, "--split-distance", SPLIT_DISTANCE, "px between watershed peaks")
     segment.add_argument(
         "--core-threshold",
         type=options.probability_or_off,
@@ -102,26 +97,30 @@ def _add_instance_options(segment: argparse.ArgumentParser) -> None:
         help="split particles where the network's particle probability dips below P between "
         f"two confident cores (default {CORE_THRESHOLD or 'off'})",
     )
-    segment.add_argument(
+    _add_px(
+        segment,
         "--min-seed-area",
-        type=options.whole(1),
-        default=MIN_SEED_AREA,
-        help="px a confident core needs to split a particle off at a dip: smaller ones are "
-        f"texture inside a particle (default {MIN_SEED_AREA})",
+        MIN_SEED_AREA,
+        "px a confident core needs to split a particle off at a dip: smaller ones are texture "
+        "inside a particle",
     )
+    _add_px(segment, "--min-area", MIN_AREA, "smallest particle kept, px")
+
+
+def _add_px(segment: argparse.ArgumentParser, flag: str, default: int, help: str) -> None:
+    """An option of a whole number of px >= 1, its default said at the end of its help."""
     segment.add_argument(
-        "--min-area",
-        type=options.whole(1),
-        default=MIN_AREA,
-        help=f"smallest particle kept, px (default {MIN_AREA})",
+        flag, type=options.whole(1), default=default, help=f"{help} (default {default})"
     )
 
 
 def _add_network_options(segment: argparse.ArgumentParser) -> None:
     """How the network runs over each image: window, step, test-time mirroring."""
+    from ..segment.predict import MIRRORING, WINDOWS
+
     segment.add_argument(
         "--window",
-        choices=("whole", "sliding"),
+        choices=WINDOWS,
         default="whole",
         help="whole: one network pass per image block (fast); sliding: nnU-Net's patches",
     )
@@ -133,7 +132,7 @@ def _add_network_options(segment: argparse.ArgumentParser) -> None:
     )
     segment.add_argument(
         "--mirroring",
-        choices=("none", "x", "all"),
+        choices=tuple(MIRRORING),
         default="none",
         help="test-time flips: none, x (2 passes) or all (4 passes, nnU-Net's default; fewer "
         "particles cut into pieces, better size distributions)",
