@@ -495,7 +495,7 @@ class Experiment:
         from dataclasses import replace
 
         from napari_diffrendergan.analysis.calibration import calibrate, calibrated_config
-        from napari_diffrendergan.cli import _calibration_lines, _valid_json
+        from napari_diffrendergan.cli import calibration_lines, valid_json
         from napari_diffrendergan.config import PlacementConfig, preset
         from napari_diffrendergan.io import image_pixel_size, write_json_atomic, write_text_atomic
 
@@ -517,10 +517,10 @@ class Experiment:
             config.description += (
                 f" Placement without {like.name}'s dense fraction (read off the training masks)."
             )
-        lines = _calibration_lines(report)
+        lines = calibration_lines(report)
         print("\n".join(f"   {line}" for line in lines), flush=True)
         folder = self.out / "calibration"
-        write_json_atomic(folder / "report.json", _valid_json(report))
+        write_json_atomic(folder / "report.json", valid_json(report))
         write_text_atomic(folder / "calibrate.txt", "\n".join(lines) + "\n")
         config.save(folder / "calibrated.json")
 

@@ -18,6 +18,8 @@ page.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,65 +41,103 @@ def run_demo(
 ) -> dict:
     """Run the demo into ``out`` (resumable: finished stages are reused); ``monitor`` follows
     each stage. Returns what was made, for the report."""
-    from .analysis.evaluation import score_image
-    from .analysis.particles import particle_table, table_rows
-    from .analysis.thickness import analyse, write_outputs
+    demo = _Demo(Path(out), spp, seed, device, ensure(monitor))
+    with demo.timed("scenes"):
+        scenes = _render_scenes(demo, presets)
+    with demo.timed("patches"):
+        scan, patches = _cut_patches(demo)
+    with demo.timed("GAN training"):
+        run = _train_gan(demo, patches, gan_epochs)
+    with demo.timed("synthetic data"):
+        dataset, test = _synthetic_data(demo, run, patches, train_images, test_images)
+    with demo.timed("nnU-Net training"):
+        model = _train_nnunet(demo, dataset, seg_iterations)
+    with demo.timed("segmentation"):
+        _segmentation(demo, model, test, scan)
+    if "agnw-sem" in scenes:
+        with demo.timed("thickness"):
+            _thickness(demo, scenes["agnw-sem"])
+    demo.report["seg_iterations"] = seg_iterations
+    return demo.report
+
+
+@dataclass
+class _Demo:
+    """What the stages share: the output folder, the render settings, the monitor, and the
+    report each stage adds its part to."""
+
+    out: Path
+    spp: int
+    seed: int
+    device: str
+    monitor: Monitor
+    report: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.report = {"out": str(self.out), "timings": {}}
+
+    @contextmanager
+    def timed(self, stage: str):
+        """Time ``stage`` into the report (a stage that fails has no time)."""
+        started = time.perf_counter()
+        yield
+        self.report["timings"][stage] = time.perf_counter() - started
+
+
+def _render_scenes(demo: _Demo, presets) -> dict:
+    """One annotated scene per preset, in ``scenes/<preset>``."""
     from .config import preset
-    from .data.patches import PatchSet, cut_patches
-    from .data.sample_data import demo_scan
-    from .data.synthesis import PairRenderer, generate
-    from .gan.run import GanRun, TrainingSettings
-    from .gan.training import train_iter
-    from .io import write_csv, write_tiff
     from .render.sampling import render_sample, write_sample
-    from .segment.model import ModelFolder
-    from .segment.predict import Segmenter, segment_image
-    from .segment.training import train_model
 
-    monitor = ensure(monitor)
-    out = Path(out)
-    report: dict = {"out": str(out), "timings": {}}
-
-    def stage(name, started):
-        report["timings"][name] = time.perf_counter() - started
-
-    started = time.perf_counter()
     scenes = {}
     for name in presets:
         config = preset(name)
-        config.scene.spp = spp
-        scenes[name] = render_sample(config, seed=seed, device=device, monitor=monitor.stage(name))
-        write_sample(scenes[name], out / "scenes" / name)
-    report["scenes"] = {name: s.info for name, s in scenes.items()}
-    stage("scenes", started)
+        config.scene.spp = demo.spp
+        scenes[name] = render_sample(
+            config, seed=demo.seed, device=demo.device, monitor=demo.monitor.stage(name)
+        )
+        write_sample(scenes[name], demo.out / "scenes" / name)
+    demo.report["scenes"] = {name: s.info for name, s in scenes.items()}
+    return scenes
 
-    started = time.perf_counter()
-    scan = demo_scan(seed=seed, device=device)
-    report["scan"] = {"name": scan.name, "source": scan.source, "truth": scan.truth}
+
+def _cut_patches(demo: _Demo):
+    """The scan, and the patch set cut from it (its labels unused) in ``patches``."""
+    from .data.patches import PatchSet, cut_patches
+    from .data.sample_data import demo_scan
+
+    scan = demo_scan(seed=demo.seed, device=demo.device)
+    demo.report["scan"] = {"name": scan.name, "source": scan.source, "truth": scan.truth}
     patches, pixels, _ = cut_patches(scan.image, scan.name)
-    patch_folder = out / "patches"
-    if not PatchSet.is_patch_set(patch_folder):
-        PatchSet.save(patch_folder, patches, pixels, scan.pixel_size_nm, {"source": scan.source})
-    report["patches"] = {
-        "folder": str(patch_folder),
+    folder = demo.out / "patches"
+    if not PatchSet.is_patch_set(folder):
+        PatchSet.save(folder, patches, pixels, scan.pixel_size_nm, {"source": scan.source})
+    demo.report["patches"] = {
+        "folder": str(folder),
         "particle": sum(p.role == "particle" for p in patches),
         "background": sum(p.role == "background" for p in patches),
     }
-    stage("patches", started)
+    return scan, folder
 
-    started = time.perf_counter()
-    run = GanRun(out / "gan")
-    config = preset("tio2-sem")
-    config.scene.spp = spp
+
+def _train_gan(demo: _Demo, patches: Path, epochs: int):
+    """DiffRenderGAN on the patches (the tio2-sem preset) in ``gan``, resumed if there."""
+    from .config import preset
+    from .gan.run import GanRun, TrainingSettings
+    from .gan.training import train_iter
+
+    run = GanRun(demo.out / "gan")
     if not run.exists:
-        settings = TrainingSettings(epochs=gan_epochs, seed=seed, device=device)
-        run = GanRun.create(run.folder, patch_folder, config, settings)
-    for _ in train_iter(run, monitor=monitor.stage("GAN")):
+        config = preset("tio2-sem")
+        config.scene.spp = demo.spp
+        settings = TrainingSettings(epochs=epochs, seed=demo.seed, device=demo.device)
+        run = GanRun.create(run.folder, patches, config, settings)
+    for _ in train_iter(run, monitor=demo.monitor.stage("GAN")):
         pass
     metrics = run.metrics()
     best = metrics["best_epoch"]
     trained = [e for e in metrics["epochs"] if e["epoch"] > 0]
-    report["gan"] = {
+    demo.report["gan"] = {
         "folder": str(run.folder),
         "fid": [e["fid"] for e in trained],
         "best_epoch": best,
@@ -107,51 +147,85 @@ def run_demo(
             for k, v in next(e for e in trained if e["epoch"] == best)["parameters"].items()
         },
     }
-    stage("GAN training", started)
+    return run
 
-    started = time.perf_counter()
-    dataset = out / "dataset" / "Dataset001_DemoTiO2"
+
+def _synthetic_data(demo: _Demo, run, patches: Path, train_images: int, test_images: int):
+    """The nnU-Net dataset from the run's best epoch (+ the scan's background patches) and
+    ``test_images`` held-out pairs."""
+    from .data.synthesis import PairRenderer, generate
+
+    dataset = demo.out / "dataset" / "Dataset001_DemoTiO2"
     summary = generate(
         run.folder,
         dataset,
         train_images,
-        seed=seed,
+        seed=demo.seed,
         spp=4,
-        background_patches=patch_folder,
+        background_patches=patches,
         n_background=max(1, train_images // 6),
-        device=device,
-        monitor=monitor.stage("synthetic pairs"),
+        device=demo.device,
+        monitor=demo.monitor.stage("synthetic pairs"),
     )
-    renderer = PairRenderer(run.generator(), seed=seed, spp=4, device=device)
+    renderer = PairRenderer(run.generator(), seed=demo.seed, spp=4, device=demo.device)
     test = [renderer.render(train_images + i) for i in range(test_images)]  # held out
-    report["dataset"] = {
+    demo.report["dataset"] = {
         "folder": str(dataset),
         "images": train_images,
         "background": summary["background_patches"],
         "rejected": summary["rejected"],
     }
-    stage("synthetic data", started)
+    return dataset, test
 
-    started = time.perf_counter()
-    model = ModelFolder(out / "model")
+
+def _train_nnunet(demo: _Demo, dataset: Path, iterations: int) -> Path:
+    """The small nnU-Net trained on the dataset in ``model`` (resumed, or reused if done)."""
+    from .segment.model import ModelFolder
+    from .segment.training import train_model
+
+    model = ModelFolder(demo.out / "model")
     if not model.is_complete:
         train_model(
             dataset,
             model.folder,
-            iterations=seg_iterations,
-            device=device,
+            iterations=iterations,
+            device=demo.device,
             resume=model.workspace.is_dir(),
-            monitor=monitor.stage("nnU-Net"),
+            monitor=demo.monitor.stage("nnU-Net"),
         )
-    report["model"] = str(model.folder)
-    stage("nnU-Net training", started)
+    demo.report["model"] = str(model.folder)
+    return model.folder
 
-    started = time.perf_counter()
-    segmenter = Segmenter(model.folder, device=device)
-    folder = out / "segmentation"
+
+def _segmentation(demo: _Demo, model: Path, test: list, scan) -> None:
+    """The held-out pairs and the scan segmented into ``segmentation``, scored against their
+    labels."""
+    from .segment.predict import Segmenter
+
+    segmenter = Segmenter(model, device=demo.device)
+    folder = demo.out / "segmentation"
+    scores, counts = _segment_held_out(demo, segmenter, test, folder)
+    demo.report["segmentation"] = {
+        "folder": str(folder),
+        "dsc": float(np.mean([s.dsc for s in scores])),
+        "ap50": float(np.mean([s.ap50 for s in scores])),
+        "pq": float(np.mean([s.pq for s in scores])),
+        "particles_found_vs_true": counts,
+        "real": _segment_scan(segmenter, scan, folder),
+    }
+
+
+def _segment_held_out(demo: _Demo, segmenter, test: list, folder: Path):
+    """Each held-out pair segmented into ``test_<i>_*`` files: its scores and (particles
+    found, visible)."""
+    from .analysis.evaluation import score_image
+    from .analysis.particles import table_rows
+    from .io import write_csv, write_tiff
+    from .segment.predict import segment_image
+
     scores, counts = [], []
     for index, pair in enumerate(test):
-        monitor.check()
+        demo.monitor.check()
         result = segment_image(segmenter, pair.image)
         name = f"test_{index}"
         write_tiff(folder / f"{name}_image.tif", pair.image)
@@ -159,41 +233,44 @@ def run_demo(
         write_csv(folder / f"{name}_particles.csv", table_rows(result.table))
         scores.append(score_image(pair.instances, result.instances, name, "instances", "instances"))
         counts.append((int(result.instances.max()), pair.info["visible_particles"]))
+    return scores, counts
+
+
+def _segment_scan(segmenter, scan, folder: Path) -> dict:
+    """The scan segmented into ``scan_*`` files (in nm): scores, particles and median sizes
+    against its labels."""
+    from .analysis.evaluation import score_image
+    from .analysis.particles import particle_table, table_rows
+    from .io import write_csv, write_tiff
+    from .segment.predict import segment_image
+
     real = segment_image(segmenter, scan.image, pixel_size_nm=scan.pixel_size_nm)
     name = "scan"
     for kind, data in (("image", scan.image), ("labels", scan.instances)):
         write_tiff(folder / f"{name}_{kind}.tif", data, pixel_size_nm=scan.pixel_size_nm)
     write_tiff(folder / f"{name}_instances.tif", real.instances, pixel_size_nm=scan.pixel_size_nm)
     write_csv(folder / f"{name}_particles.csv", table_rows(real.table))
-    real_score = score_image(scan.instances, real.instances, name, "instances", "instances")
-    report["segmentation"] = {
-        "folder": str(folder),
-        "dsc": float(np.mean([s.dsc for s in scores])),
-        "ap50": float(np.mean([s.ap50 for s in scores])),
-        "pq": float(np.mean([s.pq for s in scores])),
-        "particles_found_vs_true": counts,
-        "real": {
-            "dsc": real_score.dsc,
-            "ap50": real_score.ap50,
-            "pq": real_score.pq,
-            "particles_found": int(real.instances.max()),
-            "particles_manual": int(scan.instances.max()),
-            "median_diameter_nm": _median(real.table["equivalent_diameter_nm"]),
-            "manual_median_diameter_nm": _median(
-                particle_table(scan.instances, scan.pixel_size_nm)["equivalent_diameter_nm"]
-            ),
-        },
+    score = score_image(scan.instances, real.instances, name, "instances", "instances")
+    return {
+        "dsc": score.dsc,
+        "ap50": score.ap50,
+        "pq": score.pq,
+        "particles_found": int(real.instances.max()),
+        "particles_manual": int(scan.instances.max()),
+        "median_diameter_nm": _median(real.table["equivalent_diameter_nm"]),
+        "manual_median_diameter_nm": _median(
+            particle_table(scan.instances, scan.pixel_size_nm)["equivalent_diameter_nm"]
+        ),
     }
-    stage("segmentation", started)
 
-    if "agnw-sem" in scenes:
-        started = time.perf_counter()
-        result = analyse(scenes["agnw-sem"].mask)
-        write_outputs(result, out / "thickness", "agnw-sem")
-        report["thickness"] = {"folder": str(out / "thickness"), **result.summary()}
-        stage("thickness", started)
-    report["seg_iterations"] = seg_iterations
-    return report
+
+def _thickness(demo: _Demo, scene) -> None:
+    """Local thickness of the nanowire scene's mask, in ``thickness``."""
+    from .analysis.thickness import analyse, write_outputs
+
+    result = analyse(scene.mask)
+    write_outputs(result, demo.out / "thickness", "agnw-sem")
+    demo.report["thickness"] = {"folder": str(demo.out / "thickness"), **result.summary()}
 
 
 def _median(values) -> float:
@@ -203,71 +280,83 @@ def _median(values) -> float:
 def report_lines(report: dict, seconds: float) -> list[str]:
     """What the demo made and where, as printed by the CLI."""
     out = Path(report["out"])
-    scenes = report["scenes"]
-    lines = [
-        f"diffrendergan demo finished in {seconds:.0f} s "
-        f"({next(iter(scenes.values()))['backend']})",
+    backend = next(iter(report["scenes"].values()))["backend"]
+    return [
+        f"diffrendergan demo finished in {seconds:.0f} s ({backend})",
         "",
-        f"1. Rendered scenes ({out / 'scenes'}): image.tif, instances.tif, mask.tif "
-        "(0 background, 1 particle, 2 contour), scene.json",
+        *_scene_lines(report),
+        *_training_lines(report),
+        *_segmentation_lines(report),
+        *_thickness_lines(report),
+        f"Overview figure: {out / 'overview.png'}",
+        "Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["timings"].items()),
     ]
-    for name, info in scenes.items():
+
+
+def _scene_lines(report: dict) -> list[str]:
+    """1: the rendered scenes."""
+    lines = [
+        f"1. Rendered scenes ({Path(report['out']) / 'scenes'}): image.tif, instances.tif, "
+        "mask.tif (0 background, 1 particle, 2 contour), scene.json",
+    ]
+    for name, info in report["scenes"].items():
         contrast = "ok" if info["contrast"]["accepted"] else "rejected by contrast filter"
         lines.append(
             f"   {name:9s} {info['visible_particles']:3d}/{len(info['phi'])} particles "
             f"visible, {contrast}"
         )
-    p, source = report["patches"], report["scan"]
-    lines.append(
-        f"2. Scan: {source['source']}. Patches from it (labels unused): {p['particle']} "
-        f"particle, {p['background']} background patches in {p['folder']}"
-    )
-    gan = report["gan"]
+    return lines
+
+
+def _training_lines(report: dict) -> list[str]:
+    """2-5: the scan and its patches, the GAN, the synthetic dataset, the nnU-Net."""
+    p, source, gan, data = report["patches"], report["scan"], report["gan"], report["dataset"]
     truth = source["truth"]
     learned = ", ".join(
         f"{k} {v:.3g}" + (f" (hidden truth {truth[k]:.3g})" if k in truth else "")
         for k, v in gan["parameters"].items()
     )
-    lines.append(
+    return [
+        f"2. Scan: {source['source']}. Patches from it (labels unused): {p['particle']} "
+        f"particle, {p['background']} background patches in {p['folder']}",
         f"3. DiffRenderGAN: {len(gan['fid'])} epochs ({gan['seconds_per_iteration']:.2f} s per "
         f"iteration), FID per epoch {', '.join(f'{f:.0f}' for f in gan['fid'])}, best epoch "
-        f"{gan['best_epoch']}; learned means: {learned}; run folder {gan['folder']}"
-    )
-    data = report["dataset"]
-    lines.append(
+        f"{gan['best_epoch']}; learned means: {learned}; run folder {gan['folder']}",
         f"4. Synthetic nnU-Net dataset from the best epoch: {data['images']} TiO2 images "
         f"({data['rejected']} rejected by the contrast filter) + {data['background']} real "
-        f"background patches in {data['folder']}"
-    )
-    lines.append(
-        f"5. nnU-Net (small, {report['seg_iterations']} iterations) trained: {report['model']}"
-    )
+        f"background patches in {data['folder']}",
+        f"5. nnU-Net (small, {report['seg_iterations']} iterations) trained: {report['model']}",
+    ]
+
+
+def _segmentation_lines(report: dict) -> list[str]:
+    """6-7: the held-out synthetic images and the scan segmented."""
     seg = report["segmentation"]
     found = ", ".join(f"{a}/{b}" for a, b in seg["particles_found_vs_true"])
-    lines.append(
+    real = seg["real"]
+    labels = "exact labels" if report["scan"]["truth"] else "manual masks"
+    return [
         f"6. Segmented {len(seg['particles_found_vs_true'])} held-out synthetic images: "
         f"Dice {seg['dsc']:.3f}, AP50 {seg['ap50']:.3f}, PQ {seg['pq']:.3f}; particles "
-        f"found/true {found}"
-    )
-    real = seg["real"]
-    labels = "exact labels" if truth else "manual masks"
-    lines.append(
+        f"found/true {found}",
         f"7. Segmented the scan: Dice {real['dsc']:.3f}, AP50 {real['ap50']:.3f}, PQ "
         f"{real['pq']:.3f} against its {labels}; {real['particles_found']} particles found "
         f"({real['particles_manual']} labelled), median equivalent diameter "
         f"{real['median_diameter_nm']:.1f} nm (manual {real['manual_median_diameter_nm']:.1f} "
-        f"nm); statistics CSVs in {seg['folder']}"
-    )
-    if "thickness" in report:
-        t = report["thickness"]
-        lines.append(
-            f"8. Nanowire local thickness: median wire diameter {t['median']:.1f} "
-            f"{t['unit']}, {t['n_wires']} wire component(s); map, CSVs, histogram in "
-            f"{t['folder']}"
-        )
-    lines.append(f"Overview figure: {out / 'overview.png'}")
-    lines.append("Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["timings"].items()))
-    return lines
+        f"nm); statistics CSVs in {seg['folder']}",
+    ]
+
+
+def _thickness_lines(report: dict) -> list[str]:
+    """8: the nanowire scene's local thickness (when it was rendered)."""
+    if "thickness" not in report:
+        return []
+    t = report["thickness"]
+    return [
+        f"8. Nanowire local thickness: median wire diameter {t['median']:.1f} "
+        f"{t['unit']}, {t['n_wires']} wire component(s); map, CSVs, histogram in "
+        f"{t['folder']}"
+    ]
 
 
 def overview_figure(report: dict, path: str | Path) -> None:
