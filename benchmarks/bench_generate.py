@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from napari_diffrendergan.config import preset
-from napari_diffrendergan.data.synthesis import PairRenderer, generate
 from napari_diffrendergan.gan.recovery import TRUTH, recover, render_truth_patches
 from napari_diffrendergan.gan.run import load_generator
+from napari_diffrendergan.gan.synthesis import PairRenderer, generate
 from napari_diffrendergan.render.placement import constellation
 from napari_diffrendergan.render.shading import trace
 

@@ -23,9 +23,9 @@ from skimage.measure import label
 
 from napari_diffrendergan.analysis.evaluation import score_image
 from napari_diffrendergan.data.dataset import NnunetDataset
-from napari_diffrendergan.data.sample_data import TIO2_DATA_BAR_ROWS
 from napari_diffrendergan.progress import Monitor
 from napari_diffrendergan.render.labels import semantic_mask
+from napari_diffrendergan.sample_data import TIO2_DATA_BAR_ROWS
 from napari_diffrendergan.segment.model import ModelFolder
 from napari_diffrendergan.segment.predict import Segmenter
 from napari_diffrendergan.segment.training import train_model

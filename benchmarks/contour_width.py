@@ -25,8 +25,8 @@ BACKGROUND = 60
 
 def main() -> None:
     from napari_diffrendergan.config import preset
-    from napari_diffrendergan.data.synthesis import PairRenderer, generate
     from napari_diffrendergan.gan.run import GanRun, TrainingSettings
+    from napari_diffrendergan.gan.synthesis import PairRenderer, generate
     from napari_diffrendergan.gan.training import train_iter
     from napari_diffrendergan.io import write_json_atomic
     from napari_diffrendergan.segment.model import ModelFolder

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_diffrendergan.data.sample_data import TIO2_DATA_BAR_ROWS, TIO2_PIXEL_SIZE_NM
+from napari_diffrendergan.sample_data import TIO2_DATA_BAR_ROWS, TIO2_PIXEL_SIZE_NM
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tio2-sem"
 PIXEL_SIZE_NM = TIO2_PIXEL_SIZE_NM

@@ -200,7 +200,7 @@ def held_out_images(
     (constellations the training never saw) and of the real background patches the dataset left
     out (at most ``limit``; truth empty, so every particle found there is false)."""
     from napari_diffrendergan.data.patches import PatchSet
-    from napari_diffrendergan.data.synthesis import background_choice
+    from napari_diffrendergan.gan.synthesis import background_choice
 
     held_out = []
     for index in range(first, first + SELECTION_PAIRS):
@@ -550,7 +550,7 @@ class Experiment:
                     print(f"   {event.message}", flush=True)
 
     def synthetic(self, arm: Arm) -> None:
-        from napari_diffrendergan.data.synthesis import generate
+        from napari_diffrendergan.gan.synthesis import generate
 
         epochs = {arm.model: "best"} | ({arm.untrained: 0} if self.settings["ablation"] else {})
         for which, epoch in epochs.items():
@@ -628,8 +628,8 @@ class Experiment:
         particle kept, by AP50 pooled over the arm's own held-out synthetic pairs and the real
         background patches its dataset left out (every particle found on those is false): no
         real annotation involved (the seed area for dips: :meth:`seed_area`)."""
-        from napari_diffrendergan.data.synthesis import PairRenderer
         from napari_diffrendergan.gan.run import load_generator
+        from napari_diffrendergan.gan.synthesis import PairRenderer
         from napari_diffrendergan.io import read_json, write_json_atomic
 
         chosen_file = self.out / f"splitting{arm.suffix}.json"

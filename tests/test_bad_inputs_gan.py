@@ -48,7 +48,7 @@ def _edit_json(path, edit) -> None:
 
 
 def test_a_huge_count_is_refused_at_once(tiny_run, tmp_path):
-    from napari_diffrendergan.data.synthesis import SynthesisError, generate
+    from napari_diffrendergan.gan.synthesis import SynthesisError, generate
 
     out = tmp_path / "out"
     argv = ["generate", str(tiny_run), "--count", "1000000000", "--out", str(out)]
@@ -272,8 +272,8 @@ def test_numbers_out_of_range_are_refused_naming_the_range(
 
 
 def test_generate_refuses_out_of_range_arguments(tiny_run, tmp_path):
-    from napari_diffrendergan.data.synthesis import generate
     from napari_diffrendergan.errors import DiffRenderGANError
+    from napari_diffrendergan.gan.synthesis import generate
 
     out = tmp_path / "out"
     for kwargs, message in (
@@ -291,7 +291,7 @@ def test_generate_refuses_out_of_range_arguments(tiny_run, tmp_path):
 
 
 def test_generate_refuses_a_folder_holding_more_than_asked_for(tiny_run, tmp_path):
-    from napari_diffrendergan.data.synthesis import SynthesisError, generate
+    from napari_diffrendergan.gan.synthesis import SynthesisError, generate
 
     out = tmp_path / "Dataset003_More"
     patches = tiny_run.parent / "patches"

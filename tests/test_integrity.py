@@ -298,7 +298,7 @@ def test_datasets_and_runs_record_no_absolute_path_and_one_writer_at_a_time(
 
     import torch
 
-    from napari_diffrendergan.data.synthesis import SynthesisError, generate
+    from napari_diffrendergan.gan.synthesis import SynthesisError, generate
 
     base = str(tmp_path_factory.getbasetemp())
     fid = np.load(tiny_run / GanRun.FID_REAL)

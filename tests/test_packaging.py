@@ -119,3 +119,24 @@ def test_core_dependencies_hold_no_gui_and_the_extras_bring_it():
     assert {"napari", "magicgui", "qtpy", "npe2"} <= names(extras["napari"])
     for extra in ("qt", "all"):
         assert "napari-diffrendergan[napari]" in extras[extra]
+
+
+def test_subpackages_import_each_other_in_the_pipelines_order_only():
+    """No cycle between subpackages: an input (data) never imports what is made from it."""
+    from graphlib import CycleError, TopologicalSorter
+
+    package = Path(__file__).resolve().parents[1] / "src" / "napari_diffrendergan"
+    subpackages = {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    graph: dict[str, set[str]] = {name: set() for name in subpackages}
+    for module in package.rglob("*.py"):
+        owner = module.relative_to(package).parts[0]
+        if owner not in subpackages:
+            continue
+        for imported in re.findall(r"from \.\.(\w+)", module.read_text()):
+            if imported in subpackages and imported != owner:
+                graph[owner].add(imported)
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as err:
+        raise AssertionError(f"subpackages import each other in a cycle: {err.args[1]}") from err
+    assert "gan" not in graph["data"] and "analysis" not in graph["render"]

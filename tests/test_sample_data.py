@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from napari_diffrendergan.data import sample_data
-from napari_diffrendergan.data.sample_data import (
+from napari_diffrendergan import sample_data
+from napari_diffrendergan.sample_data import (
     TIO2_ENV,
     TIO2_PIXEL_SIZE_NM,
     SampleDataError,

@@ -251,7 +251,7 @@ def test_reader_claims_only_the_plugins_outputs(tmp_path):
     from napari.plugins import _npe2
     from npe2 import PluginManager
 
-    from napari_diffrendergan.data import reader
+    from napari_diffrendergan import reader
     from napari_diffrendergan.data.patches import Patch, PatchSet
 
     manifest = yaml.safe_load((reader.Path(reader.__file__).parents[1] / "napari.yaml").read_text())

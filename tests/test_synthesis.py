@@ -9,8 +9,8 @@ import tifffile
 
 from napari_diffrendergan.data.dataset import NnunetDataset
 from napari_diffrendergan.data.patches import Patch, PatchSet
-from napari_diffrendergan.data.synthesis import PairRenderer, SynthesisError, generate
 from napari_diffrendergan.gan.run import TrainingError, load_generator
+from napari_diffrendergan.gan.synthesis import PairRenderer, SynthesisError, generate
 from napari_diffrendergan.progress import Monitor
 
 pytestmark = pytest.mark.slow
@@ -166,7 +166,7 @@ def _background_set(folder, pixel_size_nm, images):
 
 def test_background_patches_at_another_scale_are_refused_or_converted(tiny_run, tmp_path):
     """The run's patches are 0–255 data at 7 nm per pixel (the ``tiny_run`` fixture)."""
-    from napari_diffrendergan.data.synthesis import export_pairs
+    from napari_diffrendergan.gan.synthesis import export_pairs
 
     rng = np.random.default_rng(1)
     levels = [rng.uniform(0.1, 0.3, (64, 64)).astype(np.float32) for _ in range(2)]

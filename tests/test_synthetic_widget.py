@@ -30,7 +30,7 @@ def _widget(viewer, run=None):
 
 
 def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tmp_path):
-    from napari_diffrendergan.data.synthesis import generate
+    from napari_diffrendergan.gan.synthesis import generate
 
     viewer = make_napari_viewer()
     scan = viewer.add_image(np.zeros((100, 120), np.float32), name="scan", scale=(7.0, 7.0))

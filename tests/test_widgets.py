@@ -514,8 +514,8 @@ def test_reader_opens_the_plugins_outputs_with_their_scale(make_napari_viewer, t
 
     from napari_diffrendergan.analysis.thickness import analyse, synthetic_wires, write_outputs
     from napari_diffrendergan.data.patches import Patch, PatchSet
-    from napari_diffrendergan.data.reader import get_reader
     from napari_diffrendergan.io import write_tiff
+    from napari_diffrendergan.reader import get_reader
 
     mask = np.zeros((40, 50), np.uint8)
     mask[5:20, 5:30] = 1

@@ -104,7 +104,7 @@ def _render_scenes(demo: _Demo, presets) -> dict:
 def _cut_patches(demo: _Demo):
     """The scan, and the patch set cut from it (its labels unused) in ``patches``."""
     from .data.patches import PatchSet, cut_patches
-    from .data.sample_data import demo_scan
+    from .sample_data import demo_scan
 
     scan = demo_scan(seed=demo.seed, device=demo.device)
     demo.report["scan"] = {"name": scan.name, "source": scan.source, "truth": scan.truth}
@@ -153,7 +153,7 @@ def _train_gan(demo: _Demo, patches: Path, epochs: int):
 def _synthetic_data(demo: _Demo, run, patches: Path, train_images: int, test_images: int):
     """The nnU-Net dataset from the run's best epoch (+ the scan's background patches) and
     ``test_images`` held-out pairs."""
-    from .data.synthesis import PairRenderer, generate
+    from .gan.synthesis import PairRenderer, generate
 
     dataset = demo.out / "dataset" / "Dataset001_DemoTiO2"
     summary = generate(

@@ -38,9 +38,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..data.phases import (
+    MIN_AREA,
+    MIN_CONTRAST,
+    ScanPhases,
+    polarity,
+    scan_phases,
+)
 from ..errors import InputError
+from ..render.meshes import width
 
-POLARITIES = ("bright", "dark")
 FAMILIES = ("pebbles", "spheres", "cubes", "wires")
 FAMILY_PRESETS = {
     "pebbles": "tio2-sem",
@@ -48,12 +55,9 @@ FAMILY_PRESETS = {
     "spheres": "sio2-him",
     "wires": "agnw-sem",
 }
-MIN_AREA = 20  # px: smaller specks of either phase are noise
-SMOOTHING = 1.0  # px: Gaussian σ before the threshold
 SOLIDITY = 0.9  # a component this convex, alone, is one particle (first-guess sizes)
 GAP = 1  # px: particles this close touch (one cluster), as in the manual masks' 1-px lines
 FREE_OUTLINE = 0.6  # share of a particle's outline touching none for it to be measured
-MIN_CONTRAST = 3.0  # particles must differ from the background by this many noise σ
 MIN_MEASURED = 3  # measured particles needed for sizes
 MIN_BIMODAL = 10  # measured particles needed to fit two modes
 BIC_MARGIN = 6.0  # two modes only with strong evidence (Kass & Raftery 1995: ΔBIC > 6)
@@ -101,16 +105,6 @@ class CalibrationError(InputError):
 
 
 @dataclass(eq=False)
-class ScanPhases:
-    """One scan split into its bright and dark phase, and the evidence for the polarity."""
-
-    name: str
-    bright: np.ndarray  # bool
-    contrast: float  # difference of the phases' means in noise σ
-    thickness: dict[str, float]  # 90th percentile of each phase's distance transform (px)
-
-
-@dataclass(eq=False)
 class ScanParticles:
     """The particles of one scan (one row per watershed piece of the particle phase) and its
     components (connected particles), with the tile (of :data:`TILES`²) each lies in."""
@@ -120,104 +114,6 @@ class ScanParticles:
     particles: dict[str, np.ndarray]
     components: dict[str, np.ndarray]
     tiles: np.ndarray  # (TILES², 2): area (px) and foreground (px) of each tile
-
-
-def normalised(image: np.ndarray) -> np.ndarray:
-    """``image`` as float32 scaled so that its 0.5th and 99.5th percentiles are 0 and 1."""
-    image = np.asarray(image, np.float32)
-    low, high = np.percentile(image, [0.5, 99.5])
-    return (image - low) / (high - low) if high > low else np.zeros_like(image)
-
-
-def noise_sigma(image: np.ndarray) -> float:
-    """Pixel noise σ from the median absolute deviation of horizontal neighbour differences
-    (robust to the few differences that cross an edge)."""
-    differences = np.diff(image, axis=1).ravel()
-    return float(1.4826 * np.median(np.abs(differences - np.median(differences))) / math.sqrt(2))
-
-
-def scan_phases(image: np.ndarray, name: str = "scan") -> ScanPhases:
-    """The scan's bright phase at Otsu's threshold of the smoothed scan (specks and faint
-    components of either phase given to the other), the contrast of the phases and their
-    thickness."""
-    from scipy import ndimage
-    from skimage.filters import threshold_otsu
-
-    image = normalised(image)
-    smooth = ndimage.gaussian_filter(image, SMOOTHING)
-    # Otsu's threshold of the scan and of its negative, averaged: an inverted scan splits in
-    # the same place (the histogram's bins favour neither)
-    threshold = (
-        (threshold_otsu(smooth) + 1 - threshold_otsu(1 - smooth)) / 2 if np.ptp(smooth) else 1
-    )
-    bright = smooth > threshold
-    if bright.all() or not bright.any():
-        return ScanPhases(name, bright, 0.0, {"bright": 0.0, "dark": 0.0})
-    difference = float(smooth[bright].mean() - smooth[~bright].mean())
-    contrast = difference / max(noise_sigma(image), 1e-6)
-    specks = (bright & ~_without_specks(bright)) | (~bright & ~_without_specks(~bright))
-    bright ^= specks  # both phases' at once: an inverted scan loses the same
-    faint = (bright & ~_without_faint(bright, smooth, threshold)) | (
-        ~bright & ~_without_faint(~bright, -smooth, -threshold)
-    )
-    bright ^= faint
-    return ScanPhases(
-        name, bright, contrast, {"bright": thickness(bright), "dark": thickness(~bright)}
-    )
-
-
-def _without_faint(phase: np.ndarray, smooth: np.ndarray, threshold: float) -> np.ndarray:
-    """``phase`` (where ``smooth`` lies above ``threshold``) without its components that
-    nowhere reach halfway from the threshold to the phase's median: texture that crosses the
-    threshold, not objects (hysteresis thresholding)."""
-    from skimage.measure import label
-
-    strong = phase & (smooth >= (threshold + np.median(smooth[phase])) / 2)
-    labels = label(phase, connectivity=2)
-    keep = np.zeros(labels.max() + 1, bool)
-    keep[labels[strong]] = True
-    keep[0] = False
-    return keep[labels]
-
-
-def _without_specks(mask: np.ndarray) -> np.ndarray:
-    from skimage.measure import label
-
-    labels = label(mask, connectivity=2)
-    keep = np.bincount(labels.ravel()) >= MIN_AREA
-    keep[0] = False
-    return keep[labels]
-
-
-def thickness(mask: np.ndarray) -> float:
-    """90th percentile of the distance (px) of ``mask``'s pixels to the other phase."""
-    from scipy import ndimage
-
-    if not mask.any():
-        return 0.0
-    return float(np.percentile(ndimage.distance_transform_edt(mask)[mask], 90))
-
-
-def polarity(scans: list[ScanPhases]) -> tuple[str, dict]:
-    """The particles' polarity: the thinner phase, each scan voting with the log of its
-    thickness ratio; and the evidence (each scan's thickness, how many scans agree)."""
-    votes = [
-        math.log(max(s.thickness["dark"], 0.5) / max(s.thickness["bright"], 0.5)) for s in scans
-    ]
-    chosen = "bright" if sum(votes) > 0 else "dark"
-    agree = sum((v > 0) == (chosen == "bright") for v in votes)
-    return chosen, {
-        "scans_agreeing": agree,
-        "scans": len(scans),
-        "thickness_px": {s.name: s.thickness for s in scans},
-    }
-
-
-def image_polarity(images) -> str | None:
-    """The particles' polarity in ``images`` (2D arrays, e.g. regions of one scan) by the rule
-    of :func:`polarity`; None where nothing in them stands out from the noise."""
-    usable = [p for p in map(scan_phases, images) if p.contrast >= MIN_CONTRAST]
-    return polarity(usable)[0] if usable else None
 
 
 def scan_particles(phases: ScanPhases, polarity: str, split: float) -> ScanParticles:
@@ -629,22 +525,6 @@ def _normal(x: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 def _bic(loglik: float, parameters: int, count: int) -> float:
     return float(parameters * math.log(count) - 2 * loglik)
-
-
-def width(mask: np.ndarray) -> float:
-    """Typical width (px) of a shape: twice the mean distance to the outside along the middle
-    half (by that distance) of its skeleton, less half a pixel (a ridge pixel lies half a pixel
-    off the middle of an even width, on it for an odd one)."""
-    from scipy import ndimage
-    from skimage.morphology import skeletonize
-
-    padded = np.pad(mask, 1)
-    ridge = skeletonize(padded)
-    if not ridge.any():
-        return 0.0
-    distance = np.sort(ndimage.distance_transform_edt(padded)[ridge])
-    quarter = len(distance) // 4
-    return float(2 * distance[quarter : len(distance) - quarter].mean() - 0.5)
 
 
 def read_scans(

@@ -235,7 +235,7 @@ def _new_run(args):
 
 def add_generate_parser(sub) -> None:
     from ..config import MAX_CONTOUR
-    from ..data.synthesis import MAX_PAIRS
+    from ..gan.synthesis import MAX_PAIRS
 
     gen = sub.add_parser("generate", help="synthetic image + mask pairs from a trained run")
     gen.add_argument("run", help="run folder of diffrendergan train")
@@ -263,8 +263,8 @@ def add_generate_parser(sub) -> None:
 
 
 def cmd_generate(args) -> int:
-    from ..data.synthesis import generate
     from ..errors import InputError
+    from ..gan.synthesis import generate
 
     if args.n_background is not None and not args.background_patches:
         raise InputError("--n-background needs --background-patches (the patch set to take from)")

@@ -11,8 +11,8 @@ from . import options
 
 def add_demo_parser(sub) -> None:
     from ..config import PRESETS
-    from ..data.synthesis import MAX_PAIRS
     from ..gan.run import MAX_EPOCHS
+    from ..gan.synthesis import MAX_PAIRS
 
     demo = sub.add_parser("demo", help="run the whole available pipeline on built-in samples")
     demo.add_argument(

@@ -96,7 +96,7 @@ def particle_phase(image: np.ndarray, polarity: str) -> np.ndarray:
 def scan_polarity(image: np.ndarray, regions) -> tuple[str, list[str]]:
     """The particles' polarity in ``regions`` of ``image`` (calibration's rule: the thinner
     phase), and a note saying what was found."""
-    from ..analysis.calibration import image_polarity
+    from .phases import image_polarity
 
     found = image_polarity([image[y0:y1, x0:x1] for y0, y1, x0, x1 in regions])
     if found is None:

@@ -120,12 +120,27 @@ SILHOUETTE_PX = 128  # px per mesh unit of the silhouettes that :func:`projected
 WIDTH_PX = 1024  # the same for widths (a wire is a few hundredths of a unit wide)
 
 
+def width(mask: np.ndarray) -> float:
+    """Typical width (px) of a shape: twice the mean distance to the outside along the middle
+    half (by that distance) of its skeleton, less half a pixel (a ridge pixel lies half a pixel
+    off the middle of an even width, on it for an odd one)."""
+    from scipy import ndimage
+    from skimage.morphology import skeletonize
+
+    padded = np.pad(mask, 1)
+    ridge = skeletonize(padded)
+    if not ridge.any():
+        return 0.0
+    distance = np.sort(ndimage.distance_transform_edt(padded)[ridge])
+    quarter = len(distance) // 4
+    return float(2 * distance[quarter : len(distance) - quarter].mean() - 0.5)
+
+
 @functools.lru_cache(maxsize=16)
 def projected_diameter(library: str) -> float:
     """Mean diameter, in mesh units, of the library's meshes at scale 1.0 seen from above (as
     placed: no rotation): the equivalent circular diameter of the silhouette, or for
     :data:`WIDTH_LIBRARIES` its width (what ``analysis.calibration`` measures on scans)."""
-    from ..analysis.calibration import width
 
     scale = WIDTH_PX if library in WIDTH_LIBRARIES else SILHOUETTE_PX
     size = scale + 8

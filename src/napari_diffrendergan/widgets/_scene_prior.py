@@ -30,7 +30,6 @@ from ..analysis.calibration import (
     EDITABLE,
     FAMILIES,
     FAMILY_PRESETS,
-    POLARITIES,
     CalibrationError,
     calibrate,
     calibrated_config,
@@ -40,7 +39,7 @@ from ..analysis.calibration import (
     without_bar,
 )
 from ..analysis.size_plots import histogram_figure
-from ..config import PRESETS, MaterialConfig, SizeDistribution, preset
+from ..config import POLARITIES, PRESETS, MaterialConfig, SizeDistribution, preset
 from ..errors import DiffRenderGANError
 from ._base import TaskWidget
 from ._layers import (

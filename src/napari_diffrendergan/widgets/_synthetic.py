@@ -21,9 +21,9 @@ from ..backend import DEVICES
 from ..config import MAX_CONTOUR
 from ..data.dataset import NnunetDataset
 from ..data.patches import PatchSet
-from ..data.synthesis import MAX_PAIRS, PairRenderer, SyntheticPair, export_pairs, iter_pairs
 from ..errors import Cancelled, DiffRenderGANError
 from ..gan.run import GanRun, TrainedGenerator
+from ..gan.synthesis import MAX_PAIRS, PairRenderer, SyntheticPair, export_pairs, iter_pairs
 from ..wording import counted
 from ._base import TaskWidget
 from ._layers import beside_layers, layer_named, path_row, pixel_calibration, spin_box

@@ -49,8 +49,8 @@ def layer_mask(layer) -> np.ndarray:
 def image_mask(data: np.ndarray) -> np.ndarray:
     """The wires of an image at its Otsu threshold, on the side of the polarity found on it (as
     ``calibrate`` finds it; bright where nothing stands out); a mask is kept as it is."""
-    from ..analysis.calibration import image_polarity
     from ..data.patches import particle_phase
+    from ..data.phases import image_polarity
 
     if data.dtype == bool:
         return data

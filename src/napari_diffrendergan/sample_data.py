@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..errors import DiffRenderGANError
 from ._tio2_registry import REGISTRY
+from .errors import DiffRenderGANError
 
 TIO2_ENV = "DIFFRENDERGAN_TIO2_SEM_DIR"
 TIO2_COMMIT = "0aa525b73fc09af31ddcf743485027c909b6ff05"
@@ -188,9 +188,9 @@ def rendered_scan(
 ) -> Scan:
     """A stand-in for a real scan: the ``tio2-sem`` scene at a real scan's size and pixel scale,
     rendered with hidden parameters (:data:`HIDDEN_TRUTH`), labels exact."""
-    from ..config import preset
-    from ..gan.recovery import truth_values
-    from ..render.sampling import AnnotatedRenderer, RenderValues
+    from .config import preset
+    from .gan.recovery import truth_values
+    from .render.sampling import AnnotatedRenderer, RenderValues
 
     truth = dict(truth or HIDDEN_TRUTH)
     config = preset("tio2-sem").resized(width, height)
@@ -240,8 +240,8 @@ def tio2_sem_sample(image_id: str = TIO2_DEFAULT_ID) -> list[tuple]:
 def rendered_sample(preset_name: str = "tio2-sem", seed: int = 0) -> list[tuple]:
     """LayerData for a freshly rendered synthetic scene (no network needed), at the real
     pixel size of the scans its preset was calibrated on (:data:`RENDERED_PIXEL_SIZE_NM`)."""
-    from ..config import preset
-    from ..render.sampling import render_sample
+    from .config import preset
+    from .render.sampling import render_sample
 
     sample = render_sample(preset(preset_name), seed=seed)
     common = _calibration(RENDERED_PIXEL_SIZE_NM.get(preset_name), {"scene": sample.info})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import read_image, read_sidecar
+from .io import read_image, read_sidecar
 
 # the manifest's filename_patterns (napari matches them against the file name, lower-cased)
 TIFF_PATTERNS = ("*_mask.tif", "*_instances.tif", "*_thickness.tif", "mask.tif", "instances.tif")
@@ -54,8 +54,8 @@ def _folder_of(path) -> Path:
 def _folder_reader(folder: Path):
     """The reader of a patch set (an index listing patches) or a run (its training.json and
     config.json), else None."""
-    from ..data.patches import PatchSet
-    from ..gan.run import GanRun
+    from .data.patches import PatchSet
+    from .gan.run import GanRun
 
     index = read_sidecar(folder / PatchSet.INDEX)  # {} when missing or not JSON
     if isinstance(index.get("patches"), list):
@@ -106,7 +106,7 @@ def read_tiff(path) -> list[tuple]:
 def read_patch_set(path) -> list[tuple]:
     """A patch-set folder as its stack of patches (roles in the metadata), ready for the GAN
     training widget."""
-    from ..data.patches import PatchSet
+    from .data.patches import PatchSet
 
     path = _folder_of(path)
     patch_set = PatchSet.open(path)
@@ -125,7 +125,7 @@ def read_run(path) -> list[tuple]:
     """A GAN run folder as the stack of its per-epoch previews (synthetic above real)."""
     import imageio.v3 as iio
 
-    from ..gan.run import GanRun
+    from .gan.run import GanRun
 
     run = GanRun(_folder_of(path))
     epochs = [e for e in run.finished_epochs() if run.preview_figure(e).is_file()]

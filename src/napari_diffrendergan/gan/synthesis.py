@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import MAX_CONTOUR, whole_number
+from ..data.dataset import BACKGROUND_PREFIX, NnunetDataset, pair_name
 from ..errors import DiffRenderGANError
-from ..gan.run import MAX_SEED, GanRun, TrainedGenerator
 from ..progress import Monitor, ensure
-from .dataset import BACKGROUND_PREFIX, NnunetDataset, pair_name
+from .run import MAX_SEED, GanRun, TrainedGenerator
 
 # settings a dataset's pairs must share: mixing them would break its provenance ("run" is the
 # run folder's name, "generator_sha256" the generator's weights: no path is recorded)
@@ -132,7 +132,7 @@ def background_choice(patches: str | Path, count: int, seed: int) -> tuple[list,
     dataset takes: the most structured (:func:`structure`) of every source scan in turn, so
     the film's curls and edges of all scans are there (ties broken by ``seed``); a clear
     error if the set has none."""
-    from .patches import PatchSet
+    from ..data.patches import PatchSet
 
     patch_set = PatchSet.open(patches)
     background = patch_set.with_role("background")
@@ -157,7 +157,7 @@ def background_scaling(patches: str | Path, run: GanRun) -> tuple[float, list[st
     (:meth:`~.patches.PatchSet.intensity_range`), the run's own set by what the run recorded;
     a set of another pixel size than the run's, or of none where the run has one, is refused
     (:class:`SynthesisError`): its film and noise would be at another scale."""
-    from .patches import PatchSet
+    from ..data.patches import PatchSet
 
     patch_set = PatchSet.open(patches)
     notes = _pixel_size_notes(patches, patch_set.pixel_size_nm, run.pixel_size_nm)
@@ -207,7 +207,7 @@ def add_background_patches(
     """Copy the ``count`` real background patches of :func:`background_choice` with
     all-background labels into the dataset as ``bg_NNNNN``, divided by ``divisor``
     (:func:`background_scaling`); returns how many were available and written."""
-    from .patches import PatchSet
+    from ..data.patches import PatchSet
 
     patch_set = PatchSet.open(patches)
     background, chosen = background_choice(patches, count, seed)
