@@ -232,26 +232,66 @@ def layer_named(viewer, name: str, kind):
     return next((lay for lay in viewer.layers if lay.name == name and isinstance(lay, kind)), None)
 
 
-def refill(box, names: list[str]) -> None:
-    """Replace a combo box's items, keeping the current choice when it is still there."""
-    current = box.currentText()
-    box.blockSignals(True)
-    box.clear()
-    box.addItems(names)
-    box.blockSignals(False)
-    if current in names:
-        box.setCurrentText(current)
+def layer_picker(viewer, kind, label: str, tooltip: str, *, none_choice: str = "", keep=None):
+    """A magicgui ComboBox of the viewer's layers of ``kind`` (those ``keep(layer)`` accepts);
+    its value is the chosen layer, or None for ``none_choice`` (listed first when given).
+    :meth:`TaskWidget.follow_layers` keeps its choices current."""
+    from magicgui.widgets import ComboBox
+
+    def choices(_picker=None) -> list[tuple[str, object]]:
+        layers = [
+            lay for lay in viewer.layers if isinstance(lay, kind) and (keep is None or keep(lay))
+        ]
+        listed = [(lay.name, lay) for lay in layers]
+        return [(none_choice, None), *listed] if none_choice else listed
+
+    return ComboBox(choices=choices, label=label, tooltip=tooltip)
 
 
-def spin_box(low: int, high: int, value: int, special: str = ""):
-    """An integer spin box; ``special`` is shown instead of the lowest value."""
+def qt(control):
+    """The Qt widget of a magicgui widget (``.native``); a Qt widget or layout as it is."""
+    return getattr(control, "native", control)
+
+
+def form(*rows, layout=None):
+    """A form (``layout``, else a new QFormLayout) of ``rows``: a magicgui widget with its label
+    on the left (a widget without a label, e.g. a check box, spans the row), a ``(label,
+    control)`` pair, or a Qt widget or layout that spans the row."""
+    from qtpy.QtWidgets import QFormLayout
+
+    layout = QFormLayout() if layout is None else layout
+    for row in rows:
+        label, control = row if isinstance(row, tuple) else (getattr(row, "label", ""), row)
+        if label:
+            layout.addRow(label, qt(control))
+        else:
+            layout.addRow(qt(control))
+    return layout
+
+
+def device_box():
+    """The Device choice of the docks that render or train."""
+    from magicgui.widgets import ComboBox
+
+    from ..backend import DEVICES
+
+    return ComboBox(
+        choices=list(DEVICES),
+        label="Device",
+        tooltip="auto: the GPU when one is present, else the CPU",
+    )
+
+
+def special_spin_box(low: int, high: int, value: int, special: str, tooltip: str):
+    """A Qt integer spin box that shows ``special`` instead of its lowest value (magicgui's
+    SpinBox, superqt's QLargeIntSpinBox, cannot)."""
     from qtpy.QtWidgets import QSpinBox
 
     box = QSpinBox()
     box.setRange(low, high)
     box.setValue(value)
-    if special:
-        box.setSpecialValueText(special)
+    box.setSpecialValueText(special)
+    box.setToolTip(tooltip)
     return box
 
 
