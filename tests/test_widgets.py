@@ -40,6 +40,37 @@ def test_gan_widget_reports_compute_backend(make_napari_viewer):
         assert "Unavailable" in widget.backend_label.text()
 
 
+def test_layer_pickers_follow_the_layer_list(make_napari_viewer):
+    """Every picker reads the layer list again on add, rename and remove; a removed layer that
+    was chosen is not kept, and the pixel size follows the layer chosen instead."""
+    import numpy as np
+
+    viewer = make_napari_viewer()
+    first = viewer.add_image(np.zeros((20, 20)), name="first", metadata={"pixel_size_nm": 2.0})
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    assert widget.image_box.choices == (first,) and widget.region_box.choices == (None,)
+    second = viewer.add_image(np.zeros((20, 20)), name="second", metadata={"pixel_size_nm": 3.0})
+    regions = viewer.add_shapes(name="regions")
+    labels = viewer.add_labels(np.zeros((20, 20), np.uint8), name="labels")
+    assert widget.image_box.choices == (first, second)
+    assert widget.region_box.choices == (None, regions) and widget.layer_a.choices == (labels,)
+    widget.image_box.value, widget.region_box.value = second, regions
+    assert widget.pixel_size.nm() == 3.0
+
+    second.name = "renamed"
+    assert widget.image_box.current_choice == "renamed" and widget.image_box.value is second
+    assert "second" not in [widget.image_box.native.itemText(i) for i in range(2)]
+
+    viewer.layers.remove(second)
+    viewer.layers.remove(regions)
+    assert widget.image_box.choices == (first,) and widget.image_box.value is first
+    assert widget.region_box.value is None and widget.pixel_size.nm() == 2.0
+    viewer.layers.remove(labels)
+    assert widget.layer_a.choices == () and widget.layer_a.value is None
+    second.name = "gone"  # a removed layer no longer reaches the widget
+    assert widget.image_box.choices == (first,)
+
+
 def test_sample_data_opens_in_viewer(make_napari_viewer, tio2_dir):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-diffrendergan", "tio2_sem")

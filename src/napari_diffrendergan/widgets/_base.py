@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import Cancelled, DiffRenderGANError
 from ..progress import Monitor
-from ._layers import qt
+from ._layers import qt, refresh_choices, text_label
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,7 @@ class TaskWidget(QWidget):
         self.bar = QProgressBar()
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = text_label(selectable=True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the running step; what is finished is kept")
         self.cancel_button.setEnabled(False)
@@ -176,7 +174,7 @@ class TaskWidget(QWidget):
             else:
                 names.disconnect(self._layer_list_changed)
         for picker in self.pickers:
-            picker.reset_choices()
+            refresh_choices(picker)
         self._layers_changed(event)
 
     def _layers_changed(self, event=None) -> None:

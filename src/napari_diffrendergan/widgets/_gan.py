@@ -6,10 +6,9 @@ import copy
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, SpinBox
+from magicgui.widgets import ComboBox
 from matplotlib.figure import Figure
 from napari.layers import Image
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -34,12 +33,14 @@ from ._layers import (
     beside_layers,
     device_box,
     form,
+    int_box,
     layer_named,
     layer_picker,
     path_row,
     pixel_calibration,
     rendered,
     special_spin_box,
+    text_label,
 )
 
 PREVIEW = "GAN preview"
@@ -75,63 +76,19 @@ class GanTrainingWidget(TaskWidget):
         self.patches_path = QLineEdit()
         self.patches_path.setPlaceholderText("patch set folder (patches.json)")
         self.preset_box = ComboBox(choices=list(PRESETS), label="Preset", tooltip=PRESET_TIP)
-        self.mesh_count = SpinBox(
-            value=1,
-            min=1,
-            max=10_000,
-            label="Meshes",
-            tooltip="Particles in the preset's scene; scaled with the image area when the "
-            "patches are smaller or larger than the preset's image.",
-        )
-        self.spp = SpinBox(
-            value=16,
-            min=1,
-            max=4096,
-            label="Samples/pixel",
-            tooltip="Samples per pixel (square numbers suit the stratified sampler: 1, 4, 9, "
-            "16, …)",
-        )
-        self.epochs = SpinBox(
-            value=defaults.epochs,
-            min=1,
-            max=MAX_EPOCHS,
-            label="Epochs",
-            tooltip="Epochs to train to; one epoch = one iteration per constellation",
-        )
+        self.mesh_count = int_box("Meshes", 1, 1, 10_000, TIPS["mesh_count"])
+        self.spp = int_box("Samples/pixel", 16, 1, 4096, TIPS["spp"])
+        self.epochs = int_box("Epochs", defaults.epochs, 1, MAX_EPOCHS, TIPS["epochs"])
         self.iterations = special_spin_box(
-            0,
-            MAX_ITERATIONS,
-            0,
-            "auto (one per particle patch)",
-            "Iterations (constellations) per epoch; auto: one per real particle patch, as in "
-            "the paper",
+            0, MAX_ITERATIONS, 0, "auto (one per particle patch)", TIPS["iterations"]
         )
-        self.seed = SpinBox(
-            value=defaults.seed,
-            min=0,
-            max=2**31 - 1,
-            label="Seed",
-            tooltip="Seed of the constellations, the networks and the noise: same seed, same run",
-        )
+        self.seed = int_box("Seed", defaults.seed, 0, 2**31 - 1, TIPS["seed"])
         self.device = device_box()
-        self.backend_label = QLabel()
-        self.backend_label.setWordWrap(True)
-        self.backend_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.backend_label = text_label(selectable=True)
         self.fid_images = special_spin_box(
-            0,
-            100_000,
-            defaults.fid_images,
-            "as many as real patches",
-            "Synthetic images in each epoch's FID set, one per constellation (default: one per "
-            "real patch, as the paper measures)",
+            0, 100_000, defaults.fid_images, "as many as real patches", TIPS["fid_images"]
         )
-        self.patience = special_spin_box(
-            0,
-            MAX_EPOCHS,
-            PATIENCE,
-            "never",
-            "Stop when the FID has not improved for this many epochs (never: train all epochs)",
-        )
+        self.patience = special_spin_box(0, MAX_EPOCHS, PATIENCE, "never", TIPS["patience"])
         self.run_path = QLineEdit()
         self.run_path.setPlaceholderText("run folder (new for Start, existing for Resume)")
 
@@ -148,19 +105,10 @@ class GanTrainingWidget(TaskWidget):
             control.setToolTip(tip)
         self.while_busy(self.start_button, self.resume_button)
         self.status.setText("Choose a patch set, a preset and a new run folder, then Start.")
-        self.run_label = QLabel("No run yet.")
-        self.run_label.setWordWrap(True)
-        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_label = text_label("No run yet.", selectable=True)
 
         self.plot = FigureView(results_figure({"epochs": []}, None, None))
-        self.best_epoch = special_spin_box(
-            0,
-            0,
-            0,
-            "automatic",
-            "The epoch whose generator makes synthetic data; automatic: the paper's rule "
-            "(broadest parameters among the 5 lowest FIDs)",
-        )
+        self.best_epoch = special_spin_box(0, 0, 0, "automatic", TIPS["best_epoch"])
         self.best_button = QPushButton("Use this epoch")
         self.best_button.setToolTip("Make the epoch above the run's best epoch")
         self.best_button.setEnabled(False)
@@ -500,3 +448,28 @@ def results_figure(
         ]
         plot_histograms(axes, samples, names, (space.low, space.high))
     return figure
+
+
+TIPS = {  # tooltips of the form rows
+    "iterations": (
+        "Iterations (constellations) per epoch; auto: one per real particle patch, as in the paper"
+    ),
+    "fid_images": (
+        "Synthetic images in each epoch's FID set, one per constellation (default: one per "
+        "real patch, as the paper measures)"
+    ),
+    "patience": (
+        "Stop when the FID has not improved for this many epochs (never: train all epochs)"
+    ),
+    "best_epoch": (
+        "The epoch whose generator makes synthetic data; automatic: the paper's rule "
+        "(broadest parameters among the 5 lowest FIDs)"
+    ),
+    "mesh_count": (
+        "Particles in the preset's scene; scaled with the image area when the patches are "
+        "smaller or larger than the preset's image."
+    ),
+    "spp": "Samples per pixel (square numbers suit the stratified sampler: 1, 4, 9, 16, …)",
+    "epochs": "Epochs to train to; one epoch = one iteration per constellation",
+    "seed": "Seed of the constellations, the networks and the noise: same seed, same run",
+}

@@ -76,6 +76,16 @@ def carry_pixel_size(layer, size: float) -> None:
         viewer.reset_view()
 
 
+def text_label(text: str = "", tooltip: str = "", selectable: bool = False) -> QLabel:
+    """A word-wrapped text line of a dock (``selectable``: its text can be copied)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setToolTip(tooltip)
+    if selectable:
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
 class PixelSizeBox(QDoubleSpinBox):
     """nm per pixel, offered from the chosen layer (:meth:`follow`) with where it came from
     in :attr:`origin`. A value the user typed sticks: only a layer with a known pixel size,
@@ -88,8 +98,7 @@ class PixelSizeBox(QDoubleSpinBox):
         self.setSpecialValueText("unknown (pixels)")
         self.setSuffix(" nm")
         self.setToolTip(f"nm per pixel, {purpose} (offered from the layer or its file)")
-        self.origin = QLabel()
-        self.origin.setWordWrap(True)
+        self.origin = text_label()
         self.typed = False
         self._layer = None
         self._offering = False
@@ -248,6 +257,21 @@ def layer_picker(viewer, kind, label: str, tooltip: str, *, none_choice: str = "
     return ComboBox(choices=choices, label=label, tooltip=tooltip)
 
 
+def refresh_choices(picker) -> None:
+    """Read a layer picker's choices again, in the layer list's order, keeping what was chosen
+    (one layer, or several in a Select) where it is still there, also under a new name."""
+    chosen = picker.value
+    with picker.changed.blocked():
+        picker.native.clear()  # magicgui keeps old items' places and names otherwise
+        picker.reset_choices()
+    if isinstance(chosen, list):
+        picker.value = [layer for layer in chosen if layer in picker.choices]
+    elif chosen in picker.choices:
+        picker.value = chosen
+    else:
+        picker.changed.emit(picker.value)
+
+
 def qt(control):
     """The Qt widget of a magicgui widget (``.native``); a Qt widget or layout as it is."""
     return getattr(control, "native", control)
@@ -269,17 +293,25 @@ def form(*rows, layout=None):
     return layout
 
 
-def device_box():
-    """The Device choice of the docks that render or train."""
+def int_box(label: str, value: int, low: int, high: int, tooltip: str, **options):
+    """A magicgui integer spin box for a :func:`form` row: its label, range and tooltip."""
+    from magicgui.widgets import SpinBox
+
+    return SpinBox(value=value, min=low, max=high, label=label, tooltip=tooltip, **options)
+
+
+def choice_box(label: str, choices, tooltip: str, **options):
+    """A magicgui combo box of fixed ``choices`` for a :func:`form` row."""
     from magicgui.widgets import ComboBox
 
+    return ComboBox(choices=choices, label=label, tooltip=tooltip, **options)
+
+
+def device_box():
+    """The Device choice of the docks that render or train."""
     from ..backend import DEVICES
 
-    return ComboBox(
-        choices=list(DEVICES),
-        label="Device",
-        tooltip="auto: the GPU when one is present, else the CPU",
-    )
+    return choice_box("Device", list(DEVICES), "auto: the GPU when one is present, else the CPU")
 
 
 def special_spin_box(low: int, high: int, value: int, special: str, tooltip: str):

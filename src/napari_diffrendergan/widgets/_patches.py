@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, SpinBox
+from magicgui.widgets import CheckBox
 from napari.layers import Image, Shapes
 from qtpy.QtWidgets import QHBoxLayout, QLineEdit, QPushButton
 
@@ -18,7 +18,9 @@ from ._layers import (
     PixelSizeBox,
     beside_layers,
     calibration,
+    choice_box,
     form,
+    int_box,
     layer_named,
     layer_picker,
     path_row,
@@ -58,33 +60,10 @@ class PatchSelectionWidget(TaskWidget):
             none_choice="none (whole scan)",
             keep=_not_own,
         )
-        self.role = ComboBox(
-            choices=list(ROLES),
-            value="auto",
-            label="Role",
-            tooltip="auto: patches with ≥ 3 whole particles (Otsu threshold) train the GAN, empty "
-            "ones become background for nnU-Net, the rest are dropped; or force one role",
-        )
-        self.polarity = ComboBox(
-            choices=list(POLARITIES),
-            label="Polarity",
-            tooltip="Particles brighter (bright) or darker (dark) than the background; auto: "
-            "found on the scan",
-        )
-        self.size = SpinBox(
-            value=256,
-            min=16,
-            max=4096,
-            label="Patch size (px)",
-            tooltip="Patch width and height, px (the paper: 256)",
-        )
-        self.stride = SpinBox(
-            value=128,
-            min=1,
-            max=4096,
-            label="Stride (px)",
-            tooltip="Step between neighbouring patches, px (smaller: more overlap)",
-        )
+        self.role = choice_box("Role", list(ROLES), TIPS["role"], value="auto")
+        self.polarity = choice_box("Polarity", list(POLARITIES), TIPS["polarity"])
+        self.size = int_box("Patch size (px)", 256, 16, 4096, TIPS["size"])
+        self.stride = int_box("Stride (px)", 128, 1, 4096, TIPS["stride"])
         self.pixel_size = PixelSizeBox("recorded with the patch set and the GAN runs on it")
         self.data_bar = DataBarBox()
         self.draw_button = QPushButton("New region layer")
@@ -336,3 +315,16 @@ class PatchSelectionWidget(TaskWidget):
             f"Saved {counted(len(self.patches), 'patch', 'patches')} to {patch_set.folder} "
             f"({len(patch_set.patches)} in the set).{unknown}"
         )
+
+
+TIPS = {  # tooltips of the form rows
+    "role": (
+        "auto: patches with ≥ 3 whole particles (Otsu threshold) train the GAN, empty ones "
+        "become background for nnU-Net, the rest are dropped; or force one role"
+    ),
+    "polarity": (
+        "Particles brighter (bright) or darker (dark) than the background; auto: found on the scan"
+    ),
+    "size": "Patch width and height, px (the paper: 256)",
+    "stride": "Step between neighbouring patches, px (smaller: more overlap)",
+}

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, FloatSpinBox, Select
+from magicgui.widgets import FloatSpinBox, Select
 from matplotlib.figure import Figure
 from napari.layers import Image
 from qtpy.QtCore import Qt, QTimer
@@ -19,7 +19,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QTabWidget,
 )
@@ -47,9 +46,11 @@ from ._layers import (
     PixelSizeBox,
     beside_layers,
     calibration,
+    choice_box,
     form,
     layer_pixel_size,
     rendered,
+    text_label,
 )
 
 PREVIEW = "scene prior preview"
@@ -84,20 +85,13 @@ class ScenePriorWidget(TaskWidget):
         self.scans_box.native.setMaximumHeight(72)
         self.pixel_size = PixelSizeBox("of the scans: sizes in nm and density per µm²")
         self.data_bar = DataBarBox()
-        self.like = ComboBox(
-            choices=[AUTO_LIKE, *PRESETS],
-            label="Based on",
-            tooltip="The preset whose lighting, learning limits and placement the new preset "
-            "keeps (auto: pebbles → tio2-sem, cubes → tio2-him, spheres → sio2-him, wires → "
-            "agnw-sem)",
-        )
+        self.like = choice_box("Based on", [AUTO_LIKE, *PRESETS], TIPS["like"])
         self.calibrate_button = QPushButton("Calibrate")
         self.calibrate_button.setToolTip(
             "Measure the scene prior on the chosen scans (no annotation needed), then render "
             "previews of it"
         )
-        self.estimates = QLabel("Choose scans and press Calibrate.")
-        self.estimates.setWordWrap(True)
+        self.estimates = text_label("Choose scans and press Calibrate.")
         self.estimates.setTextFormat(Qt.TextFormat.RichText)
         self.estimates.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.estimates.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -122,8 +116,7 @@ class ScenePriorWidget(TaskWidget):
         self.save_button.setToolTip("Write the preset as a JSON file (CLI: --preset FILE)")
         self.use_button = QPushButton("Use in GAN training")
         self.use_button.setToolTip("Choose this preset in the GAN training dock (opened if needed)")
-        self.preset_label = QLabel()
-        self.preset_label.setWordWrap(True)
+        self.preset_label = text_label()
         self.while_busy(self.calibrate_button, self.preview_button)
         self.status.setText("Choose one or more scans, check the pixel size, then Calibrate.")
         self._rebuild_timer = QTimer(self)
@@ -163,11 +156,8 @@ class ScenePriorWidget(TaskWidget):
         self.follow_layers(self.scans_box)
 
     def _edit_boxes(self) -> None:
-        self.kind = ComboBox(
-            choices=[(text, kind) for kind, text in KINDS.items()],
-            label="Size distribution",
-            tooltip="The size distribution: the fit the BIC chose, or the other one (two modes "
-            "only where at least 10 particles were measured)",
+        self.kind = choice_box(
+            "Size distribution", [(text, kind) for kind, text in KINDS.items()], TIPS["kind"]
         )
         self.median = _float_box(
             0.1,
@@ -197,17 +187,8 @@ class ScenePriorWidget(TaskWidget):
             "Particles per µm² of image, hidden ones included: sets the number of meshes",
             " /µm²",
         )
-        self.polarity = ComboBox(
-            choices=list(POLARITIES),
-            label="Polarity",
-            tooltip="Particles brighter or darker than the background",
-        )
-        self.family = ComboBox(
-            choices=list(FAMILIES),
-            label="Shape family",
-            tooltip="Mesh library: pebbles, spheres, cubes (elongated grains) or wires; with "
-            "Based on auto, also the preset the lighting and learning limits come from",
-        )
+        self.polarity = choice_box("Polarity", list(POLARITIES), TIPS["polarity"])
+        self.family = choice_box("Shape family", list(FAMILIES), TIPS["family"])
         for box in (self.median, self.sigma, self.density, self.polarity, self.family):
             box.changed.connect(self._edited)
         self.kind.changed.connect(self._kind_chosen)
@@ -739,3 +720,20 @@ def _ci(entry: dict, scale: float = 1.0) -> str:
         return "–"
     low, high = (f"{scale * v:.3g}" if v is not None else "?" for v in entry["ci"])
     return f"{scale * entry['value']:.3g} ({low}–{high})"
+
+
+TIPS = {  # tooltips of the form rows
+    "like": (
+        "The preset whose lighting, learning limits and placement the new preset keeps (auto:"
+        " pebbles → tio2-sem, cubes → tio2-him, spheres → sio2-him, wires → agnw-sem)"
+    ),
+    "kind": (
+        "The size distribution: the fit the BIC chose, or the other one (two modes only where"
+        " at least 10 particles were measured)"
+    ),
+    "polarity": "Particles brighter or darker than the background",
+    "family": (
+        "Mesh library: pebbles, spheres, cubes (elongated grains) or wires; with Based on "
+        "auto, also the preset the lighting and learning limits come from"
+    ),
+}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, FloatSpinBox
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -65,14 +65,17 @@ from ._layers import (
     FigureView,
     PixelSizeBox,
     calibration,
+    choice_box,
     device_box,
     form,
+    int_box,
     layer_named,
     layer_picker,
     layer_pixel_size,
     path_row,
     regions_of,
     rendered,
+    text_label,
 )
 
 
@@ -96,26 +99,14 @@ class SegmentationWidget(TaskWidget):
         self.model_path.setToolTip(
             "A model folder made by Train below or `diffrendergan segment-train`"
         )
-        self.model_info = QLabel("No model loaded.")
-        self.model_info.setWordWrap(True)
+        self.model_info = text_label("No model loaded.")
         self.dataset_path = QLineEdit()
         self.dataset_path.setPlaceholderText("nnU-Net dataset folder (dataset.json)")
         self.dataset_path.setToolTip(
             "An nnU-Net dataset, e.g. exported by the Synthetic data widget"
         )
-        self.config = ComboBox(
-            choices=["small", "default"],
-            label="Network",
-            tooltip="small: a 1.9 M-parameter U-Net that trains on a CPU; default: nnU-Net's own "
-            "(GPU)",
-        )
-        self.iterations = SpinBox(
-            value=1000,
-            min=1,
-            max=1_000_000,
-            label="Iterations",
-            tooltip="Training iterations (batches); small: 50 per epoch",
-        )
+        self.config = choice_box("Network", ["small", "default"], TIPS["config"])
+        self.iterations = int_box("Iterations", 1000, 1, 1_000_000, TIPS["iterations"])
         self.device = device_box()
         self.train_button = QPushButton("Train")
         self.train_button.setToolTip(
@@ -136,13 +127,8 @@ class SegmentationWidget(TaskWidget):
             tooltip="Also split particles the contour class left joined at narrow necks "
             "(distance-transform watershed); off in the TiO2 experiment's rule",
         )
-        self.split_distance = SpinBox(
-            value=SPLIT_DISTANCE,
-            min=1,
-            max=1000,
-            label="Seed distance (px)",
-            enabled=WATERSHED,
-            tooltip="Least distance between watershed seeds, px (about half a particle diameter)",
+        self.split_distance = int_box(
+            "Seed distance (px)", SPLIT_DISTANCE, 1, 1000, TIPS["split_distance"], enabled=WATERSHED
         )
         self.core_threshold = FloatSpinBox(
             value=CORE_THRESHOLD or 0.0,
@@ -155,23 +141,15 @@ class SegmentationWidget(TaskWidget):
             f"(off: the contour class alone); {CORE_THRESHOLD} is the TiO2 experiment's rule",
         )
         self.core_threshold.native.setSpecialValueText("off")
-        self.min_seed_area = SpinBox(
-            value=MIN_SEED_AREA,
-            min=1,
-            max=1_000_000,
-            label="Smallest core (px)",
+        self.min_seed_area = int_box(
+            "Smallest core (px)",
+            MIN_SEED_AREA,
+            1,
+            1_000_000,
+            TIPS["min_seed_area"],
             enabled=CORE_THRESHOLD is not None,
-            tooltip="A confident core needs this many pixels to split a particle off at a dip; "
-            "smaller ones are facets and shading inside one particle (about the core of the "
-            "smallest particle you expect)",
         )
-        self.min_area = SpinBox(
-            value=MIN_AREA,
-            min=1,
-            max=1_000_000,
-            label="Smallest particle (px)",
-            tooltip="Smaller fragments are dropped, px",
-        )
+        self.min_area = int_box("Smallest particle (px)", MIN_AREA, 1, 1_000_000, TIPS["min_area"])
         self.mirroring = CheckBox(
             text="Test-time mirroring (4× slower)",
             tooltip="Average the prediction over 4 flipped copies of the image: fewer particles "
@@ -189,9 +167,9 @@ class SegmentationWidget(TaskWidget):
         )
         self.segment_button = QPushButton("Segment open image")
         self.segment_button.setToolTip("Segment the chosen image with the model above")
-        self.stats = QLabel()
-        self.stats.setWordWrap(True)
-        self.stats.setToolTip("Particles measured for the sizes, and their median size (D50)")
+        self.stats = text_label(
+            tooltip="Particles measured for the sizes, and their median size (D50)"
+        )
         self.export_button = self._export_menu()
         self.results = self._results_tabs()
         self.while_busy(
@@ -322,16 +300,14 @@ class SegmentationWidget(TaskWidget):
             "ECD: equivalent circular diameter (of the disk of equal area); Feret min/max: the "
             "narrowest and widest caliper width of the projection"
         )
-        self.counts = QLabel()
-        self.counts.setWordWrap(True)
-        self.counts.setToolTip(
-            "Detected particles; those touching the border and those under Smallest particle "
-            "are left out of the sizes (border ones kept with Keep border particles); the "
-            "density counts every particle above that floor per µm² of the analysed area"
+        self.counts = text_label(
+            tooltip="Detected particles; those touching the border and those under Smallest "
+            "particle are left out of the sizes (border ones kept with Keep border particles); "
+            "the density counts every particle above that floor per µm² of the analysed area"
         )
-        self.screen = QLabel()
-        self.screen.setWordWrap(True)
-        self.screen.setToolTip("The EU nanomaterial screen by number; its caveats show here")
+        self.screen = text_label(
+            tooltip="The EU nanomaterial screen by number; its caveats show here"
+        )
         tab = QWidget()
         column = QVBoxLayout(tab)
         column.setContentsMargins(0, 0, 0, 0)
@@ -355,11 +331,10 @@ class SegmentationWidget(TaskWidget):
             "Both cumulative distributions with their 95 % bands; dashed: each D50, shaded: its "
             "95 % CI; KS D: the largest gap between the two distributions"
         )
-        self.compare_text = QLabel("Choose two Labels layers and press Compare.")
-        self.compare_text.setWordWrap(True)
-        self.compare_text.setToolTip(
+        self.compare_text = text_label(
+            "Choose two Labels layers and press Compare.",
             "The D50 difference B − A with its bootstrap 95 % CI and the two-sample "
-            "Kolmogorov–Smirnov test (p < 0.05: the distributions differ)"
+            "Kolmogorov–Smirnov test (p < 0.05: the distributions differ)",
         )
         tab = QWidget()
         grid = QGridLayout(tab)
@@ -812,3 +787,16 @@ def comparison_text(comparison: dict) -> str:
     p = comparison["ks_pvalue"]
     verdict = "the distributions differ" if p < 0.05 else "no evidence they differ"
     return f"{change} {verdict} (KS p = {p:.2g})."
+
+
+TIPS = {  # tooltips of the form rows
+    "config": "small: a 1.9 M-parameter U-Net that trains on a CPU; default: nnU-Net's own (GPU)",
+    "iterations": "Training iterations (batches); small: 50 per epoch",
+    "split_distance": "Least distance between watershed seeds, px (about half a particle diameter)",
+    "min_seed_area": (
+        "A confident core needs this many pixels to split a particle off at a dip; smaller "
+        "ones are facets and shading inside one particle (about the core of the smallest "
+        "particle you expect)"
+    ),
+    "min_area": "Smaller fragments are dropped, px",
+}

@@ -6,14 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import SpinBox
 from napari.layers import Image, Labels
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
-    QLabel,
     QLineEdit,
     QPushButton,
 )
@@ -30,10 +27,12 @@ from ._layers import (
     beside_layers,
     device_box,
     form,
+    int_box,
     layer_named,
     path_row,
     pixel_calibration,
     special_spin_box,
+    text_label,
 )
 
 IMAGES, INSTANCES, MASKS = "synthetic images", "synthetic instances", "synthetic masks"
@@ -58,27 +57,9 @@ class SyntheticDataWidget(TaskWidget):
         self.run_path = QLineEdit()
         self.run_path.setPlaceholderText("run folder of a GAN training")
         self.epoch_box = QComboBox()
-        self.count = SpinBox(
-            value=20,
-            min=1,
-            max=MAX_PAIRS,
-            label="Images",
-            tooltip="Synthetic image + label pairs to render",
-        )
-        self.seed = SpinBox(
-            value=0,
-            min=0,
-            max=2**31 - 1,
-            label="Seed",
-            tooltip="Pair i depends only on (seed, i): the same seed gives the same pairs",
-        )
-        self.contour = SpinBox(
-            value=1,
-            min=0,
-            max=MAX_CONTOUR,
-            label="Contour (px)",
-            tooltip="Width of the contour class that separates touching particles, px (0: none)",
-        )
+        self.count = int_box("Images", 20, 1, MAX_PAIRS, TIPS["count"])
+        self.seed = int_box("Seed", 0, 0, 2**31 - 1, TIPS["seed"])
+        self.contour = int_box("Contour (px)", 1, 0, MAX_CONTOUR, TIPS["contour"])
         self.spp = special_spin_box(
             0, 4096, 0, "the run's", "Samples per pixel when rendering (0: the run's)"
         )
@@ -90,13 +71,7 @@ class SyntheticDataWidget(TaskWidget):
         self.dataset_path.setPlaceholderText("new nnU-Net dataset folder (DatasetNNN_Name)")
         self.background_path = QLineEdit()
         self.background_path.setPlaceholderText("optional: patch set with background patches")
-        self.n_background = SpinBox(
-            value=200,
-            min=0,
-            max=1_000_000,
-            label="Background patches",
-            tooltip="Real background patches (random, seeded) added with empty labels",
-        )
+        self.n_background = int_box("Background patches", 200, 0, 1_000_000, TIPS["n_background"])
         self.export_button = QPushButton("Export")
         tips = {
             self.run_path: "The run folder of a GAN training",
@@ -112,9 +87,7 @@ class SyntheticDataWidget(TaskWidget):
         for control, tip in tips.items():
             control.setToolTip(tip)
         self.while_busy(self.generate_button, self.export_button)
-        self.export_status = QLabel("Generate pairs first, then Export them.")
-        self.export_status.setWordWrap(True)
-        self.export_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.export_status = text_label("Generate pairs first, then Export them.", selectable=True)
 
         settings = form(
             ("Run folder", path_row(self.run_path, self, "Run folder", self.show_run)),
@@ -384,3 +357,11 @@ class SyntheticDataWidget(TaskWidget):
             f"Exported {counted(summary['synthetic_pairs'], 'pair')} ({summary['rejected']} "
             f"rejected by the contrast filter){background} to {folder.resolve()}{notes}"
         )
+
+
+TIPS = {  # tooltips of the form rows
+    "count": "Synthetic image + label pairs to render",
+    "seed": "Pair i depends only on (seed, i): the same seed gives the same pairs",
+    "contour": "Width of the contour class that separates touching particles, px (0: none)",
+    "n_background": "Real background patches (random, seeded) added with empty labels",
+}

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels
-from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton
+from qtpy.QtWidgets import QFileDialog, QPushButton
 
 from ..analysis.thickness import (
     METHODS,
@@ -22,7 +21,16 @@ from ..errors import DiffRenderGANError
 from ..io import write_csv
 from ..wording import counted
 from ._base import TaskWidget
-from ._layers import FigureView, PixelSizeBox, calibration, form, layer_picker, rendered
+from ._layers import (
+    FigureView,
+    PixelSizeBox,
+    calibration,
+    choice_box,
+    form,
+    layer_picker,
+    rendered,
+    text_label,
+)
 
 
 def layer_mask(layer) -> np.ndarray:
@@ -71,13 +79,7 @@ class ThicknessAnalysisWidget(TaskWidget):
             keep=lambda layer: " thickness (" not in layer.name,
         )
         self.pixel_size = PixelSizeBox("for thickness in nm")
-        self.method = ComboBox(
-            choices=METHODS,
-            label="Method",
-            tooltip="exact: the definition (largest inscribed disk), computed fast; "
-            "localthickness: the package of that name, an approximation by iterated morphology, "
-            "slower and off at wire crossings and ends (docs/thickness.md)",
-        )
+        self.method = choice_box("Method", METHODS, TIPS["method"])
         self.run_button = QPushButton("Compute local thickness")
         self.run_button.setToolTip(
             "Local thickness: the diameter of the largest disk inside the mask covering each pixel"
@@ -87,8 +89,7 @@ class ThicknessAnalysisWidget(TaskWidget):
         self.export_button.setEnabled(False)
         self.while_busy(self.run_button, self.export_button)
         self.status.setText("Choose a Labels layer (segmentation or binary mask) or an Image.")
-        self.stats = QLabel()
-        self.stats.setWordWrap(True)
+        self.stats = text_label()
         self.plot = FigureView(Figure(figsize=(4, 2.8), dpi=100))
 
         layout = self.page_layout()
@@ -119,9 +120,8 @@ class ThicknessAnalysisWidget(TaskWidget):
             labels = [lay for lay in self.layer_box.choices if isinstance(lay, Labels)]
             if labels:
                 self.layer_box.value = labels[0]
-        elif event.type == "inserted" and isinstance(event.value, Labels):
-            if event.value in self.layer_box.choices:
-                self.layer_box.value = event.value
+        elif isinstance(event.value, Labels) and event.value in self.layer_box.choices:
+            self.layer_box.value = event.value  # just added (a removed layer is no choice)
         self.pixel_size.follow(self.layer_box.value)
 
     def run(self) -> None:
@@ -238,3 +238,12 @@ class ThicknessAnalysisWidget(TaskWidget):
             return "", ""
         self.status.setText(f"Exported {path.name} and {distribution.name}.")
         return str(path), str(distribution)
+
+
+TIPS = {  # tooltips of the form rows
+    "method": (
+        "exact: the definition (largest inscribed disk), computed fast; localthickness: the "
+        "package of that name, an approximation by iterated morphology, slower and off at "
+        "wire crossings and ends (docs/thickness.md)"
+    ),
+}
