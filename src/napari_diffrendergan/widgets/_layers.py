@@ -280,16 +280,18 @@ def qt(control):
 def form(*rows, layout=None):
     """A form (``layout``, else a new QFormLayout) of ``rows``: a magicgui widget with its label
     on the left (a widget without a label, e.g. a check box, spans the row), a ``(label,
-    control)`` pair, or a Qt widget or layout that spans the row."""
+    control)`` pair (label "": the control under the others), or a Qt widget or layout that
+    spans the row."""
     from qtpy.QtWidgets import QFormLayout
 
     layout = QFormLayout() if layout is None else layout
     for row in rows:
-        label, control = row if isinstance(row, tuple) else (getattr(row, "label", ""), row)
-        if label:
-            layout.addRow(label, qt(control))
+        if isinstance(row, tuple):
+            layout.addRow(row[0], qt(row[1]))
+        elif getattr(row, "label", ""):
+            layout.addRow(row.label, qt(row))
         else:
-            layout.addRow(qt(control))
+            layout.addRow(qt(row))
     return layout
 
 
