@@ -1,5 +1,7 @@
 """Helpers shared by the dock widgets: pixel size and rectangles from napari layers, layer
-look-up, figures shown as images, and the small Qt rows the widgets build their forms from."""
+look-up and magicgui layer pickers, figures shown as images, and the rows (magicgui widgets
+with label and tooltip, or Qt where magicgui does not fit) the widgets build their forms
+from."""
 
 from __future__ import annotations
 

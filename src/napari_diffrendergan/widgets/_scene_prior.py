@@ -159,34 +159,9 @@ class ScenePriorWidget(TaskWidget):
         self.kind = choice_box(
             "Size distribution", [(text, kind) for kind, text in KINDS.items()], TIPS["kind"]
         )
-        self.median = _float_box(
-            0.1,
-            1e5,
-            1,
-            1.0,
-            "Median diameter",
-            "Typical particle diameter (equivalent circular diameter; wires: width): a "
-            "lognormal's median (the geometric mean of the measured diameters), the mean of "
-            "two modes (both scaled to it)",
-            " nm",
-        )
-        self.sigma = _float_box(
-            0.01,
-            3.0,
-            3,
-            0.01,
-            "Spread (σ of log)",
-            "Spread of a lognormal: the standard deviation of log(diameter)",
-        )
-        self.density = _float_box(
-            1e-4,
-            1e6,
-            4,
-            1.0,
-            "Density",
-            "Particles per µm² of image, hidden ones included: sets the number of meshes",
-            " /µm²",
-        )
+        self.median = _float_box("Median diameter", 0.1, 1e5, 1, 1.0, TIPS["median"], " nm")
+        self.sigma = _float_box("Spread (σ of log)", 0.01, 3.0, 3, 0.01, TIPS["sigma"])
+        self.density = _float_box("Density", 1e-4, 1e6, 4, 1.0, TIPS["density"], " /µm²")
         self.polarity = choice_box("Polarity", list(POLARITIES), TIPS["polarity"])
         self.family = choice_box("Shape family", list(FAMILIES), TIPS["family"])
         for box in (self.median, self.sigma, self.density, self.polarity, self.family):
@@ -502,7 +477,7 @@ class ScenePriorWidget(TaskWidget):
 
 
 def _float_box(
-    low: float, high: float, decimals: int, step: float, label: str, tooltip: str, suffix: str = ""
+    label: str, low: float, high: float, decimals: int, step: float, tooltip: str, suffix: str = ""
 ) -> FloatSpinBox:
     box = FloatSpinBox(min=low, max=high, step=step, label=label, tooltip=tooltip)
     box.native.setDecimals(decimals)
@@ -731,6 +706,13 @@ TIPS = {  # tooltips of the form rows
         "The size distribution: the fit the BIC chose, or the other one (two modes only where"
         " at least 10 particles were measured)"
     ),
+    "median": (
+        "Typical particle diameter (equivalent circular diameter; wires: width): a lognormal's "
+        "median (the geometric mean of the measured diameters), the mean of two modes (both "
+        "scaled to it)"
+    ),
+    "sigma": "Spread of a lognormal: the standard deviation of log(diameter)",
+    "density": "Particles per µm² of image, hidden ones included: sets the number of meshes",
     "polarity": "Particles brighter or darker than the background",
     "family": (
         "Mesh library: pebbles, spheres, cubes (elongated grains) or wires; with Based on "
