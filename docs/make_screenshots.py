@@ -60,9 +60,9 @@ def train_tiny_run(viewer, epochs: int = 3):
     patches.run_synchronously = True
     patches.draw_button.click()
     viewer.layers["regions"].add_rectangles([[[0, 0], [256, 384]]])
-    patches.size.setValue(64)
-    patches.stride.setValue(64)
-    patches.role.setCurrentText("particle")  # 64 px hold too few whole particles for "auto"
+    patches.size.value = 64
+    patches.stride.value = 64
+    patches.role.value = "particle"  # 64 px hold too few whole particles for "auto"
     patches.cut_button.click()
     work = Path(tempfile.mkdtemp(prefix="diffrendergan-screenshot-"))
     patches.folder.setText(str(work / "patches"))
@@ -71,10 +71,10 @@ def train_tiny_run(viewer, epochs: int = 3):
     stack = next(lay for lay in viewer.layers if lay.name.endswith(" patches"))
     dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "GAN training")
     widget.run_synchronously = True
-    widget.patch_layer_box.setCurrentText(stack.name)
-    widget.device.setCurrentText("cpu")
-    widget.spp.setValue(4)
-    widget.epochs.setValue(epochs)
+    widget.patch_layer_box.value = stack
+    widget.device.value = "cpu"
+    widget.spp.value = 4
+    widget.epochs.value = epochs
     widget.iterations.setValue(3)
     widget.fid_images.setValue(8)
     widget.run_path.setText(str(work / "run"))
@@ -99,10 +99,10 @@ def synthetic_screenshot(viewer, run):
     viewer.layers.clear()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Synthetic data")
     widget.run_synchronously = True
-    widget.device.setCurrentText("cpu")
+    widget.device.value = "cpu"
     widget.run_path.setText(str(run))
     widget.show_run()
-    widget.count.setValue(4)
+    widget.count.value = 4
     widget.generate_button.click()
     QApplication.processEvents()  # let the canvas take its size before fitting the view
     viewer.dims.set_current_step(0, 0)
@@ -124,7 +124,7 @@ def segmentation_screenshot(viewer, model) -> None:
         widget.run_synchronously = True
         widget.model_path.setText(model)
         widget.load_model()
-        widget.image_box.setCurrentText(viewer.layers[0].name)
+        widget.image_box.value = viewer.layers[0]
         widget.segment_button.click()
         widget.layer_a.value = manual
         widget.layer_b.value = viewer.layers[f"{viewer.layers[0].name} particles"]

@@ -20,8 +20,8 @@ def _tiny_patch_set(folder):
 def _gan_widget(viewer):
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "GAN training")
     widget.run_synchronously = True
-    widget.device.setCurrentText("cpu")
-    widget.spp.setValue(4)
+    widget.device.value = "cpu"
+    widget.spp.value = 4
     widget.iterations.setValue(3)
     # keep FID and histograms cheap
     widget.fid_images.setValue(4)
@@ -35,7 +35,7 @@ def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_
     viewer = make_napari_viewer()
     widget = _gan_widget(viewer)
     widget.patches_path.setText(str(patch_set))
-    widget.epochs.setValue(2)
+    widget.epochs.value = 2
     run = tmp_path / "run"
     widget.run_path.setText(str(run))
     widget.start_button.click()
@@ -68,7 +68,7 @@ def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_
     widget.start_button.click()  # the folder already holds a run
     assert "already holds a run" in widget.status.text()
 
-    widget.epochs.setValue(5)
+    widget.epochs.value = 5
     widget.patience.setValue(1)  # the FID gets worse: stops after one epoch
     monkeypatch.setattr(training._FID, "__call__", lambda self, images, monitor: 999.0)
     widget.resume_button.click()
@@ -97,7 +97,7 @@ def test_gan_widget_cancel_stops_between_iterations(make_napari_viewer, tmp_path
 
     widget._on_event = cancel_at_first_iteration
     widget.start_button.click()
-    assert widget.bar.value() == 1 and widget.bar.maximum() == widget.epochs.value() * 3
+    assert widget.bar.value() == 1 and widget.bar.maximum() == widget.epochs.value * 3
     assert "Cancelled: 0 finished epoch(s) kept" in widget.status.text()
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert checkpoints == ["epoch_000.pt"]  # the untrained generator only: epoch 1 not kept
@@ -112,12 +112,12 @@ def test_gan_widget_takes_saved_patch_layer(make_napari_viewer, tmp_path):
     viewer.add_image(image, name="blobs", scale=(5, 5), metadata={"pixel_size_nm": 5.0})
     _, patches = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
     patches.run_synchronously = True
-    patches.size.setValue(64)
-    patches.stride.setValue(64)
-    patches.role.setCurrentText("particle")
+    patches.size.value = 64
+    patches.stride.value = 64
+    patches.role.value = "particle"
     patches.cut_button.click()
     widget = _gan_widget(viewer)
-    widget.patch_layer_box.setCurrentText("blobs patches")
+    widget.patch_layer_box.value = viewer.layers["blobs patches"]
     widget.run_path.setText(str(tmp_path / "run"))
     widget.start_button.click()  # not saved yet
     assert "not saved yet" in widget.status.text()
@@ -125,7 +125,7 @@ def test_gan_widget_takes_saved_patch_layer(make_napari_viewer, tmp_path):
     patches.folder.setText(str(tmp_path / "set"))
     patches.save_button.click()
     assert viewer.layers["blobs patches"].metadata["patch_set"] == str(tmp_path / "set")
-    widget.patch_layer_box.setCurrentText("blobs patches")
+    widget.patch_layer_box.value = viewer.layers["blobs patches"]
     assert widget._patch_folder() == str(tmp_path / "set")
     assert widget.patches_path.text() == str(tmp_path / "set")
 
@@ -174,7 +174,7 @@ def test_gan_widget_shows_setup_stages_and_time_left_and_resumes_without_setup(
     assert "no epochs yet" in widget.figure.axes[0].texts[0].get_text()
     widget.patches_path.setText(str(patch_set))
     widget.run_path.setText(str(tmp_path / "run"))
-    widget.epochs.setValue(1)
+    widget.epochs.value = 1
     shown = []  # the bar and the status line after every progress report
 
     def look(*report):
@@ -203,7 +203,7 @@ def test_gan_widget_shows_setup_stages_and_time_left_and_resumes_without_setup(
     assert "noise [of full scale]: σ of the detector's Gaussian noise" in widget.plot.toolTip()
 
     # Cancel in the next epoch, then Resume: the set-up of the first training is reused
-    widget.epochs.setValue(2)
+    widget.epochs.value = 2
     shown.clear()
     widget.resume_button.click()
     qtbot.waitUntil(lambda: "epoch 2/2, iteration" in widget.status.text(), timeout=120_000)

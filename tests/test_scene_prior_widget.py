@@ -117,9 +117,9 @@ def test_calibrates_open_scans_of_known_polarity(make_napari_viewer, qtbot, trut
     assert f"{polarity} particles (3 of 3 scans agree)" in text
     assert cal.size_fit_reason(report["size_fit"]) in text and "per µm²" in text
     values = cal.preset_values(report)
-    assert widget.median.value() == pytest.approx(values["median_nm"], abs=0.05)
-    assert widget.density.value() == pytest.approx(values["density_per_um2"], abs=1e-4)
-    assert widget.polarity.currentText() == polarity and widget.edits() == {}
+    assert widget.median.value == pytest.approx(values["median_nm"], abs=0.05)
+    assert widget.density.value == pytest.approx(values["density_per_um2"], abs=1e-4)
+    assert widget.polarity.value == polarity and widget.edits() == {}
     assert widget.config.physical.polarity == polarity
     assert widget.histogram.figure.axes[0].get_lines(), "the fitted curve is drawn"
 
@@ -180,9 +180,9 @@ def test_edited_values_reach_the_saved_preset_and_gan_training(
     widget.scans_box.value = layers
     _calibrate(widget, qtbot)
     measured = cal.preset_values(widget.report)
-    widget.median.setValue(round(1.5 * measured["median_nm"], 1))
-    widget.density.setValue(2 * round(measured["density_per_um2"], 2))
-    widget.family.setCurrentText("spheres")
+    widget.median.value = round(1.5 * measured["median_nm"], 1)
+    widget.density.value = 2 * round(measured["density_per_um2"], 2)
+    widget.family.value = "spheres"
     qtbot.waitUntil(lambda: "Edited by hand" in widget.config.description, timeout=5_000)
     assert set(widget.edits()) == {"median_nm", "density_per_um2", "family"}
 
@@ -199,12 +199,12 @@ def test_edited_values_reach_the_saved_preset_and_gan_training(
 
     widget.use_in_gan_training()
     _, gan = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "GAN training")
-    assert gan.preset_box.currentText() == "mine (scene prior)"
-    assert gan._config().physical == physical and not gan.mesh_count.isEnabled()
+    assert gan.preset_box.value == "mine (scene prior)"
+    assert gan._config().physical == physical and not gan.mesh_count.enabled
     assert gan.add_preset(path, "from file") == "from file"  # a preset JSON by its path
     assert gan._config().to_dict() == loaded.to_dict()
 
-    widget.polarity.setCurrentText("bright")  # the preview renders the preset as edited
+    widget.polarity.value = "bright"  # the preview renders the preset as edited
     qtbot.waitUntil(lambda: widget.config.physical.polarity == "bright", timeout=5_000)
     assert "polarity" in widget.status.text() and "Render preview" in widget.status.text()
     widget.previews = []

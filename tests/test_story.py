@@ -56,8 +56,8 @@ def test_a_raw_tiff_goes_from_patches_to_sizes(make_napari_viewer, qtbot, tmp_pa
     patches = _dock(viewer, "Patch selection")
     assert abs(patches.pixel_size.nm() - PIXEL_NM) < 1e-6 and patches.data_bar.isChecked()
     bar_rows = rows - patches.data_bar.bar.kept_rows(rows)[1]
-    patches.size.setValue(64)
-    patches.stride.setValue(32)
+    patches.size.value = 64
+    patches.stride.value = 32
     _finish(qtbot, patches, patches.cut_button, lambda t: "patches (" in t)
     patches.folder.setText(str(tmp_path / "patches"))
     _finish(qtbot, patches, patches.save_button, lambda t: "Saved" in t)
@@ -66,22 +66,21 @@ def test_a_raw_tiff_goes_from_patches_to_sizes(make_napari_viewer, qtbot, tmp_pa
     assert all(p["y"] + p["size"] <= rows - bar_rows for p in saved["patches"])
 
     gan = _dock(viewer, "GAN training")
-    gan.device.setCurrentText("cpu")
+    gan.device.value = "cpu"
     gan.patches_path.setText(str(tmp_path / "patches"))
     gan.run_path.setText(str(tmp_path / "run"))
-    for box, value in ((gan.spp, 4), (gan.epochs, 1), (gan.iterations, 3), (gan.fid_images, 4)):
-        box.setValue(value)
-    gan.fid_constellations.setValue(2)
-    gan.pool.setValue(2)
+    gan.spp.value, gan.epochs.value = 4, 1
+    gan.iterations.setValue(3)
+    gan.fid_images.setValue(4)
     _finish(qtbot, gan, gan.start_button, lambda t: "Failed" not in t and "failed" not in t)
     run = json.loads((tmp_path / "run" / "training.json").read_text())
     assert json.dumps(run).count(str(PIXEL_NM)[:5]) >= 1  # the run knows the file's pixel size
 
     synthetic = _dock(viewer, "Synthetic data")
-    synthetic.device.setCurrentText("cpu")
+    synthetic.device.value = "cpu"
     synthetic.run_path.setText(str(tmp_path / "run"))
     synthetic.run_path.editingFinished.emit()
-    synthetic.count.setValue(6)
+    synthetic.count.value = 6
     _finish(qtbot, synthetic, synthetic.generate_button, lambda t: "failed" not in t.lower())
     synthetic.dataset_path.setText(str(tmp_path / "Dataset101_Synthetic"))
     synthetic.background_path.setText(str(tmp_path / "patches"))
@@ -92,10 +91,10 @@ def test_a_raw_tiff_goes_from_patches_to_sizes(make_napari_viewer, qtbot, tmp_pa
     segmentation = _dock(viewer, "Segmentation")
     segmentation.dataset_path.setText(str(tmp_path / "Dataset101_Synthetic"))
     segmentation.model_path.setText(str(tmp_path / "model"))
-    segmentation.iterations.setValue(20)
-    segmentation.device.setCurrentText("cpu")
+    segmentation.iterations.value = 20
+    segmentation.device.value = "cpu"
     _finish(qtbot, segmentation, segmentation.train_button, lambda t: "Trained" in t, 600_000)
-    segmentation.image_box.setCurrentText(scan.name)
+    segmentation.image_box.value = viewer.layers[scan.name]
     assert abs(segmentation.pixel_size.nm() - PIXEL_NM) < 1e-6
     assert segmentation.data_bar.isChecked()
     _finish(qtbot, segmentation, segmentation.segment_button, lambda t: t.startswith("Added"))

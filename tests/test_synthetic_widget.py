@@ -22,7 +22,7 @@ INTEGRITY = (
 def _widget(viewer, run=None):
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Synthetic data")
     widget.run_synchronously = True
-    widget.device.setCurrentText("cpu")
+    widget.device.value = "cpu"
     if run is not None:
         widget.run_path.setText(str(run))
         widget.run_path.editingFinished.emit()
@@ -40,13 +40,13 @@ def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tm
         "1",
     ]
     # the contour width comes from the run's preset (tio2-sem: 2 px)
-    assert widget.contour.value() == 2 and "1 finished epoch" in widget.status.text()
+    assert widget.contour.value == 2 and "1 finished epoch" in widget.status.text()
     assert widget.dataset_path.text() == str(tiny_run.resolve().parent / "Dataset101_Synthetic")
     widget.export_button.click()
     assert "Generate pairs first" in widget.export_status.text()
 
-    widget.count.setValue(3)
-    widget.seed.setValue(4)
+    widget.count.value = 3
+    widget.seed.value = 4
     widget.generate_button.click()
     images = viewer.layers["synthetic images"]
     instances = viewer.layers["synthetic instances"]
@@ -75,7 +75,7 @@ def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tm
     widget.export_button.click()
     assert "no patches.json" in widget.export_status.text() and not dataset.exists()
     widget.background_path.setText(str(tiny_run.parent / "patches"))
-    widget.n_background.setValue(2)
+    widget.n_background.value = 2
     widget.export_button.click()
     text = widget.export_status.text()
     assert "Exported 3 pairs" in text and "2 of 2 background patches" in text
@@ -117,7 +117,7 @@ def test_generates_layers_and_exports_a_dataset(make_napari_viewer, tiny_run, tm
     widget.generate_button.click()
     assert len(viewer.layers) == 4  # the scan and the three synthetic layers
     np.testing.assert_allclose(viewer.layers["synthetic images"].data, first, rtol=0, atol=1e-6)
-    widget.seed.setValue(5)
+    widget.seed.value = 5
     widget.generate_button.click()
     assert not np.allclose(viewer.layers["synthetic images"].data, first)
 
@@ -137,7 +137,7 @@ def test_explains_missing_and_bad_runs(make_napari_viewer, tiny_run, tmp_path):
     widget.run_path.setText(str(tiny_run))
     assert widget.show_run()
     assert "Warning: images this small" in widget.status.text()  # 64-px patches
-    widget.count.setValue(2)
+    widget.count.value = 2
     shown = widget._on_pair
 
     def cancel_after_first_pair(item):
@@ -174,7 +174,7 @@ def test_generates_in_a_thread_worker(make_napari_viewer, qtbot, tiny_run, tmp_p
     viewer = make_napari_viewer()
     widget = _widget(viewer, tiny_run)
     widget.run_synchronously = False
-    widget.count.setValue(2)
+    widget.count.value = 2
     widget.generate_button.click()
     qtbot.waitUntil(lambda: "synthetic masks" in viewer.layers, timeout=120_000)
     assert "2 pairs" in widget.status.text() and widget.generate_button.isEnabled()

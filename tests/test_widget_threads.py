@@ -52,8 +52,8 @@ def test_patch_selection_cancel(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.add_image(blob_sample(0, (600, 600), 60)[0], name="scan")
     widget = _dock(viewer, "Patch selection")
-    widget.size.setValue(32)
-    widget.stride.setValue(2)  # tens of thousands of tiles: long enough to cancel
+    widget.size.value = 32
+    widget.stride.value = 2  # tens of thousands of tiles: long enough to cancel
     _cancel_at_first_report(widget)
     widget.cut_button.click()
     qtbot.waitUntil(lambda: _idle(widget, widget.cut_button), timeout=60_000)
@@ -66,14 +66,14 @@ def test_thickness_failure_and_cancel(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((40, 40), np.float32) + 1, name="flat")  # nothing above Otsu
     widget = _dock(viewer, "Thickness analysis")
-    widget.layer_box.setCurrentText("flat")
+    widget.layer_box.value = viewer.layers["flat"]
     widget.run_button.click()
     qtbot.waitUntil(lambda: _idle(widget, widget.run_button), timeout=30_000)
     assert "Cannot analyse flat" in widget.status.text()
     assert not any("thickness" in layer.name for layer in viewer.layers)
 
     viewer.add_labels(synthetic_wires((1500, 1500), [12, 20], seed=2).astype(np.uint8), name="w")
-    assert widget.layer_box.currentText() == "w"  # the new mask is chosen, not the image
+    assert widget.layer_box.current_choice == "w"  # the new mask is chosen, not the image
     _cancel_at_first_report(widget)
     widget.run_button.click()
     qtbot.waitUntil(lambda: _idle(widget, widget.run_button), timeout=60_000)
@@ -103,7 +103,7 @@ def test_segmentation_failure_and_cancel(
 
     widget.model_path.setText(str(tmp_path / "new model"))
     widget.dataset_path.setText(str(blob_dataset))
-    widget.iterations.setValue(50)
+    widget.iterations.value = 50
     _cancel_at_first_report(widget)
     widget.train_button.click()
     qtbot.waitUntil(
@@ -137,21 +137,21 @@ def test_compare_failure_and_success_in_the_worker(make_napari_viewer, qtbot):
 def test_synthetic_data_failure_and_cancel(make_napari_viewer, qtbot, tiny_run, tmp_path):
     viewer = make_napari_viewer()
     widget = _dock(viewer, "Synthetic data")
-    widget.device.setCurrentText("cpu")
+    widget.device.value = "cpu"
     dark = tmp_path / "dark run"
     shutil.copytree(tiny_run, dark)
     config = json.loads((dark / "config.json").read_text())
     config["contrast_threshold"] = 100.0  # no image can pass the contrast filter
     (dark / "config.json").write_text(json.dumps(config))
     widget.run_path.setText(str(dark))
-    widget.count.setValue(1)
+    widget.count.value = 1
     widget.generate_button.click()
     qtbot.waitUntil(lambda: _idle(widget, widget.generate_button), timeout=120_000)
     assert "Generation failed" in widget.status.text()
     assert "contrast filter" in widget.status.text() and len(viewer.layers) == 0
 
     widget.run_path.setText(str(tiny_run))
-    widget.count.setValue(50)
+    widget.count.value = 50
     _cancel_at_first_report(widget)
     widget.generate_button.click()
     qtbot.waitUntil(lambda: _idle(widget, widget.generate_button), timeout=120_000)

@@ -33,11 +33,42 @@ def test_gan_widget_reports_compute_backend(make_napari_viewer):
 
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "GAN training")
-    widget.device.setCurrentText("cpu")
+    widget.device.value = "cpu"
     assert "llvm_ad_mono" in widget.backend_label.text()
     if not cuda_available():
-        widget.device.setCurrentText("cuda")
+        widget.device.value = "cuda"
         assert "Unavailable" in widget.backend_label.text()
+
+
+def test_layer_pickers_follow_the_layer_list(make_napari_viewer):
+    """Every picker reads the layer list again on add, rename and remove; a removed layer that
+    was chosen is not kept, and the pixel size follows the layer chosen instead."""
+    import numpy as np
+
+    viewer = make_napari_viewer()
+    first = viewer.add_image(np.zeros((20, 20)), name="first", metadata={"pixel_size_nm": 2.0})
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Segmentation")
+    assert widget.image_box.choices == (first,) and widget.region_box.choices == (None,)
+    second = viewer.add_image(np.zeros((20, 20)), name="second", metadata={"pixel_size_nm": 3.0})
+    regions = viewer.add_shapes(name="regions")
+    labels = viewer.add_labels(np.zeros((20, 20), np.uint8), name="labels")
+    assert widget.image_box.choices == (first, second)
+    assert widget.region_box.choices == (None, regions) and widget.layer_a.choices == (labels,)
+    widget.image_box.value, widget.region_box.value = second, regions
+    assert widget.pixel_size.nm() == 3.0
+
+    second.name = "renamed"
+    assert widget.image_box.current_choice == "renamed" and widget.image_box.value is second
+    assert "second" not in [widget.image_box.native.itemText(i) for i in range(2)]
+
+    viewer.layers.remove(second)
+    viewer.layers.remove(regions)
+    assert widget.image_box.choices == (first,) and widget.image_box.value is first
+    assert widget.region_box.value is None and widget.pixel_size.nm() == 2.0
+    viewer.layers.remove(labels)
+    assert widget.layer_a.choices == () and widget.layer_a.value is None
+    second.name = "gone"  # a removed layer no longer reaches the widget
+    assert widget.image_box.choices == (first,)
 
 
 def test_sample_data_opens_in_viewer(make_napari_viewer, tio2_dir):
@@ -63,7 +94,7 @@ def test_thickness_widget_makes_heatmap_plot_and_csv(make_napari_viewer, tmp_pat
     )
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Thickness analysis")
     widget.run_synchronously = True
-    assert widget.layer_box.currentText() == "wires"
+    assert widget.layer_box.current_choice == "wires"
     assert widget.pixel_size.value() == 10.0
     widget.run_button.click()
     heatmap = viewer.layers["wires thickness (nm)"]
@@ -81,7 +112,7 @@ def test_thickness_widget_makes_heatmap_plot_and_csv(make_napari_viewer, tmp_pat
     histogram = csv.DictReader(Path(distribution).read_text().splitlines())
     assert sum(int(r["skeleton_pixels"]) for r in histogram) > 0
     assert heatmap.metadata["summary"]["method"] == "exact"
-    widget.method.setCurrentText("localthickness")
+    widget.method.value = "localthickness"
     widget.run_button.click()
     assert heatmap.metadata["summary"]["method"] == "localthickness"
     assert 70 <= np.median(heatmap.data[mask > 0]) <= 150
@@ -98,7 +129,7 @@ def test_thickness_widget_thresholds_dark_wires_of_an_image(make_napari_viewer):
     viewer.add_image((0.8 - 0.5 * wires + noise).astype(np.float32), name="dark wires")
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Thickness analysis")
     widget.run_synchronously = True
-    widget.layer_box.setCurrentText("dark wires")
+    widget.layer_box.value = viewer.layers["dark wires"]
     widget.run_button.click()
     heatmap = viewer.layers["dark wires thickness (px)"].data
     assert ((heatmap > 0) == wires).mean() > 0.98  # the wires, not the background around them
@@ -117,7 +148,7 @@ def test_thickness_widget_explains_bad_input(make_napari_viewer):
     widget.run_button.click()
     assert widget.figure.axes and widget.export_button.isEnabled()
     viewer.add_labels(np.zeros((50, 50), np.uint8), name="empty")
-    widget.layer_box.setCurrentText("empty")
+    widget.layer_box.value = viewer.layers["empty"]
     widget.run_button.click()
     assert "empty" in widget.status.text()
     assert not any("empty thickness" in layer.name for layer in viewer.layers)
@@ -160,7 +191,7 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     widget.model_path.setText(str(tiny_model))
     assert widget.load_model() and "small" in widget.model_info.text()
     assert widget.pixel_size.value() == 5.0
-    widget.region_box.setCurrentText("region")
+    widget.region_box.value = viewer.layers["region"]
     widget.segment_button.click()
     particles, mask = (
         viewer.layers["scan in region particles"],
@@ -178,17 +209,17 @@ def test_segmentation_widget_segments_open_image(make_napari_viewer, tiny_model,
     from napari_diffrendergan.analysis.sizes import size_statistics
 
     assert particles.features["touches_border"].dtype == bool
-    expected = size_statistics([widget.result.table], 5.0, 98 * 124, widget.min_area.value())
+    expected = size_statistics([widget.result.table], 5.0, 98 * 124, widget.min_area.value)
     assert _d_value_cells(widget) == _d_value_texts(expected)
     assert widget.report["analysed_region"] == [0, 98, 0, 124]
     path = widget.export_csv(tmp_path / "particles.csv")
     assert len(Path(path).read_text().splitlines()) == particles.data.max() + 1
     # the experiment's rule by default: dips on, distance watershed (and its seed distance) off
-    assert widget.core_threshold.value() == CORE_THRESHOLD and not widget.split_distance.isEnabled()
-    assert widget.min_seed_area.value() == MIN_SEED_AREA and widget.min_seed_area.isEnabled()
-    widget.core_threshold.setValue(0)  # shown as "off": contour class alone
-    assert widget.core_threshold.text() == "off" and not widget.min_seed_area.isEnabled()
-    widget.region_box.setCurrentText("whole image")
+    assert widget.core_threshold.value == CORE_THRESHOLD and not widget.split_distance.enabled
+    assert widget.min_seed_area.value == MIN_SEED_AREA and widget.min_seed_area.enabled
+    widget.core_threshold.value = 0  # shown as "off": contour class alone
+    assert widget.core_threshold.native.text() == "off" and not widget.min_seed_area.enabled
+    widget.region_box.value = None  # "whole image"
     widget.segment_button.click()
     assert widget.status.text().startswith("Added"), widget.status.text()
     assert viewer.layers["scan particles"].data.max() > 0
@@ -283,7 +314,7 @@ def test_segmentation_sizes_leave_border_particles_out_unless_kept(make_napari_v
         "measured": 13,
     }
     assert _d_value_cells(widget) == _d_value_texts(
-        size_statistics([table], 4.0, 160 * 160, widget.min_area.value())
+        size_statistics([table], 4.0, 160 * 160, widget.min_area.value)
     )
     assert "13 particles measured (1 on the border left out" in widget.stats.text()
     assert "nm" in widget.d_table.horizontalHeaderItem(1).text()
@@ -291,11 +322,11 @@ def test_segmentation_sizes_leave_border_particles_out_unless_kept(make_napari_v
     assert "EU nanomaterial screen" in widget.screen.text()
     assert "border exclusion" in widget.screen.toolTip()
 
-    widget.keep_border.setChecked(True)  # measured again in the worker
+    widget.keep_border.value = True  # measured again in the worker
     kept = widget.report["statistics"]
     assert kept["count"]["measured"] == 14 and kept["border_particles_included"]
     assert _d_value_cells(widget) == _d_value_texts(
-        size_statistics([table], 4.0, 160 * 160, widget.min_area.value(), keep_border=True)
+        size_statistics([table], 4.0, 160 * 160, widget.min_area.value, keep_border=True)
     )
     assert "1 on the border kept" in widget.stats.text()
     assert len(widget.histogram.figure.axes[0].patches) > 0  # histogram bars
@@ -435,8 +466,8 @@ def test_patch_selection_widget_cuts_reviews_and_saves(make_napari_viewer, qtbot
     regions = viewer.layers["regions"]
     assert tuple(regions.scale) == (2, 2) and regions.mode == "add_rectangle"
     regions.add_rectangles(np.array([[[0, 0], [150, 600]]]))  # layer data = scan pixels
-    widget.size.setValue(128)
-    widget.stride.setValue(64)
+    widget.size.value = 128
+    widget.stride.value = 64
     widget.cut_button.click()  # in a thread worker
     qtbot.waitUntil(lambda: "scan patches" in viewer.layers, timeout=30_000)
     qtbot.waitUntil(lambda: widget.cut_button.isEnabled(), timeout=10_000)
@@ -475,9 +506,9 @@ def test_patch_selection_polarity_finds_dark_particles(make_napari_viewer, tmp_p
     viewer.add_image(1 - scan(), name="inverted")
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
     widget.run_synchronously = True
-    widget.size.setValue(128)
-    widget.stride.setValue(64)
-    assert widget.polarity.currentText() == "auto"
+    widget.size.value = 128
+    widget.stride.value = 64
+    assert widget.polarity.value == "auto"
     widget.cut_button.click()
     assert {p.role for p in widget.patches} == {"particle", "background"}
     assert "dark particles found" in widget.status.text()
@@ -485,7 +516,7 @@ def test_patch_selection_polarity_finds_dark_particles(make_napari_viewer, tmp_p
     widget.save_button.click()
     meta = json.loads((tmp_path / "set" / "patches.json").read_text())
     assert meta["polarity"] == "dark" and meta["settings"]["polarity"] == "auto"
-    widget.polarity.setCurrentText("bright")  # the bright background taken for particles
+    widget.polarity.value = "bright"  # the bright background taken for particles
     widget.cut_button.click()
     assert widget.patches == [] and "No patch qualified" in widget.status.text()
 
@@ -499,7 +530,7 @@ def test_patch_selection_explains_small_regions(make_napari_viewer, qtbot):
     viewer.add_image(scan(), name="scan")
     viewer.add_shapes([np.array([[0, 0], [50, 50]])], shape_type="rectangle", name="tiny")
     _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
-    widget.shapes_box.setCurrentText("tiny")
+    widget.shapes_box.value = viewer.layers["tiny"]
     widget.cut_button.click()  # fails in the thread worker: the message reaches the dock
     qtbot.waitUntil(
         lambda: "smaller than one 256×256 patch" in widget.status.text(), timeout=30_000
@@ -568,21 +599,21 @@ def test_typed_pixel_size_sticks_and_a_layer_file_offers_its_own(make_napari_vie
         widget.pixel_size.setValue(7.5)  # as the user types it
     viewer.add_labels(np.zeros((96, 128), np.uint8), name="plain particles")  # e.g. a result
     viewer.add_image(scan_pixels(), name="another")
-    segmentation.image_box.setCurrentText("another")  # another scan of unknown size
+    segmentation.image_box.value = viewer.layers["another"]  # another scan of unknown size
     for widget in (segmentation, thickness):
         assert widget.pixel_size.nm() == 7.5 and widget.pixel_size.origin.text() == "typed"
 
     write_zeiss(tmp_path / "zeiss.tif")
     (raw,) = viewer.open(str(tmp_path / "zeiss.tif"), plugin="napari")  # napari's own reader
     assert tuple(raw.scale) == (1.0, 1.0) and raw.source.path == str(tmp_path / "zeiss.tif")
-    segmentation.image_box.setCurrentText("zeiss")
+    segmentation.image_box.value = viewer.layers["zeiss"]
     assert segmentation.pixel_size.nm() == 7.344
     assert segmentation.pixel_size.origin.text() == (
         "7.344 nm (from the file's Zeiss metadata (CZ_SEM))"
     )
     # carried into the scan's scale: it and every result drawn over it measure in nm
     assert tuple(raw.scale) == (7.344, 7.344) and str(raw.units[-1]) == "nanometer"
-    segmentation.image_box.setCurrentText("plain")  # the file's size is not this scan's
+    segmentation.image_box.value = viewer.layers["plain"]  # the file's size is not this scan's
     assert segmentation.pixel_size.nm() is None
 
 
@@ -601,8 +632,8 @@ def test_patch_selection_pixel_size_data_bar_and_unknown_size_warning(
     assert "Zeiss metadata" in widget.pixel_size.origin.text()
     assert widget.data_bar.isChecked() and widget.data_bar.isEnabled()
     assert widget.data_bar.text() == "Leave out the data bar (30 rows at the bottom)"
-    widget.size.setValue(64)
-    widget.role.setCurrentText("background")
+    widget.size.value = 64
+    widget.role.value = "background"
     widget.cut_button.click()
     qtbot.waitUntil(lambda: "scan patches" in viewer.layers, timeout=30_000)
     qtbot.waitUntil(lambda: widget.cut_button.isEnabled(), timeout=10_000)
@@ -633,7 +664,7 @@ def test_segmentation_leaves_out_the_data_bar_it_finds(make_napari_viewer):
     assert not widget.data_bar.isEnabled() and widget.data_bar.text() == "No data bar found"
     assert widget.data_bar.regions([], (200, 256)) == []
     viewer.add_image(with_bar(scan_pixels((200, 256)), 0.08, "top", 255), name="bar")
-    widget.image_box.setCurrentText("bar")
+    widget.image_box.value = viewer.layers["bar"]
     assert widget.data_bar.isChecked() and "16 rows at the top" in widget.data_bar.text()
     assert widget.data_bar.regions([], (200, 256)) == [(16, 200, 0, 256)]
     assert widget.data_bar.regions([(0, 100, 5, 50)], (200, 256)) == [(16, 100, 5, 50)]

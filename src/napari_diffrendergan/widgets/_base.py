@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import Cancelled, DiffRenderGANError
 from ..progress import Monitor
+from ._layers import qt, refresh_choices, text_label
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +123,14 @@ class TaskWidget(QWidget):
         self.bar = QProgressBar()
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = text_label(selectable=True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the running step; what is finished is kept")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.progress_reported.connect(self._show_progress)
-        self._busy_controls: list[QWidget] = []
+        self._busy_controls: list = []
+        self.pickers: tuple = ()
 
     def page_layout(self) -> QVBoxLayout:
         """The dock's titled column, inside a :class:`VerticalScroll` that fills the dock."""
@@ -154,19 +154,36 @@ class TaskWidget(QWidget):
         column.addWidget(self.status)
         return panel
 
-    def follow_layers(self) -> None:
-        """Run ``_refresh_layers(event)`` now and whenever a layer is added or removed."""
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+    def follow_layers(self, *pickers) -> None:
+        """Keep the magicgui layer ``pickers`` (:func:`~._layers.layer_picker`) current: their
+        choices are read again whenever a layer is added, removed or renamed, then
+        ``_layers_changed(event)`` runs (also now, with ``event`` None)."""
+        self.pickers = pickers
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._layer_list_changed)
+        layers.events.removed.connect(self._layer_list_changed)
+        for layer in layers:
+            layer.events.name.connect(self._layer_list_changed)
+        self._layer_list_changed()
 
-    def _refresh_layers(self, event=None) -> None:
-        """Refill layer choices (widgets that offer layers override this)."""
+    def _layer_list_changed(self, event=None) -> None:
+        if event is not None and event.type in ("inserted", "removed"):
+            names = event.value.events.name
+            if event.type == "inserted":
+                names.connect(self._layer_list_changed)
+            else:
+                names.disconnect(self._layer_list_changed)
+        for picker in self.pickers:
+            refresh_choices(picker)
+        self._layers_changed(event)
+
+    def _layers_changed(self, event=None) -> None:
+        """After the pickers were refilled: follow their choices (widgets override this)."""
 
     # --- busy state ---------------------------------------------------------------------------
 
-    def while_busy(self, *controls: QWidget) -> None:
-        """Controls disabled while an operation runs."""
+    def while_busy(self, *controls) -> None:
+        """Controls (Qt or magicgui widgets) disabled while an operation runs."""
         self._busy_controls.extend(controls)
 
     @property
@@ -175,7 +192,7 @@ class TaskWidget(QWidget):
 
     def _set_busy(self, busy: bool) -> None:
         for control in self._busy_controls:
-            control.setEnabled(not busy)
+            qt(control).setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
 
     def cancel(self) -> None:

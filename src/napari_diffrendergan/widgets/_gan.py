@@ -6,11 +6,10 @@ import copy
 from pathlib import Path
 
 import numpy as np
+from magicgui.widgets import ComboBox
 from matplotlib.figure import Figure
 from napari.layers import Image
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -21,7 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..backend import DEVICES, BackendError, resolve_backend
+from ..backend import BackendError, resolve_backend
 from ..config import PRESETS, MaterialConfig, preset
 from ..errors import Cancelled, DiffRenderGANError
 from ..gan.networks import ParameterSpace, describe
@@ -32,12 +31,16 @@ from ._base import TaskWidget
 from ._layers import (
     FigureView,
     beside_layers,
+    device_box,
+    form,
+    int_box,
     layer_named,
+    layer_picker,
     path_row,
     pixel_calibration,
-    refill,
     rendered,
-    spin_box,
+    special_spin_box,
+    text_label,
 )
 
 PREVIEW = "GAN preview"
@@ -62,50 +65,38 @@ class GanTrainingWidget(TaskWidget):
         self._pixel_size: float | None = None
         defaults = TrainingSettings()
 
-        self.patch_layer_box = QComboBox()
+        self.patch_layer_box = layer_picker(
+            self.viewer,
+            Image,
+            "Patch layer",
+            "A patch stack saved by the Patch selection widget",
+            none_choice=NO_LAYER,
+            keep=lambda layer: "roles" in layer.metadata or "patch_set" in layer.metadata,
+        )
         self.patches_path = QLineEdit()
         self.patches_path.setPlaceholderText("patch set folder (patches.json)")
-        self.preset_box = QComboBox()
-        self.preset_box.addItems(list(PRESETS))
-        self.mesh_count = spin_box(1, 10_000, 1)
-        self.mesh_count.setToolTip(
-            "Particles in the preset's scene; scaled with the image area when the patches "
-            "are smaller or larger than the preset's image."
+        self.preset_box = ComboBox(choices=list(PRESETS), label="Preset", tooltip=PRESET_TIP)
+        self.mesh_count = int_box("Meshes", 1, 1, 10_000, TIPS["mesh_count"])
+        self.spp = int_box("Samples/pixel", 16, 1, 4096, TIPS["spp"])
+        self.epochs = int_box("Epochs", defaults.epochs, 1, MAX_EPOCHS, TIPS["epochs"])
+        self.iterations = special_spin_box(
+            0, MAX_ITERATIONS, 0, "auto (one per particle patch)", TIPS["iterations"]
         )
-        self.spp = spin_box(1, 4096, 16)
-        self.spp.setToolTip(
-            "Samples per pixel (square numbers suit the stratified sampler: 1, 4, 9, 16, …)"
+        self.seed = int_box("Seed", defaults.seed, 0, 2**31 - 1, TIPS["seed"])
+        self.device = device_box()
+        self.backend_label = text_label(selectable=True)
+        self.fid_images = special_spin_box(
+            0, 100_000, defaults.fid_images, "as many as real patches", TIPS["fid_images"]
         )
-        self.epochs = spin_box(1, MAX_EPOCHS, defaults.epochs)
-        self.iterations = spin_box(0, MAX_ITERATIONS, 0, "auto (one per particle patch)")
-        self.seed = spin_box(0, 2**31 - 1, defaults.seed)
-        self.device = QComboBox()
-        self.device.addItems(list(DEVICES))
-        self.backend_label = QLabel()
-        self.backend_label.setWordWrap(True)
-        self.backend_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.fid_images = spin_box(0, 100_000, defaults.fid_images, "as many as real patches")
-        self.patience = spin_box(0, MAX_EPOCHS, PATIENCE, "never")
+        self.patience = special_spin_box(0, MAX_EPOCHS, PATIENCE, "never", TIPS["patience"])
         self.run_path = QLineEdit()
         self.run_path.setPlaceholderText("run folder (new for Start, existing for Resume)")
 
         self.start_button = QPushButton("Start")
         self.resume_button = QPushButton("Resume")
         tips = {
-            self.patch_layer_box: "A patch stack saved by the Patch selection widget",
             self.patches_path: "A patch set folder (patches.json): its particle patches are "
             "the real images the GAN learns to imitate",
-            self.preset_box: PRESET_TIP,
-            self.epochs: "Epochs to train to; one epoch = one iteration per constellation",
-            self.iterations: "Iterations (constellations) per epoch; auto: one per real "
-            "particle patch, as in the paper",
-            self.seed: "Seed of the constellations, the networks and the noise: same seed, "
-            "same run",
-            self.device: "auto: the GPU when one is present, else the CPU",
-            self.fid_images: "Synthetic images in each epoch's FID set, one per "
-            "constellation (default: one per real patch, as the paper measures)",
-            self.patience: "Stop when the FID has not improved for this many epochs "
-            "(never: train all epochs)",
             self.run_path: "Where the run is written (config, Φ, checkpoints, FID, figures)",
             self.start_button: "Create the run folder from the fields and train it",
             self.resume_button: "Continue the run in the folder up to Epochs",
@@ -114,44 +105,38 @@ class GanTrainingWidget(TaskWidget):
             control.setToolTip(tip)
         self.while_busy(self.start_button, self.resume_button)
         self.status.setText("Choose a patch set, a preset and a new run folder, then Start.")
-        self.run_label = QLabel("No run yet.")
-        self.run_label.setWordWrap(True)
-        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_label = text_label("No run yet.", selectable=True)
 
         self.plot = FigureView(results_figure({"epochs": []}, None, None))
-        self.best_epoch = spin_box(0, 0, 0, "automatic")
-        self.best_epoch.setToolTip(
-            "The epoch whose generator makes synthetic data; automatic: the paper's rule "
-            "(broadest parameters among the 5 lowest FIDs)"
-        )
+        self.best_epoch = special_spin_box(0, 0, 0, "automatic", TIPS["best_epoch"])
         self.best_button = QPushButton("Use this epoch")
         self.best_button.setToolTip("Make the epoch above the run's best epoch")
         self.best_button.setEnabled(False)
         self.best_label = QLabel()
 
         setup = QWidget()
-        form = QFormLayout(setup)
-        form.addRow("Patch layer", self.patch_layer_box)
-        form.addRow("Patch set", path_row(self.patches_path, self, "Patch set folder"))
-        form.addRow("Preset", self.preset_box)
-        form.addRow("Meshes", self.mesh_count)
-        form.addRow("Samples/pixel", self.spp)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Patience", self.patience)
-        form.addRow("Iterations/epoch", self.iterations)
-        form.addRow("Seed", self.seed)
-        form.addRow("Device", self.device)
-        form.addRow("Backend", self.backend_label)
+        form(
+            self.patch_layer_box,
+            ("Patch set", path_row(self.patches_path, self, "Patch set folder")),
+            self.preset_box,
+            self.mesh_count,
+            self.spp,
+            self.epochs,
+            ("Patience", self.patience),
+            ("Iterations/epoch", self.iterations),
+            self.seed,
+            self.device,
+            ("Backend", self.backend_label),
+            layout=QFormLayout(setup),
+        )
         advanced = QWidget()
-        advanced_form = QFormLayout(advanced)
         note = QLabel(
             "Every constellation is traced once; with the presets' BSDFs (polynomial in the "
             "learned values) each render is then exact and nearly free. The FID after every "
             "epoch uses one image per constellation."
         )
         note.setWordWrap(True)
-        advanced_form.addRow(note)
-        advanced_form.addRow("FID images", self.fid_images)
+        form(note, ("FID images", self.fid_images), layout=QFormLayout(advanced))
         results = QWidget()
         results_layout = QVBoxLayout(results)
         results_layout.addWidget(self.plot)
@@ -168,9 +153,7 @@ class GanTrainingWidget(TaskWidget):
 
         layout = self.page_layout()
         layout.addWidget(self.tabs)
-        run_row = QFormLayout()
-        run_row.addRow("Run folder", path_row(self.run_path, self, "Run folder"))
-        layout.addLayout(run_row)
+        layout.addLayout(form(("Run folder", path_row(self.run_path, self, "Run folder"))))
         buttons = QHBoxLayout()
         for button in (self.start_button, self.resume_button):
             buttons.addWidget(button)
@@ -183,32 +166,22 @@ class GanTrainingWidget(TaskWidget):
         self.resume_button.clicked.connect(self.resume)
         self.best_button.clicked.connect(self.use_best_epoch)
         self.run_path.editingFinished.connect(self.show_run)
-        self.preset_box.currentTextChanged.connect(self._preset_chosen)
-        self.patch_layer_box.currentTextChanged.connect(self._patch_layer_chosen)
-        self.device.currentTextChanged.connect(self._show_backend)
-        self._preset_chosen(self.preset_box.currentText())
-        self._show_backend(self.device.currentText())
-        self.follow_layers()
+        self.preset_box.changed.connect(self._preset_chosen)
+        self.patch_layer_box.changed.connect(self._patch_layer_chosen)
+        self.device.changed.connect(self._show_backend)
+        self._preset_chosen(self.preset_box.value)
+        self._show_backend(self.device.value)
+        self.follow_layers(self.patch_layer_box)
 
     # --- inputs -------------------------------------------------------------------------------
 
-    def _refresh_layers(self, event=None) -> None:
-        """Patch stacks from the Patch selection widget (3D images with patch roles)."""
-        names = [
-            lay.name
-            for lay in self.viewer.layers
-            if isinstance(lay, Image) and ("roles" in lay.metadata or "patch_set" in lay.metadata)
-        ]
-        refill(self.patch_layer_box, [NO_LAYER] + names)
-
-    def _patch_layer_chosen(self, name: str) -> None:
-        layer = layer_named(self.viewer, name, Image)
+    def _patch_layer_chosen(self, layer) -> None:
         if layer is not None and layer.metadata.get("patch_set"):
             self.patches_path.setText(str(layer.metadata["patch_set"]))
 
     def _patch_folder(self) -> str | None:
         """The patch set to train on: the chosen layer's saved folder, else the folder field."""
-        layer = layer_named(self.viewer, self.patch_layer_box.currentText(), Image)
+        layer = self.patch_layer_box.value
         if layer is not None:
             folder = layer.metadata.get("patch_set")
             if not folder:
@@ -230,9 +203,8 @@ class GanTrainingWidget(TaskWidget):
         config = config if isinstance(config, MaterialConfig) else MaterialConfig.load(config)
         label = label or config.name
         self.custom_presets[label] = config
-        if self.preset_box.findText(label) < 0:
-            self.preset_box.addItem(label)
-        self.preset_box.setCurrentText(label)
+        self.preset_box.choices = [*PRESETS, *self.custom_presets]
+        self.preset_box.value = label
         self._preset_chosen(label)
         return label
 
@@ -243,11 +215,11 @@ class GanTrainingWidget(TaskWidget):
 
     def _preset_chosen(self, name: str) -> None:
         config = self._preset(name)
-        self.mesh_count.setValue(config.meshes.count)
-        self.mesh_count.setEnabled(config.physical is None)  # else derived from the density
-        self.spp.setValue(config.scene.spp)
+        self.mesh_count.value = config.meshes.count
+        self.mesh_count.enabled = config.physical is None  # else derived from the density
+        self.spp.value = config.scene.spp
         learned = "\n".join(describe(n) for n in ParameterSpace.from_config(config).names)
-        self.preset_box.setToolTip(f"{PRESET_TIP}\n\nThe generator learns:\n{learned}")
+        self.preset_box.tooltip = f"{PRESET_TIP}\n\nThe generator learns:\n{learned}"
 
     def _show_backend(self, device: str) -> None:
         try:
@@ -256,18 +228,18 @@ class GanTrainingWidget(TaskWidget):
             self.backend_label.setText(f"Unavailable: {err}")
 
     def _config(self) -> MaterialConfig:
-        config = self._preset(self.preset_box.currentText())
-        config.meshes.count = self.mesh_count.value()
-        config.scene.spp = self.spp.value()
+        config = self._preset(self.preset_box.value)
+        config.meshes.count = self.mesh_count.value
+        config.scene.spp = self.spp.value
         return config.validate()
 
     def _settings(self) -> TrainingSettings:
         return TrainingSettings(
-            epochs=self.epochs.value(),
+            epochs=self.epochs.value,
             iterations_per_epoch=self.iterations.value(),
-            seed=self.seed.value(),
+            seed=self.seed.value,
             fid_images=self.fid_images.value(),
-            device=self.device.currentText(),
+            device=self.device.value,
         )
 
     # --- training -----------------------------------------------------------------------------
@@ -294,13 +266,13 @@ class GanTrainingWidget(TaskWidget):
             self.status.setText(f"Cannot resume: “{run}” holds no run (no training.json).")
             return
         done = GanRun(run).finished_epochs()
-        if done and done[-1] >= self.epochs.value():
+        if done and done[-1] >= self.epochs.value:
             self.status.setText(
                 f"Nothing to resume: the run has {done[-1]} epoch(s); raise Epochs above "
                 f"{done[-1]} to train more."
             )
             return
-        self._launch(run, None, self.epochs.value())
+        self._launch(run, None, self.epochs.value)
 
     @property
     def figure(self) -> Figure:
@@ -476,3 +448,28 @@ def results_figure(
         ]
         plot_histograms(axes, samples, names, (space.low, space.high))
     return figure
+
+
+TIPS = {  # tooltips of the form rows
+    "iterations": (
+        "Iterations (constellations) per epoch; auto: one per real particle patch, as in the paper"
+    ),
+    "fid_images": (
+        "Synthetic images in each epoch's FID set, one per constellation (default: one per "
+        "real patch, as the paper measures)"
+    ),
+    "patience": (
+        "Stop when the FID has not improved for this many epochs (never: train all epochs)"
+    ),
+    "best_epoch": (
+        "The epoch whose generator makes synthetic data; automatic: the paper's rule "
+        "(broadest parameters among the 5 lowest FIDs)"
+    ),
+    "mesh_count": (
+        "Particles in the preset's scene; scaled with the image area when the patches are "
+        "smaller or larger than the preset's image."
+    ),
+    "spp": "Samples per pixel (square numbers suit the stratified sampler: 1, 4, 9, 16, …)",
+    "epochs": "Epochs to train to; one epoch = one iteration per constellation",
+    "seed": "Seed of the constellations, the networks and the noise: same seed, same run",
+}

@@ -1,5 +1,7 @@
 """Helpers shared by the dock widgets: pixel size and rectangles from napari layers, layer
-look-up, figures shown as images, and the small Qt rows the widgets build their forms from."""
+look-up and magicgui layer pickers, figures shown as images, and the rows (magicgui widgets
+with label and tooltip, or Qt where magicgui does not fit) the widgets build their forms
+from."""
 
 from __future__ import annotations
 
@@ -76,6 +78,16 @@ def carry_pixel_size(layer, size: float) -> None:
         viewer.reset_view()
 
 
+def text_label(text: str = "", tooltip: str = "", selectable: bool = False) -> QLabel:
+    """A word-wrapped text line of a dock (``selectable``: its text can be copied)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setToolTip(tooltip)
+    if selectable:
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
 class PixelSizeBox(QDoubleSpinBox):
     """nm per pixel, offered from the chosen layer (:meth:`follow`) with where it came from
     in :attr:`origin`. A value the user typed sticks: only a layer with a known pixel size,
@@ -88,8 +100,7 @@ class PixelSizeBox(QDoubleSpinBox):
         self.setSpecialValueText("unknown (pixels)")
         self.setSuffix(" nm")
         self.setToolTip(f"nm per pixel, {purpose} (offered from the layer or its file)")
-        self.origin = QLabel()
-        self.origin.setWordWrap(True)
+        self.origin = text_label()
         self.typed = False
         self._layer = None
         self._offering = False
@@ -232,26 +243,91 @@ def layer_named(viewer, name: str, kind):
     return next((lay for lay in viewer.layers if lay.name == name and isinstance(lay, kind)), None)
 
 
-def refill(box, names: list[str]) -> None:
-    """Replace a combo box's items, keeping the current choice when it is still there."""
-    current = box.currentText()
-    box.blockSignals(True)
-    box.clear()
-    box.addItems(names)
-    box.blockSignals(False)
-    if current in names:
-        box.setCurrentText(current)
+def layer_picker(viewer, kind, label: str, tooltip: str, *, none_choice: str = "", keep=None):
+    """A magicgui ComboBox of the viewer's layers of ``kind`` (those ``keep(layer)`` accepts);
+    its value is the chosen layer, or None for ``none_choice`` (listed first when given).
+    :meth:`TaskWidget.follow_layers` keeps its choices current."""
+    from magicgui.widgets import ComboBox
+
+    def choices(_picker=None) -> list[tuple[str, object]]:
+        layers = [
+            lay for lay in viewer.layers if isinstance(lay, kind) and (keep is None or keep(lay))
+        ]
+        listed = [(lay.name, lay) for lay in layers]
+        return [(none_choice, None), *listed] if none_choice else listed
+
+    return ComboBox(choices=choices, label=label, tooltip=tooltip)
 
 
-def spin_box(low: int, high: int, value: int, special: str = ""):
-    """An integer spin box; ``special`` is shown instead of the lowest value."""
+def refresh_choices(picker) -> None:
+    """Read a layer picker's choices again, in the layer list's order, keeping what was chosen
+    (one layer, or several in a Select) where it is still there, also under a new name."""
+    chosen = picker.value
+    with picker.changed.blocked():
+        picker.native.clear()  # magicgui keeps old items' places and names otherwise
+        picker.reset_choices()
+    if isinstance(chosen, list):
+        picker.value = [layer for layer in chosen if layer in picker.choices]
+    elif chosen in picker.choices:
+        picker.value = chosen
+    else:
+        picker.changed.emit(picker.value)
+
+
+def qt(control):
+    """The Qt widget of a magicgui widget (``.native``); a Qt widget or layout as it is."""
+    return getattr(control, "native", control)
+
+
+def form(*rows, layout=None):
+    """A form (``layout``, else a new QFormLayout) of ``rows``: a magicgui widget with its label
+    on the left (a widget without a label, e.g. a check box, spans the row), a ``(label,
+    control)`` pair (label "": the control under the others), or a Qt widget or layout that
+    spans the row."""
+    from qtpy.QtWidgets import QFormLayout
+
+    layout = QFormLayout() if layout is None else layout
+    for row in rows:
+        if isinstance(row, tuple):
+            layout.addRow(row[0], qt(row[1]))
+        elif getattr(row, "label", ""):
+            layout.addRow(row.label, qt(row))
+        else:
+            layout.addRow(qt(row))
+    return layout
+
+
+def int_box(label: str, value: int, low: int, high: int, tooltip: str, **options):
+    """A magicgui integer spin box for a :func:`form` row: its label, range and tooltip."""
+    from magicgui.widgets import SpinBox
+
+    return SpinBox(value=value, min=low, max=high, label=label, tooltip=tooltip, **options)
+
+
+def choice_box(label: str, choices, tooltip: str, **options):
+    """A magicgui combo box of fixed ``choices`` for a :func:`form` row."""
+    from magicgui.widgets import ComboBox
+
+    return ComboBox(choices=choices, label=label, tooltip=tooltip, **options)
+
+
+def device_box():
+    """The Device choice of the docks that render or train."""
+    from ..backend import DEVICES
+
+    return choice_box("Device", list(DEVICES), "auto: the GPU when one is present, else the CPU")
+
+
+def special_spin_box(low: int, high: int, value: int, special: str, tooltip: str):
+    """A Qt integer spin box that shows ``special`` instead of its lowest value (magicgui's
+    SpinBox, superqt's QLargeIntSpinBox, cannot)."""
     from qtpy.QtWidgets import QSpinBox
 
     box = QSpinBox()
     box.setRange(low, high)
     box.setValue(value)
-    if special:
-        box.setSpecialValueText(special)
+    box.setSpecialValueText(special)
+    box.setToolTip(tooltip)
     return box
 
 

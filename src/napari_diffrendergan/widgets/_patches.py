@@ -6,16 +6,9 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from magicgui.widgets import CheckBox
 from napari.layers import Image, Shapes
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFormLayout,
-    QHBoxLayout,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-)
+from qtpy.QtWidgets import QHBoxLayout, QLineEdit, QPushButton
 
 from ..data.patches import POLARITIES, ROLES, Patch, PatchSet, cut_patches
 from ..wording import counted
@@ -25,15 +18,23 @@ from ._layers import (
     PixelSizeBox,
     beside_layers,
     calibration,
+    choice_box,
+    form,
+    int_box,
     layer_named,
+    layer_picker,
     path_row,
-    refill,
     regions_of,
 )
 
 ROLE_COLOURS = {"particle": "orange", "background": "cyan"}
 STACK_SUFFIX, OUTLINE_SUFFIX = " patches", " patch outlines"
 HIGHLIGHT_WIDTH = 6  # px: the outline of the patch on show
+
+
+def _not_own(layer) -> bool:
+    """Not the widget's own patch stack or outlines."""
+    return not layer.name.endswith((STACK_SUFFIX, OUTLINE_SUFFIX))
 
 
 class PatchSelectionWidget(TaskWidget):
@@ -48,35 +49,21 @@ class PatchSelectionWidget(TaskWidget):
         self.source: Image | None = None
         self.bar_left_out = None  # the data bar left out of the last cut
 
-        self.image_box = QComboBox()
-        self.image_box.setToolTip("The real scan to cut patches from")
-        self.shapes_box = QComboBox()
-        self.shapes_box.setToolTip(
-            "A Shapes layer whose rectangles mark where to cut; none: the whole scan"
+        self.image_box = layer_picker(
+            self.viewer, Image, "Scan", "The real scan to cut patches from", keep=_not_own
         )
-        self.role = QComboBox()
-        self.role.addItems(list(ROLES))
-        self.role.setCurrentText("auto")
-        self.role.setToolTip(
-            "auto: patches with ≥ 3 whole particles (Otsu threshold) train the GAN, empty ones "
-            "become background for nnU-Net, the rest are dropped; or force one role"
+        self.shapes_box = layer_picker(
+            self.viewer,
+            Shapes,
+            "Regions",
+            "A Shapes layer whose rectangles mark where to cut; none: the whole scan",
+            none_choice="none (whole scan)",
+            keep=_not_own,
         )
-        self.polarity = QComboBox()
-        self.polarity.addItems(list(POLARITIES))
-        self.polarity.setToolTip(
-            "Particles brighter (bright) or darker (dark) than the background; auto: found on "
-            "the scan"
-        )
-        self.size = QSpinBox()
-        self.size.setRange(16, 4096)
-        self.size.setValue(256)
-        self.size.setSuffix(" px")
-        self.size.setToolTip("Patch width and height, px (the paper: 256)")
-        self.stride = QSpinBox()
-        self.stride.setRange(1, 4096)
-        self.stride.setValue(128)
-        self.stride.setSuffix(" px")
-        self.stride.setToolTip("Step between neighbouring patches, px (smaller: more overlap)")
+        self.role = choice_box("Role", list(ROLES), TIPS["role"], value="auto")
+        self.polarity = choice_box("Polarity", list(POLARITIES), TIPS["polarity"])
+        self.size = int_box("Patch size (px)", 256, 16, 4096, TIPS["size"])
+        self.stride = int_box("Stride (px)", 128, 1, 4096, TIPS["stride"])
         self.pixel_size = PixelSizeBox("recorded with the patch set and the GAN runs on it")
         self.data_bar = DataBarBox()
         self.draw_button = QPushButton("New region layer")
@@ -89,9 +76,9 @@ class PatchSelectionWidget(TaskWidget):
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("patch set folder")
         self.folder.setToolTip("Where to save the patch set (patches.json + one TIFF per patch)")
-        self.append = QCheckBox("Append to a patch set already there")
-        self.append.setToolTip(
-            "Off: refuse a folder that holds a patch set; on: add these patches to it"
+        self.append = CheckBox(
+            text="Append to a patch set already there",
+            tooltip="Off: refuse a folder that holds a patch set; on: add these patches to it",
         )
         self.save_button = QPushButton("Save patch set")
         self.save_button.setToolTip("Write the reviewed patches as a patch set")
@@ -102,25 +89,26 @@ class PatchSelectionWidget(TaskWidget):
             "areas, then cut patches."
         )
 
-        form = QFormLayout()
-        form.addRow("Scan", self.image_box)
         regions = QHBoxLayout()
-        regions.addWidget(self.shapes_box)
+        regions.addWidget(self.shapes_box.native)
         regions.addWidget(self.draw_button)
-        form.addRow("Regions", regions)
-        form.addRow("Role", self.role)
-        form.addRow("Polarity", self.polarity)
-        form.addRow("Patch size", self.size)
-        form.addRow("Stride", self.stride)
-        form.addRow("Pixel size", self.pixel_size)
-        form.addRow("", self.pixel_size.origin)
-        form.addRow(self.data_bar)
+        form_rows = form(
+            self.image_box,
+            ("Regions", regions),
+            self.role,
+            self.polarity,
+            self.size,
+            self.stride,
+            ("Pixel size", self.pixel_size),
+            ("", self.pixel_size.origin),
+            self.data_bar,
+        )
         layout = self.page_layout()
-        layout.addLayout(form)
+        layout.addLayout(form_rows)
         layout.addWidget(self.cut_button)
         layout.addWidget(self.remove_button)
         layout.addLayout(path_row(self.folder, self, "Patch set folder"))
-        layout.addWidget(self.append)
+        layout.addWidget(self.append.native)
         layout.addWidget(self.save_button)
         layout.addWidget(self.progress_panel())
         layout.addStretch(1)
@@ -130,29 +118,20 @@ class PatchSelectionWidget(TaskWidget):
         self.remove_button.clicked.connect(self.remove_shown)
         self.save_button.clicked.connect(self.save)
         self.viewer.dims.events.current_step.connect(self._show_role)
-        self.image_box.currentTextChanged.connect(self._scan_chosen)
-        self.follow_layers()
+        self.image_box.changed.connect(self._scan_chosen)
+        self.follow_layers(self.image_box, self.shapes_box)
 
-    def _refresh_layers(self, event=None) -> None:
-        """Scans and region layers, without the widget's own patch stack and outlines."""
-        own = (STACK_SUFFIX, OUTLINE_SUFFIX)
-        for box, kind in ((self.image_box, Image), (self.shapes_box, Shapes)):
-            names = [
-                lay.name
-                for lay in self.viewer.layers
-                if isinstance(lay, kind) and not lay.name.endswith(own)
-            ]
-            refill(box, names if kind is Image else ["none (whole scan)", *names])
-        self._scan_chosen(self.image_box.currentText())
+    def _layers_changed(self, event=None) -> None:
+        self._scan_chosen()
 
-    def _scan_chosen(self, name: str) -> None:
-        scan = layer_named(self.viewer, name, Image)
+    def _scan_chosen(self, _scan=None) -> None:
+        scan = self.image_box.value
         self.pixel_size.follow(scan)
         self.data_bar.follow(scan)
 
     def new_region_layer(self) -> None:
         """A Shapes layer aligned with the scan, in rectangle-drawing mode."""
-        scan = layer_named(self.viewer, self.image_box.currentText(), Image)
+        scan = self.image_box.value
         layer = self.viewer.add_shapes(
             name="regions",
             edge_color="yellow",
@@ -161,33 +140,31 @@ class PatchSelectionWidget(TaskWidget):
             **(calibration(scan) if scan else {}),
         )
         layer.mode = "add_rectangle"
-        self.shapes_box.setCurrentText(layer.name)
-        self.status.setText("Draw rectangles on “regions”, then Cut patches.")
+        self.shapes_box.value = layer
+        self.status.setText(f"Draw rectangles on “{layer.name}”, then Cut patches.")
 
     def cut(self) -> None:
         """Cut patches from the scan inside every drawn rectangle (or the whole scan)."""
-        name = self.image_box.currentText()
-        if name not in self.viewer.layers:
+        if self.image_box.value is None:
             self.status.setText("Open a scan first.")
             return
-        self.source = self.viewer.layers[name]
-        shapes = layer_named(self.viewer, self.shapes_box.currentText(), Shapes)
-        drawn = regions_of(shapes, self.source)
+        self.source = self.image_box.value
+        drawn = regions_of(self.shapes_box.value, self.source)
         regions = self.data_bar.regions(drawn, self.source.data.shape)
         self.bar_left_out = self.data_bar.left_out()
         bar = " without its data bar" if self.bar_left_out else ""
         note = "" if drawn else f"No rectangle drawn: the whole scan was tiled{bar}. "
         self.launch(
-            partial(cut_patches, polarity=self.polarity.currentText()),
+            partial(cut_patches, polarity=self.polarity.value),
             np.asarray(self.source.data),
             self.source.name,
             regions or None,
-            self.size.value(),
-            self.stride.value(),
-            self.role.currentText(),
+            self.size.value,
+            self.stride.value,
+            self.role.value,
             done=lambda result: self._cut(result, note),
             failed=lambda err: self.show_error(err, "Cannot cut patches"),
-            text=f"Cutting patches from {name}…",
+            text=f"Cutting patches from {self.source.name}…",
         )
 
     def _cut(self, result, note: str) -> None:
@@ -298,17 +275,17 @@ class PatchSelectionWidget(TaskWidget):
         if not folder:
             self.status.setText("Type a folder for the patch set.")
             return
-        if PatchSet.is_patch_set(folder) and not self.append.isChecked():
+        if PatchSet.is_patch_set(folder) and not self.append.value:
             self.status.setText(
                 f"“{folder}” already holds a patch set: tick “Append” to add these patches to "
                 "it, or choose another folder."
             )
             return
         settings = {
-            "size": self.size.value(),
-            "stride": self.stride.value(),
-            "role": self.role.currentText(),
-            "polarity": self.polarity.currentText(),
+            "size": self.size.value,
+            "stride": self.stride.value,
+            "role": self.role.value,
+            "polarity": self.polarity.value,
             "source": self.source.name,
             "data_bar_left_out": str(self.bar_left_out) if self.bar_left_out else None,
         }
@@ -338,3 +315,16 @@ class PatchSelectionWidget(TaskWidget):
             f"Saved {counted(len(self.patches), 'patch', 'patches')} to {patch_set.folder} "
             f"({len(patch_set.patches)} in the set).{unknown}"
         )
+
+
+TIPS = {  # tooltips of the form rows
+    "role": (
+        "auto: patches with ≥ 3 whole particles (Otsu threshold) train the GAN, empty ones "
+        "become background for nnU-Net, the rest are dropped; or force one role"
+    ),
+    "polarity": (
+        "Particles brighter (bright) or darker (dark) than the background; auto: found on the scan"
+    ),
+    "size": "Patch width and height, px (the paper: 256)",
+    "stride": "Step between neighbouring patches, px (smaller: more overlap)",
+}

@@ -10,18 +10,15 @@ import math
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import Select
+from magicgui.widgets import FloatSpinBox, Select
 from matplotlib.figure import Figure
 from napari.layers import Image
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QTabWidget,
 )
@@ -48,8 +45,11 @@ from ._layers import (
     PixelSizeBox,
     beside_layers,
     calibration,
+    choice_box,
+    form,
     layer_pixel_size,
     rendered,
+    text_label,
 )
 
 PREVIEW = "scene prior preview"
@@ -59,6 +59,7 @@ PREVIEW_SPP = 4
 AUTO_LIKE = "auto (the shape family's preset)"
 KINDS = {"lognormal": "lognormal", "bimodal": "two modes"}
 PLUGIN = "napari-diffrendergan"
+FILLED = ("kind", "median_nm", "sigma", "density_per_um2", "polarity", "family")  # edit boxes
 
 
 class ScenePriorWidget(TaskWidget):
@@ -83,19 +84,13 @@ class ScenePriorWidget(TaskWidget):
         self.scans_box.native.setMaximumHeight(72)
         self.pixel_size = PixelSizeBox("of the scans: sizes in nm and density per µm²")
         self.data_bar = DataBarBox()
-        self.like = QComboBox()
-        self.like.addItems([AUTO_LIKE, *PRESETS])
-        self.like.setToolTip(
-            "The preset whose lighting, learning limits and placement the new preset keeps "
-            "(auto: pebbles → tio2-sem, cubes → tio2-him, spheres → sio2-him, wires → agnw-sem)"
-        )
+        self.like = choice_box("Based on", [AUTO_LIKE, *PRESETS], TIPS["like"])
         self.calibrate_button = QPushButton("Calibrate")
         self.calibrate_button.setToolTip(
             "Measure the scene prior on the chosen scans (no annotation needed), then render "
             "previews of it"
         )
-        self.estimates = QLabel("Choose scans and press Calibrate.")
-        self.estimates.setWordWrap(True)
+        self.estimates = text_label("Choose scans and press Calibrate.")
         self.estimates.setTextFormat(Qt.TextFormat.RichText)
         self.estimates.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.estimates.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -120,8 +115,7 @@ class ScenePriorWidget(TaskWidget):
         self.save_button.setToolTip("Write the preset as a JSON file (CLI: --preset FILE)")
         self.use_button = QPushButton("Use in GAN training")
         self.use_button.setToolTip("Choose this preset in the GAN training dock (opened if needed)")
-        self.preset_label = QLabel()
-        self.preset_label.setWordWrap(True)
+        self.preset_label = text_label()
         self.while_busy(self.calibrate_button, self.preview_button)
         self.status.setText("Choose one or more scans, check the pixel size, then Calibrate.")
         self._rebuild_timer = QTimer(self)
@@ -130,14 +124,16 @@ class ScenePriorWidget(TaskWidget):
         self._rebuild_timer.timeout.connect(self.rebuild_preset)
 
         column = self.page_layout()
-        form = QFormLayout()
-        form.addRow("Scans", self.scans_box.native)
-        form.addRow("Pixel size", self.pixel_size)
-        form.addRow("", self.pixel_size.origin)
-        form.addRow(self.data_bar)
-        form.addRow("Based on", self.like)
-        form.addRow(self.calibrate_button)
-        column.addLayout(form)
+        column.addLayout(
+            form(
+                ("Scans", self.scans_box),
+                ("Pixel size", self.pixel_size),
+                ("", self.pixel_size.origin),
+                self.data_bar,
+                self.like,
+                self.calibrate_button,
+            )
+        )
         self.tabs = QTabWidget()
         self.tabs.addTab(self.estimates, "Estimates")
         self.tabs.addTab(self.histogram, "Sizes")
@@ -154,60 +150,39 @@ class ScenePriorWidget(TaskWidget):
         self.scans_box.changed.connect(self._scans_chosen)
         self.pixel_size.valueChanged.connect(self._inputs_changed)
         self.data_bar.toggled.connect(self._inputs_changed)
-        self.like.currentTextChanged.connect(self.rebuild_preset)
+        self.like.changed.connect(self.rebuild_preset)
         self._show_results()
-        self.follow_layers()
+        self.follow_layers(self.scans_box)
 
     def _edit_boxes(self) -> None:
-        self.kind = QComboBox()
-        for kind, text in KINDS.items():
-            self.kind.addItem(text, kind)
-        self.kind.setToolTip(
-            "The size distribution: the fit the BIC chose, or the other one (two modes only "
-            "where at least 10 particles were measured)"
+        self.kind = choice_box(
+            "Size distribution", [(text, kind) for kind, text in KINDS.items()], TIPS["kind"]
         )
-        self.median = _float_box(0.1, 1e5, 1, " nm")
-        self.median.setToolTip(
-            "Typical particle diameter (equivalent circular diameter; wires: width): a "
-            "lognormal's median (the geometric mean of the measured diameters), the mean of "
-            "two modes (both scaled to it)"
-        )
-        self.sigma = _float_box(0.01, 3.0, 3)
-        self.sigma.setSingleStep(0.01)
-        self.sigma.setToolTip("Spread of a lognormal: the standard deviation of log(diameter)")
-        self.density = _float_box(1e-4, 1e6, 4, " /µm²")
-        self.density.setToolTip(
-            "Particles per µm² of image, hidden ones included: sets the number of meshes"
-        )
-        self.polarity = QComboBox()
-        self.polarity.addItems(list(POLARITIES))
-        self.polarity.setToolTip("Particles brighter or darker than the background")
-        self.family = QComboBox()
-        self.family.addItems(list(FAMILIES))
-        self.family.setToolTip(
-            "Mesh library: pebbles, spheres, cubes (elongated grains) or wires; with Based on "
-            "auto, also the preset the lighting and learning limits come from"
-        )
-        for box in (self.median, self.sigma, self.density):
-            box.valueChanged.connect(self._edited)
-        for box in (self.polarity, self.family):
-            box.currentTextChanged.connect(self._edited)
-        self.kind.currentIndexChanged.connect(self._kind_chosen)
+        self.median = _float_box("Median diameter", 0.1, 1e5, 1, 1.0, TIPS["median"], " nm")
+        self.sigma = _float_box("Spread (σ of log)", 0.01, 3.0, 3, 0.01, TIPS["sigma"])
+        self.density = _float_box("Density", 1e-4, 1e6, 4, 1.0, TIPS["density"], " /µm²")
+        self.polarity = choice_box("Polarity", list(POLARITIES), TIPS["polarity"])
+        self.family = choice_box("Shape family", list(FAMILIES), TIPS["family"])
+        for box in (self.median, self.sigma, self.density, self.polarity, self.family):
+            box.changed.connect(self._edited)
+        self.kind.changed.connect(self._kind_chosen)
 
     def _preset_box(self) -> QGroupBox:
         box = QGroupBox("Preset (edit any value)")
-        form = QFormLayout(box)
-        form.addRow("Size distribution", self.kind)
-        form.addRow("Median diameter", self.median)
-        form.addRow("Spread (σ of log)", self.sigma)
-        form.addRow("Density", self.density)
-        form.addRow("Polarity", self.polarity)
-        form.addRow("Shape family", self.family)
-        form.addRow(self.preset_label)
         buttons = QHBoxLayout()
         for button in (self.preview_button, self.save_button, self.use_button):
             buttons.addWidget(button)
-        form.addRow(buttons)
+        form(
+            self.kind,
+            self.median,
+            self.sigma,
+            self.density,
+            self.polarity,
+            self.family,
+            self.preset_label,
+            buttons,
+            layout=QFormLayout(box),
+        )
         self.preset_group = box
         return box
 
@@ -223,8 +198,7 @@ class ScenePriorWidget(TaskWidget):
             and "scene_prior" not in layer.metadata
         ]
 
-    def _refresh_layers(self, event=None) -> None:
-        self.scans_box.reset_choices()
+    def _layers_changed(self, event=None) -> None:
         choices = self._scan_layers()
         if not self.scans_box.value and choices:
             self.scans_box.value = [choices[0][1]]
@@ -299,7 +273,7 @@ class ScenePriorWidget(TaskWidget):
         )
 
     def _like(self) -> MaterialConfig | None:
-        name = self.like.currentText()
+        name = self.like.value
         return None if name == AUTO_LIKE else preset(name)
 
     def _on_item(self, item: tuple) -> None:
@@ -335,24 +309,21 @@ class ScenePriorWidget(TaskWidget):
         self._shown = {}
         boxes = (self.kind, self.median, self.sigma, self.density, self.polarity, self.family)
         for box in boxes:
-            box.blockSignals(True)
+            box.native.blockSignals(True)
         if self.config is not None:
             values = preset_values(self.report)
-            self.kind.setCurrentIndex(self.kind.findData(values["kind"]))
-            self.median.setValue(values["median_nm"])
-            self.sigma.setValue(values["sigma"])
-            self.density.setValue(values["density_per_um2"])
-            self.polarity.setCurrentText(values["polarity"])
-            self.family.setCurrentText(values["family"])
+            for box, key in zip(boxes, FILLED, strict=True):
+                box.value = values[key]
             self._shown = self._box_values()
         for box in boxes:
-            box.blockSignals(False)
+            box.native.blockSignals(False)
         self._kind_item_enabled()
 
     def _kind_item_enabled(self) -> None:
         two = self.report is not None and "bimodal" in self.report["size_fit"]
-        self.kind.model().item(self.kind.findData("bimodal")).setEnabled(two)
-        self.sigma.setEnabled(self.kind.currentData() == "lognormal")
+        bimodal = self.kind.choices.index("bimodal")
+        self.kind.native.model().item(bimodal).setEnabled(two)
+        self.sigma.enabled = self.kind.value == "lognormal"
 
     def _show_results(self) -> None:
         """Enable what a report (and a preset) allows; describe the preset."""
@@ -371,20 +342,14 @@ class ScenePriorWidget(TaskWidget):
             self.preset_label.setText("No preset yet: it needs a calibration with a pixel size.")
 
     def _base_name(self) -> str:
-        name = self.like.currentText()
-        return name if name != AUTO_LIKE else FAMILY_PRESETS[self.family.currentText()]
+        name = self.like.value
+        return name if name != AUTO_LIKE else FAMILY_PRESETS[self.family.value]
 
     # --- editing ------------------------------------------------------------------------------
 
     def _box_values(self) -> dict:
-        return {
-            "kind": self.kind.currentData(),
-            "median_nm": self.median.value(),
-            "sigma": self.sigma.value(),
-            "density_per_um2": self.density.value(),
-            "polarity": self.polarity.currentText(),
-            "family": self.family.currentText(),
-        }
+        boxes = (self.kind, self.median, self.sigma, self.density, self.polarity, self.family)
+        return {key: box.value for key, box in zip(FILLED, boxes, strict=True)}
 
     def edits(self) -> dict:
         """The values the user changed (keys of
@@ -395,12 +360,11 @@ class ScenePriorWidget(TaskWidget):
     def _kind_chosen(self, _index=None) -> None:
         """Another size distribution: the median box shows its typical diameter."""
         if self.report is not None and self.config is not None:
-            kind = self.kind.currentData()
+            kind = self.kind.value
             fitted = preset_values({**self.report, "size_fit": _chosen(self.report, kind)})
-            self.median.blockSignals(True)
-            self.median.setValue(fitted["median_nm"])
-            self.median.blockSignals(False)
-            self._shown["median_nm"] = self.median.value()
+            with self.median.changed.blocked():
+                self.median.value = fitted["median_nm"]
+            self._shown["median_nm"] = self.median.value
         self._kind_item_enabled()
         self._edited()
 
@@ -511,11 +475,12 @@ class ScenePriorWidget(TaskWidget):
         self.status.setText(f"GAN training now uses the preset “{label}”.")
 
 
-def _float_box(low: float, high: float, decimals: int, suffix: str = "") -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(low, high)
-    box.setDecimals(decimals)
-    box.setSuffix(suffix)
+def _float_box(
+    label: str, low: float, high: float, decimals: int, step: float, tooltip: str, suffix: str = ""
+) -> FloatSpinBox:
+    box = FloatSpinBox(min=low, max=high, step=step, label=label, tooltip=tooltip)
+    box.native.setDecimals(decimals)
+    box.native.setSuffix(suffix)
     return box
 
 
@@ -729,3 +694,27 @@ def _ci(entry: dict, scale: float = 1.0) -> str:
         return "–"
     low, high = (f"{scale * v:.3g}" if v is not None else "?" for v in entry["ci"])
     return f"{scale * entry['value']:.3g} ({low}–{high})"
+
+
+TIPS = {  # tooltips of the form rows
+    "like": (
+        "The preset whose lighting, learning limits and placement the new preset keeps (auto:"
+        " pebbles → tio2-sem, cubes → tio2-him, spheres → sio2-him, wires → agnw-sem)"
+    ),
+    "kind": (
+        "The size distribution: the fit the BIC chose, or the other one (two modes only where"
+        " at least 10 particles were measured)"
+    ),
+    "median": (
+        "Typical particle diameter (equivalent circular diameter; wires: width): a lognormal's "
+        "median (the geometric mean of the measured diameters), the mean of two modes (both "
+        "scaled to it)"
+    ),
+    "sigma": "Spread of a lognormal: the standard deviation of log(diameter)",
+    "density": "Particles per µm² of image, hidden ones included: sets the number of meshes",
+    "polarity": "Particles brighter or darker than the background",
+    "family": (
+        "Mesh library: pebbles, spheres, cubes (elongated grains) or wires; with Based on "
+        "auto, also the preset the lighting and learning limits come from"
+    ),
+}

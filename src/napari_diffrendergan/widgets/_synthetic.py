@@ -7,17 +7,14 @@ from pathlib import Path
 
 import numpy as np
 from napari.layers import Image, Labels
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
-    QLabel,
     QLineEdit,
     QPushButton,
 )
 
-from ..backend import DEVICES
 from ..config import MAX_CONTOUR
 from ..data.dataset import NnunetDataset
 from ..data.patches import PatchSet
@@ -26,7 +23,17 @@ from ..gan.run import GanRun, TrainedGenerator
 from ..gan.synthesis import MAX_PAIRS, PairRenderer, SyntheticPair, export_pairs, iter_pairs
 from ..wording import counted
 from ._base import TaskWidget
-from ._layers import beside_layers, layer_named, path_row, pixel_calibration, spin_box
+from ._layers import (
+    beside_layers,
+    device_box,
+    form,
+    int_box,
+    layer_named,
+    path_row,
+    pixel_calibration,
+    special_spin_box,
+    text_label,
+)
 
 IMAGES, INSTANCES, MASKS = "synthetic images", "synthetic instances", "synthetic masks"
 DATASET_NAME = "Dataset101_Synthetic"
@@ -50,16 +57,13 @@ class SyntheticDataWidget(TaskWidget):
         self.run_path = QLineEdit()
         self.run_path.setPlaceholderText("run folder of a GAN training")
         self.epoch_box = QComboBox()
-        self.count = spin_box(1, MAX_PAIRS, 20)
-        self.seed = spin_box(0, 2**31 - 1, 0)
-        self.contour = spin_box(0, MAX_CONTOUR, 1)
-        self.contour.setToolTip(
-            "Width of the contour class that separates touching particles, px (0: none)"
+        self.count = int_box("Images", 20, 1, MAX_PAIRS, TIPS["count"])
+        self.seed = int_box("Seed", 0, 0, 2**31 - 1, TIPS["seed"])
+        self.contour = int_box("Contour (px)", 1, 0, MAX_CONTOUR, TIPS["contour"])
+        self.spp = special_spin_box(
+            0, 4096, 0, "the run's", "Samples per pixel when rendering (0: the run's)"
         )
-        self.spp = spin_box(0, 4096, 0, "the run's")
-        self.spp.setToolTip("Samples per pixel when rendering (0: the run's)")
-        self.device = QComboBox()
-        self.device.addItems(list(DEVICES))
+        self.device = device_box()
         self.generate_button = QPushButton("Generate")
         self.status.setText("Choose the run folder of a trained GAN, then Generate.")
 
@@ -67,18 +71,12 @@ class SyntheticDataWidget(TaskWidget):
         self.dataset_path.setPlaceholderText("new nnU-Net dataset folder (DatasetNNN_Name)")
         self.background_path = QLineEdit()
         self.background_path.setPlaceholderText("optional: patch set with background patches")
-        self.n_background = spin_box(0, 1_000_000, 200)
-        self.n_background.setToolTip(
-            "Real background patches (random, seeded) added with empty labels"
-        )
+        self.n_background = int_box("Background patches", 200, 0, 1_000_000, TIPS["n_background"])
         self.export_button = QPushButton("Export")
         tips = {
             self.run_path: "The run folder of a GAN training",
             self.epoch_box: "Whose generator makes the parameters: the best epoch (the "
             "paper's rule) or any finished one",
-            self.count: "Synthetic image + label pairs to render",
-            self.seed: "Pair i depends only on (seed, i): the same seed gives the same pairs",
-            self.device: "auto: the GPU when one is present, else the CPU",
             self.generate_button: "Render the pairs into image, instance and mask layers",
             self.dataset_path: "A new nnU-Net dataset folder (DatasetNNN_Name)",
             self.background_path: "A patch set whose background (particle-free) patches are "
@@ -89,32 +87,29 @@ class SyntheticDataWidget(TaskWidget):
         for control, tip in tips.items():
             control.setToolTip(tip)
         self.while_busy(self.generate_button, self.export_button)
-        self.export_status = QLabel("Generate pairs first, then Export them.")
-        self.export_status.setWordWrap(True)
-        self.export_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.export_status = text_label("Generate pairs first, then Export them.", selectable=True)
 
-        form = QFormLayout()
-        form.addRow("Run folder", path_row(self.run_path, self, "Run folder", self.show_run))
-        form.addRow("Epoch", self.epoch_box)
-        form.addRow("Images", self.count)
-        form.addRow("Seed", self.seed)
-        form.addRow("Contour (px)", self.contour)
-        form.addRow("Samples/pixel", self.spp)
-        form.addRow("Device", self.device)
+        settings = form(
+            ("Run folder", path_row(self.run_path, self, "Run folder", self.show_run)),
+            ("Epoch", self.epoch_box),
+            self.count,
+            self.seed,
+            self.contour,
+            ("Samples/pixel", self.spp),
+            self.device,
+        )
         export = QGroupBox("Export")
-        export_form = QFormLayout(export)
-        export_form.addRow(
-            "Dataset folder", path_row(self.dataset_path, self, "nnU-Net dataset folder")
+        form(
+            ("Dataset folder", path_row(self.dataset_path, self, "nnU-Net dataset folder")),
+            ("Background set", path_row(self.background_path, self, "Background patch set")),
+            self.n_background,
+            self.export_button,
+            self.export_status,
+            layout=QFormLayout(export),
         )
-        export_form.addRow(
-            "Background set", path_row(self.background_path, self, "Background patch set")
-        )
-        export_form.addRow("Background patches", self.n_background)
-        export_form.addRow(self.export_button)
-        export_form.addRow(self.export_status)
 
         layout = self.page_layout()
-        layout.addLayout(form)
+        layout.addLayout(settings)
         layout.addWidget(self.generate_button)
         layout.addWidget(self.progress_panel())
         layout.addWidget(export)
@@ -153,7 +148,7 @@ class SyntheticDataWidget(TaskWidget):
             # shown again (e.g. focus left the field): keep the user's choices
             self.epoch_box.setCurrentIndex(max(0, self.epoch_box.findData(chosen)))
         else:
-            self.contour.setValue(config.contour_thickness)
+            self.contour.value = config.contour_thickness
         self.spp.setSpecialValueText(f"the run's ({config.scene.spp})")
         if not self.dataset_path.text().strip() or self.dataset_path.text() == self._suggested:
             self._suggested = str(run.folder.resolve().parent / DATASET_NAME)
@@ -184,11 +179,11 @@ class SyntheticDataWidget(TaskWidget):
         request = {
             "run": self.run,
             "epoch": self.epoch_box.currentData(),
-            "count": self.count.value(),
-            "seed": self.seed.value(),
+            "count": self.count.value,
+            "seed": self.seed.value,
             "spp": self.spp.value() or None,
-            "contour": self.contour.value(),
-            "device": self.device.currentText(),
+            "contour": self.contour.value,
+            "device": self.device.value,
         }
         self._pairs, self._generator = [], None
         self.launch(
@@ -333,7 +328,7 @@ class SyntheticDataWidget(TaskWidget):
                     "background in the Patch selection widget, or clear the field."
                 )
                 return
-            if not self.n_background.value():
+            if not self.n_background.value:
                 background = None
         pairs = generated["pairs"]
         self.export_status.setText(f"Exporting {counted(len(pairs), 'pair')}…")
@@ -343,7 +338,7 @@ class SyntheticDataWidget(TaskWidget):
             pairs,
             generated["generator"],
             background,
-            self.n_background.value(),
+            self.n_background.value,
             done=lambda summary: self._exported(folder, summary),
             failed=lambda err: self.export_status.setText(f"Export failed: {err}"),
             text=f"Exporting {counted(len(pairs), 'pair')}…",
@@ -362,3 +357,11 @@ class SyntheticDataWidget(TaskWidget):
             f"Exported {counted(summary['synthetic_pairs'], 'pair')} ({summary['rejected']} "
             f"rejected by the contrast filter){background} to {folder.resolve()}{notes}"
         )
+
+
+TIPS = {  # tooltips of the form rows
+    "count": "Synthetic image + label pairs to render",
+    "seed": "Pair i depends only on (seed, i): the same seed gives the same pairs",
+    "contour": "Width of the contour class that separates touching particles, px (0: none)",
+    "n_background": "Real background patches (random, seeded) added with empty labels",
+}

@@ -7,13 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels
-from qtpy.QtWidgets import (
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QLabel,
-    QPushButton,
-)
+from qtpy.QtWidgets import QFileDialog, QPushButton
 
 from ..analysis.thickness import (
     METHODS,
@@ -27,7 +21,16 @@ from ..errors import DiffRenderGANError
 from ..io import write_csv
 from ..wording import counted
 from ._base import TaskWidget
-from ._layers import FigureView, PixelSizeBox, calibration, refill, rendered
+from ._layers import (
+    FigureView,
+    PixelSizeBox,
+    calibration,
+    choice_box,
+    form,
+    layer_picker,
+    rendered,
+    text_label,
+)
 
 
 def layer_mask(layer) -> np.ndarray:
@@ -67,19 +70,16 @@ class ThicknessAnalysisWidget(TaskWidget):
         self.result: ThicknessResult | None = None
         self.source = None
 
-        self.layer_box = QComboBox()
-        self.layer_box.setToolTip(
+        self.layer_box = layer_picker(
+            self.viewer,
+            Labels | Image,
+            "Mask layer",
             "The mask to measure: a Labels layer (any label > 0 is wire), or an Image layer "
-            "thresholded by Otsu's method"
+            "thresholded by Otsu's method",
+            keep=lambda layer: " thickness (" not in layer.name,
         )
         self.pixel_size = PixelSizeBox("for thickness in nm")
-        self.method = QComboBox()
-        self.method.addItems(METHODS)
-        self.method.setToolTip(
-            "exact: the definition (largest inscribed disk), computed fast; localthickness: the "
-            "package of that name, an approximation by iterated morphology, slower and off at "
-            "wire crossings and ends (docs/thickness.md)"
-        )
+        self.method = choice_box("Method", METHODS, TIPS["method"])
         self.run_button = QPushButton("Compute local thickness")
         self.run_button.setToolTip(
             "Local thickness: the diameter of the largest disk inside the mask covering each pixel"
@@ -89,17 +89,18 @@ class ThicknessAnalysisWidget(TaskWidget):
         self.export_button.setEnabled(False)
         self.while_busy(self.run_button, self.export_button)
         self.status.setText("Choose a Labels layer (segmentation or binary mask) or an Image.")
-        self.stats = QLabel()
-        self.stats.setWordWrap(True)
+        self.stats = text_label()
         self.plot = FigureView(Figure(figsize=(4, 2.8), dpi=100))
 
-        form = QFormLayout()
-        form.addRow("Mask layer", self.layer_box)
-        form.addRow("Pixel size", self.pixel_size)
-        form.addRow("", self.pixel_size.origin)
-        form.addRow("Method", self.method)
         layout = self.page_layout()
-        layout.addLayout(form)
+        layout.addLayout(
+            form(
+                self.layer_box,
+                ("Pixel size", self.pixel_size),
+                ("", self.pixel_size.origin),
+                self.method,
+            )
+        )
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress_panel())
         layout.addWidget(self.plot)
@@ -109,40 +110,27 @@ class ThicknessAnalysisWidget(TaskWidget):
 
         self.run_button.clicked.connect(self.run)
         self.export_button.clicked.connect(self._ask_export)
-        self.layer_box.currentTextChanged.connect(self._layer_chosen)
-        self.follow_layers()
+        self.layer_box.changed.connect(self.pixel_size.follow)
+        self.follow_layers(self.layer_box)
 
-    def _candidates(self):
-        return [
-            layer
-            for layer in self.viewer.layers
-            if isinstance(layer, Labels | Image) and " thickness (" not in layer.name
-        ]
-
-    def _refresh_layers(self, event=None) -> None:
-        """Labels layers first; a Labels layer just added becomes the choice (a mask added after
-        the scan is what the user wants measured)."""
-        names = [layer.name for layer in self._candidates()]
-        refill(
-            self.layer_box,
-            sorted(names, key=lambda n: not isinstance(self.viewer.layers[n], Labels)),
-        )
-        added = getattr(event, "value", None)
-        if isinstance(added, Labels) and added.name in names:
-            self.layer_box.setCurrentText(added.name)
-        self._layer_chosen(self.layer_box.currentText())
-
-    def _layer_chosen(self, name: str) -> None:
-        chosen = [layer for layer in self._candidates() if layer.name == name]
-        self.pixel_size.follow(chosen[0] if chosen else None)
+    def _layers_changed(self, event=None) -> None:
+        """A Labels layer is chosen first, and a Labels layer just added becomes the choice (a
+        mask added after the scan is what the user wants measured)."""
+        if event is None:
+            labels = [lay for lay in self.layer_box.choices if isinstance(lay, Labels)]
+            if labels:
+                self.layer_box.value = labels[0]
+        elif isinstance(event.value, Labels) and event.value in self.layer_box.choices:
+            self.layer_box.value = event.value  # just added (a removed layer is no choice)
+        self.pixel_size.follow(self.layer_box.value)
 
     def run(self) -> None:
         """Analyse the chosen layer in a thread worker."""
-        name = self.layer_box.currentText()
-        if name not in self.viewer.layers:
+        if self.layer_box.value is None:
             self.status.setText("No mask layer to analyse: add a Labels or Image layer.")
             return
-        self.source = self.viewer.layers[name]
+        self.source = self.layer_box.value
+        name = self.source.name
         self._forget_result()
         try:
             mask = layer_mask(self.source)
@@ -158,7 +146,7 @@ class ThicknessAnalysisWidget(TaskWidget):
             self._analyse,
             mask,
             self.pixel_size.nm(),
-            self.method.currentText(),
+            self.method.value,
             done=self._show,
             failed=lambda err: self.show_error(err, f"Cannot analyse {name}"),
             text=f"Computing local thickness of {name}{how}…",
@@ -250,3 +238,12 @@ class ThicknessAnalysisWidget(TaskWidget):
             return "", ""
         self.status.setText(f"Exported {path.name} and {distribution.name}.")
         return str(path), str(distribution)
+
+
+TIPS = {  # tooltips of the form rows
+    "method": (
+        "exact: the definition (largest inscribed disk), computed fast; localthickness: the "
+        "package of that name, an approximation by iterated morphology, slower and off at "
+        "wire crossings and ends (docs/thickness.md)"
+    ),
+}
