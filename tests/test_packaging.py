@@ -32,7 +32,7 @@ sys.meta_path.insert(0, Block())
 
 
 def test_core_never_imports_napari_or_qt():
-    named = {"cli", "render.scene", "gan.training", "segment.nnunet_child", "data.sample_data"}
+    named = {"cli", "render.scene", "gan.training", "segment.nnunet_child", "sample_data"}
     assert {f"napari_diffrendergan.{m}" for m in named} <= set(CORE)
     code = BLOCK_GUI + "".join(f"import {m}\n" for m in CORE)
     code += "from napari_diffrendergan.cli import build_parser; build_parser()\n"

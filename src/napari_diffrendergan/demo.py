@@ -10,7 +10,7 @@ nanowire scene.
 
 The scan is the real TiO2 SEM sample when it can be had (``DIFFRENDERGAN_TIO2_SEM_DIR``, the
 download cache, or a download); otherwise (offline) a stand-in rendered with hidden parameters
-(:func:`~.data.sample_data.demo_scan`), and the report compares what the GAN learned with them.
+(:func:`~.sample_data.demo_scan`), and the report compares what the GAN learned with them.
 :func:`report_lines` says what was made and where; :func:`overview` draws the results on one
 page.
 """
