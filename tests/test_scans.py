@@ -254,7 +254,7 @@ def test_reader_claims_only_the_plugins_outputs(tmp_path):
     from napari_diffrendergan import reader
     from napari_diffrendergan.data.patches import Patch, PatchSet
 
-    manifest = yaml.safe_load((reader.Path(reader.__file__).parents[1] / "napari.yaml").read_text())
+    manifest = yaml.safe_load((reader.Path(reader.__file__).parent / "napari.yaml").read_text())
     (contribution,) = manifest["contributions"]["readers"]
     assert tuple(contribution["filename_patterns"]) == reader.FILE_PATTERNS
     assert not contribution["accepts_directories"]  # napari would ask about every folder
