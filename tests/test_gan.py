@@ -97,6 +97,8 @@ def test_histograms_span_the_values_taken_and_name_what_each_parameter_does():
         assert low <= samples[:, i].min() and samples[:, i].max() <= high
         assert high - low < 0.1 * (space.high[i] - space.low[i])  # not the limits' range
         assert sum(p.get_height() for p in ax.patches) == 50  # every value drawn
+        ticks = ax.get_yticks()
+        assert np.allclose(ticks, np.round(ticks))  # counts: no half samples on the axis
         assert ax.get_title() == f"{name}\n{meaning(name).short}"
         assert f"limits {space.low[i]:g}–{space.high[i]:g}" in ax.get_xlabel()
     assert figure.axes[space.names.index("noise")].get_xlabel().startswith("of full scale; ")

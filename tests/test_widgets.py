@@ -695,3 +695,22 @@ def test_the_storys_four_docks_stacked_fit_a_laptop_screen(make_napari_viewer):
     window = viewer.window._qt_window
     window.resize(*LAPTOP_SCREEN)
     assert window.minimumSizeHint().height() <= LAPTOP_SCREEN[1]
+
+
+def test_thickness_shows_one_colour_bar_the_latest_maps(make_napari_viewer):
+    import numpy as np
+
+    from napari_diffrendergan.analysis.thickness import synthetic_wires
+
+    viewer = make_napari_viewer()
+    for seed in (1, 2):
+        wires = synthetic_wires((100, 100), [8], seed=seed).astype(np.uint8)
+        viewer.add_labels(wires, name=f"wires {seed}", metadata={"pixel_size_nm": 5.0})
+    _, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Thickness analysis")
+    widget.run_synchronously = True
+    maps = []
+    for seed in (1, 2):
+        widget.layer_box.value = viewer.layers[f"wires {seed}"]
+        widget.run_button.click()
+        maps.append(viewer.layers[f"wires {seed} thickness (nm)"])
+    assert [m.colorbar.visible for m in maps] == [False, True]  # not two stacked in a corner

@@ -78,6 +78,7 @@ def plot_histograms(axes, samples: np.ndarray, names: list[str], limits) -> None
         ax.set_xlabel(f"{unit}limits {low:g}–{high:g}", fontsize=6)
         ax.xaxis.set_major_locator(MaxNLocator(2))
         ax.xaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+        ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))  # counts of samples
         ax.tick_params(labelsize=6)
     for ax in axes[len(names) :]:
         ax.set_axis_off()

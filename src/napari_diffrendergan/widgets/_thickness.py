@@ -204,8 +204,7 @@ class ThicknessAnalysisWidget(TaskWidget):
                 metadata=metadata,
                 **calibration(self.source),
             )
-        if hasattr(layer, "colorbar"):
-            layer.colorbar.visible = True
+        self._one_colour_bar(name)
         self.plot.show_figure(figure, pixels)
         unit = summary["unit"]
         self.status.setText(
@@ -220,6 +219,13 @@ class ThicknessAnalysisWidget(TaskWidget):
             f" · mean {summary['mean']:.3g} · p5–p95 {summary['p5']:.3g}–{summary['p95']:.3g}"
             f" · pixel-weighted mean {summary['pixel_weighted_mean']:.3g} {unit}"
         )
+
+    def _one_colour_bar(self, shown: str) -> None:
+        """The colour bar of the map just made (layer ``shown``), and no other: napari stacks
+        them in one corner with no label (the unit is in the layer's name)."""
+        for layer in self.viewer.layers:
+            if hasattr(layer, "colorbar"):
+                layer.colorbar.visible = layer.name == shown
 
     def _ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export per-wire statistics", "", "CSV (*.csv)")
