@@ -122,23 +122,23 @@ def main() -> None:
         image, name="scan", scale=(7.0, 7.0), units="nm", metadata={"pixel_size_nm": 7.0}
     )
     patches = dock("Patch selection")
-    patches.size.setValue(128)
-    patches.stride.setValue(128)
-    patches.role.setCurrentText("particle")
+    patches.size.value = 128
+    patches.stride.value = 128
+    patches.role.value = "particle"
     steps.measure("patch cutting", viewer, patches.cut_button.click, patches.save_button.isEnabled)
     patches.folder.setText(str(work / "patches"))
     patches.save_button.click()
     meter.measure(lambda: "Saved" in patches.status.text())
 
     gan = dock("GAN training")
-    gan.device.setCurrentText("cpu")
+    gan.device.value = "cpu"
     gan.patches_path.setText(str(work / "patches"))
     gan.run_path.setText(str(work / "run"))
-    gan.epochs.setValue(2)
+    gan.epochs.value = 2
     gan.iterations.setValue(8)
     steps.measure("GAN training + FID", viewer, gan.start_button.click, gan.start_button.isEnabled)
     print(f"GAN: {gan.status.text()}")
-    gan.epochs.setValue(4)
+    gan.epochs.value = 4
     gan.resume_button.click()
     meter.measure(lambda: "iteration" in gan.status.text())
     asked = time.perf_counter()
@@ -147,10 +147,10 @@ def main() -> None:
     print(f"GAN cancel took effect after {cancel_seconds:.2f} s: {gan.status.text()}")
 
     synthetic = dock("Synthetic data")
-    synthetic.device.setCurrentText("cpu")
+    synthetic.device.value = "cpu"
     synthetic.run_path.setText(str(work / "run"))
     synthetic.run_path.editingFinished.emit()
-    synthetic.count.setValue(4)
+    synthetic.count.value = 4
     steps.measure(
         "synthetic generation",
         viewer,
@@ -165,7 +165,7 @@ def main() -> None:
     train_model(dataset.folder, work / "model", iterations=20, device="cpu")
     segmentation = dock("Segmentation")
     segmentation.model_path.setText(str(work / "model"))
-    segmentation.image_box.setCurrentText("scan")
+    segmentation.image_box.value = viewer.layers["scan"]
     steps.measure(  # loads the model, then segments
         "model loading + segmentation",
         viewer,
