@@ -55,7 +55,7 @@ def test_gan_widget_trains_resumes_and_picks_best_epoch(make_napari_viewer, tmp_
     assert list(fid_line.get_xdata()) == [0, 1, 2]
     assert len(widget.figure.axes) == 1 + 8  # FID + one histogram per learned parameter
     assert widget.best_epoch.value() == metrics["best_epoch"] in (1, 2)
-    assert "Finished (all epochs done): 2 epoch(s)" in widget.status.text()
+    assert "Finished (all epochs done): 2 epochs" in widget.status.text()
     assert widget.bar.value() == widget.bar.maximum() == 6
     assert str(run.resolve()) in widget.run_label.text()
     assert widget.start_button.isEnabled() and not widget.cancel_button.isEnabled()
@@ -98,7 +98,7 @@ def test_gan_widget_cancel_stops_between_iterations(make_napari_viewer, tmp_path
     widget._on_event = cancel_at_first_iteration
     widget.start_button.click()
     assert widget.bar.value() == 1 and widget.bar.maximum() == widget.epochs.value * 3
-    assert "Cancelled: 0 finished epoch(s) kept" in widget.status.text()
+    assert "Cancelled: 0 finished epochs kept" in widget.status.text()
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert checkpoints == ["epoch_000.pt"]  # the untrained generator only: epoch 1 not kept
     assert widget.resume_button.isEnabled() and not widget.cancel_button.isEnabled()
@@ -211,6 +211,6 @@ def test_gan_widget_shows_setup_stages_and_time_left_and_resumes_without_setup(
     qtbot.waitUntil(lambda: widget.resume_button.isEnabled(), timeout=60_000)
     assert "Cancelled" in widget.status.text()
     train(widget.resume_button)
-    assert "Finished (all epochs done): 2 epoch(s)" in widget.status.text()
+    assert "Finished (all epochs done): 2 epochs" in widget.status.text()
     assert not [s for _, _, s in shown if s.startswith("set-up ")]
     assert "reusing the set-up" in shown[0][2]

@@ -27,6 +27,7 @@ from ..gan.networks import ParameterSpace, describe
 from ..gan.plots import plot_fid, plot_histograms
 from ..gan.run import MAX_EPOCHS, MAX_ITERATIONS, GanRun, TrainingSettings
 from ..gan.training import PATIENCE, SetupCache, TrainingEvent, train_iter
+from ..wording import counted
 from ._base import TaskWidget
 from ._layers import (
     FigureView,
@@ -268,7 +269,7 @@ class GanTrainingWidget(TaskWidget):
         done = GanRun(run).finished_epochs()
         if done and done[-1] >= self.epochs.value:
             self.status.setText(
-                f"Nothing to resume: the run has {done[-1]} epoch(s); raise Epochs above "
+                f"Nothing to resume: the run has {counted(done[-1], 'epoch')}; raise Epochs above "
                 f"{done[-1]} to train more."
             )
             return
@@ -334,15 +335,16 @@ class GanTrainingWidget(TaskWidget):
     def _finished(self, result=None) -> None:
         metrics = self.run.metrics()
         self.status.setText(
-            f"Finished ({self.run.stopped}): {len(self.run.finished_epochs())} epoch(s), best "
-            f"epoch {metrics['best_epoch']}; Resume with more epochs to continue."
+            f"Finished ({self.run.stopped}): "
+            f"{counted(len(self.run.finished_epochs()), 'epoch')}, best epoch "
+            f"{metrics['best_epoch']}; Resume with more epochs to continue."
         )
 
     def _failed(self, err: Exception) -> None:
         if isinstance(err, Cancelled):
             done = len(self.run.finished_epochs()) if self.run.exists else 0
             self.status.setText(
-                f"Cancelled: {done} finished epoch(s) kept; Resume continues from there."
+                f"Cancelled: {counted(done, 'finished epoch')} kept; Resume continues from there."
             )
         else:
             self.show_error(err, "Training failed")
@@ -403,7 +405,9 @@ class GanTrainingWidget(TaskWidget):
             return
         self._draw(metrics, samples)
         self.tabs.setCurrentIndex(2)
-        self.status.setText(f"Run with {len(self.run.finished_epochs())} finished epoch(s).")
+        self.status.setText(
+            f"Run with {counted(len(self.run.finished_epochs()), 'finished epoch')}."
+        )
 
     def use_best_epoch(self) -> None:
         """Make the spin box's epoch the run's best epoch (``automatic`` restores the rule)."""

@@ -31,6 +31,13 @@ class FigureView(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.show_figure(figure)
 
+    def clear_figure(self) -> None:
+        """No figure on show (an empty one, not drawn: clearing costs nothing)."""
+        from matplotlib.figure import Figure
+
+        self.figure = Figure()
+        self.clear()
+
     def show_figure(self, figure, pixels: np.ndarray | None = None) -> None:
         """Show ``figure`` (its ``pixels`` from :func:`rendered`, drawn now if not given)."""
         self.figure = figure

@@ -193,11 +193,12 @@ class PatchSelectionWidget(TaskWidget):
             self.status.setText("No patch qualified: draw larger regions or choose a role.")
             return
         boxes = [np.array([[p.y, p.x], [p.y + p.size, p.x + p.size]]) for p in self.patches]
-        colours = [ROLE_COLOURS[p.role] for p in self.patches]
         metadata = {
             "pixel_size_nm": self.pixel_size.nm(),
             "roles": [p.role for p in self.patches],
         }
+        shown = 0 if stack is None else self._shown_index()
+        colours, widths = self._outline_style(shown)
         if shapes is None:
             self.viewer.add_shapes(
                 boxes,
@@ -205,12 +206,12 @@ class PatchSelectionWidget(TaskWidget):
                 name=outlines,
                 face_color=[0] * 4,
                 edge_color=colours,
-                edge_width=2,
+                edge_width=widths,
                 **calibration(self.source),
             )
         else:
             shapes.data = [(box, "rectangle") for box in boxes]
-            shapes.edge_color = colours
+            shapes.edge_width, shapes.edge_color = widths, colours
         if stack is None:
             self.viewer.add_image(
                 np.stack(self.pixels),
@@ -222,7 +223,6 @@ class PatchSelectionWidget(TaskWidget):
         else:
             stack.data, stack.metadata = np.stack(self.pixels), metadata
             stack.reset_contrast_limits()
-        self._highlight(self._shown_index())
         self.status.setText(
             f"{counted(len(self.patches), 'patch', 'patches')} ({counts['particle']} particle, "
             f"{counts['background']} background). Step through them with the slider; remove "
@@ -255,10 +255,17 @@ class PatchSelectionWidget(TaskWidget):
         shapes = layer_named(self.viewer, self.source.name + OUTLINE_SUFFIX, Shapes)
         if shapes is None or len(shapes.data) != len(self.patches):
             return
-        shapes.edge_width = [HIGHLIGHT_WIDTH if i == index else 2 for i in range(len(shapes.data))]
-        shapes.edge_color = [
+        colours, widths = self._outline_style(index)
+        shapes.edge_width, shapes.edge_color = widths, colours
+
+    def _outline_style(self, index: int | None) -> tuple[list, list]:
+        """Edge colours (by role) and widths of the outlines, the one of patch ``index`` thick
+        and white."""
+        colours = [
             "white" if i == index else ROLE_COLOURS[p.role] for i, p in enumerate(self.patches)
         ]
+        widths = [HIGHLIGHT_WIDTH if i == index else 2 for i in range(len(self.patches))]
+        return colours, widths
 
     def remove_shown(self) -> None:
         """Drop the patch shown in the patches layer."""

@@ -158,7 +158,7 @@ class ThicknessAnalysisWidget(TaskWidget):
         self.result = None
         self.export_button.setEnabled(False)
         self.stats.setText("")
-        self.plot.show_figure(Figure(figsize=(4, 2.8), dpi=100))
+        self.plot.clear_figure()
 
     def _set_busy(self, busy: bool) -> None:
         super()._set_busy(busy)
