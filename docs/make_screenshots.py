@@ -50,12 +50,17 @@ def main() -> None:
     viewer.close()
 
 
-def train_tiny_run(viewer, epochs: int = 3):
-    """Train a tiny run (``epochs`` × 3 iterations) on 64-px TiO2 SEM patches with the Patch
-    selection and GAN training widgets; returns the GAN dock and the run folder."""
+def open_scan(viewer) -> None:
+    """The TiO2 SEM sample's scan alone in the viewer (its manual masks left out)."""
     viewer.layers.clear()
     viewer.open_sample("napari-diffrendergan", "tio2_sem")
     viewer.layers.remove(viewer.layers[-1])  # manual masks
+
+
+def train_tiny_run(viewer, epochs: int = 3):
+    """Train a tiny run (``epochs`` × 3 iterations) on 64-px TiO2 SEM patches with the Patch
+    selection and GAN training widgets; returns the GAN dock and the run folder."""
+    open_scan(viewer)
     dock, patches = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
     patches.run_synchronously = True
     patches.draw_button.click()
@@ -138,9 +143,7 @@ def segmentation_screenshot(viewer, model) -> None:
 def scene_prior_screenshot(viewer) -> None:
     """Scene prior calibrated on the TiO2 SEM sample: the estimates in the dock, the rendered
     preview beside the scan."""
-    viewer.layers.clear()
-    viewer.open_sample("napari-diffrendergan", "tio2_sem")
-    viewer.layers.remove(viewer.layers[-1])  # manual masks
+    open_scan(viewer)
     dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Scene prior")
     widget.run_synchronously = True
     widget.calibrate_button.click()
@@ -154,9 +157,7 @@ def scene_prior_screenshot(viewer) -> None:
 
 def patches_screenshot(viewer) -> None:
     """Patch selection on the TiO2 SEM sample: one region, patches cut and outlined."""
-    viewer.layers.clear()
-    viewer.open_sample("napari-diffrendergan", "tio2_sem")
-    viewer.layers.remove(viewer.layers[-1])  # manual masks
+    open_scan(viewer)
     dock, widget = viewer.window.add_plugin_dock_widget("napari-diffrendergan", "Patch selection")
     widget.run_synchronously = True
     widget.draw_button.click()
