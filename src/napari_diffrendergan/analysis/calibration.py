@@ -411,6 +411,11 @@ def shape_family(particles, components, measured: np.ndarray) -> tuple[str, dict
     return family, shape
 
 
+def interval_text(estimate: dict, scale: float = 1.0) -> str:
+    """An estimate's 95 % interval as "low–high", times ``scale`` ("?" for an unknown bound)."""
+    return "–".join(f"{scale * v:.3g}" if v is not None else "?" for v in estimate["ci"])
+
+
 def size_summary(diameters: np.ndarray) -> dict:
     """Median, 10th and 90th percentile of ``diameters`` with bootstrap intervals."""
     return {

@@ -224,6 +224,8 @@ def cmd_calibrate(args) -> int:
 
 def calibration_lines(report: dict) -> list[str]:
     """What ``calibrate`` found, for people."""
+    from ..analysis.calibration import interval_text
+
     estimates, unit, fit = report["estimates"], report["unit"], report["size_fit"]
     median = estimates["diameter"]["median"]
     density_name = "density_per_um2" if unit == "nm" else "density_per_megapixel"
@@ -238,19 +240,14 @@ def calibration_lines(report: dict) -> list[str]:
         f"Calibrated from {report['scans']} scan(s): {report['polarity']} particles, "
         f"{report['family']}; {report['counts']['measured']} of {report['counts']['particles']} "
         "particles measured whole",
-        f"  median diameter {median['value']:.4g} {unit} (95 % CI {_interval(median)}); {sizes})",
+        f"  median diameter {median['value']:.4g} {unit} (95 % CI {interval_text(median)}); "
+        f"{sizes})",
         f"  {density['value']:.4g} particles per {'µm²' if unit == 'nm' else 'megapixel'} "
-        f"({_interval(density)}), {100 * estimates['coverage']['value']:.1f} % covered",
+        f"({interval_text(density)}), {100 * estimates['coverage']['value']:.1f} % covered",
         f"  {100 * agglomerates['value']:.0f} % of particles in clusters "
-        f"({_interval(agglomerates, 100)} %), median cluster "
+        f"({interval_text(agglomerates, 100)} %), median cluster "
         f"{estimates['cluster_size']['value'] or 0:.0f} particles",
         f"  shape: aspect ratio {shape['aspect']['value']:.3g}, circularity "
         f"{shape['circularity']['value']:.3g}, elongation {shape['elongation']['value']:.3g}",
         *(f"  note: {note}" for note in report["notes"]),
     ]
-
-
-def _interval(estimate: dict, scale: float = 1.0) -> str:
-    """An estimate's confidence interval as low–high (? where a bound is unknown)."""
-    low, high = estimate["ci"]
-    return "–".join(f"{scale * v:.3g}" if v is not None else "?" for v in (low, high))

@@ -31,6 +31,7 @@ from ..analysis.calibration import (
     calibrate,
     calibrated_config,
     edited_config,
+    interval_text,
     preset_values,
     size_fit_reason,
     without_bar,
@@ -692,8 +693,7 @@ def _ci(entry: dict, scale: float = 1.0) -> str:
     """A value with its 95 % interval, e.g. "246 (238–254)"."""
     if entry["value"] is None:
         return "–"
-    low, high = (f"{scale * v:.3g}" if v is not None else "?" for v in entry["ci"])
-    return f"{scale * entry['value']:.3g} ({low}–{high})"
+    return f"{scale * entry['value']:.3g} ({interval_text(entry, scale)})"
 
 
 TIPS = {  # tooltips of the form rows
