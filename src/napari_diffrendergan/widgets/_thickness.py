@@ -52,12 +52,12 @@ def layer_mask(layer) -> np.ndarray:
 def image_mask(data: np.ndarray) -> np.ndarray:
     """The wires of an image at its Otsu threshold, on the side of the polarity found on it (as
     ``calibrate`` finds it; bright where nothing stands out); a mask is kept as it is."""
-    from ..data.patches import particle_phase
-    from ..data.phases import image_polarity
+    from ..data.patches import particle_phase, scan_polarity
 
     if data.dtype == bool:
         return data
-    return particle_phase(data, image_polarity([data]) or "bright")
+    polarity, _ = scan_polarity(data, [(0, data.shape[0], 0, data.shape[1])])
+    return particle_phase(data, polarity)
 
 
 class ThicknessAnalysisWidget(TaskWidget):
