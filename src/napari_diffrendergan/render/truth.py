@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import MaterialConfig
-from .meshes import rasterise
+from .meshes import rasterise, width
 
 POLARITIES = ("bright", "dark")
 # BSDF values of the truth scans: particles clearly brighter or darker than the stage
@@ -64,6 +64,21 @@ class TruthScan:
         return int(inside.all(1).sum())
 
 
+def true_median_and_density(
+    scans: list[TruthScan], pixel_size_nm: float, wires: bool
+) -> tuple[float, float]:
+    """The true median diameter (nm) of ``scans``' whole particles (equivalent circular
+    diameter of the silhouette; wires: the width of every wire) and their true density (per
+    µm², particles whose centre lies in the image)."""
+    if wires:
+        diameters = [width(s) for scan in scans for s in scan.silhouettes if s.any()]
+    else:
+        diameters = [2 * np.sqrt(s.sum() / np.pi) for scan in scans for s in scan.whole()]
+    area = sum(scan.image.size for scan in scans) * (pixel_size_nm / 1000) ** 2
+    median = float(np.median(diameters)) if diameters else float("nan")
+    return median * pixel_size_nm, sum(s.counted() for s in scans) / area
+
+
 def render_truth_scans(
     config: MaterialConfig,
     polarity: str,
@@ -71,10 +86,14 @@ def render_truth_scans(
     count: int,
     spp: int = 4,
     device: str = "cpu",
+    monitor=None,
 ) -> list[TruthScan]:
     """``count`` scans of ``config``'s size and placement distributions with ``polarity``
     particles and detector noise, drawn from ``seed``."""
+    from ..progress import ensure
     from .sampling import AnnotatedRenderer, RenderValues, mid_range_values
+
+    monitor = ensure(monitor)
 
     config = dataclasses.replace(
         config, scene=dataclasses.replace(config.scene, **POLARITY_SCENE[polarity])
@@ -84,6 +103,8 @@ def render_truth_scans(
     rng = np.random.default_rng(seed)
     scans = []
     for index in range(count):
+        monitor.check()
+        monitor.report(index, count, f"rendering scene {index + 1} of {count}")
         sample = renderer.render(
             (seed, index), lambda phi, rng: values, max_attempts=1, require_contrast=False
         )

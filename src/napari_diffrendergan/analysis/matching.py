@@ -1,0 +1,101 @@
+"""Closing the loop on a calibrated scene prior (docs/calibration.md, "Matching").
+
+What a projection shows of the particles is not all that is there: particles inside
+agglomerates are hidden by others, the measurement keeps only whole particles with a free
+outline, and blur widens thin ones. So the prior measured from the scans is rendered (scenes
+with known truth, :mod:`..render.truth`), the renders are measured exactly as the scans were,
+and the estimates of the median diameter and the density are multiplied by the ratio of what the
+renders hold to what their measurement found. The prior's size distribution is scaled until its
+renders measure like the scans (its fit alone need not: a lognormal's median is not the sample
+median of a skewed sample). The next round renders the corrected prior, whose agglomerates hide
+more, from the same seed. No manual mask is involved: the renderer's own
+model of occlusion stands in for the masks.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..config import SIZE_LENGTHS
+from .calibration import CalibrationError, calibrate, calibrated_config
+
+ROUNDS = 2
+SCANS = 48  # rendered scenes per round: fewer leave the factors to chance (docs/calibration.md)
+SPP = 1
+SEED = 1000  # the same scenes' draws in every round, apart from the scans' truth scenes
+
+
+def match_prior(report: dict, like=None, monitor=None) -> dict:
+    """``report`` (of :func:`~.calibration.calibrate`, with a pixel size) with its median
+    diameter, size fit and density corrected by rendering the prior that ``like``
+    (:func:`~.calibration.calibrated_config`) makes of it; ``matching`` says by how much,
+    round by round, and what was seen. The measured ``estimates`` are left as they are."""
+    from ..progress import ensure
+
+    monitor = ensure(monitor)
+    matched, rounds = report, []
+    for index in range(ROUNDS):
+        stage = monitor.stage(f"matching round {index + 1} of {ROUNDS}")
+        try:
+            found = _render_and_measure(calibrated_config(matched, like), stage)
+        except CalibrationError as err:
+            matched = copy.deepcopy(matched)
+            matched["notes"].append(f"matching stopped: its renders showed {err}")
+            break
+        rounds.append(found)
+        scale = (
+            _fit_scale(matched)
+            * report["median_diameter_nm"]
+            / found["measured"]["median_diameter_nm"]
+        )
+        matched = corrected(report, scale, found["diameter_factor"], found["density_factor"])
+    matched = copy.deepcopy(matched)
+    matched["matching"] = {
+        "seen": {key: report[key] for key in ("median_diameter_nm", "density_per_um2")},
+        "fit_scale": _fit_scale(matched),
+        "rounds": rounds,
+        "diameter_factor": rounds[-1]["diameter_factor"] if rounds else 1.0,
+        "density_factor": rounds[-1]["density_factor"] if rounds else 1.0,
+    }
+    return matched
+
+
+def _fit_scale(report: dict) -> float:
+    return report.get("fit_scale", 1.0)
+
+
+def _render_and_measure(config, monitor) -> dict:
+    """The truth of :data:`SCANS` scenes of ``config`` and what calibrating them finds."""
+    from ..render.truth import render_truth_scans, true_median_and_density
+
+    pixel = config.physical.pixel_size_nm
+    polarity = config.physical.polarity
+    scans = render_truth_scans(config, polarity, SEED, SCANS, spp=SPP, monitor=monitor)
+    monitor.report(SCANS, SCANS, "measuring the renders")
+    images = [(f"render {i}", scan.image) for i, scan in enumerate(scans)]
+    measured = calibrate(images, pixel, monitor.silent())
+    wires = config.meshes.library == "wires"
+    median, density = true_median_and_density(scans, pixel, wires)
+    return {
+        "rendered": {"median_diameter_nm": median, "density_per_um2": density},
+        "measured": {key: measured[key] for key in ("median_diameter_nm", "density_per_um2")},
+        "polarity": measured["polarity"],
+        "diameter_factor": median / measured["median_diameter_nm"],
+        "density_factor": density / measured["density_per_um2"],
+    }
+
+
+def corrected(
+    report: dict, fit_scale: float, diameter_factor: float, density_factor: float
+) -> dict:
+    """``report`` with every diameter of its size fits multiplied by ``fit_scale``, its median
+    diameter by ``diameter_factor``, its density by ``density_factor``."""
+    out = copy.deepcopy(report)
+    for fit in out["size_fit"].values():
+        if isinstance(fit, dict):
+            fit.update({k: v * fit_scale for k, v in fit.items() if k in SIZE_LENGTHS})
+    out["fit_scale"] = fit_scale
+    out["median_diameter_nm"] *= diameter_factor
+    out["median_diameter_px"] *= diameter_factor
+    out["density_per_um2"] *= density_factor
+    return out
