@@ -21,7 +21,7 @@ from .calibration import CalibrationError, calibrate, calibrated_config
 
 ROUNDS = 2
 SCANS = 48  # rendered scenes per round: fewer leave the factors to chance (docs/calibration.md)
-SPP = 1
+SPP = 4
 SEED = 1000  # the same scenes' draws in every round, apart from the scans' truth scenes
 
 
