@@ -34,6 +34,7 @@ def match_prior(report: dict, like=None, monitor=None) -> dict:
 
     monitor = ensure(monitor)
     matched, rounds = report, []
+    fit_scale = density_scale = 1.0
     for index in range(ROUNDS):
         stage = monitor.stage(f"matching round {index + 1} of {ROUNDS}")
         try:
@@ -43,25 +44,26 @@ def match_prior(report: dict, like=None, monitor=None) -> dict:
             matched["notes"].append(f"matching stopped: its renders showed {err}")
             break
         rounds.append(found)
-        scale = (
-            _fit_scale(matched)
-            * report["median_diameter_nm"]
-            / found["measured"]["median_diameter_nm"]
-        )
-        matched = corrected(report, scale, found["diameter_factor"], found["density_factor"])
+        fit_scale *= report["median_diameter_nm"] / found["measured"]["median_diameter_nm"]
+        density_scale *= _coverage(report) / found["measured"]["coverage"]
+        matched = corrected(report, fit_scale, found["diameter_factor"], density_scale)
     matched = copy.deepcopy(matched)
     matched["matching"] = {
-        "seen": {key: report[key] for key in ("median_diameter_nm", "density_per_um2")},
-        "fit_scale": _fit_scale(matched),
+        "seen": {
+            "median_diameter_nm": report["median_diameter_nm"],
+            "density_per_um2": report["density_per_um2"],
+            "coverage": _coverage(report),
+        },
+        "fit_scale": fit_scale,
+        "density_scale": density_scale,
         "rounds": rounds,
         "diameter_factor": rounds[-1]["diameter_factor"] if rounds else 1.0,
-        "density_factor": rounds[-1]["density_factor"] if rounds else 1.0,
     }
     return matched
 
 
-def _fit_scale(report: dict) -> float:
-    return report.get("fit_scale", 1.0)
+def _coverage(report: dict) -> float:
+    return report["estimates"]["coverage"]["value"]
 
 
 def _render_and_measure(config, monitor) -> dict:
@@ -78,24 +80,26 @@ def _render_and_measure(config, monitor) -> dict:
     median, density = true_median_and_density(scans, pixel, wires)
     return {
         "rendered": {"median_diameter_nm": median, "density_per_um2": density},
-        "measured": {key: measured[key] for key in ("median_diameter_nm", "density_per_um2")},
+        "measured": {
+            "median_diameter_nm": measured["median_diameter_nm"],
+            "density_per_um2": measured["density_per_um2"],
+            "coverage": _coverage(measured),
+        },
         "polarity": measured["polarity"],
         "diameter_factor": median / measured["median_diameter_nm"],
-        "density_factor": density / measured["density_per_um2"],
     }
 
 
 def corrected(
-    report: dict, fit_scale: float, diameter_factor: float, density_factor: float
+    report: dict, fit_scale: float, diameter_factor: float, density_scale: float
 ) -> dict:
     """``report`` with every diameter of its size fits multiplied by ``fit_scale``, its median
-    diameter by ``diameter_factor``, its density by ``density_factor``."""
+    diameter by ``diameter_factor``, its density by ``density_scale``."""
     out = copy.deepcopy(report)
     for fit in out["size_fit"].values():
         if isinstance(fit, dict):
             fit.update({k: v * fit_scale for k, v in fit.items() if k in SIZE_LENGTHS})
-    out["fit_scale"] = fit_scale
     out["median_diameter_nm"] *= diameter_factor
     out["median_diameter_px"] *= diameter_factor
-    out["density_per_um2"] *= density_factor
+    out["density_per_um2"] *= density_scale
     return out
