@@ -494,7 +494,8 @@ class Experiment:
         ``tio2-sem`` preset took from the training scans' masks, goes back to its default."""
         from dataclasses import replace
 
-        from napari_diffrendergan.analysis.calibration import calibrate, calibrated_config
+        from napari_diffrendergan.analysis.calibration import calibrated_config
+        from napari_diffrendergan.analysis.matching import measure_prior
         from napari_diffrendergan.cli import calibration_lines, valid_json
         from napari_diffrendergan.config import PlacementConfig, preset
         from napari_diffrendergan.io import image_pixel_size, write_json_atomic, write_text_atomic
@@ -507,11 +508,11 @@ class Experiment:
             )
         pixel_size = sizes.pop()
         scans = [(image_id, self.image(image_id)) for image_id in self.train_ids]
-        with progress_bar("calibrate") as monitor:
-            report = calibrate(scans, pixel_size, monitor)
         like, default = preset(self.settings["like"]), PlacementConfig().dense_fraction
         reset = like.placement.dense_fraction != default
         like.placement = replace(like.placement, dense_fraction=default)
+        with progress_bar("calibrate") as monitor:
+            report = measure_prior(scans, pixel_size, like, monitor)
         config = calibrated_config(report, like, name="calibrated")
         if reset:
             config.description += (

@@ -221,6 +221,12 @@ def test_cli_calibrate_writes_a_preset_and_json(scan_files, tmp_path, capsys):
     for key in ("median_diameter_nm", "density_per_um2"):
         assert report[key] > 0 and report["estimates"][key if key[0] == "d" else "diameter"]
     assert "dark particles" in printed[0]
+    matching = report["matching"]  # the prior was rendered and measured like the scans
+    assert len(matching["rounds"]) == 2 and matching["seen"]["density_per_um2"] > 0
+    assert report["median_diameter_nm"] == pytest.approx(
+        matching["seen"]["median_diameter_nm"] * matching["diameter_factor"]
+    )
+    assert any("rendered and measured like the scans" in line for line in printed)
     config, like = load_config(out), load_config("tio2-sem")
     assert config.physical.polarity == "dark"
     lit = dataclasses.replace(like.scene, **cal.DARK_SCENE)  # dark particles: lit for them
@@ -239,6 +245,7 @@ def test_cli_calibrate_refuses_what_it_cannot_do(scan_files, tmp_path, capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     report = json.loads(printed[-1])
     assert report["unit"] == "px" and report["median_diameter_nm"] is None
+    assert "matching" not in report  # a prior in nm needs a pixel size
     assert report["median_diameter_px"] > 0 and "pixel size unknown" in " ".join(printed)
     from napari_diffrendergan.io import write_tiff
 

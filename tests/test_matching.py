@@ -39,18 +39,22 @@ def test_matching_renders_the_prior_and_corrects_by_what_its_renders_hide(seen, 
     assert len(record["rounds"]) == matching.ROUNDS
     assert record["seen"]["median_diameter_nm"] == seen["median_diameter_nm"]
     last = record["rounds"][-1]
-    for key, factor in (
-        ("median_diameter_nm", "diameter_factor"),
-        ("density_per_um2", "density_factor"),
-    ):
-        assert last[factor] == pytest.approx(last["rendered"][key] / last["measured"][key])
-        assert matched[key] == pytest.approx(seen[key] * last[factor])
-        assert np.isfinite(matched[key]) and matched[key] > 0
+    true, found = last["rendered"]["median_diameter_nm"], last["measured"]["median_diameter_nm"]
+    assert last["diameter_factor"] == pytest.approx(true / found)
+    assert matched["median_diameter_nm"] == pytest.approx(seen["median_diameter_nm"] * true / found)
     assert matched["estimates"] == seen["estimates"]  # what the scans showed stays on record
-    # the fit is scaled, round by round, until its renders measure like the scans
-    measured = [r["measured"]["median_diameter_nm"] for r in record["rounds"]]
-    expected = np.prod([seen["median_diameter_nm"] / m for m in measured])
-    assert record["fit_scale"] == pytest.approx(expected)
+    # the fit and the density are scaled, round by round, until the renders measure like the
+    # scans: sizes by their median, the density by the share of the field covered
+    rounds = record["rounds"]
+    fit = np.prod(
+        [seen["median_diameter_nm"] / r["measured"]["median_diameter_nm"] for r in rounds]
+    )
+    cover = seen["estimates"]["coverage"]["value"]
+    density = np.prod([cover / r["measured"]["coverage"] for r in rounds])
+    assert (record["fit_scale"], record["density_scale"]) == pytest.approx((fit, density))
+    assert matched["density_per_um2"] == pytest.approx(seen["density_per_um2"] * density)
+    lognormal = matched["size_fit"]["lognormal"]
+    assert lognormal["median"] == pytest.approx(fit * seen["size_fit"]["lognormal"]["median"])
     assert any(m.startswith("matching round 1 of") for m in stages)
 
 

@@ -111,9 +111,13 @@ def test_calibrates_open_scans_of_known_polarity(make_napari_viewer, qtbot, trut
     report = widget.report
     expected = cal.calibrate([(layer.name, layer.data) for layer in layers], PIXEL_NM)
     assert report["polarity"] == polarity and report["scans"] == 3
-    assert report["median_diameter_nm"] == expected["median_diameter_nm"]  # as `calibrate`
-    assert report["density_per_um2"] == expected["density_per_um2"]
+    assert report["estimates"] == expected["estimates"]  # what `calibrate` measures
+    seen = report["matching"]["seen"]  # and the prior matched to it by rendering, as the CLI
+    assert seen["median_diameter_nm"] == expected["median_diameter_nm"]
+    assert seen["density_per_um2"] == expected["density_per_um2"]
+    assert len(report["matching"]["rounds"]) == 2
     text = widget.estimates.text()
+    assert "Prior (matched)" in text and f"{report['median_diameter_nm']:.3g} nm" in text
     assert f"{polarity} particles (3 of 3 scans agree)" in text
     assert cal.size_fit_reason(report["size_fit"]) in text and "per µm²" in text
     values = cal.preset_values(report)

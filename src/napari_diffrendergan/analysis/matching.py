@@ -4,12 +4,14 @@ What a projection shows of the particles is not all that is there: particles ins
 agglomerates are hidden by others, the measurement keeps only whole particles with a free
 outline, and blur widens thin ones. So the prior measured from the scans is rendered (scenes
 with known truth, :mod:`..render.truth`), the renders are measured exactly as the scans were,
-and the estimates of the median diameter and the density are multiplied by the ratio of what the
-renders hold to what their measurement found. The prior's size distribution is scaled until its
-renders measure like the scans (its fit alone need not: a lognormal's median is not the sample
-median of a skewed sample). The next round renders the corrected prior, whose agglomerates hide
-more, from the same seed. No manual mask is involved: the renderer's own
-model of occlusion stands in for the masks.
+and the median diameter is multiplied by the ratio of what the renders hold to what their
+measurement found. The prior's size distribution is scaled until its renders measure like the
+scans (its fit alone need not: a lognormal's median is not the sample median of a skewed
+sample); for wires, whose count from their ends is weak, the density is scaled until the renders
+cover as much of the field as the scans. Compact particles keep the measured density: how many
+a projection hides depends on the placement, which the prior borrows from a preset rather than
+measures (both corrections tried made the density worse on the rendered truth). The next round
+renders the corrected prior from the same seed. No manual mask is involved.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ ROUNDS = 2
 SCANS = 48  # rendered scenes per round: fewer leave the factors to chance (docs/calibration.md)
 SPP = 4
 SEED = 1000  # the same scenes' draws in every round, apart from the scans' truth scenes
+
+
+def measure_prior(scans, pixel_size_nm=None, like=None, monitor=None) -> dict:
+    """:func:`~.calibration.calibrate` ``scans``, then, with a pixel size, :func:`match_prior`:
+    the report a preset is made from (``calibrate``, the Scene prior dock)."""
+    from ..progress import ensure
+
+    monitor = ensure(monitor)
+    report = calibrate(scans, pixel_size_nm, monitor.stage("measuring the scans"))
+    return match_prior(report, like, monitor) if pixel_size_nm else report
 
 
 def match_prior(report: dict, like=None, monitor=None) -> dict:
@@ -45,7 +57,8 @@ def match_prior(report: dict, like=None, monitor=None) -> dict:
             break
         rounds.append(found)
         fit_scale *= report["median_diameter_nm"] / found["measured"]["median_diameter_nm"]
-        density_scale *= _coverage(report) / found["measured"]["coverage"]
+        if report["family"] == "wires":
+            density_scale *= _coverage(report) / found["measured"]["coverage"]
         matched = corrected(report, fit_scale, found["diameter_factor"], density_scale)
     matched = copy.deepcopy(matched)
     matched["matching"] = {
@@ -90,9 +103,7 @@ def _render_and_measure(config, monitor) -> dict:
     }
 
 
-def corrected(
-    report: dict, fit_scale: float, diameter_factor: float, density_scale: float
-) -> dict:
+def corrected(report: dict, fit_scale: float, diameter_factor: float, density_scale: float) -> dict:
     """``report`` with every diameter of its size fits multiplied by ``fit_scale``, its median
     diameter by ``diameter_factor``, its density by ``density_scale``."""
     out = copy.deepcopy(report)

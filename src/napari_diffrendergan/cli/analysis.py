@@ -194,10 +194,10 @@ def cmd_calibrate(args) -> int:
     from ..analysis.calibration import (
         NO_PIXEL_SIZE,
         CalibrationError,
-        calibrate,
         calibrated_config,
         read_scans,
     )
+    from ..analysis.matching import measure_prior
     from ..config import load_config
 
     like = load_config(args.like) if args.like else None
@@ -205,7 +205,7 @@ def cmd_calibrate(args) -> int:
     if args.out and not pixel:
         raise CalibrationError(NO_PIXEL_SIZE)
     with options.progress_bar("calibrate") as monitor:
-        report = calibrate(scans, pixel, monitor)
+        report = measure_prior(scans, pixel, like, monitor)
     for line in calibration_lines(report):
         print(line)
     if args.out:
@@ -220,6 +220,20 @@ def cmd_calibrate(args) -> int:
     if args.json:
         print(json.dumps(options.valid_json(report), allow_nan=False))
     return 0
+
+
+def matching_lines(report: dict) -> list[str]:
+    """What rendering the prior changed (:func:`~..analysis.matching.match_prior`)."""
+    matching = report.get("matching")
+    if not matching or not matching["rounds"]:
+        return []
+    seen = matching["seen"]
+    return [
+        f"  the prior rendered and measured like the scans ({len(matching['rounds'])} rounds): "
+        f"median diameter {report['median_diameter_nm']:.4g} nm (seen "
+        f"{seen['median_diameter_nm']:.4g}), {report['density_per_um2']:.4g} particles per µm² "
+        f"(seen {seen['density_per_um2']:.4g}), size fit ×{matching['fit_scale']:.3g}"
+    ]
 
 
 def calibration_lines(report: dict) -> list[str]:
@@ -249,5 +263,6 @@ def calibration_lines(report: dict) -> list[str]:
         f"{estimates['cluster_size']['value'] or 0:.0f} particles",
         f"  shape: aspect ratio {shape['aspect']['value']:.3g}, circularity "
         f"{shape['circularity']['value']:.3g}, elongation {shape['elongation']['value']:.3g}",
+        *matching_lines(report),
         *(f"  note: {note}" for note in report["notes"]),
     ]

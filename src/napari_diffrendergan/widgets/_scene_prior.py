@@ -28,7 +28,6 @@ from ..analysis.calibration import (
     FAMILIES,
     FAMILY_PRESETS,
     CalibrationError,
-    calibrate,
     calibrated_config,
     edited_config,
     interval_text,
@@ -36,6 +35,7 @@ from ..analysis.calibration import (
     size_fit_reason,
     without_bar,
 )
+from ..analysis.matching import measure_prior
 from ..analysis.size_plots import histogram_figure
 from ..config import POLARITIES, PRESETS, MaterialConfig, SizeDistribution, preset
 from ..errors import DiffRenderGANError
@@ -495,7 +495,7 @@ def _chosen(report: dict, kind: str) -> dict:
 def _calibration_work(scans, pixel_nm, like, monitor):
     """Thread-worker generator: the report, its preset and histogram, then the preview."""
     images = [(name, without_bar(data, exclude, name)) for name, data, exclude in scans]
-    report = calibrate(images, pixel_nm, monitor)
+    report = measure_prior(images, pixel_nm, like, monitor)
     config = calibrated_config(report, like, "scene-prior") if pixel_nm else None
     figure = prior_histogram(report)
     yield "report", report, config, figure, rendered(figure)
@@ -558,7 +558,8 @@ def scan_crops(images: list[np.ndarray], side: int, count: int) -> list[np.ndarr
 
 def prior_histogram(report: dict | None, edited: SizeDistribution | None = None) -> Figure:
     """The measured diameters with D10/D50/D90 and their intervals, the fitted distribution
-    (line) and the ``edited`` one (dotted)."""
+    (line; scaled when matched: the prior whose renders measure like the scans) and the
+    ``edited`` one (dotted)."""
     if report is None:
         return histogram_figure(np.zeros(0), {}, "nm")
     diameters, sizes = np.asarray(report["diameters"]), report["estimates"]["diameter"]
@@ -576,13 +577,16 @@ def prior_histogram(report: dict | None, edited: SizeDistribution | None = None)
         return figure
     scale = len(diameters) * axes.patches[0].get_width()  # probability density → counts
     x = np.linspace(max(diameters.min() * 0.5, 1e-3), diameters.max() * 1.2, 200)
-    fit = report["size_fit"]
+    fit, matching = report["size_fit"], report.get("matching")
+    label = f"fit: {KINDS[fit['chosen']]}"
+    if matching and matching["rounds"]:
+        label = f"prior: {KINDS[fit['chosen']]} fit ×{matching['fit_scale']:.3g}"
     axes.plot(
         x,
         scale * _pdf(fit["chosen"], fit[fit["chosen"]], x),
         color="tab:red",
         lw=1.2,
-        label=f"fit: {KINDS[fit['chosen']]}",
+        label=label,
     )
     if edited is not None:
         axes.plot(
@@ -662,6 +666,7 @@ def estimates_html(report: dict) -> str:
             f"{evidence['scans']} scans agree)",
         ),
         ("Median diameter", f"{_ci(est['diameter']['median'])} {unit}"),
+        *_matching_rows(report),
         ("Size fit", size_fit_reason(report["size_fit"])),
         ("Density", f"{_ci(density)} per {'µm²' if nm else 'megapixel'}"),
         ("Coverage", f"{_ci(est['coverage'], 100)} %"),
@@ -687,6 +692,21 @@ def estimates_html(report: dict) -> str:
         f"<tr><td valign='top'><b>{name}</b></td><td>{text}</td></tr>" for name, text in rows
     )
     return f"<table cellspacing='3'>{cells}</table><small>(95 % intervals in brackets)</small>"
+
+
+def _matching_rows(report: dict) -> list[tuple[str, str]]:
+    """The prior that renders like the scans (:func:`~..analysis.matching.match_prior`)."""
+    matching = report.get("matching")
+    if not matching or not matching["rounds"]:
+        return []
+    return [
+        (
+            "Prior (matched)",
+            f"median diameter {report['median_diameter_nm']:.3g} nm, "
+            f"{report['density_per_um2']:.3g} per µm²: rendered, these measure like the scans "
+            f"(size fit ×{matching['fit_scale']:.3g})",
+        )
+    ]
 
 
 def _ci(entry: dict, scale: float = 1.0) -> str:
