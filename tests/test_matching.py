@@ -5,7 +5,9 @@ import pytest
 
 from napari_diffrendergan.analysis import calibration as cal
 from napari_diffrendergan.analysis import matching
-from test_calibration import PIXEL_NM, disk_scan
+from test_calibration import PIXEL_NM, disk_scan, wire_scan
+
+SCANS = {"spheres": lambda seed: disk_scan(seed)[0], "wires": wire_scan}
 
 
 @pytest.fixture(scope="module")
@@ -27,34 +29,37 @@ def test_corrected_scales_the_fits_the_median_and_the_density(seen):
 
 
 @pytest.mark.slow
-def test_matching_renders_the_prior_and_corrects_by_what_its_renders_hide(seen, monkeypatch):
-    from napari_diffrendergan.config import preset
+@pytest.mark.parametrize("family", ["spheres", "wires"])
+def test_matching_renders_the_prior_and_corrects_by_what_its_renders_show(family, monkeypatch):
     from napari_diffrendergan.progress import Monitor
 
+    seen = cal.calibrate([(f"s{i}", SCANS[family](i)) for i in range(3)], PIXEL_NM)
+    assert seen["family"] == family
     monkeypatch.setattr(matching, "SCANS", 6)
     stages = []
     monitor = Monitor(lambda done, total, message: stages.append(message))
-    matched = matching.match_prior(seen, preset("sio2-him"), monitor)
-    record = matched["matching"]
-    assert len(record["rounds"]) == matching.ROUNDS
+    matched = matching.match_prior(seen, None, monitor)
+    record, rounds = matched["matching"], matched["matching"]["rounds"]
+    assert len(rounds) == matching.ROUNDS and all(r["polarity"] == "bright" for r in rounds)
     assert record["seen"]["median_diameter_nm"] == seen["median_diameter_nm"]
-    last = record["rounds"][-1]
+    last = rounds[-1]
     true, found = last["rendered"]["median_diameter_nm"], last["measured"]["median_diameter_nm"]
     assert last["diameter_factor"] == pytest.approx(true / found)
     assert matched["median_diameter_nm"] == pytest.approx(seen["median_diameter_nm"] * true / found)
     assert matched["estimates"] == seen["estimates"]  # what the scans showed stays on record
-    # the fit and the density are scaled, round by round, until the renders measure like the
-    # scans: sizes by their median, the density by the share of the field covered
-    rounds = record["rounds"]
+    # the fit is scaled, round by round, until the renders' sizes measure like the scans'
     fit = np.prod(
         [seen["median_diameter_nm"] / r["measured"]["median_diameter_nm"] for r in rounds]
     )
-    cover = seen["estimates"]["coverage"]["value"]
-    density = np.prod([cover / r["measured"]["coverage"] for r in rounds])
-    assert (record["fit_scale"], record["density_scale"]) == pytest.approx((fit, density))
-    assert matched["density_per_um2"] == pytest.approx(seen["density_per_um2"] * density)
+    assert record["fit_scale"] == pytest.approx(fit)
     lognormal = matched["size_fit"]["lognormal"]
     assert lognormal["median"] == pytest.approx(fit * seen["size_fit"]["lognormal"]["median"])
+    # wires' density until the renders cover as much of the field; compact particles keep theirs
+    cover = seen["estimates"]["coverage"]["value"]
+    density = np.prod([cover / r["measured"]["coverage"] for r in rounds])
+    expected = density if family == "wires" else 1.0
+    assert record["density_scale"] == pytest.approx(expected)
+    assert matched["density_per_um2"] == pytest.approx(seen["density_per_um2"] * expected)
     assert any(m.startswith("matching round 1 of") for m in stages)
 
 
