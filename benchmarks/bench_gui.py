@@ -260,8 +260,8 @@ def main() -> None:
     steps.measure("GAN training + FID", viewer, gan.start_button.click, gan.start_button.isEnabled)
     print(f"GAN: {gan.status.text()}")
     gan.epochs.value = 4
-    steps.measure(  # the same work with torch, Dr.Jit & co. imported: their first import holds
-        "GAN resume (warm)",  # the GIL in the worker
+    steps.measure(  # torch, Dr.Jit & co. imported by now (their first import, in the worker,
+        "GAN resume (warm)",  # holds the GIL) and the set-up cached
         viewer,
         gan.resume_button.click,
         lambda: "iteration" in gan.status.text(),
