@@ -208,6 +208,7 @@ def scan_files(tmp_path):
     return paths
 
 
+@pytest.mark.slow
 def test_cli_calibrate_writes_a_preset_and_json(scan_files, tmp_path, capsys):
     from napari_diffrendergan.config import load_config
 

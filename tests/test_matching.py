@@ -1,5 +1,7 @@
 """Closing the loop on a calibrated prior (analysis/matching.py)."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -16,8 +18,9 @@ def seen():
 
 
 def test_corrected_scales_the_fits_the_median_and_the_density(seen):
+    kept = copy.deepcopy(seen)
     out = matching.corrected(seen, 1.5, 0.8, 2.0)
-    fit, before = out["size_fit"]["lognormal"], seen["size_fit"]["lognormal"]
+    fit, before = out["size_fit"]["lognormal"], kept["size_fit"]["lognormal"]
     assert fit["median"] == pytest.approx(1.5 * before["median"])
     assert fit["sigma"] == before["sigma"]  # a spread in log units is no length
     assert fit["bic"] == before["bic"]
@@ -25,7 +28,11 @@ def test_corrected_scales_the_fits_the_median_and_the_density(seen):
     assert out["median_diameter_px"] == pytest.approx(0.8 * seen["median_diameter_px"])
     assert out["density_per_um2"] == pytest.approx(2.0 * seen["density_per_um2"])
     assert out["estimates"] == seen["estimates"]
-    assert seen["size_fit"]["lognormal"]["median"] == before["median"]  # a copy was changed
+    two, two_before = out["size_fit"]["bimodal"], kept["size_fit"]["bimodal"]  # 90 disks
+    for key in ("mean1", "std1", "mean2", "std2"):
+        assert two[key] == pytest.approx(1.5 * two_before[key])
+    assert two["weight2"] == two_before["weight2"]
+    assert seen == kept  # a copy was changed
 
 
 @pytest.mark.slow
@@ -61,6 +68,12 @@ def test_matching_renders_the_prior_and_corrects_by_what_its_renders_show(family
     assert record["density_scale"] == pytest.approx(expected)
     assert matched["density_per_um2"] == pytest.approx(seen["density_per_um2"] * expected)
     assert any(m.startswith("matching round 1 of") for m in stages)
+
+
+def test_matching_needs_a_pixel_size():
+    report = cal.calibrate([(f"s{i}", disk_scan(i)[0]) for i in range(3)])
+    with pytest.raises(cal.CalibrationError, match="--pixel-size"):
+        matching.match_prior(report)
 
 
 def test_matching_stops_with_a_note_when_its_renders_show_nothing(seen, monkeypatch):

@@ -17,9 +17,10 @@ renders the corrected prior from the same seed. No manual mask is involved.
 from __future__ import annotations
 
 import copy
+import math
 
 from ..config import SIZE_LENGTHS
-from .calibration import CalibrationError, calibrate, calibrated_config
+from .calibration import NO_PIXEL_SIZE, CalibrationError, calibrate, calibrated_config
 
 ROUNDS = 2
 SCANS = 48  # rendered scenes per round: fewer leave the factors to chance (docs/calibration.md)
@@ -44,6 +45,8 @@ def match_prior(report: dict, like=None, monitor=None) -> dict:
     round by round, and what was seen. The measured ``estimates`` are left as they are."""
     from ..progress import ensure
 
+    if not report.get("pixel_size_nm"):
+        raise CalibrationError(NO_PIXEL_SIZE)
     monitor = ensure(monitor)
     matched, rounds = report, []
     fit_scale = density_scale = 1.0
@@ -75,6 +78,12 @@ def match_prior(report: dict, like=None, monitor=None) -> dict:
     return matched
 
 
+def record(report: dict) -> dict | None:
+    """The report's ``matching`` record, if matching corrected anything."""
+    matching = report.get("matching")
+    return matching if matching and matching["rounds"] else None
+
+
 def _coverage(report: dict) -> float:
     return report["estimates"]["coverage"]["value"]
 
@@ -86,11 +95,18 @@ def _render_and_measure(config, monitor) -> dict:
     pixel = config.physical.pixel_size_nm
     polarity = config.physical.polarity
     scans = render_truth_scans(config, polarity, SEED, SCANS, spp=SPP, monitor=monitor)
-    monitor.report(SCANS, SCANS, "measuring the renders")
+    monitor.report(SCANS, SCANS + 1, "measuring the renders")
     images = [(f"render {i}", scan.image) for i, scan in enumerate(scans)]
     measured = calibrate(images, pixel, monitor.silent())
     wires = config.meshes.library == "wires"
+    if measured["polarity"] != polarity or (measured["family"] == "wires") != wires:
+        raise CalibrationError(
+            f"{measured['polarity']} {measured['family']}, not the prior's {polarity} "
+            f"{config.meshes.library}"
+        )
     median, density = true_median_and_density(scans, pixel, wires)
+    if not math.isfinite(median):
+        raise CalibrationError("no whole particle")
     return {
         "rendered": {"median_diameter_nm": median, "density_per_um2": density},
         "measured": {

@@ -224,12 +224,15 @@ def cmd_calibrate(args) -> int:
 
 def matching_lines(report: dict) -> list[str]:
     """What rendering the prior changed (:func:`~..analysis.matching.match_prior`)."""
-    matching = report.get("matching")
-    if not matching or not matching["rounds"]:
+    from ..analysis.matching import record
+    from ..wording import counted
+
+    matching = record(report)
+    if matching is None:
         return []
-    seen = matching["seen"]
+    seen, rounds = matching["seen"], counted(len(matching["rounds"]), "round")
     return [
-        f"  the prior rendered and measured like the scans ({len(matching['rounds'])} rounds): "
+        f"  the prior rendered and measured like the scans ({rounds}): "
         f"median diameter {report['median_diameter_nm']:.4g} nm (seen "
         f"{seen['median_diameter_nm']:.4g}), {report['density_per_um2']:.4g} particles per µm² "
         f"(seen {seen['density_per_um2']:.4g}), size fit ×{matching['fit_scale']:.3g}"

@@ -35,7 +35,7 @@ from ..analysis.calibration import (
     size_fit_reason,
     without_bar,
 )
-from ..analysis.matching import measure_prior
+from ..analysis.matching import measure_prior, record
 from ..analysis.size_plots import histogram_figure
 from ..config import POLARITIES, PRESETS, MaterialConfig, SizeDistribution, preset
 from ..errors import DiffRenderGANError
@@ -577,9 +577,9 @@ def prior_histogram(report: dict | None, edited: SizeDistribution | None = None)
         return figure
     scale = len(diameters) * axes.patches[0].get_width()  # probability density → counts
     x = np.linspace(max(diameters.min() * 0.5, 1e-3), diameters.max() * 1.2, 200)
-    fit, matching = report["size_fit"], report.get("matching")
+    fit, matching = report["size_fit"], record(report)
     label = f"fit: {KINDS[fit['chosen']]}"
-    if matching and matching["rounds"]:
+    if matching is not None:
         label = f"prior: {KINDS[fit['chosen']]} fit ×{matching['fit_scale']:.3g}"
     axes.plot(
         x,
@@ -696,8 +696,8 @@ def estimates_html(report: dict) -> str:
 
 def _matching_rows(report: dict) -> list[tuple[str, str]]:
     """The prior that renders like the scans (:func:`~..analysis.matching.match_prior`)."""
-    matching = report.get("matching")
-    if not matching or not matching["rounds"]:
+    matching = record(report)
+    if matching is None:
         return []
     return [
         (
@@ -727,8 +727,8 @@ TIPS = {  # tooltips of the form rows
     ),
     "median": (
         "Typical particle diameter (equivalent circular diameter; wires: width): a lognormal's "
-        "median (the geometric mean of the measured diameters), the mean of two modes (both "
-        "scaled to it)"
+        "median, the mean of two modes (both scaled to it); with a pixel size, the fit of the "
+        "measured diameters scaled so that the prior's renders measure like the scans"
     ),
     "sigma": "Spread of a lognormal: the standard deviation of log(diameter)",
     "density": "Particles per µm² of image, hidden ones included: sets the number of meshes",
