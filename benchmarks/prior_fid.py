@@ -27,7 +27,8 @@ SETTINGS = {"budget": "cpu", "seed": 0, "device": "cpu", **LATER_SETTINGS, **BUD
 
 def calibrated(out: Path, matched: bool) -> MaterialConfig:
     """The calibrated prior of the experiment's ``calibration`` stage (in its own folder)."""
-    rounds, matching.ROUNDS = matching.ROUNDS, matching.ROUNDS if matched else 0
+    rounds = matching.ROUNDS
+    matching.ROUNDS = rounds if matched else 0  # no round: the measured prior as it is
     try:
         experiment = Experiment(out, SHARED, SETTINGS, ("calibrated",))
         experiment.stage("patches", experiment.patches)

@@ -48,15 +48,14 @@ def match_prior(report: dict, like=None, monitor=None) -> dict:
     if not report.get("pixel_size_nm"):
         raise CalibrationError(NO_PIXEL_SIZE)
     monitor = ensure(monitor)
-    matched, rounds = report, []
+    matched, rounds, stopped = report, [], None
     fit_scale = density_scale = 1.0
     for index in range(ROUNDS):
         stage = monitor.stage(f"matching round {index + 1} of {ROUNDS}")
         try:
             found = _render_and_measure(calibrated_config(matched, like), stage)
         except CalibrationError as err:
-            matched = copy.deepcopy(matched)
-            matched["notes"].append(f"matching stopped: its renders showed {err}")
+            stopped = f"matching stopped: its renders showed {err}"
             break
         rounds.append(found)
         fit_scale *= report["median_diameter_nm"] / found["measured"]["median_diameter_nm"]
@@ -64,6 +63,8 @@ def match_prior(report: dict, like=None, monitor=None) -> dict:
             density_scale *= _coverage(report) / found["measured"]["coverage"]
         matched = corrected(report, fit_scale, found["diameter_factor"], density_scale)
     matched = copy.deepcopy(matched)
+    if stopped:
+        matched["notes"].append(stopped)
     matched["matching"] = {
         "seen": {
             "median_diameter_nm": report["median_diameter_nm"],
