@@ -86,3 +86,101 @@ def test_matching_stops_with_a_note_when_its_renders_show_nothing(seen, monkeypa
     assert matched["matching"]["rounds"] == []
     assert "matching stopped" in matched["notes"][-1]
     assert seen["notes"] == [] or "matching stopped" not in seen["notes"][-1]
+
+
+def crowded_left(seed: int) -> np.ndarray:
+    """A 256 × 512 scan: disks in its left half, its right half empty background."""
+    left = disk_scan(seed, shape=(256, 256), count=40)[0]
+    rng = np.random.default_rng(seed + 100)
+    right = (0.25 + rng.normal(0, 0.04, (256, 256))).astype(np.float32)
+    return np.concatenate([left, right], axis=1)
+
+
+@pytest.fixture(scope="module")
+def half_empty(tmp_path_factory):
+    """The report of scans half full, half empty (no matching round)."""
+    scans = [(f"h{i}", crowded_left(i)) for i in range(3)]
+    rounds, matching.ROUNDS = matching.ROUNDS, 0
+    try:
+        return scans, matching.measure_prior(scans, PIXEL_NM)
+    finally:
+        matching.ROUNDS = rounds
+
+
+def test_the_prior_renders_the_density_of_the_particle_patches(half_empty):
+    from napari_diffrendergan.data.patches import cut_patches
+
+    scans, report = half_empty
+    fields = report["fields"]
+    kept = [cut_patches(image, name) for name, image in scans]
+    expected = sum(p.role == "particle" for found, _, _ in kept for p in found)
+    assert fields["count"] == expected > 0
+    # the patches the GAN gets lie in the crowded halves or straddle them (stride 128): at
+    # x = 0 (full) and 128 (half full), so 1.5 × the scans' coverage
+    scans_coverage = report["estimates"]["coverage"]["value"]
+    assert fields["coverage"] > 1.3 * scans_coverage
+    assert fields["scale"] == pytest.approx(fields["coverage"] / scans_coverage)
+    # the scans' density stays on record; the preset renders the fields'
+    assert report["density_per_um2"] == report["estimates"]["density_per_um2"]["value"]
+    config = cal.calibrated_config(report)
+    prior = report["density_per_um2"] * fields["scale"]
+    assert config.physical.density_per_um2 == pytest.approx(prior)
+    assert "particle fields" in config.description
+    # editing starts from the prior's density, and is not scaled twice
+    assert cal.preset_values(report)["density_per_um2"] == pytest.approx(prior)
+    untouched = cal.edited_config(report, {})
+    assert untouched.physical.density_per_um2 == pytest.approx(prior)
+    assert "Edited" not in untouched.description
+    assert cal.edited_config(report, {"density_per_um2": 5.0}).physical.density_per_um2 == 5.0
+
+
+def test_no_particle_field_leaves_the_density_as_measured():
+    scans = [(f"s{i}", disk_scan(i, shape=(200, 200), count=20)[0]) for i in range(3)]
+    report = matching.measure_prior(scans)  # no pixel size: no matching, fields still measured
+    assert report["fields"] is None  # scans smaller than a 256 px field
+    assert cal.fields_scale(report) == 1.0
+    assert "0 field(s) of 256 px hold three whole particles" in report["notes"][-1]
+
+
+@pytest.mark.slow
+def test_the_shape_is_chosen_by_rendering_each_against_the_particle_fields(monkeypatch):
+    from napari_diffrendergan.config import preset
+    from napari_diffrendergan.errors import Cancelled
+    from napari_diffrendergan.gan import prior_choice
+    from napari_diffrendergan.progress import Monitor
+
+    monkeypatch.setattr(prior_choice, "FIELDS", 4)
+    like = preset("sio2-him").resized(64, 64)
+    like.scene.spp = 4
+    scans = [(f"s{i}", disk_scan(i, median=8.0, count=60)[0]) for i in range(2)]
+    report = cal.calibrate(scans, PIXEL_NM)
+    fields = matching.particle_fields(scans, "bright", 64)
+    assert len(fields) > 4 and all(f.shape == (64, 64) for f in fields)
+    kept = copy.deepcopy(report)
+    stages = []
+    monitor = Monitor(lambda done, total, message: stages.append(message))
+    chosen = matching.choose_shape(report, like, fields, "cpu", monitor)
+    choice = chosen["shape_choice"]
+    assert set(choice["fids"]) == set(prior_choice.SHAPES)
+    assert all(np.isfinite(f) and f > 0 for f in choice["fids"].values())
+    assert len(set(choice["fids"].values())) == 3  # each shape rendered, not one scored thrice
+    assert chosen["family"] == min(choice["fids"], key=choice["fids"].get)
+    assert choice["measured"] == report["family"] and choice["fields"] == 4
+    assert cal.calibrated_config(chosen, like).meshes.library == chosen["family"]
+    assert report == kept
+    assert any(m.startswith("shape by rendering: prior 3 of 3 (spheres)") for m in stages)
+    cancelled = Monitor()
+    cancelled.cancel()
+    with pytest.raises(Cancelled):
+        matching.choose_shape(report, like, fields, "cpu", cancelled)
+
+
+def test_wires_keep_their_shape_without_rendering(monkeypatch):
+    from napari_diffrendergan.gan import prior_choice
+
+    def never(*args, **kwargs):
+        raise AssertionError("wires need no shape comparison")
+
+    monkeypatch.setattr(prior_choice, "prior_fids", never)
+    report = cal.calibrate([(f"w{i}", wire_scan(i)) for i in range(3)], PIXEL_NM)
+    assert matching.choose_shape(report, None, [np.zeros((256, 256))]) is report

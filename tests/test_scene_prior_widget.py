@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_diffrendergan.analysis import calibration as cal
+from napari_diffrendergan.analysis import matching
 
 PIXEL_NM = 2.0
 PREVIEW = "scene prior preview"
@@ -120,6 +121,10 @@ def test_calibrates_open_scans_of_known_polarity(make_napari_viewer, qtbot, trut
     assert "Prior (matched)" in text and f"{report['median_diameter_nm']:.3g} nm" in text
     assert f"{polarity} particles (3 of 3 scans agree)" in text
     assert cal.size_fit_reason(report["size_fit"]) in text and "per µm²" in text
+    scans = [(layer.name, layer.data) for layer in layers]  # the particle fields as the core
+    fields = matching.particle_fields(scans, polarity, 256)
+    assert report["fields"] == matching.fields_record(expected, fields, None)
+    assert "shape_choice" not in report  # shapes are compared only when asked
     values = cal.preset_values(report)
     assert widget.median.value == pytest.approx(values["median_nm"], abs=0.05)
     assert widget.density.value == pytest.approx(values["density_per_um2"], abs=1e-4)
@@ -136,6 +141,39 @@ def test_calibrates_open_scans_of_known_polarity(make_napari_viewer, qtbot, trut
     assert preview.translate[-1] >= 256 * PIXEL_NM
     assert preview not in [layer for _, layer in widget._scan_layers()]
     assert "Calibrated" in widget.status.text() and widget.save_button.isEnabled()
+
+
+@pytest.mark.gui
+def test_compared_shapes_reach_the_estimates_and_the_preset(make_napari_viewer, qtbot, monkeypatch):
+    from napari_diffrendergan.gan import prior_choice
+    from test_calibration import disk_scan
+
+    asked = []
+
+    def scored(priors, fields, pixel_nm, device, monitor):  # the comparison: test_matching.py
+        assert all(config.meshes.library == shape for shape, config in priors.items())
+        asked.append((tuple(priors), len(fields), pixel_nm))
+        return {"pebbles": 300.0, "cubes": 200.0, "spheres": 250.0}
+
+    monkeypatch.setattr(prior_choice, "prior_fids", scored)
+    monkeypatch.setattr(matching, "ROUNDS", 0)  # matching: the test above
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    widget.scans_box.value = _add_scans(viewer, [disk_scan(i)[0] for i in range(3)], "disks")
+    assert not widget.compare_shapes.value  # off by default: minutes on a CPU
+    widget.compare_shapes.value = True
+    _calibrate(widget, qtbot)
+
+    report = widget.report
+    assert asked == [(prior_choice.SHAPES, report["fields"]["count"], PIXEL_NM)]
+    assert report["shape_choice"]["measured"] == "spheres"
+    assert report["family"] == "cubes" == widget.config.meshes.library == widget.family.value
+    text = widget.estimates.text()
+    assert "<b>spheres</b>: aspect ratio" in text  # what the scans showed stays on record
+    assert "Shape by rendering" in text and "cubes 200.0" in text
+    assert "Particle fields" in text and f"{report['fields']['count']} patches" in text
+    density = report["density_per_um2"] * report["fields"]["scale"]
+    assert widget.config.physical.density_per_um2 == pytest.approx(density)
 
 
 @pytest.mark.gui

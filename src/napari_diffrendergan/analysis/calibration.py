@@ -587,12 +587,20 @@ def _agreed(sidecars: dict[str, float | None]) -> float | None:
     return sizes.pop() if sizes else None
 
 
+def fields_scale(report: dict) -> float:
+    """The factor from the scans' density to that of their particle fields, which the prior
+    renders (:func:`~.matching.fields_record`; 1 without fields)."""
+    fields = report.get("fields")
+    return fields["scale"] if fields else 1.0
+
+
 def calibrated_config(report: dict, like=None, name: str = "calibrated"):
     """A :class:`~napari_diffrendergan.config.MaterialConfig` with the measured geometry in a
-    ``physical`` section (the chosen size fit, the density, the polarity) and the family's
-    mesh library; everything else (lighting, learning limits, placement) from ``like``,
-    default the preset of the family (:data:`FAMILY_PRESETS`). Dark particles get
-    :data:`DARK_SCENE` and :data:`DARK_LIMITS` unless ``like`` is a dark preset already."""
+    ``physical`` section (the chosen size fit, the density of the particle fields, the
+    polarity) and the family's mesh library; everything else (lighting, learning limits,
+    placement) from ``like``, default the preset of the family (:data:`FAMILY_PRESETS`). Dark
+    particles get :data:`DARK_SCENE` and :data:`DARK_LIMITS` unless ``like`` is a dark preset
+    already."""
     import copy
 
     from ..config import PhysicalConfig, SizeDistribution, preset
@@ -611,15 +619,17 @@ def calibrated_config(report: dict, like=None, name: str = "calibrated"):
     config.physical = PhysicalConfig(
         pixel_size_nm=report["pixel_size_nm"],
         diameter=SizeDistribution(fit["chosen"], params, 0.05 * typical, 10 * typical),
-        density_per_um2=report["density_per_um2"],
+        density_per_um2=report["density_per_um2"] * fields_scale(report),
         polarity=report["polarity"],
     )
     config.name = name
     config.meshes.library = report["family"]
     config.description = (
         f"Calibrated from {report['scans']} scan(s) without annotation: {report['polarity']} "
-        f"{report['family']}, median diameter {typical:.4g} nm, {report['density_per_um2']:.4g} "
-        f"particles/µm² at {report['pixel_size_nm']:.4g} nm/px; scene and learning of {source}"
+        f"{report['family']}, median diameter {typical:.4g} nm, "
+        f"{config.physical.density_per_um2:.4g} particles/µm²"
+        + (" (in the particle fields)" if report.get("fields") else "")
+        + f" at {report['pixel_size_nm']:.4g} nm/px; scene and learning of {source}"
         + (", lit from above with a bright stage for dark particles." if relit else ".")
     )
     return config.validate()
@@ -668,7 +678,7 @@ def preset_values(report: dict) -> dict:
         "kind": fit["chosen"],
         "median_nm": _typical(SizeDistribution(fit["chosen"], params)),
         "sigma": fit["lognormal"]["sigma"],
-        "density_per_um2": report["density_per_um2"],
+        "density_per_um2": report["density_per_um2"] * fields_scale(report),
         "polarity": report["polarity"],
         "family": report["family"],
     }
@@ -697,6 +707,7 @@ def edited_config(report: dict, values: dict, like=None, name: str = "calibrated
         factor = values["median_nm"] / measured["median_nm"]
         for key in ("mean1", "std1", "mean2", "std2"):
             fit["bimodal"][key] *= factor
+    edited.pop("fields", None)  # the density given is the prior's, fields included
     edited.update({k: values[k] for k in ("density_per_um2", "polarity", "family")})
     changed = ["kind"] if kind != report["size_fit"]["chosen"] else []
     changed += [key for key in measured if key != "kind" and values[key] != measured[key]]

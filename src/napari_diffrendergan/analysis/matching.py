@@ -12,6 +12,14 @@ cover as much of the field as the scans. Compact particles keep the measured den
 a projection hides depends on the placement, which the prior borrows from a preset rather than
 measures (both corrections tried made the density worse on the rendered truth). The next round
 renders the corrected prior from the same seed. No manual mask is involved.
+
+The GAN compares its renders with *particle patches* (:func:`particle_fields`: the windows
+``patches --role auto`` keeps, those with at least three whole particles), which hold more
+particles than the scans on average. So the preset renders the density of those fields: the
+scans' density times the fields' covered share over the scans' (both measured the same way).
+Matching renders at the scans' own density, under which their sizes were measured, and the
+density reported stays the scans'. Optionally the shape family is chosen by rendering
+(:mod:`..gan.prior_choice`).
 """
 
 from __future__ import annotations
@@ -26,16 +34,123 @@ ROUNDS = 2
 SCANS = 48  # rendered scenes per round: fewer leave the factors to chance (docs/calibration.md)
 SPP = 4
 SEED = 1000  # the same scenes' draws in every round, apart from the scans' truth scenes
+MIN_FIELDS = 3  # particle fields needed to measure their density
 
 
-def measure_prior(scans, pixel_size_nm=None, like=None, monitor=None) -> dict:
-    """:func:`~.calibration.calibrate` ``scans``, then, with a pixel size, :func:`match_prior`:
-    the report a preset is made from (``calibrate``, the Scene prior dock)."""
+def measure_prior(
+    scans, pixel_size_nm=None, like=None, monitor=None, shapes: bool = False, device="auto"
+) -> dict:
+    """:func:`~.calibration.calibrate` ``scans`` and their particle fields
+    (:func:`fields_record`), then, with a pixel size, choose the shape by rendering if
+    ``shapes`` (:func:`choose_shape`) and :func:`match_prior`: the report a preset is made from
+    (``calibrate``, the Scene prior dock)."""
     from ..progress import ensure
 
     monitor = ensure(monitor)
     report = calibrate(scans, pixel_size_nm, monitor.stage("measuring the scans"))
-    return match_prior(report, like, monitor) if pixel_size_nm else report
+    size = _field_size(report, like)
+    fields = particle_fields(scans, report["polarity"], size)
+    report["fields"] = fields_record(report, fields, monitor.stage("measuring particle fields"))
+    if report["fields"] is None:
+        report["notes"].append(
+            f"{len(fields)} field(s) of {size} px hold three whole particles (the particle "
+            f"patches a GAN trains on; {MIN_FIELDS} needed to measure them): the preset keeps "
+            "the scans' density"
+        )
+    if not pixel_size_nm:
+        return report
+    if shapes:
+        report = choose_shape(report, like, fields, device, monitor)
+    return match_prior(report, like, monitor)
+
+
+def particle_fields(scans, polarity: str, size: int) -> list:
+    """The particle patches of ``scans`` (``(name, image)`` pairs) that ``patches --role
+    auto`` keeps for the GAN (``size`` px, at least three whole particles of ``polarity``);
+    scans smaller than a field give none."""
+    from ..data.patches import cut_patches
+
+    fields = []
+    for name, image in scans:
+        if min(image.shape[:2]) >= size:
+            found, pixels, _ = cut_patches(image, name, size=size, polarity=polarity)
+            fields += [x for p, x in zip(found, pixels, strict=True) if p.role == "particle"]
+    return fields
+
+
+def fields_record(report: dict, fields: list, monitor) -> dict | None:
+    """How many particle fields there are, their covered share and its ratio to the scans'
+    (the factor the prior's density takes); None with fewer than :data:`MIN_FIELDS` fields or
+    none in which particles stand out."""
+    if len(fields) < MIN_FIELDS:
+        return None
+    try:
+        measured = calibrate([(f"field {i}", x) for i, x in enumerate(fields)], None, monitor)
+    except CalibrationError:
+        return None
+    if measured["polarity"] != report["polarity"]:
+        return None
+    coverage = _coverage(measured)
+    return {"count": len(fields), "coverage": coverage, "scale": coverage / _coverage(report)}
+
+
+def choose_shape(report: dict, like, fields: list, device="auto", monitor=None) -> dict:
+    """``report`` with the compact family whose preset (as :func:`calibrated_config` makes it
+    with ``like``) renders closest to the particle ``fields`` (lowest untrained FID,
+    :func:`~..gan.prior_choice.prior_fids`); ``shape_choice`` records the FIDs and the family
+    measured. Wires, or no field: ``report`` unchanged."""
+    from ..gan.prior_choice import FIELDS, SHAPES, prior_fids
+
+    if report["family"] == "wires" or not fields:
+        return report
+    priors = {shape: calibrated_config({**report, "family": shape}, like) for shape in SHAPES}
+    stage = monitor.stage("shape by rendering") if monitor else None
+    fids = prior_fids(priors, fields, report["pixel_size_nm"], device, stage)
+    chosen = copy.deepcopy(report)
+    chosen["family"] = min(fids, key=fids.get)
+    scored = min(len(fields), FIELDS)
+    chosen["shape_choice"] = {"measured": report["family"], "fids": fids, "fields": scored}
+    return chosen
+
+
+def prior_rows(report: dict) -> list[tuple[str, str]]:
+    """(label, text) of what the preset takes from the particle fields and the shape
+    comparison, for the CLI and the Scene prior dock."""
+    from .calibration import fields_scale
+
+    rows = []
+    fields = report.get("fields")
+    if fields:
+        density = report["density_per_um2"]
+        renders = f"{density * fields_scale(report):.4g} per µm²" if density else "denser"
+        rows.append(
+            (
+                "Particle fields",
+                f"{fields['count']} patches with ≥ 3 whole particles (what the GAN compares "
+                f"with), {100 * fields['coverage']:.1f} % covered: the preset renders "
+                f"{renders} (×{fields['scale']:.3g} the scans' density)",
+            )
+        )
+    choice = report.get("shape_choice")
+    if choice:
+        fids = ", ".join(f"{shape} {fid:.1f}" for shape, fid in choice["fids"].items())
+        rows.append(
+            (
+                "Shape by rendering",
+                f"{report['family']} (untrained FID against {choice['fields']} particle "
+                f"fields: {fids}; measured {choice['measured']})",
+            )
+        )
+    return rows
+
+
+def _field_size(report: dict, like) -> int:
+    """The prior's field in px: ``like``'s, else the family preset's."""
+    from ..config import preset
+    from .calibration import FAMILY_PRESETS
+
+    config = like if like is not None else preset(FAMILY_PRESETS[report["family"]])
+    return config.scene.width
 
 
 def match_prior(report: dict, like=None, monitor=None) -> dict:
@@ -53,7 +168,7 @@ def match_prior(report: dict, like=None, monitor=None) -> dict:
     for index in range(ROUNDS):
         stage = monitor.stage(f"matching round {index + 1} of {ROUNDS}")
         try:
-            found = _render_and_measure(calibrated_config(matched, like), stage)
+            found = _render_and_measure(calibrated_config(_at_scan_density(matched), like), stage)
         except CalibrationError as err:
             stopped = f"matching stopped: its renders showed {err}"
             break
@@ -83,6 +198,12 @@ def record(report: dict) -> dict | None:
     """The report's ``matching`` record, if matching corrected anything."""
     matching = report.get("matching")
     return matching if matching and matching["rounds"] else None
+
+
+def _at_scan_density(report: dict) -> dict:
+    """``report`` without its particle fields: a prior at the scans' own crowding, under
+    which their sizes were measured (denser renders measure smaller)."""
+    return {key: value for key, value in report.items() if key != "fields"}
 
 
 def _coverage(report: dict) -> float:

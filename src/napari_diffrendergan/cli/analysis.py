@@ -184,6 +184,14 @@ def add_calibrate_parser(sub) -> None:
         help="preset (name or JSON) giving the scene lighting and learning limits (default: the "
         "preset of the shape family found)",
     )
+    calibrate.add_argument(
+        "--compare-shapes",
+        action="store_true",
+        help="choose grains, spheres or cubes by rendering each before any training and "
+        "scoring it against particle patches of the scans (FID; a few minutes per shape on a "
+        "CPU): a projection tells them apart poorly",
+    )
+    options.add_device(calibrate)
     options.add_exclude_bottom(calibrate, each="scan")
     options.add_json(calibrate, "everything")
     calibrate.set_defaults(func=cmd_calibrate)
@@ -205,7 +213,7 @@ def cmd_calibrate(args) -> int:
     if args.out and not pixel:
         raise CalibrationError(NO_PIXEL_SIZE)
     with options.progress_bar("calibrate") as monitor:
-        report = measure_prior(scans, pixel, like, monitor)
+        report = measure_prior(scans, pixel, like, monitor, args.compare_shapes, args.device)
     for line in calibration_lines(report):
         print(line)
     if args.out:
@@ -220,6 +228,15 @@ def cmd_calibrate(args) -> int:
     if args.json:
         print(json.dumps(options.valid_json(report), allow_nan=False))
     return 0
+
+
+def prior_lines(report: dict) -> list[str]:
+    """Where the preset differs from the scans' estimates: the particle fields' density,
+    the shape chosen by rendering (:func:`~..analysis.matching.prior_rows`), matching."""
+    from ..analysis.matching import prior_rows
+
+    rows = [f"  {label.lower()}: {text}" for label, text in prior_rows(report)]
+    return rows + matching_lines(report)
 
 
 def matching_lines(report: dict) -> list[str]:
@@ -266,6 +283,6 @@ def calibration_lines(report: dict) -> list[str]:
         f"{estimates['cluster_size']['value'] or 0:.0f} particles",
         f"  shape: aspect ratio {shape['aspect']['value']:.3g}, circularity "
         f"{shape['circularity']['value']:.3g}, elongation {shape['elongation']['value']:.3g}",
-        *matching_lines(report),
+        *prior_lines(report),
         *(f"  note: {note}" for note in report["notes"]),
     ]

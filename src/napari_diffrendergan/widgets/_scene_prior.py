@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import FloatSpinBox, Select
+from magicgui.widgets import CheckBox, FloatSpinBox, Select
 from matplotlib.figure import Figure
 from napari.layers import Image
 from qtpy.QtCore import Qt, QTimer
@@ -35,7 +35,7 @@ from ..analysis.calibration import (
     size_fit_reason,
     without_bar,
 )
-from ..analysis.matching import measure_prior, record
+from ..analysis.matching import measure_prior, prior_rows, record
 from ..analysis.size_plots import histogram_figure
 from ..config import POLARITIES, PRESETS, MaterialConfig, SizeDistribution, preset
 from ..errors import DiffRenderGANError
@@ -86,6 +86,7 @@ class ScenePriorWidget(TaskWidget):
         self.pixel_size = PixelSizeBox("of the scans: sizes in nm and density per µm²")
         self.data_bar = DataBarBox()
         self.like = choice_box("Based on", [AUTO_LIKE, *PRESETS], TIPS["like"])
+        self.compare_shapes = CheckBox(text="Compare shapes by rendering", tooltip=TIPS["compare"])
         self.calibrate_button = QPushButton("Calibrate")
         self.calibrate_button.setToolTip(
             "Measure the scene prior on the chosen scans (no annotation needed), then render "
@@ -132,6 +133,7 @@ class ScenePriorWidget(TaskWidget):
                 ("", self.pixel_size.origin),
                 self.data_bar,
                 self.like,
+                self.compare_shapes,
                 self.calibrate_button,
             )
         )
@@ -267,6 +269,7 @@ class ScenePriorWidget(TaskWidget):
             scans,
             pixel,
             self._like(),
+            self.compare_shapes.value,
             each=self._on_item,
             done=self._calibrated,
             failed=lambda err: self.show_error(err, "Cannot calibrate"),
@@ -492,10 +495,11 @@ def _chosen(report: dict, kind: str) -> dict:
 # --- worker functions (no Qt) -----------------------------------------------------------------
 
 
-def _calibration_work(scans, pixel_nm, like, monitor):
-    """Thread-worker generator: the report, its preset and histogram, then the preview."""
+def _calibration_work(scans, pixel_nm, like, shapes, monitor):
+    """Thread-worker generator: the report (the shape chosen by rendering if ``shapes``), its
+    preset and histogram, then the preview."""
     images = [(name, without_bar(data, exclude, name)) for name, data, exclude in scans]
-    report = measure_prior(images, pixel_nm, like, monitor)
+    report = measure_prior(images, pixel_nm, like, monitor, shapes)
     config = calibrated_config(report, like, "scene-prior") if pixel_nm else None
     figure = prior_histogram(report)
     yield "report", report, config, figure, rendered(figure)
@@ -659,6 +663,7 @@ def estimates_html(report: dict) -> str:
     density = est["density_per_um2" if nm else "density_per_megapixel"]
     evidence, shape = report["polarity_evidence"], est["shape"]
     cluster = est["cluster_size"]
+    measured_family = report.get("shape_choice", {}).get("measured", report["family"])
     rows = [
         (
             "Polarity",
@@ -677,7 +682,7 @@ def estimates_html(report: dict) -> str:
         ),
         (
             "Shape family",
-            f"<b>{report['family']}</b>: aspect ratio {_ci(shape['aspect'])}, circularity "
+            f"<b>{measured_family}</b>: aspect ratio {_ci(shape['aspect'])}, circularity "
             f"{shape['circularity']['value']:.3g}, length/width "
             f"{shape['elongation']['value']:.3g}",
         ),
@@ -686,6 +691,7 @@ def estimates_html(report: dict) -> str:
             f"{report['counts']['measured']} of {report['counts']['particles']} particles "
             f"whole, {report['scans']} scan(s)",
         ),
+        *prior_rows(report),
         *(("Note", note) for note in report["notes"]),
     ]
     cells = "".join(
@@ -731,7 +737,15 @@ TIPS = {  # tooltips of the form rows
         "measured diameters scaled so that the prior's renders measure like the scans"
     ),
     "sigma": "Spread of a lognormal: the standard deviation of log(diameter)",
-    "density": "Particles per µm² of image, hidden ones included: sets the number of meshes",
+    "density": (
+        "Particles per µm² of image, hidden ones included: sets the number of meshes; measured "
+        "in the particle patches the GAN compares with (denser than the scans on average)"
+    ),
+    "compare": (
+        "Render grains (pebbles), cubes and spheres as the GAN would before training and keep "
+        "the shape whose renders score closest to particle patches of the scans (FID): a "
+        "projection tells them apart poorly. A few minutes per shape on a CPU"
+    ),
     "polarity": "Particles brighter or darker than the background",
     "family": (
         "Mesh library: pebbles, spheres, cubes (elongated grains) or wires; with Based on "
