@@ -3,7 +3,9 @@ generator's FID (epoch 0, the GAN's own set-up at the experiment's spp) against 
 experiment's 124 particle patches, for the hand-set ``tio2-sem`` preset and the calibrated prior
 as the experiment's ``calibration`` stage makes it, with and without what it takes from the
 particle patches (their density; the shape chosen by rendering). Diagnosis only: the masks are
-not read, and nothing is chosen on these figures.
+not read. The shape-by-rendering row is not an independent score: the calibration chose that
+shape by the same untrained FID against particle patches of the same scans (up to 128 of
+them, where these figures use the experiment's 124).
 
 Run: ``python benchmarks/prior_fid.py --out FOLDER`` (about 2 min per prior on 2 cores, and the
 calibration's own shape comparison; the patches and the calibration are made once in FOLDER by
@@ -13,13 +15,12 @@ calibration's own shape comparison; the patches and the calibration are made onc
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from napari_diffrendergan.analysis.calibration import calibrated_config
-from napari_diffrendergan.config import MaterialConfig, PlacementConfig, preset
+from napari_diffrendergan.config import MaterialConfig, preset
 from napari_diffrendergan.gan.prior_choice import untrained_fid
 from napari_diffrendergan.progress import Monitor
 from tio2_sem import BUDGETS, LATER_SETTINGS, SHARED, Experiment
@@ -34,11 +35,7 @@ def calibrated(out: Path) -> tuple[dict, MaterialConfig]:
     experiment.stage("patches", experiment.patches)
     experiment.stage("calibration", experiment.calibration)
     report = json.loads((out / "calibration" / "report.json").read_text())
-    like = preset(SETTINGS["like"])
-    like.placement = dataclasses.replace(
-        like.placement, dense_fraction=PlacementConfig().dense_fraction
-    )
-    return report, like
+    return report, experiment.calibration_like()
 
 
 def priors(out: Path) -> dict[str, MaterialConfig]:

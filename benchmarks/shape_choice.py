@@ -15,18 +15,19 @@ Run: ``.venv/bin/python benchmarks/shape_choice.py [--scans N] [--json FILE]``
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from napari_diffrendergan.analysis import matching
 from napari_diffrendergan.config import preset
+from napari_diffrendergan.io import write_json_atomic
 from napari_diffrendergan.render.truth import POLARITIES, render_truth_scans
 
 PIXEL_NM = 2.0
 SIZE = 512
 COMPACT = ("tio2-sem", "tio2-him", "sio2-him")
 HEADER = (
-    "| preset | particles | fields | truth | measured | chosen | FID pebbles / cubes / spheres |"
+    "| preset | particles | fields (density ×) | truth | measured | chosen "
+    "| FID pebbles / cubes / spheres |"
 )
 
 
@@ -45,6 +46,7 @@ def case(name: str, polarity: str, count: int) -> dict:
         "measured": choice.get("measured", report["family"]),
         "chosen": report["family"],
         "fields": (report["fields"] or {}).get("count", 0),
+        "fields_scale": (report["fields"] or {}).get("scale"),
         "fids": choice.get("fids"),
         "seconds": time.perf_counter() - start,
     }
@@ -65,7 +67,8 @@ def main() -> None:
             cases.append(row)
             fids = " / ".join(f"{f:.1f}" for f in (row["fids"] or {}).values()) or "–"
             print(
-                f"| {name} | {polarity} | {row['fields']} | {row['truth']} | {row['measured']} "
+                f"| {name} | {polarity} | {row['fields']} (×{row['fields_scale'] or 1:.2f}) "
+                f"| {row['truth']} | {row['measured']} "
                 f"| {row['chosen']} | {fids} |",
                 flush=True,
             )
@@ -73,8 +76,7 @@ def main() -> None:
         right = sum(row[key] == row["truth"] for row in cases)
         print(f"{key}: right in {right} of {len(cases)}")
     if args.json:
-        with open(args.json, "w") as file:
-            json.dump(cases, file, indent=1)
+        write_json_atomic(args.json, cases)
 
 
 if __name__ == "__main__":

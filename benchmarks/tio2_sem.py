@@ -494,12 +494,11 @@ class Experiment:
         their TIFF metadata records. ``placement.dense_fraction`` (half the scenes one
         agglomerate), which the ``tio2-sem`` preset took from the training scans' masks, goes
         back to its default."""
-        from dataclasses import replace
 
         from napari_diffrendergan.analysis.calibration import calibrated_config
         from napari_diffrendergan.analysis.matching import measure_prior
         from napari_diffrendergan.cli import calibration_lines, valid_json
-        from napari_diffrendergan.config import PlacementConfig, preset
+        from napari_diffrendergan.config import preset
         from napari_diffrendergan.io import image_pixel_size, write_json_atomic, write_text_atomic
 
         files = [self.data / "images" / f"{image_id}.tif" for image_id in self.train_ids]
@@ -510,12 +509,13 @@ class Experiment:
             )
         pixel_size = sizes.pop()
         scans = [(image_id, self.image(image_id)) for image_id in self.train_ids]
-        like, default = preset(self.settings["like"]), PlacementConfig().dense_fraction
-        reset = like.placement.dense_fraction != default
-        like.placement = replace(like.placement, dense_fraction=default)
+        like = self.calibration_like()
+        reset = preset(self.settings["like"]).placement.dense_fraction != (
+            like.placement.dense_fraction
+        )
         with progress_bar("calibrate") as monitor:
             device = self.settings["device"]
-            report = measure_prior(scans, pixel_size, like, monitor, True, device)
+            report = measure_prior(scans, pixel_size, like, monitor, shapes=True, device=device)
         config = calibrated_config(report, like, name="calibrated")
         if reset:
             config.description += (
@@ -527,6 +527,18 @@ class Experiment:
         write_json_atomic(folder / "report.json", valid_json(report))
         write_text_atomic(folder / "calibrate.txt", "\n".join(lines) + "\n")
         config.save(folder / "calibrated.json")
+
+    def calibration_like(self):
+        """The ``--like`` preset of the calibration, without the dense fraction its placement
+        took from the training masks (back to the default)."""
+        from dataclasses import replace
+
+        from napari_diffrendergan.config import PlacementConfig, preset
+
+        like = preset(self.settings["like"])
+        default = PlacementConfig().dense_fraction
+        like.placement = replace(like.placement, dense_fraction=default)
+        return like
 
     def arm_preset(self, arm: Arm):
         """The preset arm ``arm``'s GAN starts from."""

@@ -252,6 +252,7 @@ def test_cli_calibrate_compares_shapes_when_asked(scan_files, tmp_path, capsys, 
 
     monkeypatch.setattr(prior_choice, "prior_fids", scored)
     monkeypatch.setattr(matching, "ROUNDS", 0)
+    monkeypatch.setattr(matching, "MIN_SHAPE_FIELDS", 3)  # each 256² scan is one field
     out = tmp_path / "mine.json"
     files = [str(p) for p in scan_files]
     args = ["calibrate", *files, "--pixel-size", "2", "--exclude-bottom", "10", "--out", str(out)]
@@ -268,9 +269,10 @@ def test_cli_calibrate_refuses_what_it_cannot_do(scan_files, tmp_path, capsys):
     assert main(["calibrate", str(tmp_path / "missing.tif")]) == 2
     error = capsys.readouterr().err.strip()
     assert "missing.tif: no such file" in error and len(error.splitlines()) == 1
-    assert main(["calibrate", *files, "--exclude-bottom", "10", "--out", "x.json"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert "--pixel-size" in error and len(error.splitlines()) == 1
+    for option in (["--out", "x.json"], ["--compare-shapes"]):  # both need nm
+        assert main(["calibrate", *files, "--exclude-bottom", "10", *option]) == 2
+        error = capsys.readouterr().err.strip()
+        assert "--pixel-size" in error and len(error.splitlines()) == 1
     assert main(["calibrate", *files, "--exclude-bottom", "10", "--json"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     report = json.loads(printed[-1])

@@ -130,8 +130,12 @@ def test_the_prior_renders_the_density_of_the_particle_patches(half_empty):
     assert cal.preset_values(report)["density_per_um2"] == pytest.approx(prior)
     untouched = cal.edited_config(report, {})
     assert untouched.physical.density_per_um2 == pytest.approx(prior)
-    assert "Edited" not in untouched.description
-    assert cal.edited_config(report, {"density_per_um2": 5.0}).physical.density_per_um2 == 5.0
+    assert untouched.description == config.description  # "(in the particle fields)" kept
+    typed = cal.edited_config(report, {"density_per_um2": 5.0})
+    assert typed.physical.density_per_um2 == 5.0
+    assert "particle fields" not in typed.description and "Edited by hand: density" in (
+        typed.description
+    )
 
 
 def test_no_particle_field_leaves_the_density_as_measured():
@@ -150,11 +154,12 @@ def test_the_shape_is_chosen_by_rendering_each_against_the_particle_fields(monke
     from napari_diffrendergan.progress import Monitor
 
     monkeypatch.setattr(prior_choice, "FIELDS", 4)
+    monkeypatch.setattr(matching, "MIN_SHAPE_FIELDS", 4)
     like = preset("sio2-him").resized(64, 64)
     like.scene.spp = 4
     scans = [(f"s{i}", disk_scan(i, median=8.0, count=60)[0]) for i in range(2)]
     report = cal.calibrate(scans, PIXEL_NM)
-    fields = matching.particle_fields(scans, "bright", 64)
+    fields = [x for _, _, x in matching.particle_fields(scans, "bright", 64)]
     assert len(fields) > 4 and all(f.shape == (64, 64) for f in fields)
     kept = copy.deepcopy(report)
     stages = []
@@ -184,3 +189,25 @@ def test_wires_keep_their_shape_without_rendering(monkeypatch):
     monkeypatch.setattr(prior_choice, "prior_fids", never)
     report = cal.calibrate([(f"w{i}", wire_scan(i)) for i in range(3)], PIXEL_NM)
     assert matching.choose_shape(report, None, [np.zeros((256, 256))]) is report
+
+
+def test_shapes_are_compared_only_on_enough_fields_with_finite_fids(seen, monkeypatch):
+    from napari_diffrendergan.gan import prior_choice
+
+    fids = {"pebbles": float("nan"), "cubes": 250.0, "spheres": 200.0}
+    monkeypatch.setattr(prior_choice, "prior_fids", lambda *args: dict(fids))
+    few = [np.zeros((256, 256))] * (matching.MIN_SHAPE_FIELDS - 1)
+    kept = matching.choose_shape(seen, None, few)
+    assert kept["family"] == seen["family"] and "shape_choice" not in kept
+    needed = matching.MIN_SHAPE_FIELDS
+    assert (
+        f"shapes not compared: {needed - 1} particle field(s), {needed} needed"
+        in (kept["notes"][-1])
+    )
+    enough = few + [np.zeros((256, 256))]
+    chosen = matching.choose_shape(seen, None, enough)
+    assert chosen["family"] == "spheres"  # the lowest finite FID; NaN is no score
+    assert np.isnan(chosen["shape_choice"]["fids"]["pebbles"])  # but stays on record
+    fids.update(cubes=float("nan"), spheres=float("inf"))
+    with pytest.raises(cal.CalibrationError, match="no shape's renders gave a finite FID"):
+        matching.choose_shape(seen, None, enough)

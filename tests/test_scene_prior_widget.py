@@ -123,7 +123,7 @@ def test_calibrates_open_scans_of_known_polarity(make_napari_viewer, qtbot, trut
     assert cal.size_fit_reason(report["size_fit"]) in text and "per µm²" in text
     scans = [(layer.name, layer.data) for layer in layers]  # the particle fields as the core
     fields = matching.particle_fields(scans, polarity, 256)
-    assert report["fields"] == matching.fields_record(expected, fields, None)
+    assert report["fields"] == matching.fields_record(scans, fields, polarity)
     assert "shape_choice" not in report  # shapes are compared only when asked
     values = cal.preset_values(report)
     assert widget.median.value == pytest.approx(values["median_nm"], abs=0.05)
@@ -144,9 +144,11 @@ def test_calibrates_open_scans_of_known_polarity(make_napari_viewer, qtbot, trut
 
 
 @pytest.mark.gui
-def test_compared_shapes_reach_the_estimates_and_the_preset(make_napari_viewer, qtbot, monkeypatch):
+def test_compared_shapes_and_the_fields_density_reach_the_preset(
+    make_napari_viewer, qtbot, monkeypatch, tmp_path
+):
     from napari_diffrendergan.gan import prior_choice
-    from test_calibration import disk_scan
+    from test_matching import crowded_left
 
     asked = []
 
@@ -157,23 +159,30 @@ def test_compared_shapes_reach_the_estimates_and_the_preset(make_napari_viewer, 
 
     monkeypatch.setattr(prior_choice, "prior_fids", scored)
     monkeypatch.setattr(matching, "ROUNDS", 0)  # matching: the test above
+    monkeypatch.setattr(matching, "MIN_SHAPE_FIELDS", 3)
     viewer = make_napari_viewer()
     widget = _dock(viewer)
-    widget.scans_box.value = _add_scans(viewer, [disk_scan(i)[0] for i in range(3)], "disks")
+    scans = [crowded_left(i) for i in range(3)]  # the left halves crowded, the right empty
+    widget.scans_box.value = _add_scans(viewer, scans, "half")
     assert not widget.compare_shapes.value  # off by default: minutes on a CPU
     widget.compare_shapes.value = True
     _calibrate(widget, qtbot)
 
     report = widget.report
-    assert asked == [(prior_choice.SHAPES, report["fields"]["count"], PIXEL_NM)]
+    fields = report["fields"]
+    assert fields["scale"] > 1.3  # the particle patches lie where the particles are
+    assert asked == [(prior_choice.SHAPES, fields["count"], PIXEL_NM)]
     assert report["shape_choice"]["measured"] == "spheres"
     assert report["family"] == "cubes" == widget.config.meshes.library == widget.family.value
     text = widget.estimates.text()
     assert "<b>spheres</b>: aspect ratio" in text  # what the scans showed stays on record
     assert "Shape by rendering" in text and "cubes 200.0" in text
-    assert "Particle fields" in text and f"{report['fields']['count']} patches" in text
-    density = report["density_per_um2"] * report["fields"]["scale"]
-    assert widget.config.physical.density_per_um2 == pytest.approx(density)
+    assert "Particle fields" in text and f"{fields['count']} patches" in text
+    density = report["density_per_um2"] * fields["scale"]  # the preset renders the fields'
+    assert widget.density.value == pytest.approx(density, abs=1e-3) and widget.edits() == {}
+    saved = widget.save_preset(tmp_path / "mine.json")
+    assert saved.physical.density_per_um2 == pytest.approx(density)
+    assert "(in the particle fields)" in saved.description and "Edited" not in saved.description
 
 
 @pytest.mark.gui

@@ -124,9 +124,7 @@ def scan_particles(phases: ScanPhases, polarity: str, split: float) -> ScanParti
 
     from .particles import _split_apart
 
-    foreground = ndimage.binary_fill_holes(
-        phases.bright if polarity == "bright" else ~phases.bright
-    )
+    foreground = particle_foreground(phases, polarity)
     pieces = _split_apart(label(foreground, connectivity=2), max(1, round(split)))
     components = label(ndimage.binary_dilation(foreground, iterations=GAP), connectivity=2)
     components[~foreground] = 0
@@ -146,6 +144,13 @@ def scan_particles(phases: ScanPhases, polarity: str, split: float) -> ScanParti
     return ScanParticles(
         phases.name, foreground, particles, _columns(parts, COMPONENT_COLUMNS), _tiles(foreground)
     )
+
+
+def particle_foreground(phases: ScanPhases, polarity: str) -> np.ndarray:
+    """The scan's particles of ``polarity``: its phase of that brightness, holes filled."""
+    from scipy import ndimage
+
+    return ndimage.binary_fill_holes(phases.bright if polarity == "bright" else ~phases.bright)
 
 
 def _columns(rows: list[dict], names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -587,6 +592,12 @@ def _agreed(sidecars: dict[str, float | None]) -> float | None:
     return sizes.pop() if sizes else None
 
 
+def measured_family(report: dict) -> str:
+    """The shape family the scans showed (``family`` is the preset's: rendering may choose
+    another, :func:`~.matching.choose_shape`)."""
+    return report.get("shape_choice", {}).get("measured", report["family"])
+
+
 def fields_scale(report: dict) -> float:
     """The factor from the scans' density to that of their particle fields, which the prior
     renders (:func:`~.matching.fields_record`; 1 without fields)."""
@@ -707,8 +718,10 @@ def edited_config(report: dict, values: dict, like=None, name: str = "calibrated
         factor = values["median_nm"] / measured["median_nm"]
         for key in ("mean1", "std1", "mean2", "std2"):
             fit["bimodal"][key] *= factor
-    edited.pop("fields", None)  # the density given is the prior's, fields included
-    edited.update({k: values[k] for k in ("density_per_um2", "polarity", "family")})
+    edited.update({k: values[k] for k in ("polarity", "family")})
+    if values["density_per_um2"] != measured["density_per_um2"]:
+        edited.pop("fields", None)  # the density given is the preset's, fields included
+        edited["density_per_um2"] = values["density_per_um2"]
     changed = ["kind"] if kind != report["size_fit"]["chosen"] else []
     changed += [key for key in measured if key != "kind" and values[key] != measured[key]]
     if "median_nm" in changed:

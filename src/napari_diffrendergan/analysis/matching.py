@@ -35,6 +35,7 @@ SCANS = 48  # rendered scenes per round: fewer leave the factors to chance (docs
 SPP = 4
 SEED = 1000  # the same scenes' draws in every round, apart from the scans' truth scenes
 MIN_FIELDS = 3  # particle fields needed to measure their density
+MIN_SHAPE_FIELDS = 16  # particle fields needed to compare shapes by FID (fewer: noise)
 
 
 def measure_prior(
@@ -42,15 +43,15 @@ def measure_prior(
 ) -> dict:
     """:func:`~.calibration.calibrate` ``scans`` and their particle fields
     (:func:`fields_record`), then, with a pixel size, choose the shape by rendering if
-    ``shapes`` (:func:`choose_shape`) and :func:`match_prior`: the report a preset is made from
-    (``calibrate``, the Scene prior dock)."""
+    ``shapes`` (:func:`choose_shape`, on ``device``) and :func:`match_prior`: the report a
+    preset is made from (``calibrate``, the Scene prior dock)."""
     from ..progress import ensure
 
     monitor = ensure(monitor)
     report = calibrate(scans, pixel_size_nm, monitor.stage("measuring the scans"))
-    size = _field_size(report, like)
-    fields = particle_fields(scans, report["polarity"], size)
-    report["fields"] = fields_record(report, fields, monitor.stage("measuring particle fields"))
+    polarity, size = report["polarity"], _field_size(report, like)
+    fields = particle_fields(scans, polarity, size, monitor.stage("cutting particle fields"))
+    report["fields"] = fields_record(scans, fields, polarity)
     if report["fields"] is None:
         report["notes"].append(
             f"{len(fields)} field(s) of {size} px hold three whole particles (the particle "
@@ -58,56 +59,84 @@ def measure_prior(
             "the scans' density"
         )
     if not pixel_size_nm:
+        if shapes:
+            report["notes"].append("shapes not compared: rendering them needs the pixel size")
         return report
     if shapes:
-        report = choose_shape(report, like, fields, device, monitor)
+        report = choose_shape(report, like, [x for _, _, x in fields], device, monitor)
     return match_prior(report, like, monitor)
 
 
-def particle_fields(scans, polarity: str, size: int) -> list:
-    """The particle patches of ``scans`` (``(name, image)`` pairs) that ``patches --role
-    auto`` keeps for the GAN (``size`` px, at least three whole particles of ``polarity``);
-    scans smaller than a field give none."""
+def particle_fields(scans, polarity: str, size: int, monitor=None) -> list[tuple]:
+    """``(scan index, Patch, pixels)`` of the particle patches of ``scans`` (``(name, image)``
+    pairs) that ``patches --role auto`` keeps for the GAN (``size`` px, at least three whole
+    particles of ``polarity``); scans smaller than a field give none."""
     from ..data.patches import cut_patches
+    from ..progress import ensure
 
-    fields = []
-    for name, image in scans:
+    monitor, fields = ensure(monitor), []
+    for index, (name, image) in enumerate(scans):
+        monitor.report(index, len(scans), name)
         if min(image.shape[:2]) >= size:
-            found, pixels, _ = cut_patches(image, name, size=size, polarity=polarity)
-            fields += [x for p, x in zip(found, pixels, strict=True) if p.role == "particle"]
-    return fields
+            found, pixels, _ = cut_patches(
+                image, name, size=size, polarity=polarity, monitor=monitor.silent()
+            )
+            fields += [(index, p, x) for p, x in zip(found, pixels, strict=True)]
+    return [field for field in fields if field[1].role == "particle"]
 
 
-def fields_record(report: dict, fields: list, monitor) -> dict | None:
-    """How many particle fields there are, their covered share and its ratio to the scans'
-    (the factor the prior's density takes); None with fewer than :data:`MIN_FIELDS` fields or
-    none in which particles stand out."""
+def fields_record(scans, fields: list[tuple], polarity: str) -> dict | None:
+    """How many particle ``fields`` (:func:`particle_fields`) there are, their covered share
+    and its ratio to the scans' (the factor the preset's density takes), both read off each
+    scan's own particle phase of ``polarity`` (as :func:`~.calibration.calibrate` finds it);
+    None with fewer than :data:`MIN_FIELDS` fields."""
+    from ..data.phases import MIN_CONTRAST, scan_phases
+    from .calibration import particle_foreground
+
     if len(fields) < MIN_FIELDS:
         return None
-    try:
-        measured = calibrate([(f"field {i}", x) for i, x in enumerate(fields)], None, monitor)
-    except CalibrationError:
+    phases = [scan_phases(image, name) for name, image in scans]
+    phase = {
+        i: particle_foreground(p, polarity)
+        for i, p in enumerate(phases)
+        if p.contrast >= MIN_CONTRAST
+    }
+    scans_coverage = sum(f.sum() for f in phase.values()) / sum(f.size for f in phase.values())
+    inside = [(phase[i], p) for i, p, _ in fields if i in phase]
+    if not inside or not scans_coverage:
         return None
-    if measured["polarity"] != report["polarity"]:
-        return None
-    coverage = _coverage(measured)
-    return {"count": len(fields), "coverage": coverage, "scale": coverage / _coverage(report)}
+    covered = sum(f[p.y : p.y + p.size, p.x : p.x + p.size].sum() for f, p in inside)
+    coverage = float(covered / sum(p.size**2 for _, p in inside))
+    return {"count": len(fields), "coverage": coverage, "scale": coverage / scans_coverage}
 
 
 def choose_shape(report: dict, like, fields: list, device="auto", monitor=None) -> dict:
     """``report`` with the compact family whose preset (as :func:`calibrated_config` makes it
-    with ``like``) renders closest to the particle ``fields`` (lowest untrained FID,
-    :func:`~..gan.prior_choice.prior_fids`); ``shape_choice`` records the FIDs and the family
-    measured. Wires, or no field: ``report`` unchanged."""
+    with ``like``; ``like`` None: each family's own preset) renders closest to the particle
+    ``fields`` (pixels; lowest untrained FID, :func:`~..gan.prior_choice.prior_fids`);
+    ``shape_choice`` records the FIDs and the family measured. Wires: ``report`` unchanged;
+    fewer than :data:`MIN_SHAPE_FIELDS` fields: unchanged, with a note."""
     from ..gan.prior_choice import FIELDS, SHAPES, prior_fids
 
-    if report["family"] == "wires" or not fields:
+    if report["family"] == "wires":
         return report
+    chosen = copy.deepcopy(report)
+    if len(fields) < MIN_SHAPE_FIELDS:
+        chosen["notes"].append(
+            f"shapes not compared: {len(fields)} particle field(s), {MIN_SHAPE_FIELDS} needed "
+            "for a FID that is more than noise; the measured shape is kept"
+        )
+        return chosen
     priors = {shape: calibrated_config({**report, "family": shape}, like) for shape in SHAPES}
     stage = monitor.stage("shape by rendering") if monitor else None
     fids = prior_fids(priors, fields, report["pixel_size_nm"], device, stage)
-    chosen = copy.deepcopy(report)
-    chosen["family"] = min(fids, key=fids.get)
+    finite = {shape: fid for shape, fid in fids.items() if math.isfinite(fid)}
+    if not finite:
+        raise CalibrationError(
+            "shapes not compared: no shape's renders gave a finite FID against the particle "
+            "fields; calibrate without comparing shapes"
+        )
+    chosen["family"] = min(finite, key=finite.get)
     scored = min(len(fields), FIELDS)
     chosen["shape_choice"] = {"measured": report["family"], "fids": fids, "fields": scored}
     return chosen

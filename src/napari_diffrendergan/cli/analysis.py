@@ -191,7 +191,7 @@ def add_calibrate_parser(sub) -> None:
         "scoring it against particle patches of the scans (FID; a few minutes per shape on a "
         "CPU): a projection tells them apart poorly",
     )
-    options.add_device(calibrate)
+    options.add_device(calibrate, "for --compare-shapes' renders: ")
     options.add_exclude_bottom(calibrate, each="scan")
     options.add_json(calibrate, "everything")
     calibrate.set_defaults(func=cmd_calibrate)
@@ -210,7 +210,7 @@ def cmd_calibrate(args) -> int:
 
     like = load_config(args.like) if args.like else None
     scans, pixel = read_scans(args.scans, args.pixel_size, args.exclude_bottom)
-    if args.out and not pixel:
+    if (args.out or args.compare_shapes) and not pixel:
         raise CalibrationError(NO_PIXEL_SIZE)
     with options.progress_bar("calibrate") as monitor:
         report = measure_prior(scans, pixel, like, monitor, args.compare_shapes, args.device)
@@ -252,13 +252,14 @@ def matching_lines(report: dict) -> list[str]:
         f"  the prior rendered and measured like the scans ({rounds}): "
         f"median diameter {report['median_diameter_nm']:.4g} nm (seen "
         f"{seen['median_diameter_nm']:.4g}), {report['density_per_um2']:.4g} particles per µm² "
-        f"(seen {seen['density_per_um2']:.4g}), size fit ×{matching['fit_scale']:.3g}"
+        f"over the scans (seen {seen['density_per_um2']:.4g}), size fit "
+        f"×{matching['fit_scale']:.3g}"
     ]
 
 
 def calibration_lines(report: dict) -> list[str]:
     """What ``calibrate`` found, for people."""
-    from ..analysis.calibration import interval_text
+    from ..analysis.calibration import interval_text, measured_family
 
     estimates, unit, fit = report["estimates"], report["unit"], report["size_fit"]
     median = estimates["diameter"]["median"]
@@ -272,8 +273,8 @@ def calibration_lines(report: dict) -> list[str]:
         sizes += f", two modes {fit['bimodal']['bic']:.1f} with {smaller:.0f} % in the smaller"
     return [
         f"Calibrated from {report['scans']} scan(s): {report['polarity']} particles, "
-        f"{report['family']}; {report['counts']['measured']} of {report['counts']['particles']} "
-        "particles measured whole",
+        f"{measured_family(report)}; {report['counts']['measured']} of "
+        f"{report['counts']['particles']} particles measured whole",
         f"  median diameter {median['value']:.4g} {unit} (95 % CI {interval_text(median)}); "
         f"{sizes})",
         f"  {density['value']:.4g} particles per {'µm²' if unit == 'nm' else 'megapixel'} "

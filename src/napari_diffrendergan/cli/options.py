@@ -214,15 +214,15 @@ def add_seed(parser: argparse.ArgumentParser, **given) -> None:
     parser.add_argument("--seed", type=whole(0, MAX_SEED), **({"default": 0} | given))
 
 
-def add_device(parser: argparse.ArgumentParser) -> None:
-    """``--device``: the compute backend."""
+def add_device(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """``--device``: the compute backend (``what`` it serves, to start the help)."""
     from ..backend import DEVICES
 
     parser.add_argument(
         "--device",
         choices=DEVICES,
         default="auto",
-        help="compute backend: auto picks CUDA when a GPU is present",
+        help=f"{what}compute backend: auto picks CUDA when a GPU is present",
     )
 
 

@@ -31,17 +31,16 @@ def prior_fids(
     device: str = "auto",
     monitor: Monitor | None = None,
 ) -> dict[str, float]:
-    """The untrained generator's FID of each of ``priors`` (name: preset, each of one field
-    size) against ``patches`` (particle patches of that size; at most :data:`FIELDS`, a seeded
+    """The untrained generator's FID of each of ``priors`` (name: preset, all of one polarity)
+    against ``patches`` (square particle patches of one size; at most :data:`FIELDS`, a seeded
     choice)."""
     from ..data.patches import Patch, PatchSet
 
     monitor = ensure(monitor)
     chosen = sorted(np.random.default_rng(SEED).permutation(len(patches))[:FIELDS])
-    first = next(iter(priors.values()))
+    size, polarity = patches[0].shape[-1], next(iter(priors.values())).polarity
     listed = [
-        Patch(f"field {i}", 0, 0, first.scene.width, "particle", 0.0, 0, polarity=first.polarity)
-        for i in chosen
+        Patch(f"field {i}", 0, 0, size, "particle", 0.0, 0, polarity=polarity) for i in chosen
     ]
     fids = {}
     with tempfile.TemporaryDirectory(prefix="diffrendergan-priors-") as folder:

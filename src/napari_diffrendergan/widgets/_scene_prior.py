@@ -31,6 +31,7 @@ from ..analysis.calibration import (
     calibrated_config,
     edited_config,
     interval_text,
+    measured_family,
     preset_values,
     size_fit_reason,
     without_bar,
@@ -663,7 +664,6 @@ def estimates_html(report: dict) -> str:
     density = est["density_per_um2" if nm else "density_per_megapixel"]
     evidence, shape = report["polarity_evidence"], est["shape"]
     cluster = est["cluster_size"]
-    measured_family = report.get("shape_choice", {}).get("measured", report["family"])
     rows = [
         (
             "Polarity",
@@ -682,7 +682,7 @@ def estimates_html(report: dict) -> str:
         ),
         (
             "Shape family",
-            f"<b>{measured_family}</b>: aspect ratio {_ci(shape['aspect'])}, circularity "
+            f"<b>{measured_family(report)}</b>: aspect ratio {_ci(shape['aspect'])}, circularity "
             f"{shape['circularity']['value']:.3g}, length/width "
             f"{shape['elongation']['value']:.3g}",
         ),
@@ -709,7 +709,8 @@ def _matching_rows(report: dict) -> list[tuple[str, str]]:
         (
             "Prior (matched)",
             f"median diameter {report['median_diameter_nm']:.3g} nm, "
-            f"{report['density_per_um2']:.3g} per µm²: rendered, these measure like the scans "
+            f"{report['density_per_um2']:.3g} per µm² over the scans: rendered, these measure "
+            "like the scans "
             f"(size fit ×{matching['fit_scale']:.3g})",
         )
     ]
