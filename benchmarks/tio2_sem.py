@@ -19,9 +19,9 @@ reuses them; the calibrated arm's carry ``_calibrated``.
                 patches (≥ 3 whole particles by Otsu threshold) for the GAN, and every empty
                 background patch.
 2. calibration  the scene prior of the 24 training scans (images only, data bar left out, pixel
-                size from their TIFF metadata), as ``diffrendergan calibrate --like LIKE
-                --compare-shapes`` makes it (density of the particle patches, shape chosen by
-                rendering): ``calibration/report.json``, ``calibrate.txt`` and the preset
+                size from their TIFF metadata), as ``diffrendergan calibrate --like LIKE``
+                makes it (the preset at the density of the particle patches):
+                ``calibration/report.json``, ``calibrate.txt`` and the preset
                 ``calibrated.json``; its polarity also tells the classic baseline which side of
                 the threshold the particles lie.
 3. real         the baseline's dataset: the training scans with their manual masks (3-class).
@@ -490,7 +490,7 @@ class Experiment:
 
     def calibration(self) -> None:
         """The scene prior of the training scans as ``diffrendergan calibrate --like LIKE
-        --compare-shapes --out`` makes it: images only (data bar left out), the pixel size
+        --out`` makes it: images only (data bar left out), the pixel size
         their TIFF metadata records. ``placement.dense_fraction`` (half the scenes one
         agglomerate), which the ``tio2-sem`` preset took from the training scans' masks, goes
         back to its default."""
@@ -514,8 +514,7 @@ class Experiment:
             like.placement.dense_fraction
         )
         with progress_bar("calibrate") as monitor:
-            device = self.settings["device"]
-            report = measure_prior(scans, pixel_size, like, monitor, shapes=True, device=device)
+            report = measure_prior(scans, pixel_size, like, monitor)
         config = calibrated_config(report, like, name="calibrated")
         if reset:
             config.description += (

@@ -187,9 +187,10 @@ def add_calibrate_parser(sub) -> None:
     calibrate.add_argument(
         "--compare-shapes",
         action="store_true",
-        help="choose grains, spheres or cubes by rendering each before any training and "
-        "scoring it against particle patches of the scans (FID; a few minutes per shape on a "
-        "CPU): a projection tells them apart poorly",
+        help="render the preset with grains, spheres and cubes as an untrained GAN would and "
+        "keep the one that looks closest to particle patches of the scans (FID; a few minutes "
+        "per shape on a CPU). A ranking of looks, not a shape measurement: on rendered scans "
+        "it named the true shape in 1 of 6 cases (docs/calibration.md)",
     )
     options.add_device(calibrate, "for --compare-shapes' renders: ")
     options.add_exclude_bottom(calibrate, each="scan")
