@@ -82,3 +82,24 @@ def tiny_run(tmp_path_factory) -> Path:
     run = GanRun.create(work / "run", patches, preset("tio2-sem"), settings)
     train(run)
     return run.folder
+
+
+@pytest.fixture
+def shapes_scored(monkeypatch) -> list:
+    """The shape comparison replaced by fixed FIDs (cubes lowest; the real one:
+    test_matching.py), matching rounds off and 3 particle fields enough; the list records each
+    call's (shapes, fields, pixel size, device)."""
+    from napari_diffrendergan.analysis import matching
+    from napari_diffrendergan.gan import prior_choice
+
+    asked = []
+
+    def scored(priors, fields, pixel_nm, device, monitor):
+        assert all(config.meshes.library == shape for shape, config in priors.items())
+        asked.append((tuple(priors), len(fields), pixel_nm, device))
+        return {"pebbles": 300.0, "cubes": 200.0, "spheres": 250.0}
+
+    monkeypatch.setattr(prior_choice, "prior_fids", scored)
+    monkeypatch.setattr(matching, "ROUNDS", 0)
+    monkeypatch.setattr(matching, "MIN_SHAPE_FIELDS", 3)
+    return asked

@@ -238,27 +238,16 @@ def test_cli_calibrate_writes_a_preset_and_json(scan_files, tmp_path, capsys):
     assert dataclasses.replace(config.scene, field_width=8.0) == lit  # and the width derived
 
 
-def test_cli_calibrate_compares_shapes_when_asked(scan_files, tmp_path, capsys, monkeypatch):
-    from napari_diffrendergan.analysis import matching
+def test_cli_calibrate_compares_shapes_when_asked(scan_files, tmp_path, capsys, shapes_scored):
     from napari_diffrendergan.config import load_config
     from napari_diffrendergan.gan import prior_choice
 
-    asked = []
-
-    def scored(priors, fields, pixel_nm, device, monitor):  # the comparison: test_matching.py
-        assert all(config.meshes.library == shape for shape, config in priors.items())
-        asked.append((tuple(priors), len(fields), device))
-        return {"pebbles": 3.0, "cubes": 1.0, "spheres": 2.0}
-
-    monkeypatch.setattr(prior_choice, "prior_fids", scored)
-    monkeypatch.setattr(matching, "ROUNDS", 0)
-    monkeypatch.setattr(matching, "MIN_SHAPE_FIELDS", 3)  # each 256² scan is one field
     out = tmp_path / "mine.json"
     files = [str(p) for p in scan_files]
     args = ["calibrate", *files, "--pixel-size", "2", "--exclude-bottom", "10", "--out", str(out)]
-    assert main(args) == 0 and asked == []  # not unless asked
+    assert main(args) == 0 and shapes_scored == []  # not unless asked
     assert main([*args, "--compare-shapes", "--device", "cpu"]) == 0
-    assert asked == [(prior_choice.SHAPES, 3, "cpu")]
+    assert shapes_scored == [(prior_choice.SHAPES, 3, 2.0, "cpu")]  # each 256² scan a field
     printed = capsys.readouterr().out
     assert "shape by rendering: cubes (untrained FID against 3 particle fields" in printed
     assert "measured spheres" in printed and load_config(out).meshes.library == "cubes"

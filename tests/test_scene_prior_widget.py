@@ -145,21 +145,11 @@ def test_calibrates_open_scans_of_known_polarity(make_napari_viewer, qtbot, trut
 
 @pytest.mark.gui
 def test_compared_shapes_and_the_fields_density_reach_the_preset(
-    make_napari_viewer, qtbot, monkeypatch, tmp_path
+    make_napari_viewer, qtbot, shapes_scored, tmp_path
 ):
     from napari_diffrendergan.gan import prior_choice
     from test_matching import crowded_left
 
-    asked = []
-
-    def scored(priors, fields, pixel_nm, device, monitor):  # the comparison: test_matching.py
-        assert all(config.meshes.library == shape for shape, config in priors.items())
-        asked.append((tuple(priors), len(fields), pixel_nm))
-        return {"pebbles": 300.0, "cubes": 200.0, "spheres": 250.0}
-
-    monkeypatch.setattr(prior_choice, "prior_fids", scored)
-    monkeypatch.setattr(matching, "ROUNDS", 0)  # matching: the test above
-    monkeypatch.setattr(matching, "MIN_SHAPE_FIELDS", 3)
     viewer = make_napari_viewer()
     widget = _dock(viewer)
     scans = [crowded_left(i) for i in range(3)]  # the left halves crowded, the right empty
@@ -171,7 +161,7 @@ def test_compared_shapes_and_the_fields_density_reach_the_preset(
     report = widget.report
     fields = report["fields"]
     assert fields["scale"] > 1.3  # the particle patches lie where the particles are
-    assert asked == [(prior_choice.SHAPES, fields["count"], PIXEL_NM)]
+    assert shapes_scored == [(prior_choice.SHAPES, fields["count"], PIXEL_NM, "auto")]
     assert report["shape_choice"]["measured"] == "spheres"
     assert report["family"] == "cubes" == widget.config.meshes.library == widget.family.value
     text = widget.estimates.text()
