@@ -1,15 +1,11 @@
 """How close a scene prior looks to the TiO2 scans before any training: the untrained
 generator's FID (epoch 0, the GAN's own set-up at the experiment's spp) against the TiO2
 experiment's 124 particle patches, for the hand-set ``tio2-sem`` preset and the calibrated prior
-as the experiment's ``calibration`` stage makes it, with and without what it takes from the
-particle patches (their density; the shape chosen by rendering). Diagnosis only: the masks are
-not read. The shape-by-rendering row is not an independent score: the calibration chose that
-shape by the same untrained FID against particle patches of the same scans (up to 128 of
-them, where these figures use the experiment's 124).
+as the experiment's ``calibration`` stage makes it, at the scans' density and at that of the
+particle patches. Diagnosis only: the masks are not read.
 
-Run: ``python benchmarks/prior_fid.py --out FOLDER`` (about 2 min per prior on 2 cores, and the
-calibration's own shape comparison; the patches and the calibration are made once in FOLDER by
-``tio2_sem.py``'s own stages).
+Run: ``python benchmarks/prior_fid.py --out FOLDER`` (about 2 min per prior on 2 cores; the
+patches and the calibration are made once in FOLDER by ``tio2_sem.py``'s own stages).
 """
 
 from __future__ import annotations
@@ -39,22 +35,14 @@ def calibrated(out: Path) -> tuple[dict, MaterialConfig]:
 
 
 def priors(out: Path) -> dict[str, MaterialConfig]:
-    """Every prior scored: the hand-set preset and the calibrated one with and without what it
-    takes from the particle patches (their density, the shape chosen by rendering)."""
+    """Every prior scored: the hand-set preset and the calibrated one at the scans' density and
+    at the particle patches' (what the calibration stage writes)."""
     report, like = calibrated(out / "calibrated")
-    measured = report.get("shape_choice", {}).get("measured", report["family"])
-    plain = {key: value for key, value in report.items() if key != "fields"}
+    at_scans = {key: value for key, value in report.items() if key != "fields"}
     return {
         "hand-set tio2-sem": preset("tio2-sem"),
-        "calibrated: scans' density, measured shape": calibrated_config(
-            {**plain, "family": measured}, like
-        ),
-        "calibrated: particle patches' density, measured shape": calibrated_config(
-            {**report, "family": measured}, like
-        ),
-        "calibrated: particle patches' density, shape by rendering": calibrated_config(
-            report, like
-        ),
+        "calibrated: scans' density": calibrated_config(at_scans, like),
+        "calibrated: particle patches' density": calibrated_config(report, like),
     }
 
 

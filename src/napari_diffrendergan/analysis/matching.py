@@ -81,8 +81,9 @@ def particle_fields(scans, polarity: str, size: int, monitor=None) -> list[tuple
             found, pixels, _ = cut_patches(
                 image, name, size=size, polarity=polarity, monitor=monitor.silent()
             )
-            fields += [(index, p, x) for p, x in zip(found, pixels, strict=True)]
-    return [field for field in fields if field[1].role == "particle"]
+            kept = zip(found, pixels, strict=True)
+            fields += [(index, p, x) for p, x in kept if p.role == "particle"]
+    return fields
 
 
 def fields_record(scans, fields: list[tuple], polarity: str) -> dict | None:
