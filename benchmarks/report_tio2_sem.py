@@ -567,7 +567,8 @@ def write_report(experiment, docs: Path | None) -> Path:
     ranked = sorted(scores[first["model"]], key=lambda s: s["ap50"])
     shown = [ranked[len(ranked) // 2]["name"], ranked[0]["name"]]  # median and worst AP50
     compared = {arm["model"]: folders[arm["model"]] for arm in arms.values()}
-    compared |= {"real": folders[experiment.report_name(experiment.seeded("real")[0])]}
+    if "real" in experiment.models:
+        compared |= {"real": folders[experiment.report_name(experiment.seeded("real")[0])]}
     compared |= {"classic": "classic"}
     for image_id in shown:
         overlay_figure(
@@ -633,10 +634,13 @@ def markdown(report: dict) -> str:
     lines = [
         "# TiO2 SEM"
         + (", inverted (dark particles on a bright film)" if inverted else "")
-        + ": synthetic-only vs real-trained nnU-Net (the paper's Table 1 on a CPU budget)",
+        + ": synthetic-only "
+        + ("vs real-trained " if settings.get("real_baseline", True) else "")
+        + "nnU-Net (the paper's Table 1 on a CPU budget)",
         "",
         f"Produced by `benchmarks/tio2_sem.py --budget {settings['budget']}"
         + (" --invert" if inverted else "")
+        + ("" if settings.get("real_baseline", True) else " --real-baseline no")
         + f" --arms {','.join(order)}` {_made_by(report['stage_commits'], report['commit'])} "
         f"in one end-to-end run of {report['budget_minutes']:.0f} min (seed {settings['seed']}); "
         "every figure below comes from that run, and the JSON beside this file holds them for "
@@ -680,7 +684,9 @@ def markdown(report: dict) -> str:
         f"- nnU-Net: `{settings['seg_config']}` configuration, {settings['seg_iterations']} "
         "iterations for every model, predictions over the whole image"
         + (f" averaged over {report['flips']} flips" if report["flips"] > 1 else "")
-        + f"; the real-trained model and the classic route split particles by the "
+        + "; the "
+        + ("real-trained model and the " if settings.get("real_baseline", True) else "")
+        + "classic route split particles by the "
         f"{ARM_LABELS[baselines['rule_from']]} arm's rule; the classic route takes the "
         f"{baselines['classic_polarity']} side of Otsu's threshold (the calibrated polarity).",
         "",

@@ -7,6 +7,8 @@ comes from manual masks: it is the report's ``synthetic`` model), and *hand-set*
 preset whose sizes and agglomeration were read off the training scans' masks
 (``synthetic_handset``). With ``--invert`` the 32 scans are inverted (1 − scan, masks unchanged):
 dark particles on a bright film, calibrated arm only (the hand-set preset is bright).
+``--real-baseline no`` leaves out the real-trained model (stages 3 and 4), e.g. for the inverted
+scans, where it would learn the bright run's task with its inputs negated.
 
 Stages (each resumable: run the same command again to continue where it stopped; a stage made
 by another commit of the code is refused unless ``--keep-stages`` is given, and the report then
@@ -117,7 +119,7 @@ STAGES = (
     "predict_baselines",
 )
 # settings added after experiment folders existed, with the value those folders were made with
-LATER_SETTINGS = {"invert": False, "like": "tio2-sem"}
+LATER_SETTINGS = {"invert": False, "like": "tio2-sem", "real_baseline": True}
 SELECTION_PAIRS = 24
 SPLIT_DISTANCES = (6, 9, 12, 15)
 MIN_AREAS = (4, 20, 40)
@@ -290,9 +292,13 @@ class Experiment:
         # before the calibrated arm, whose outputs --keep-stages reuses), else the calibrated's
         self.baseline_arm = ARMS["handset"] if ARMS["handset"] in self.arms else self.arms[0]
         self.stages = [name for name, _ in self.plan()]
-        self.models = [m for arm in self.arms for m in self.arm_models(arm)] + ["real"]
+        self.models = [m for arm in self.arms for m in self.arm_models(arm)] + self.baselines()
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def baselines(self) -> list[str]:
+        """The real-trained model's name, unless ``--real-baseline no`` left it out."""
+        return ["real"] if self.settings["real_baseline"] else []
 
     def image(self, image_id: str) -> np.ndarray:
         """Scan (float32 in [0, 1], inverted with ``--invert``), data bar removed; no mask."""
@@ -357,12 +363,9 @@ class Experiment:
 
     def plan(self) -> list[tuple[str, object]]:
         """The stages of the arms in play, in order, each with its work."""
-        stages = [
-            ("patches", self.patches),
-            ("calibration", self.calibration),
-            ("real", self.real),
-            ("nnunet_real", partial(self.nnunet, ["real"])),
-        ]
+        stages = [("patches", self.patches), ("calibration", self.calibration)]
+        if self.baselines():
+            stages += [("real", self.real), ("nnunet_real", partial(self.nnunet, ["real"]))]
         for arm in self.arms:
             stages += [
                 (arm.stage("gan"), partial(self.gan, arm)),
@@ -716,7 +719,7 @@ class Experiment:
         self.predict(names, self.rule(arm))
 
     def predict_baselines(self) -> None:
-        """The real-trained model(s) and the classic route (particles of the calibrated
+        """The real-trained model(s), if any, and the classic route (particles of the calibrated
         polarity) on the validation scans, with the rule of :attr:`baseline_arm`."""
         from napari_diffrendergan.io import write_json_atomic
 
@@ -726,7 +729,8 @@ class Experiment:
             self.out / "predictions" / "baselines.json",
             {"rule_from": self.baseline_arm.name, "rule": rule, "classic_polarity": polarity},
         )
-        self.predict(self.seeded("real") + ["classic"], rule, polarity)
+        real = [n for which in self.baselines() for n in self.seeded(which)]
+        self.predict(real + ["classic"], rule, polarity)
 
     def predict(self, names: list[str], rule: dict, polarity: str = "bright") -> None:
         """Models ``names`` (``classic``: Otsu + watershed of ``polarity`` particles) segment
@@ -861,6 +865,13 @@ def main() -> None:
         "--bright-report",
         help="with --invert: the report.json of the bright run, to compare Dice with",
     )
+    parser.add_argument(
+        "--real-baseline",
+        type=_yes,
+        default=LATER_SETTINGS["real_baseline"],
+        help="train the real-trained nnU-Net on the manual masks as a baseline (default yes; "
+        "the classic route is always scored)",
+    )
     parser.add_argument("--docs", help="also write the report and figures into this docs folder")
     parser.add_argument("--redo", choices=STAGES, help="make this stage and all that use it anew")
     parser.add_argument(
@@ -891,6 +902,7 @@ def main() -> None:
         "device": args.device,
         "invert": args.invert,
         "like": args.like,
+        "real_baseline": args.real_baseline,
     }
     for name, value in BUDGETS[budget].items():
         settings[name] = value if getattr(args, name) is None else getattr(args, name)
