@@ -8,7 +8,9 @@ preset whose sizes and agglomeration were read off the training scans' masks
 (``synthetic_handset``). With ``--invert`` the 32 scans are inverted (1 − scan, masks unchanged):
 dark particles on a bright film, calibrated arm only (the hand-set preset is bright).
 ``--real-baseline no`` leaves out the real-trained model (stages 3 and 4), e.g. for the inverted
-scans, where it would learn the bright run's task with its inputs negated.
+scans, where it would learn the bright run's task with its inputs negated. ``--handset-report``
+takes the hand-set row and FID curve from an earlier run's ``report.json`` when ``--arms``
+leaves the hand-set arm out (the report names that run's commits).
 
 Stages (each resumable: run the same command again to continue where it stopped; a stage made
 by another commit of the code is refused unless ``--keep-stages`` is given, and the report then
@@ -281,9 +283,11 @@ class Experiment:
         arms: tuple[str, ...] = tuple(ARMS),
         keep_stages: bool = False,
         bright_report: Path | None = None,
+        handset_report: Path | None = None,
     ):
         self.out, self.data, self.settings = out, data, LATER_SETTINGS | settings
         self.keep_stages, self.bright_report = keep_stages, bright_report
+        self.handset_report = handset_report
         ids = sorted(p.stem for p in (data / "images").glob("*.tif"))
         self.train_ids, self.validation_ids = split(ids, seed=settings["seed"])
         self.commit = commit()
@@ -872,6 +876,11 @@ def main() -> None:
         help="train the real-trained nnU-Net on the manual masks as a baseline (default yes; "
         "the classic route is always scored)",
     )
+    parser.add_argument(
+        "--handset-report",
+        help="without the handset arm: an earlier run's report.json whose hand-set arm gives "
+        "the hand-set row and FID curve (same validation scans)",
+    )
     parser.add_argument("--docs", help="also write the report and figures into this docs folder")
     parser.add_argument("--redo", choices=STAGES, help="make this stage and all that use it anew")
     parser.add_argument(
@@ -891,6 +900,12 @@ def main() -> None:
     bright = Path(args.bright_report) if args.bright_report else None
     if bright is not None and not (args.invert and bright.is_file()):
         sys.exit(f"--bright-report {bright}: give the bright run's report.json, with --invert")
+    handset = Path(args.handset_report) if args.handset_report else None
+    if handset is not None and ("handset" in arms or args.invert or not handset.is_file()):
+        sys.exit(
+            f"--handset-report {handset}: give an earlier bright run's report.json, with --arms "
+            "leaving the handset arm out"
+        )
     from napari_diffrendergan.backend import torch_device
 
     budget = args.budget
@@ -913,7 +928,7 @@ def main() -> None:
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             sys.exit(f"{out} holds an experiment with other settings {changed}: use another --out")
-    experiment = Experiment(out, data, settings, arms, args.keep_stages, bright)
+    experiment = Experiment(out, data, settings, arms, args.keep_stages, bright, handset)
     if args.redo:
         experiment.redo(args.redo)
     experiment.run(Path(args.docs) if args.docs else None)
