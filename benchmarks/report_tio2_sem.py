@@ -794,6 +794,14 @@ def markdown(report: dict) -> str:
             + ".",
             "",
         ]
+    if report.get("handset_from"):
+        curve = report["handset_from"]["curve"]
+        lines += [
+            f"{ARM_LABELS['handset']} (earlier run): FID per epoch: "
+            + ", ".join(f"{k}: {v:.1f}" for k, v in curve["fid"].items())
+            + f"; best epoch {curve['best_epoch']}.",
+            "",
+        ]
     lines += [f"![FID per epoch](images/{prefix}fid.png)", ""]
     lines += [
         f"![Synthetic vs real patches at the best epoch, {ARM_LABELS[name]}]"
