@@ -492,9 +492,9 @@ def checks_of(report: dict, bright: dict | None) -> list[dict]:
 
 def calibrated_checks(report: dict, bright: dict | None) -> list[tuple[str, bool, str]]:
     """Issue 42's targets for the calibrated arm (annotation-free)."""
-    models, arm = report["models"], report["arms"]["calibrated"]
+    models, arms = report["models"], report["arms"]
+    arm = arms["calibrated"]
     calibrated = models[arm["model"]]
-    arms = report["arms"]
     handset = models.get(arms["handset"]["model"] if "handset" in arms else HANDSET_MODEL)
     checks = [
         (
@@ -583,10 +583,8 @@ def write_report(experiment, docs: Path | None) -> Path:
     for name, agreement in sizes.items():
         models[name]["sizes"] = agreement
     curves = {ARM_LABELS[name]: arm for name, arm in arms.items()}
-    handset = earlier_handset(experiment.handset_report) if experiment.handset_report else None
+    handset = experiment.handset
     if handset is not None:
-        if handset["validation_ids"] != experiment.validation_ids:
-            raise SystemExit(f"{experiment.handset_report}: other validation scans")
         rows = list(models.items())  # the hand-set row below the first arm's
         models = dict(rows[:1] + [(HANDSET_MODEL, handset["model"])] + rows[1:])
         curves[f"{ARM_LABELS['handset']} (earlier run)"] = handset["curve"]
@@ -665,16 +663,17 @@ def markdown(report: dict) -> str:
     synthetic = models[first["model"]]
     calibration, patches = report["calibration"], report["patches"]
     inverted = bool(settings.get("invert"))
+    real = settings.get("real_baseline", True)  # reports before the option: always
     lines = [
         "# TiO2 SEM"
         + (", inverted (dark particles on a bright film)" if inverted else "")
         + ": synthetic-only "
-        + ("vs real-trained " if settings.get("real_baseline", True) else "")
+        + ("vs real-trained " if real else "")
         + "nnU-Net (the paper's Table 1 on a CPU budget)",
         "",
         f"Produced by `benchmarks/tio2_sem.py --budget {settings['budget']}"
         + (" --invert" if inverted else "")
-        + ("" if settings.get("real_baseline", True) else " --real-baseline no")
+        + ("" if real else " --real-baseline no")
         + f" --arms {','.join(order)}` {_made_by(report['stage_commits'], report['commit'])} "
         f"in one end-to-end run of {report['budget_minutes']:.0f} min (seed {settings['seed']}); "
         "every figure below comes from that run, and the JSON beside this file holds them for "
@@ -719,7 +718,7 @@ def markdown(report: dict) -> str:
         "iterations for every model, predictions over the whole image"
         + (f" averaged over {report['flips']} flips" if report["flips"] > 1 else "")
         + "; the "
-        + ("real-trained model and the " if settings.get("real_baseline", True) else "")
+        + ("real-trained model and the " if real else "")
         + "classic route split particles by the "
         f"{ARM_LABELS[baselines['rule_from']]} arm's rule; the classic route takes the "
         f"{baselines['classic_polarity']} side of Otsu's threshold (the calibrated polarity).",

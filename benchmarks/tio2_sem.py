@@ -283,11 +283,11 @@ class Experiment:
         arms: tuple[str, ...] = tuple(ARMS),
         keep_stages: bool = False,
         bright_report: Path | None = None,
-        handset_report: Path | None = None,
+        handset: dict | None = None,
     ):
         self.out, self.data, self.settings = out, data, LATER_SETTINGS | settings
         self.keep_stages, self.bright_report = keep_stages, bright_report
-        self.handset_report = handset_report
+        self.handset = handset  # the hand-set arm of an earlier run (--handset-report)
         ids = sorted(p.stem for p in (data / "images").glob("*.tif"))
         self.train_ids, self.validation_ids = split(ids, seed=settings["seed"])
         self.commit = commit()
@@ -928,7 +928,13 @@ def main() -> None:
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             sys.exit(f"{out} holds an experiment with other settings {changed}: use another --out")
-    experiment = Experiment(out, data, settings, arms, args.keep_stages, bright, handset)
+    experiment = Experiment(out, data, settings, arms, args.keep_stages, bright)
+    if handset is not None:
+        from report_tio2_sem import earlier_handset
+
+        experiment.handset = earlier_handset(handset)
+        if experiment.handset["validation_ids"] != experiment.validation_ids:
+            sys.exit(f"--handset-report {handset}: a run on other validation scans")
     if args.redo:
         experiment.redo(args.redo)
     experiment.run(Path(args.docs) if args.docs else None)
