@@ -24,7 +24,11 @@ brighter or darker than the background, gives what such a segmentation supports:
 - **agglomeration**: particles within :data:`GAP` px form a cluster; the share of particles in
   clusters of two or more and the cluster sizes;
 - **shape family** (pebbles, spheres, cubes, wires) from the isolated particles' aspect ratio
-  and the components' elongation.
+  and the components' elongation;
+- **film texture**: σ over mean of the lightly smoothed scan on the background away from the
+  particles (per tile, the median): a calibrated preset's support film may reach
+  :data:`FILM_HEADROOM` times it, so that a bright stage is not given the blotches a dark one
+  hides.
 
 Every figure has a percentile-bootstrap 95 % interval: over the measured particles for sizes
 and shapes, over tiles of the scans (2 × 2 per scan) for coverage and agglomeration, both for
@@ -64,6 +68,10 @@ BIC_MARGIN = 6.0  # two modes only with strong evidence (Kass & Raftery 1995: Δ
 MIN_MODE_SHARE = 0.1  # and only where each mode holds this share of the particles
 MIN_ISOLATED = 5  # isolated particles needed for the shape, else all measured ones are used
 RESAMPLES = 1000
+FILM_SMOOTHING = 2.0  # px: Gaussian σ that leaves the film's texture and removes pixel noise
+FILM_MARGIN = 5  # px of background left out around the particles (their rims and halos)
+FILM_MIN_PIXELS = 2000  # background pixels a tile needs for its texture
+FILM_HEADROOM = 2.0  # a calibrated film's contrasts reach up to this multiple of the texture
 SEED = 0
 TILES = 2  # each scan is cut into TILES × TILES blocks for the bootstrap of area figures
 # shape families, from renders of the built-in libraries (docs/calibration.md): the median
@@ -270,15 +278,38 @@ def calibrate(images, pixel_size_nm: float | None = None, monitor=None) -> dict:
         )
     chosen, evidence = polarity(usable)
     split = _split_distance(usable, chosen)
-    scans = []
-    for done, scan in enumerate(usable, len(images)):
+    scans, textures = [], []
+    pixels = [image for (_, image), p in zip(images, phases, strict=True) if p in usable]
+    for done, (scan, image) in enumerate(zip(usable, pixels, strict=True), len(images)):
         monitor.check()
         monitor.report(done, steps, f"particles of {scan.name}")
         scans.append(scan_particles(scan, chosen, split))
+        textures.append(background_texture(image, scans[-1].foreground))
     report = _report(scans, pixel_size_nm)
+    report["estimates"]["film_texture"] = _median_with_ci(np.concatenate(textures))
     report.update(polarity=chosen, polarity_evidence=evidence, scans=len(scans))
     report["notes"] = notes + report["notes"]
     return report
+
+
+def background_texture(image: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """σ / mean of ``image`` smoothed by :data:`FILM_SMOOTHING` px over its background at least
+    :data:`FILM_MARGIN` px from the ``foreground``, per tile (:data:`TILES`²); tiles with too
+    little background or a mean ≤ 0 (no zero to be relative to) are left out."""
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(np.asarray(image, np.float64), FILM_SMOOTHING)
+    background = ~ndimage.binary_dilation(foreground, iterations=FILM_MARGIN)
+    rows = np.array_split(np.arange(image.shape[0]), TILES)
+    columns = np.array_split(np.arange(image.shape[1]), TILES)
+    textures = []
+    for r in rows:
+        for c in columns:
+            window = np.s_[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
+            values = smooth[window][background[window]]
+            if len(values) >= FILM_MIN_PIXELS and values.mean() > 0:
+                textures.append(values.std() / values.mean())
+    return np.array(textures)
 
 
 def _split_distance(scans: list[ScanPhases], chosen: str) -> float:
@@ -624,6 +655,7 @@ def calibrated_config(report: dict, like=None, name: str = "calibrated"):
     if relit:
         config.scene = replace(config.scene, **DARK_SCENE)
         config.learning = replace(config.learning, **DARK_LIMITS)
+    film = _film_cap(config, report)
     fit = report["size_fit"]
     params = {k: v for k, v in fit[fit["chosen"]].items() if k != "bic"}
     typical = report["median_diameter_nm"]
@@ -642,8 +674,24 @@ def calibrated_config(report: dict, like=None, name: str = "calibrated"):
         + (" (in the particle fields)" if report.get("fields") else "")
         + f" at {report['pixel_size_nm']:.4g} nm/px; scene and learning of {source}"
         + (", lit from above with a bright stage for dark particles." if relit else ".")
+        + film
     )
     return config.validate()
+
+
+def _film_cap(config, report: dict) -> str:
+    """Caps ``config``'s film contrasts at :data:`FILM_HEADROOM` × the scans' film texture
+    where that is lower than its limit; what it did, for the description ("" if nothing)."""
+    texture = report["estimates"].get("film_texture", {}).get("value")
+    low, high = config.learning.film_limits
+    if not config.learning.film or texture is None or not low < FILM_HEADROOM * texture < high:
+        return ""
+    cap = FILM_HEADROOM * texture
+    config.learning = replace(config.learning, film_limits=(low, cap))
+    return (
+        f" Support-film contrasts up to {cap:.3g} ({FILM_HEADROOM:g} × the scans' texture "
+        f"{texture:.3g}; {config.name} allows {high:.3g})."
+    )
 
 
 def size_fit_reason(fit: dict) -> str:

@@ -258,6 +258,19 @@ def matching_lines(report: dict) -> list[str]:
     ]
 
 
+def _texture_lines(estimates: dict) -> list[str]:
+    """The background's film texture (reports from before it was measured have none)."""
+    from ..analysis.calibration import interval_text
+
+    texture = estimates.get("film_texture")
+    if not texture or texture["value"] is None:
+        return []
+    return [
+        f"  background texture: σ {texture['value']:.3g} of its brightness "
+        f"({interval_text(texture)})"
+    ]
+
+
 def calibration_lines(report: dict) -> list[str]:
     """What ``calibrate`` found, for people."""
     from ..analysis.calibration import interval_text, measured_family
@@ -285,6 +298,7 @@ def calibration_lines(report: dict) -> list[str]:
         f"{estimates['cluster_size']['value'] or 0:.0f} particles",
         f"  shape: aspect ratio {shape['aspect']['value']:.3g}, circularity "
         f"{shape['circularity']['value']:.3g}, elongation {shape['elongation']['value']:.3g}",
+        *_texture_lines(estimates),
         *prior_lines(report),
         *(f"  note: {note}" for note in report["notes"]),
     ]

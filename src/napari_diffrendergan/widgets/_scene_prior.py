@@ -686,6 +686,7 @@ def estimates_html(report: dict) -> str:
             f"{shape['circularity']['value']:.3g}, length/width "
             f"{shape['elongation']['value']:.3g}",
         ),
+        *_texture_rows(est),
         (
             "Measured",
             f"{report['counts']['measured']} of {report['counts']['particles']} particles "
@@ -698,6 +699,14 @@ def estimates_html(report: dict) -> str:
         f"<tr><td valign='top'><b>{name}</b></td><td>{text}</td></tr>" for name, text in rows
     )
     return f"<table cellspacing='3'>{cells}</table><small>(95 % intervals in brackets)</small>"
+
+
+def _texture_rows(estimates: dict) -> list[tuple[str, str]]:
+    """The background's film texture (reports from before it was measured have none)."""
+    texture = estimates.get("film_texture")
+    if not texture or texture["value"] is None:
+        return []
+    return [("Film texture", f"σ {_ci(texture)} of the background's brightness")]
 
 
 def _matching_rows(report: dict) -> list[tuple[str, str]]:
