@@ -12,9 +12,12 @@ from napari_diffrendergan.cli import main
 PIXEL_NM = 2.0
 
 
-def disk_scan(seed, polarity="bright", shape=(256, 256), count=30, median=18.0, touching=0.3):
+def disk_scan(
+    seed, polarity="bright", shape=(256, 256), count=30, median=18.0, touching=0.3, texture=None
+):
     """A scan of disks (lognormal diameters, px) on a background with a gradient and noise,
-    a share of them touching a neighbour; with the disks' diameters and centres."""
+    a share of them touching a neighbour; with the disks' diameters and centres. ``texture``:
+    a flat background blotched by this relative σ instead of the gradient."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     centres, radii = [], []
@@ -34,6 +37,11 @@ def disk_scan(seed, polarity="bright", shape=(256, 256), count=30, median=18.0, 
     for (row, column), radius in zip(centres, radii, strict=True):
         inside |= (yy - row) ** 2 + (xx - column) ** 2 < radius**2
     level = 0.25 + 0.1 * xx / shape[1]  # uneven illumination
+    if texture is not None:
+        from scipy import ndimage
+
+        blotches = ndimage.gaussian_filter(rng.normal(size=shape), 8)
+        level = 0.3 * (1 + texture * blotches / blotches.std())
     particles = 0.75 if polarity == "bright" else 0.02
     image = np.where(inside, particles, level) + rng.normal(0, 0.04, shape)
     return image.astype(np.float32), 2 * np.array(radii), np.array(centres)
@@ -135,7 +143,8 @@ def test_the_preset_states_the_measured_geometry_in_nm():
     assert (config.name, config.meshes.library) == ("mine", "spheres")
     assert physical.pixel_size_nm == PIXEL_NM and physical.polarity == "bright"
     assert physical.diameter.params["median"] == pytest.approx(report["median_diameter_nm"], 0.1)
-    assert config.learning == preset("tio2-sem").learning  # the rest is the preset's
+    learning = dataclasses.replace(config.learning, film_limits=(0.0, 0.2))
+    assert learning == preset("tio2-sem").learning  # the rest is the preset's
     assert MaterialConfig.from_json(config.to_json()) == config
     expected = report["density_per_um2"] * (256 * PIXEL_NM / 1000) ** 2
     assert config.meshes.count == round(expected * (1 + 2 * config.placement.margin) ** 2)
@@ -174,6 +183,30 @@ def test_a_dark_preset_renders_dark_particles_on_a_bright_stage():
     assert [getattr(bright.scene, k) for k in lighting] == [
         getattr(preset("sio2-him").scene, k) for k in lighting
     ]
+
+
+@pytest.mark.parametrize("polarity", ["bright", "dark"])
+def test_a_film_reaches_twice_the_texture_of_the_scans_background(polarity):
+    """The background's blotches are measured (not the particles' edges), and a preset that
+    learns a film gets contrasts up to twice them; a rougher background keeps its limit."""
+    from napari_diffrendergan.config import preset
+
+    def calibrated(texture):
+        scans = [(f"s{i}", disk_scan(i, polarity, texture=texture)[0]) for i in range(3)]
+        report = cal.calibrate(scans, PIXEL_NM)
+        return report, cal.calibrated_config(report, preset("tio2-sem"))
+
+    smooth, config = calibrated(0.04)
+    measured = smooth["estimates"]["film_texture"]
+    assert measured["value"] == pytest.approx(0.04, rel=0.2)
+    assert measured["ci"][0] <= measured["value"] <= measured["ci"][1]
+    assert config.learning.film_limits == pytest.approx((0.0, 2 * measured["value"]))
+    assert "Support-film contrasts up to" in config.description
+    rough, config = calibrated(0.15)
+    assert rough["estimates"]["film_texture"]["value"] == pytest.approx(0.15, rel=0.2)
+    assert config.learning.film_limits == (0.0, 0.2)
+    del smooth["estimates"]["film_texture"]  # a report from before it was measured
+    assert cal.calibrated_config(smooth, preset("tio2-sem")).learning.film_limits == (0.0, 0.2)
 
 
 @pytest.mark.slow
