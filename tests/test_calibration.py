@@ -185,6 +185,42 @@ def test_a_dark_preset_renders_dark_particles_on_a_bright_stage():
     ]
 
 
+def test_film_lines_take_the_particles_contrast():
+    """Film threads are matter like the particles: bright lines on the stage of a bright
+    preset, dark ones on that of a dark preset, in the renders as in the fields."""
+    from napari_diffrendergan.config import preset
+    from napari_diffrendergan.render.film import apply_film, film_fields
+    from napari_diffrendergan.render.placement import constellation
+    from napari_diffrendergan.render.sampling import AnnotatedRenderer, RenderValues
+
+    bright, dark = film_fields((128, 128), 3), film_fields((128, 128), 3, "dark")
+    assert np.array_equal(bright[0], dark[0])  # the mottle has no direction
+    lines = bright[1] > 2
+    assert lines.sum() > 50
+    stage, everywhere = np.full((128, 128), 0.8), np.ones((128, 128))
+    darkened = apply_film(stage, everywhere, dark, [0.0, 0.1])[lines]
+    brightened = apply_film(stage, everywhere, bright, [0.0, 0.1])[lines]
+    assert darkened.max() < 0.8 < brightened.min()
+
+    report = cal.calibrate([(f"s{i}", disk_scan(i, "dark")[0]) for i in range(3)], PIXEL_NM)
+    config = cal.calibrated_config(report, preset("tio2-sem"))
+    assert config.polarity == "dark" and config.learning.film
+    config.scene.height = config.scene.width = 128
+    renderer = AnnotatedRenderer(config, device="cpu", spp=1)
+    phi = constellation(config, np.random.default_rng(0))
+
+    def clean(lines_contrast):
+        values = RenderValues.named(
+            {"stage.base_color": 0.9, "film.mottle": 0.0, "film.lines": lines_contrast}, 0.0
+        )
+        return renderer.clean_image(phi, values, seed=5)
+
+    difference = clean(0.2) - clean(0.0)
+    on_lines = (film_fields((128, 128), 5, "dark")[1] < -2) & (renderer.scene.instances() == 0)
+    assert on_lines.sum() > 20
+    assert difference[on_lines].mean() < 0
+
+
 @pytest.mark.parametrize("polarity", ["bright", "dark"])
 def test_a_film_reaches_twice_the_texture_of_the_scans_background(polarity):
     """The background's blotches are measured (not the particles' edges), and a preset that

@@ -53,8 +53,8 @@ OUTPUT_MEANINGS = {
     FILM_NAMES[1]: Meaning(
         "line contrast",
         "rel. contrast",
-        "support film's thin bright lines (curls, wrinkles): their strength as a fraction of "
-        "the stage's brightness",
+        "support film's thin lines (curls, wrinkles; bright or dark as the particles): their "
+        "strength as a fraction of the stage's brightness",
     ),
     BLUR: Meaning("blur σ", "px", "σ of the detector's Gaussian point-spread function"),
     NOISE: Meaning(

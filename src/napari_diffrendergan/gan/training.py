@@ -64,15 +64,15 @@ class _Film:
     """The learned support-film texture (:mod:`..render.film`) of the training renders: one
     pair of fields per constellation, made from its seed when first needed."""
 
-    def __init__(self, space, seeds, shape):
+    def __init__(self, space, seeds, shape, polarity: str):
         self.count = len(space.film_names)
-        self.seeds, self.shape, self.fields = seeds, shape, {}
+        self.seeds, self.shape, self.polarity, self.fields = seeds, shape, polarity, {}
 
     def _fields(self, index: int) -> np.ndarray:
         from ..render.film import film_fields
 
         if index not in self.fields:
-            self.fields[index] = film_fields(self.shape, int(self.seeds[index]))
+            self.fields[index] = film_fields(self.shape, int(self.seeds[index]), self.polarity)
         return self.fields[index]
 
     def numpy(self, image, coverage, index: int, contrasts) -> np.ndarray:
@@ -446,7 +446,7 @@ class Trainer:
         scene = VirtualScene(config, device=settings.device)
         basis = find_shading_basis(scene, space.bsdf_names, space.limits())
         seeds = _trace_seeds(settings, len(phis))
-        film = _Film(space, seeds, (config.scene.height, config.scene.width))
+        film = _Film(space, seeds, (config.scene.height, config.scene.width), config.polarity)
         yield TrainingEvent("setup", start, 0, 0, SETUP_STAGES[1])
         if basis is not None:
             renders = _BasisRenders(scene, phis, basis, seeds, film, stages[1])

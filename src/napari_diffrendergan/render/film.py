@@ -1,10 +1,12 @@
 """The support film under the particles: a procedural texture with learned contrasts.
 
 Real SEM scans of particles on a TEM grid show the carbon support film: a faint mottling and
-thin wavy bright lines (curls and wrinkles). The paper leaves them to real background patches;
-here the stage carries two random fields per constellation (seeded) whose contrasts the
-generator learns like any BSDF value (``film.mottle``, ``film.lines``). The texture modulates
-only what the camera sees of the stage (its coverage of each pixel, from the trace).
+thin wavy lines (curls and wrinkles), which show the particles' contrast: bright where the
+particles are brighter than the stage, dark where they are darker (both are matter on the
+film). The paper leaves them to real background patches; here the stage carries two random
+fields per constellation (seeded) whose contrasts the generator learns like any BSDF value
+(``film.mottle``, ``film.lines``). The texture modulates only what the camera sees of the
+stage (its coverage of each pixel, from the trace).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ FILM_NAMES = ("film.mottle", "film.lines")
 LINE_WIDTH = 0.05  # of a field's standard deviation: how thin the lines are
 
 
-def film_fields(shape: tuple[int, int], seed: int) -> np.ndarray:
+def film_fields(shape: tuple[int, int], seed: int, polarity: str = "bright") -> np.ndarray:
     """(2, H, W) float32: a mottling field (two scales) and a field of thin wavy lines (the
-    zero crossings of a smooth random field), each of zero mean and unit variance."""
+    zero crossings of a smooth random field), each of zero mean and unit variance; the lines
+    are bright, or dark for particles of ``polarity`` "dark"."""
     from scipy import ndimage
 
     rng = np.random.default_rng([seed, 7])
@@ -32,6 +35,8 @@ def film_fields(shape: tuple[int, int], seed: int) -> np.ndarray:
     fields -= fields.mean(axis=(1, 2), keepdims=True)
     spread = fields.std(axis=(1, 2), keepdims=True)
     fields /= np.where(spread > 0, spread, 1.0)  # a small image may hold no line at all
+    if polarity == "dark":
+        fields[1] *= -1
     return fields.astype(np.float32)
 
 

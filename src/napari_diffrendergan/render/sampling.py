@@ -173,7 +173,7 @@ class AnnotatedRenderer:
         clean = cache.render()
         if self.config.learning.film:
             contrasts = list(values.film) or [0.0] * len(FILM_NAMES)
-            fields = film_fields(clean.shape, seed)
+            fields = film_fields(clean.shape, seed, self.config.polarity)
             clean = apply_film(clean, cache.coverage("stage"), fields, contrasts)
         return clean
 
