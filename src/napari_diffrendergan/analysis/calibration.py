@@ -682,7 +682,7 @@ def calibrated_config(report: dict, like=None, name: str = "calibrated"):
 def _film_cap(config, report: dict) -> str:
     """Caps ``config``'s film contrasts at :data:`FILM_HEADROOM` × the scans' film texture
     where that is lower than its limit; what it did, for the description ("" if nothing)."""
-    texture = report["estimates"].get("film_texture", {}).get("value")
+    texture = report.get("estimates", {}).get("film_texture", {}).get("value")
     low, high = config.learning.film_limits
     if not config.learning.film or texture is None or not low < FILM_HEADROOM * texture < high:
         return ""

@@ -53,8 +53,8 @@ OUTPUT_MEANINGS = {
     FILM_NAMES[1]: Meaning(
         "line contrast",
         "rel. contrast",
-        "support film's thin lines (curls, wrinkles; bright or dark as the particles): their "
-        "strength as a fraction of the stage's brightness",
+        "film's thin lines (curls, wrinkles), bright or dark as the particles: strength "
+        "relative to the stage",
     ),
     BLUR: Meaning("blur σ", "px", "σ of the detector's Gaussian point-spread function"),
     NOISE: Meaning(
