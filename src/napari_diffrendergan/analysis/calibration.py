@@ -172,16 +172,17 @@ def _tile(centre, shape) -> int:
     return row * TILES + column
 
 
+def _tile_windows(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
+    """The :data:`TILES` × :data:`TILES` windows of an image of ``shape`` (row-major)."""
+    rows = np.array_split(np.arange(shape[0]), TILES)
+    columns = np.array_split(np.arange(shape[1]), TILES)
+    return [np.s_[r[0] : r[-1] + 1, c[0] : c[-1] + 1] for r in rows for c in columns]
+
+
 def _tiles(foreground: np.ndarray) -> np.ndarray:
     """Area and covered area (px) of each tile."""
-    rows = np.array_split(np.arange(foreground.shape[0]), TILES)
-    columns = np.array_split(np.arange(foreground.shape[1]), TILES)
     return np.array(
-        [
-            (len(r) * len(c), foreground[r[0] : r[-1] + 1, c[0] : c[-1] + 1].sum())
-            for r in rows
-            for c in columns
-        ],
+        [(foreground[w].size, foreground[w].sum()) for w in _tile_windows(foreground.shape)],
         float,
     )
 
@@ -300,15 +301,11 @@ def background_texture(image: np.ndarray, foreground: np.ndarray) -> np.ndarray:
 
     smooth = ndimage.gaussian_filter(np.asarray(image, np.float64), FILM_SMOOTHING)
     background = ~ndimage.binary_dilation(foreground, iterations=FILM_MARGIN)
-    rows = np.array_split(np.arange(image.shape[0]), TILES)
-    columns = np.array_split(np.arange(image.shape[1]), TILES)
     textures = []
-    for r in rows:
-        for c in columns:
-            window = np.s_[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
-            values = smooth[window][background[window]]
-            if len(values) >= FILM_MIN_PIXELS and values.mean() > 0:
-                textures.append(values.std() / values.mean())
+    for window in _tile_windows(image.shape):
+        values = smooth[window][background[window]]
+        if len(values) >= FILM_MIN_PIXELS and values.mean() > 0:
+            textures.append(values.std() / values.mean())
     return np.array(textures)
 
 
