@@ -77,9 +77,19 @@ def test_fits_choose_the_distribution_the_sizes_came_from():
     assert modes["mean1"] == pytest.approx(20, rel=0.05)
     assert modes["mean2"] == pytest.approx(45, rel=0.05)
     assert modes["weight2"] == pytest.approx(0.4, abs=0.06)
-    assert cal.fit_sizes(lognormal[:8]).keys() == {"chosen", "lognormal"}  # too few for two
+    assert cal.fit_sizes(lognormal[:8]).keys() == {"chosen", "lognormal", "normal"}
     tail = np.concatenate([lognormal, rng.normal(120, 10, 8)])  # 2 %: merged particles
     assert cal.fit_sizes(tail)["chosen"] == "lognormal"
+    # symmetric sizes: a lognormal would invent a tail of large particles
+    normal = rng.normal(240, 100, 800)
+    normal = normal[normal > 20]
+    fit = cal.fit_sizes(np.concatenate([normal, rng.normal(540, 140, 16)]))  # + a 2 % tail
+    assert fit["chosen"] == "normal"
+    assert fit["normal"]["mean"] == pytest.approx(240, rel=0.05)
+    assert fit["normal"]["std"] == pytest.approx(100, rel=0.15)
+    assert fit["normal"]["bic"] < fit["lognormal"]["bic"]
+    reason = cal.size_fit_reason(fit)
+    assert reason.startswith("normal: BIC") and "lower than a lognormal's" in reason
 
 
 @pytest.mark.parametrize("polarity", ["bright", "dark"])

@@ -52,6 +52,17 @@ def test_edited_config_takes_the_values_given_and_names_them():
     assert lognormal.physical.density_per_um2 == 5.0
     assert "Edited by hand: size distribution, density." in lognormal.description
 
+    normal = cal.edited_config(report, {"kind": "normal", "sigma": 0.2})
+    params = normal.physical.diameter.params
+    assert normal.physical.diameter.kind == "normal"
+    assert params["mean"] == report["size_fit"]["normal"]["mean"]
+    assert params["std"] == pytest.approx(0.2 * params["mean"])
+    assert normal.description.endswith("Edited by hand: size distribution, spread.")
+    older = {**report, "size_fit": {k: v for k, v in report["size_fit"].items() if k != "normal"}}
+    assert cal.size_fit_reason(older["size_fit"]).startswith("two modes")
+    with pytest.raises(cal.CalibrationError, match="calibrate again"):
+        cal.edited_config(older, {"kind": "normal"})
+
     few = {**report, "size_fit": cal.fit_sizes(np.array([30.0, 35, 41, 44]))}
     assert "two modes need 10" in cal.size_fit_reason(few["size_fit"])
     with pytest.raises(cal.CalibrationError, match="too few particles for two modes"):

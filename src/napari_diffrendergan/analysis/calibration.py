@@ -18,7 +18,8 @@ brighter or darker than the background, gives what such a segmentation supports:
   and at least 60 % of its outline has no other particle within :data:`GAP` px: isolated
   particles and those on the rim of agglomerates, not those inside one, which others hide;
 - **sizes**: the measured particles' equivalent circular diameters (wires: widths), their
-  median, and a lognormal and a two-mode normal mixture fitted to them (BIC decides);
+  median, and a lognormal, a normal and a two-mode normal mixture fitted to them (BIC
+  decides);
 - **density** per µm²: the covered area over the mean area of a measured particle (wires:
   their ends, two per wire), and the covered area fraction;
 - **agglomeration**: particles within :data:`GAP` px form a cluster; the share of particles in
@@ -66,6 +67,7 @@ MIN_MEASURED = 3  # measured particles needed for sizes
 MIN_BIMODAL = 10  # measured particles needed to fit two modes
 BIC_MARGIN = 6.0  # two modes only with strong evidence (Kass & Raftery 1995: ΔBIC > 6)
 MIN_MODE_SHARE = 0.1  # and only where each mode holds this share of the particles
+ONE_MODE = ("lognormal", "normal")  # the one-mode fits, of two parameters each
 MIN_ISOLATED = 5  # isolated particles needed for the shape, else all measured ones are used
 RESAMPLES = 1000
 FILM_SMOOTHING = 2.0  # px: Gaussian σ that leaves the film's texture and removes pixel noise
@@ -491,17 +493,20 @@ def _tile_draws(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def fit_sizes(diameters: np.ndarray) -> dict:
-    """A lognormal and (from :data:`MIN_BIMODAL` particles) a two-mode normal mixture fitted
-    by maximum likelihood, each with its BIC; ``chosen``: the mixture where its BIC is lower by
-    more than :data:`BIC_MARGIN` and each mode holds :data:`MIN_MODE_SHARE` of the particles
-    (a smaller mode is a tail: merged particles, debris), else the simpler lognormal."""
-    fits = {"lognormal": fit_lognormal(diameters)}
+    """A lognormal, a normal and (from :data:`MIN_BIMODAL` particles) a two-mode normal
+    mixture fitted by maximum likelihood, each with its BIC; ``chosen``: the mixture where its
+    BIC is lower than the better one-mode fit's by more than :data:`BIC_MARGIN` and each mode
+    holds :data:`MIN_MODE_SHARE` of the particles (a smaller mode is a tail: merged particles,
+    debris), else the one-mode fit of the lower BIC (a lognormal's long tail of large particles
+    or a normal's symmetric spread: whichever the diameters show)."""
+    fits = {"lognormal": fit_lognormal(diameters), "normal": fit_normal(diameters)}
+    one = min(ONE_MODE, key=lambda kind: fits[kind]["bic"])
     if len(diameters) >= MIN_BIMODAL:
         fits["bimodal"] = fit_bimodal(diameters)
     two = fits.get("bimodal", {"bic": math.inf, "weight2": 0.0})
-    clear = two["bic"] < fits["lognormal"]["bic"] - BIC_MARGIN
+    clear = two["bic"] < fits[one]["bic"] - BIC_MARGIN
     populous = MIN_MODE_SHARE <= two["weight2"] <= 1 - MIN_MODE_SHARE
-    return {"chosen": "bimodal" if clear and populous else "lognormal", **fits}
+    return {"chosen": "bimodal" if clear and populous else one, **fits}
 
 
 def fit_lognormal(values: np.ndarray) -> dict:
@@ -512,6 +517,15 @@ def fit_lognormal(values: np.ndarray) -> dict:
         np.sum(-logs - np.log(sigma * math.sqrt(2 * math.pi)) - (logs - mu) ** 2 / (2 * sigma**2))
     )
     return {"median": math.exp(mu), "sigma": sigma, "bic": _bic(loglik, 2, len(values))}
+
+
+def fit_normal(values: np.ndarray) -> dict:
+    """Maximum-likelihood normal: mean, std and BIC."""
+    mean, std = float(values.mean()), max(float(values.std()), 1e-6 * float(values.mean()))
+    loglik = float(
+        np.sum(-np.log(std * math.sqrt(2 * math.pi)) - (values - mean) ** 2 / (2 * std**2))
+    )
+    return {"mean": mean, "std": std, "bic": _bic(loglik, 2, len(values))}
 
 
 def fit_bimodal(values: np.ndarray, iterations: int = 500) -> dict:
@@ -693,20 +707,25 @@ def _film_cap(config, report: dict) -> str:
 
 def size_fit_reason(fit: dict) -> str:
     """Why :func:`fit_sizes` chose its fit, for people."""
+    one = min((kind for kind in ONE_MODE if kind in fit), key=lambda kind: fit[kind]["bic"])
+    other = ONE_MODE[1 - ONE_MODE.index(one)]
+    lead = one
+    if other in fit:  # reports made before normal fits have only the lognormal
+        lead += f": BIC {fit[other]['bic'] - fit[one]['bic']:.1f} lower than a {other}'s"
     if "bimodal" not in fit:
-        return f"lognormal: two modes need {MIN_BIMODAL} particles measured whole"
-    two, one = fit["bimodal"], fit["lognormal"]
-    gain = one["bic"] - two["bic"]
+        return f"{lead}; two modes need {MIN_BIMODAL} particles measured whole"
+    two = fit["bimodal"]
+    gain = fit[one]["bic"] - two["bic"]
     smaller = 100 * min(two["weight2"], 1 - two["weight2"])
     if fit["chosen"] == "bimodal":
         return (
-            f"two modes: BIC lower by {gain:.1f} (> {BIC_MARGIN:g}) and the smaller mode holds "
-            f"{smaller:.0f} % of the particles"
+            f"two modes: BIC lower by {gain:.1f} than a {one}'s (> {BIC_MARGIN:g}) and the "
+            f"smaller mode holds {smaller:.0f} % of the particles"
         )
     if gain <= BIC_MARGIN:
-        return f"lognormal: two modes lower the BIC by {gain:.1f}, not more than {BIC_MARGIN:g}"
+        return f"{lead}; two modes lower the BIC by {gain:.1f}, not more than {BIC_MARGIN:g}"
     return (
-        f"lognormal: two modes lower the BIC by {gain:.1f}, but the smaller mode holds only "
+        f"{lead}; two modes lower the BIC by {gain:.1f}, but the smaller mode holds only "
         f"{smaller:.0f} % (under {100 * MIN_MODE_SHARE:.0f} %: a tail, not a population)"
     )
 
@@ -724,7 +743,8 @@ EDITABLE = {
 def preset_values(report: dict) -> dict:
     """The values :func:`calibrated_config` puts into the preset, as :func:`edited_config`
     takes them: ``kind`` (the size fit), ``median_nm`` (the fit's typical diameter: a
-    lognormal's median, the mean of two modes), ``sigma`` (the lognormal's spread of the log),
+    lognormal's median, a normal's mean, the mean of two modes), ``sigma`` (the spread: of
+    the log for a lognormal, std over mean for a normal; two modes show the lognormal's),
     ``density_per_um2``, ``polarity`` and ``family``."""
     from ..config import SizeDistribution, _typical
 
@@ -733,7 +753,7 @@ def preset_values(report: dict) -> dict:
     return {
         "kind": fit["chosen"],
         "median_nm": _typical(SizeDistribution(fit["chosen"], params)),
-        "sigma": fit["lognormal"]["sigma"],
+        "sigma": params["std"] / params["mean"] if "std" in params else fit["lognormal"]["sigma"],
         "density_per_um2": report["density_per_um2"] * fields_scale(report),
         "polarity": report["polarity"],
         "family": report["family"],
@@ -742,23 +762,26 @@ def preset_values(report: dict) -> dict:
 
 def edited_config(report: dict, values: dict, like=None, name: str = "calibrated"):
     """:func:`calibrated_config` with ``values`` (keys of :func:`preset_values`) in place of
-    the measured ones: two modes are scaled to the typical diameter given, a lognormal takes
-    it as its median and ``sigma`` as its spread (values not given: those of the fit of
-    ``kind``); the description names what was edited."""
+    the measured ones: two modes are scaled to the typical diameter given, a lognormal or a
+    normal takes it as its median and ``sigma`` as its spread (values not given: those of the
+    fit of ``kind``); the description names what was edited."""
     import copy
 
     edited = copy.deepcopy(report)
     fit = edited["size_fit"]
     kind = values.get("kind", fit["chosen"])
     if kind not in fit:
-        raise CalibrationError(
-            f"no {kind} fit to edit: the scans gave too few particles for two modes"
-        )
+        why = "the scans gave too few particles for two modes"
+        if kind != "bimodal":
+            why = "the calibration was made before this fit existed; calibrate again"
+        raise CalibrationError(f"no {kind} fit to edit: {why}")
     fit["chosen"] = kind
     measured = preset_values(edited)
     values = {**measured, **values}
     if kind == "lognormal":
         fit["lognormal"].update(median=values["median_nm"], sigma=values["sigma"])
+    elif kind == "normal":
+        fit["normal"].update(mean=values["median_nm"], std=values["sigma"] * values["median_nm"])
     else:
         factor = values["median_nm"] / measured["median_nm"]
         for key in ("mean1", "std1", "mean2", "std2"):

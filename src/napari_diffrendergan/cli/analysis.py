@@ -280,8 +280,10 @@ def calibration_lines(report: dict) -> list[str]:
     density_name = "density_per_um2" if unit == "nm" else "density_per_megapixel"
     density = estimates[density_name]
     agglomerates, shape = estimates["share_in_clusters"], estimates["shape"]
-    chosen = "two modes" if fit["chosen"] == "bimodal" else "lognormal"
+    chosen = "two modes" if fit["chosen"] == "bimodal" else fit["chosen"]
     sizes = f"size fit {chosen} (BIC lognormal {fit['lognormal']['bic']:.1f}"
+    if "normal" in fit:
+        sizes += f", normal {fit['normal']['bic']:.1f}"
     if "bimodal" in fit:
         smaller = 100 * min(fit["bimodal"]["weight2"], 1 - fit["bimodal"]["weight2"])
         sizes += f", two modes {fit['bimodal']['bic']:.1f} with {smaller:.0f} % in the smaller"

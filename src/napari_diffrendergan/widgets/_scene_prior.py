@@ -59,7 +59,7 @@ PREVIEW_PX = 320  # side of the rendered previews and of the scan crops beside t
 PREVIEWS = 2
 PREVIEW_SPP = 4
 AUTO_LIKE = "auto (the shape family's preset)"
-KINDS = {"lognormal": "lognormal", "bimodal": "two modes"}
+KINDS = {"lognormal": "lognormal", "normal": "normal", "bimodal": "two modes"}
 PLUGIN = "napari-diffrendergan"
 FILLED = ("kind", "median_nm", "sigma", "density_per_um2", "polarity", "family")  # edit boxes
 
@@ -163,7 +163,7 @@ class ScenePriorWidget(TaskWidget):
             "Size distribution", [(text, kind) for kind, text in KINDS.items()], TIPS["kind"]
         )
         self.median = _float_box("Median diameter", 0.1, 1e5, 1, 1.0, TIPS["median"], " nm")
-        self.sigma = _float_box("Spread (σ of log)", 0.01, 3.0, 3, 0.01, TIPS["sigma"])
+        self.sigma = _float_box("Spread", 0.01, 3.0, 3, 0.01, TIPS["sigma"])
         self.density = _float_box("Density", 1e-4, 1e6, 4, 1.0, TIPS["density"], " /µm²")
         self.polarity = choice_box("Polarity", list(POLARITIES), TIPS["polarity"])
         self.family = choice_box("Shape family", list(FAMILIES), TIPS["family"])
@@ -325,10 +325,10 @@ class ScenePriorWidget(TaskWidget):
         self._kind_item_enabled()
 
     def _kind_item_enabled(self) -> None:
-        two = self.report is not None and "bimodal" in self.report["size_fit"]
-        bimodal = self.kind.choices.index("bimodal")
-        self.kind.native.model().item(bimodal).setEnabled(two)
-        self.sigma.enabled = self.kind.value == "lognormal"
+        fits = self.report["size_fit"] if self.report is not None else {"lognormal": None}
+        for index, kind in enumerate(self.kind.choices):
+            self.kind.native.model().item(index).setEnabled(kind in fits)
+        self.sigma.enabled = self.kind.value != "bimodal"
 
     def _show_results(self) -> None:
         """Enable what a report (and a preset) allows; describe the preset."""
@@ -607,11 +607,14 @@ def prior_histogram(report: dict | None, edited: SizeDistribution | None = None)
 
 
 def _pdf(kind: str, params: dict, x: np.ndarray) -> np.ndarray:
-    """Probability density of a size distribution (lognormal or two normal modes) at ``x``."""
+    """Probability density of a size distribution (lognormal, normal or two normal modes) at
+    ``x``."""
     if kind == "lognormal":
         sigma = params["sigma"]
         z = (np.log(x) - math.log(params["median"])) / sigma
         return np.exp(-(z**2) / 2) / (x * sigma * math.sqrt(2 * math.pi))
+    if kind == "normal":
+        return _normal(x, params["mean"], params["std"])
     w2 = params["weight2"]
     return (1 - w2) * _normal(x, params["mean1"], params["std1"]) + w2 * _normal(
         x, params["mean2"], params["std2"]
@@ -738,15 +741,19 @@ TIPS = {  # tooltips of the form rows
         " pebbles → tio2-sem, cubes → tio2-him, spheres → sio2-him, wires → agnw-sem)"
     ),
     "kind": (
-        "The size distribution: the fit the BIC chose, or the other one (two modes only where"
-        " at least 10 particles were measured)"
+        "The size distribution: the fit the BIC chose (lognormal, normal or two modes), or"
+        " another one (two modes only where at least 10 particles were measured)"
     ),
     "median": (
         "Typical particle diameter (equivalent circular diameter; wires: width): a lognormal's "
-        "median, the mean of two modes (both scaled to it); with a pixel size, the fit of the "
-        "measured diameters scaled so that the prior's renders measure like the scans"
+        "median, a normal's mean, the mean of two modes (both scaled to it); with a pixel "
+        "size, the fit of the measured diameters scaled so that the prior's renders measure "
+        "like the scans"
     ),
-    "sigma": "Spread of a lognormal: the standard deviation of log(diameter)",
+    "sigma": (
+        "Spread of the sizes: a lognormal's standard deviation of log(diameter), a normal's "
+        "standard deviation over its mean"
+    ),
     "density": (
         "Particles per µm² of image, hidden ones included: sets the number of meshes; measured "
         "in the particle patches the GAN compares with (denser than the scans on average)"
