@@ -265,6 +265,15 @@ def test_edited_values_reach_the_saved_preset_and_gan_training(
     assert np.median(np.concatenate([r.ravel() for r in widget.previews])) < 0.4
     assert len(viewer.layers) == len(layers) + 1  # the preview layer, updated in place
 
+    other = "normal" if widget.kind.value == "lognormal" else "lognormal"
+    widget.kind.value = other  # the boxes show that fit's typical diameter and spread
+    fitted = cal.preset_values(
+        {**widget.report, "size_fit": {**widget.report["size_fit"], "chosen": other}}
+    )
+    assert widget.sigma.value == pytest.approx(fitted["sigma"], abs=1e-3)
+    assert widget.median.value == pytest.approx(fitted["median_nm"], abs=0.1)
+    qtbot.waitUntil(lambda: widget.config.physical.diameter.kind == other, timeout=5_000)
+
     widget.scans_box.value = layers[:1]  # other scans: nothing of the old ones stays
     assert widget.report is None and widget.config is None
     assert not widget.save_button.isEnabled() and "Calibrate again" in widget.estimates.text()

@@ -363,13 +363,14 @@ class ScenePriorWidget(TaskWidget):
         return {key: value for key, value in values.items() if value != self._shown.get(key)}
 
     def _kind_chosen(self, _index=None) -> None:
-        """Another size distribution: the median box shows its typical diameter."""
+        """Another size distribution: the median and spread boxes show its fit's."""
         if self.report is not None and self.config is not None:
             kind = self.kind.value
             fitted = preset_values({**self.report, "size_fit": _chosen(self.report, kind)})
-            with self.median.changed.blocked():
-                self.median.value = fitted["median_nm"]
-            self._shown["median_nm"] = self.median.value
+            for box, key in ((self.median, "median_nm"), (self.sigma, "sigma")):
+                with box.changed.blocked():
+                    box.value = fitted[key]
+                self._shown[key] = box.value
         self._kind_item_enabled()
         self._edited()
 
