@@ -90,6 +90,9 @@ def test_fits_choose_the_distribution_the_sizes_came_from():
     assert fit["normal"]["bic"] < fit["lognormal"]["bic"]
     reason = cal.size_fit_reason(fit)
     assert reason.startswith("normal: BIC") and "lower than a lognormal's" in reason
+    one = cal.fit_sizes(normal)  # one mode: a second one only costs parameters
+    assert one["chosen"] == "normal" and one["bimodal"]["bic"] > one["normal"]["bic"]
+    assert "two modes raise the BIC by" in cal.size_fit_reason(one)
 
 
 @pytest.mark.parametrize("polarity", ["bright", "dark"])

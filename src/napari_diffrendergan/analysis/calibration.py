@@ -722,6 +722,8 @@ def size_fit_reason(fit: dict) -> str:
             f"two modes: BIC lower by {gain:.1f} than a {one}'s (> {BIC_MARGIN:g}) and the "
             f"smaller mode holds {smaller:.0f} % of the particles"
         )
+    if gain <= 0:
+        return f"{lead}; two modes raise the BIC by {-gain:.1f}"
     if gain <= BIC_MARGIN:
         return f"{lead}; two modes lower the BIC by {gain:.1f}, not more than {BIC_MARGIN:g}"
     return (
