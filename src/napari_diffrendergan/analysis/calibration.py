@@ -500,7 +500,7 @@ def fit_sizes(diameters: np.ndarray) -> dict:
     debris), else the one-mode fit of the lower BIC (a lognormal's long tail of large particles
     or a normal's symmetric spread: whichever the diameters show)."""
     fits = {"lognormal": fit_lognormal(diameters), "normal": fit_normal(diameters)}
-    one = min(ONE_MODE, key=lambda kind: fits[kind]["bic"])
+    one = _better_one_mode(fits)
     if len(diameters) >= MIN_BIMODAL:
         fits["bimodal"] = fit_bimodal(diameters)
     two = fits.get("bimodal", {"bic": math.inf, "weight2": 0.0})
@@ -513,19 +513,27 @@ def fit_lognormal(values: np.ndarray) -> dict:
     """Maximum-likelihood lognormal: median, sigma (σ of the log) and BIC."""
     logs = np.log(values)
     mu, sigma = float(logs.mean()), max(float(logs.std()), 1e-6)
-    loglik = float(
-        np.sum(-logs - np.log(sigma * math.sqrt(2 * math.pi)) - (logs - mu) ** 2 / (2 * sigma**2))
-    )
+    loglik = _normal_loglik(logs, mu, sigma) - float(logs.sum())
     return {"median": math.exp(mu), "sigma": sigma, "bic": _bic(loglik, 2, len(values))}
 
 
 def fit_normal(values: np.ndarray) -> dict:
     """Maximum-likelihood normal: mean, std and BIC."""
     mean, std = float(values.mean()), max(float(values.std()), 1e-6 * float(values.mean()))
-    loglik = float(
+    loglik = _normal_loglik(values, mean, std)
+    return {"mean": mean, "std": std, "bic": _bic(loglik, 2, len(values))}
+
+
+def _normal_loglik(values: np.ndarray, mean: float, std: float) -> float:
+    """Log likelihood of ``values`` under a normal."""
+    return float(
         np.sum(-np.log(std * math.sqrt(2 * math.pi)) - (values - mean) ** 2 / (2 * std**2))
     )
-    return {"mean": mean, "std": std, "bic": _bic(loglik, 2, len(values))}
+
+
+def _better_one_mode(fits: dict) -> str:
+    """The one-mode fit (:data:`ONE_MODE`) of the lower BIC among those in ``fits``."""
+    return min((kind for kind in ONE_MODE if kind in fits), key=lambda kind: fits[kind]["bic"])
 
 
 def fit_bimodal(values: np.ndarray, iterations: int = 500) -> dict:
@@ -707,7 +715,7 @@ def _film_cap(config, report: dict) -> str:
 
 def size_fit_reason(fit: dict) -> str:
     """Why :func:`fit_sizes` chose its fit, for people."""
-    one = min((kind for kind in ONE_MODE if kind in fit), key=lambda kind: fit[kind]["bic"])
+    one = _better_one_mode(fit)
     other = ONE_MODE[1 - ONE_MODE.index(one)]
     lead = one
     if other in fit:  # reports made before normal fits have only the lognormal
@@ -755,7 +763,11 @@ def preset_values(report: dict) -> dict:
     return {
         "kind": fit["chosen"],
         "median_nm": _typical(SizeDistribution(fit["chosen"], params)),
-        "sigma": params["std"] / params["mean"] if "std" in params else fit["lognormal"]["sigma"],
+        "sigma": (
+            params["std"] / params["mean"]
+            if fit["chosen"] == "normal"
+            else fit["lognormal"]["sigma"]
+        ),
         "density_per_um2": report["density_per_um2"] * fields_scale(report),
         "polarity": report["polarity"],
         "family": report["family"],
