@@ -533,22 +533,38 @@ def calibrated_checks(report: dict, bright: dict | None) -> list[tuple[str, bool
     return checks
 
 
-def earlier_handset(path: Path) -> dict:
-    """The hand-set arm of an earlier run's ``report.json``: its model summary, FID curve and
-    commits (a report from before issue 42 had only that arm, as ``synthetic``)."""
+def earlier_rows(path: Path, wanted: list[str]) -> dict:
+    """The rows ``wanted`` (``synthetic_handset``, ``real``) of an earlier run's ``report.json``
+    that holds them, each with the commits of the run that made it (a row that report took from
+    a run before it names that run) and, for the hand-set arm, its FID curve. A report from before
+    issue 42 had only the hand-set arm, as ``synthetic``."""
     from napari_diffrendergan.io import read_json
 
     earlier = read_json(path)
-    arms = earlier.get("arms")
-    arm = arms["handset"] if arms else earlier
-    model = earlier["models"][HANDSET_MODEL if arms else "synthetic"]
-    return {
-        "model": model,
-        "curve": {"fid": arm["fid"], "best_epoch": arm["best_epoch"]},
-        "commit": earlier["commit"],
-        "stage_commits": earlier["stage_commits"],
-        "validation_ids": earlier["validation_ids"],
+    made = {"commit": earlier["commit"], "stage_commits": earlier["stage_commits"]}
+    arms, models = earlier.get("arms"), earlier["models"]
+    carried = _earlier_of(earlier)
+    if arms is None:  # before issue 42
+        models = {HANDSET_MODEL: models["synthetic"]}
+        carried = {HANDSET_MODEL: made | {"curve": _curve(earlier)}}
+    elif "handset" in arms:
+        carried = carried | {HANDSET_MODEL: made | {"curve": _curve(arms["handset"])}}
+    rows = {
+        name: carried.get(name, made) | {"model": models[name]} for name in wanted if name in models
     }
+    return {"validation_ids": earlier["validation_ids"], "rows": rows}
+
+
+def _curve(arm: dict) -> dict:
+    return {"fid": arm["fid"], "best_epoch": arm["best_epoch"]}
+
+
+def _earlier_of(report: dict) -> dict:
+    """The rows ``report`` took from earlier runs, by model key, without their scores (older
+    reports held only the hand-set one, as ``handset_from``)."""
+    if report.get("handset_from"):
+        return {HANDSET_MODEL: report["handset_from"]}
+    return report.get("earlier_rows") or {}
 
 
 def write_report(experiment, docs: Path | None) -> Path:
@@ -583,11 +599,14 @@ def write_report(experiment, docs: Path | None) -> Path:
     for name, agreement in sizes.items():
         models[name]["sizes"] = agreement
     curves = {ARM_LABELS[name]: arm for name, arm in arms.items()}
-    handset = experiment.handset
-    if handset is not None:
+    earlier = experiment.earlier  # rows of earlier runs (--earlier-report)
+    if HANDSET_MODEL in earlier:
         rows = list(models.items())  # the hand-set row below the first arm's
-        models = dict(rows[:1] + [(HANDSET_MODEL, handset["model"])] + rows[1:])
-        curves[f"{ARM_LABELS['handset']} (earlier run)"] = handset["curve"]
+        models = dict(rows[:1] + [(HANDSET_MODEL, earlier[HANDSET_MODEL]["model"])] + rows[1:])
+        curves[f"{ARM_LABELS['handset']} (earlier run)"] = earlier[HANDSET_MODEL]["curve"]
+    if "real" in earlier:
+        rows = list(models.items())  # the real-trained row above the classic one
+        models = dict(rows[:-1] + [("real", earlier["real"]["model"])] + rows[-1:])
     write_figure(
         figures / f"{prefix}fid.png",
         fid_curves_figure(curves, first["fid_floor"], PAPER_FID),
@@ -619,9 +638,9 @@ def write_report(experiment, docs: Path | None) -> Path:
         "arms": arms,
         "calibration": calibration_summary(experiment),
         "baselines": baselines,
-        "handset_from": None
-        if handset is None
-        else {k: handset[k] for k in ("commit", "stage_commits", "curve")},
+        "earlier_rows": {
+            name: {k: v for k, v in row.items() if k != "model"} for name, row in earlier.items()
+        },
         "patches": PatchSet.open(out / "patches").meta["counts"],
         "nnunet_minutes": {
             name: ModelFolder(out / f"model_{folder}").metadata()["training_seconds"] / 60
@@ -664,6 +683,7 @@ def markdown(report: dict) -> str:
     calibration, patches = report["calibration"], report["patches"]
     inverted = bool(settings.get("invert"))
     real = settings.get("real_baseline", True)  # reports before the option: always
+    earlier = _earlier_of(report)
     lines = [
         "# TiO2 SEM"
         + (", inverted (dark particles on a bright film)" if inverted else "")
@@ -677,7 +697,7 @@ def markdown(report: dict) -> str:
         + f" --arms {','.join(order)}` {_made_by(report['stage_commits'], report['commit'])} "
         f"in one end-to-end run of {report['budget_minutes']:.0f} min (seed {settings['seed']}); "
         "every figure below comes from that run, and the JSON beside this file holds them for "
-        "scripts." + _handset_from_text(report.get("handset_from")),
+        "scripts." + _earlier_text(earlier),
         "",
         "- Data: 32 real TiO2 SEM scans (Rühle et al. 2021, CC BY-NC-ND 4.0), data bar removed, "
         "7.34 nm/px"
@@ -746,8 +766,9 @@ def markdown(report: dict) -> str:
         )
     for name, m in models.items():
         coco = "–" if m.get("ap50_coco") is None else f"{m['ap50_coco']:.3f}"
+        label = _label(name) + (", earlier run" if name in earlier else "")
         lines.append(
-            f"| **{_label(name)}** | {m['dsc']:.3f} | {m['ap50']:.3f} | {coco} | "
+            f"| **{label}** | {m['dsc']:.3f} | {m['ap50']:.3f} | {coco} | "
             f"{m['pq_instance']:.3f} | {m['pq_paper']:.3f} | {m['found']} / {m['manual']} "
             f"({100 * (m['count_ratio'] - 1):+.0f} %) | {m['merged']} | {m['split']} | "
             f"{m['missed']} | {m['pieces']} | {m['false_positive']} |"
@@ -793,8 +814,8 @@ def markdown(report: dict) -> str:
             + ".",
             "",
         ]
-    if report.get("handset_from"):
-        curve = report["handset_from"]["curve"]
+    if HANDSET_MODEL in earlier:
+        curve = earlier[HANDSET_MODEL]["curve"]
         lines += [
             f"{ARM_LABELS['handset']} (earlier run): FID per epoch: "
             + ", ".join(f"{k}: {v:.1f}" for k, v in curve["fid"].items())
@@ -838,14 +859,20 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _handset_from_text(handset_from: dict | None) -> str:
-    """Where the hand-set row and FID curve come from, when an earlier run gave them."""
-    if handset_from is None:
+EARLIER_ROW_TEXT = {HANDSET_MODEL: "the hand-set row and FID curve", "real": "the real-trained row"}
+
+
+def _earlier_text(earlier: dict) -> str:
+    """Where the rows an earlier run gave come from."""
+    if not earlier:
         return ""
-    made = _made_by(handset_from["stage_commits"], handset_from["commit"])
+    origins = "; ".join(
+        f"{EARLIER_ROW_TEXT[name]} from a run {_made_by(row['stage_commits'], row['commit'])}"
+        for name, row in earlier.items()
+    )
     return (
-        f" The hand-set row and FID curve come from an earlier run of the hand-set arm {made} "
-        "on the same validation scans (`--handset-report`)."
+        f" Rows from earlier runs on the same validation scans (`--earlier-report`), each as "
+        f"that run scored it: {origins}."
     )
 
 

@@ -8,9 +8,11 @@ preset whose sizes and agglomeration were read off the training scans' masks
 (``synthetic_handset``). With ``--invert`` the 32 scans are inverted (1 − scan, masks unchanged):
 dark particles on a bright film, calibrated arm only (the hand-set preset is bright).
 ``--real-baseline no`` leaves out the real-trained model (stages 3 and 4), e.g. for the inverted
-scans, where it would learn the bright run's task with its inputs negated. ``--handset-report``
-takes the hand-set row and FID curve from an earlier run's ``report.json`` when ``--arms``
-leaves the hand-set arm out (the report names that run's commits).
+scans, where it would learn the bright run's task with its inputs negated. ``--earlier-report``
+takes the rows this run leaves out from an earlier run's ``report.json`` on the same validation
+scans: the hand-set row and FID curve when ``--arms`` leaves the hand-set arm out, the
+real-trained row with ``--real-baseline no`` (the report names the commits of the run that made
+each).
 
 Stages (each resumable: run the same command again to continue where it stopped; a stage made
 by another commit of the code is refused unless ``--keep-stages`` is given, and the report then
@@ -283,11 +285,10 @@ class Experiment:
         arms: tuple[str, ...] = tuple(ARMS),
         keep_stages: bool = False,
         bright_report: Path | None = None,
-        handset: dict | None = None,
     ):
         self.out, self.data, self.settings = out, data, LATER_SETTINGS | settings
         self.keep_stages, self.bright_report = keep_stages, bright_report
-        self.handset = handset  # the hand-set arm of an earlier run (--handset-report)
+        self.earlier = {}  # rows of earlier runs by model key (--earlier-report)
         ids = sorted(p.stem for p in (data / "images").glob("*.tif"))
         self.train_ids, self.validation_ids = split(ids, seed=settings["seed"])
         self.commit = commit()
@@ -877,9 +878,10 @@ def main() -> None:
         "the classic route is always scored)",
     )
     parser.add_argument(
-        "--handset-report",
-        help="without the handset arm: an earlier run's report.json whose hand-set arm gives "
-        "the hand-set row and FID curve (same validation scans)",
+        "--earlier-report",
+        help="an earlier bright run's report.json (same validation scans) whose rows this run "
+        "leaves out: the hand-set arm's (row and FID curve) without --arms handset, the "
+        "real-trained one with --real-baseline no",
     )
     parser.add_argument("--docs", help="also write the report and figures into this docs folder")
     parser.add_argument("--redo", choices=STAGES, help="make this stage and all that use it anew")
@@ -900,11 +902,16 @@ def main() -> None:
     bright = Path(args.bright_report) if args.bright_report else None
     if bright is not None and not (args.invert and bright.is_file()):
         sys.exit(f"--bright-report {bright}: give the bright run's report.json, with --invert")
-    handset = Path(args.handset_report) if args.handset_report else None
-    if handset is not None and ("handset" in arms or args.invert or not handset.is_file()):
+    earlier = Path(args.earlier_report) if args.earlier_report else None
+    left_out = [
+        row
+        for row, run in (("synthetic_handset", "handset" in arms), ("real", args.real_baseline))
+        if not run
+    ]
+    if earlier is not None and (args.invert or not left_out or not earlier.is_file()):
         sys.exit(
-            f"--handset-report {handset}: give an earlier bright run's report.json, with --arms "
-            "leaving the handset arm out"
+            f"--earlier-report {earlier}: give an earlier bright run's report.json, with --arms "
+            "leaving the handset arm out or --real-baseline no"
         )
     from napari_diffrendergan.backend import torch_device
 
@@ -929,12 +936,15 @@ def main() -> None:
         if changed:
             sys.exit(f"{out} holds an experiment with other settings {changed}: use another --out")
     experiment = Experiment(out, data, settings, arms, args.keep_stages, bright)
-    if handset is not None:
-        from report_tio2_sem import earlier_handset
+    if earlier is not None:
+        from report_tio2_sem import earlier_rows
 
-        experiment.handset = earlier_handset(handset)
-        if experiment.handset["validation_ids"] != experiment.validation_ids:
-            sys.exit(f"--handset-report {handset}: a run on other validation scans")
+        taken = earlier_rows(earlier, left_out)
+        if taken["validation_ids"] != experiment.validation_ids:
+            sys.exit(f"--earlier-report {earlier}: a run on other validation scans")
+        if missing := set(left_out) - set(taken["rows"]):
+            sys.exit(f"--earlier-report {earlier}: it holds no {', '.join(sorted(missing))} row")
+        experiment.earlier = taken["rows"]
     if args.redo:
         experiment.redo(args.redo)
     experiment.run(Path(args.docs) if args.docs else None)
