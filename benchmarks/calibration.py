@@ -213,7 +213,7 @@ def tio2_lines(tio2: dict) -> list[str]:
 
 def figure(cases: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     from napari_diffrendergan.io import write_figure
 
@@ -230,7 +230,8 @@ def figure(cases: list[dict], path: Path) -> None:
         for c in cases:
             axis.plot(*c[key], markers[c["polarity"]], color=colours[c["preset"]], ms=5)
         axis.set(xscale="log", yscale="log", xlabel=f"true {key} ({unit})")
-        for ticks in (axis.xaxis, axis.yaxis):
+        for ticks in (axis.xaxis, axis.yaxis):  # 1, 2, 5 per decade: the ranges span less
+            ticks.set_major_locator(LogLocator(subs=(1, 2, 5)))
             ticks.set_major_formatter(ScalarFormatter())
             ticks.set_minor_formatter(NullFormatter())
         axis.set(ylabel=f"estimated {key} ({unit})", title=f"{key} (band: ±{target:.0%})")
