@@ -905,7 +905,7 @@ def main() -> None:
     earlier = Path(args.earlier_report) if args.earlier_report else None
     left_out = [
         row
-        for row, run in (("synthetic_handset", "handset" in arms), ("real", args.real_baseline))
+        for row, run in ((ARMS["handset"].report, "handset" in arms), ("real", args.real_baseline))
         if not run
     ]
     if earlier is not None and (args.invert or not left_out or not earlier.is_file()):
